@@ -1,0 +1,1 @@
+"""RAGTune Playground as a Python library: no Streamlit in here."""

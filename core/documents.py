@@ -1,0 +1,370 @@
+"""Bytes + file name -> pages -> chunks with metadata.
+
+Identity: a document's id is the hash of its bytes, and a chunk's point id is
+uuid5(document id, chunk index), so re-uploading the same file is idempotent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import re
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any, Literal
+
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+from core.errors import (
+    CorruptFileError,
+    EmptyFileError,
+    EncryptedFileError,
+    FileTooLargeError,
+    MismatchedFileTypeError,
+    NoTextError,
+    UnsafeFileNameError,
+    UnsupportedFileError,
+)
+
+log = logging.getLogger(__name__)
+
+DocumentKind = Literal["pdf", "markdown", "text"]
+
+EXTENSIONS: dict[str, DocumentKind] = {
+    ".pdf": "pdf",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".txt": "text",
+    ".text": "text",
+}
+SUPPORTED_EXTENSIONS = tuple(ext.lstrip(".") for ext in EXTENSIONS)
+
+# Leading bytes of formats people upload by mistake, to name what a file really is.
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"%PDF-", "a PDF document"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"PK\x03\x04", "a ZIP archive (a .docx, .xlsx or .zip file)"),
+    (b"\xd0\xcf\x11\xe0", "a legacy Microsoft Office document"),
+    (b"\x7fELF", "a program binary"),
+)
+
+_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
+_FENCE = re.compile(r"^[ \t]{0,3}(```|~~~)")
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of text; PDFs have many, text files one per form-feed-separated part."""
+
+    number: int
+    text: str
+
+
+@dataclass(frozen=True)
+class ParsedDocument:
+    doc_id: str
+    filename: str
+    kind: DocumentKind
+    pages: tuple[Page, ...]
+    size_bytes: int
+    encoding: str | None = None
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a page, small enough for the embedding model to read whole."""
+
+    doc_id: str
+    filename: str
+    page: int
+    index: int
+    text: str
+    start: int
+    end: int
+    heading: str | None = None
+
+    @property
+    def point_id(self) -> str:
+        return point_id(self.doc_id, self.index)
+
+    def metadata(self) -> dict[str, Any]:
+        """Payload stored next to the vector (offsets index into the page's text)."""
+        return {
+            "doc_id": self.doc_id,
+            "filename": self.filename,
+            "page": self.page,
+            "chunk_index": self.index,
+            "heading": self.heading,
+            "start": self.start,
+            "end": self.end,
+        }
+
+
+def document_id(data: bytes) -> str:
+    """Content hash: the same bytes always give the same id, whatever the file is called."""
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def point_id(doc_id: str, index: int) -> str:
+    """uuid5 in the document's own namespace (its id is 128 bits of hex)."""
+    return str(uuid.uuid5(uuid.UUID(hex=doc_id), str(index)))
+
+
+def check_filename(filename: str) -> str:
+    """Return the name if it is a plain file name; it is only ever shown, never used as a path.
+
+    Raises:
+        UnsafeFileNameError: separators, `..`, control characters, or an empty name.
+    """
+    name = unicodedata.normalize("NFC", filename or "").strip()
+    if not name:
+        raise UnsafeFileNameError("The file has no name; give it one (e.g. notes.txt) and upload again.")
+    if "/" in name or "\\" in name or name in {".", ".."}:
+        raise UnsafeFileNameError(
+            f"File name {filename!r} contains a path (/, \\ or ..); rename it to a plain name "
+            "such as handbook.pdf and upload again."
+        )
+    if any(unicodedata.category(ch) == "Cc" for ch in name):
+        raise UnsafeFileNameError(
+            f"File name {filename!r} contains control characters; rename it and upload again."
+        )
+    if len(name) > 255:
+        raise UnsafeFileNameError("File name is longer than 255 characters; shorten it and upload again.")
+    return name
+
+
+def kind_for(filename: str) -> DocumentKind:
+    """Map an extension to a document kind.
+
+    Raises:
+        UnsupportedFileError: for any other extension.
+    """
+    suffix = PurePosixPath(filename).suffix.lower()
+    kind = EXTENSIONS.get(suffix)
+    if kind is None:
+        shown = suffix or "no extension"
+        raise UnsupportedFileError(
+            f"{filename!r} has {shown}; upload PDF, Markdown (.md) or text (.txt) files. "
+            "Convert other formats first (e.g. save a Word file as PDF)."
+        )
+    return kind
+
+
+def _sniff(data: bytes) -> str | None:
+    head = data[:16]
+    for signature, what in _SIGNATURES:
+        if head.startswith(signature):
+            return what
+    return None
+
+
+def parse(data: bytes, filename: str, *, max_bytes: int | None = None) -> ParsedDocument:
+    """Parse an uploaded file into pages of text.
+
+    Raises:
+        DocumentError: a subclass naming what is wrong with the file and what to do.
+    """
+    name = check_filename(filename)
+    kind = kind_for(name)
+    if max_bytes is not None and len(data) > max_bytes:
+        raise FileTooLargeError(
+            f"{name} is {len(data) / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit; split it, "
+            "or raise RAGTUNE_MAX_UPLOAD_MB."
+        )
+    if not data:
+        raise EmptyFileError(f"{name} is empty (0 bytes); upload the file again or pick another.")
+    if kind == "pdf":
+        return _parse_pdf(data, name)
+    return _parse_text(data, name, kind)
+
+
+def _parse_pdf(data: bytes, name: str) -> ParsedDocument:
+    # The PDF header may be preceded by junk, but only within the first kilobyte.
+    if b"%PDF-" not in data[:1024]:
+        actual = _sniff(data)
+        if actual:
+            raise MismatchedFileTypeError(
+                f"{name} is named .pdf but is {actual}; upload the real PDF, or rename it to its true type."
+            )
+        raise CorruptFileError(f"{name} is not a PDF (no %PDF header); export it to PDF again and upload.")
+
+    from pypdf import PdfReader
+    from pypdf.constants import PasswordType
+    from pypdf.errors import DependencyError, PyPdfError
+
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted:
+            # Many PDFs are "encrypted" with an empty user password and open freely.
+            if reader.decrypt("") == PasswordType.NOT_DECRYPTED:
+                raise EncryptedFileError(
+                    f"{name} is password-protected; save an unprotected copy "
+                    "(e.g. `qpdf --decrypt in.pdf out.pdf`) and upload that."
+                )
+        raw_pages = list(reader.pages)
+    except EncryptedFileError:
+        raise
+    except DependencyError as e:
+        raise EncryptedFileError(
+            f"{name} is encrypted with a scheme this install cannot open ({e}); save an "
+            "unprotected copy and upload that."
+        ) from e
+    except (PyPdfError, ValueError, KeyError, TypeError, OSError, RecursionError) as e:
+        raise CorruptFileError(
+            f"{name} is damaged and cannot be read ({e}); export it to PDF again and upload."
+        ) from e
+    if not raw_pages:
+        raise CorruptFileError(f"{name} has no pages; export it to PDF again and upload.")
+
+    pages: list[Page] = []
+    warnings: list[str] = []
+    for number, raw in enumerate(raw_pages, start=1):
+        try:
+            text = raw.extract_text() or ""
+        except Exception as e:  # noqa: BLE001 - one bad page must not sink the document
+            log.warning("%s page %d: %s", name, number, e)
+            warnings.append(f"page {number} could not be read and was skipped")
+            text = ""
+        pages.append(Page(number, _clean(text)))
+    if not any(p.text.strip() for p in pages):
+        raise NoTextError(
+            f"{name} has {len(pages)} page(s) but no extractable text; it is probably scanned images. "
+            "Run OCR on it (e.g. `ocrmypdf in.pdf out.pdf`) and upload the result."
+        )
+    blank = [p.number for p in pages if not p.text.strip()]
+    if blank:
+        warnings.append(f"{len(blank)} page(s) without text: {_ranges(blank)}")
+    return ParsedDocument(
+        doc_id=document_id(data),
+        filename=name,
+        kind="pdf",
+        pages=tuple(pages),
+        size_bytes=len(data),
+        warnings=tuple(warnings),
+    )
+
+
+def _parse_text(data: bytes, name: str, kind: DocumentKind) -> ParsedDocument:
+    actual = _sniff(data)
+    if actual:
+        raise MismatchedFileTypeError(
+            f"{name} is named .{name.rsplit('.', 1)[-1]} but is {actual}; upload it with its real "
+            "extension (PDF is supported) or convert it to text."
+        )
+    text, encoding = decode_text(data)
+    if "\x00" in text:
+        raise MismatchedFileTypeError(
+            f"{name} looks like a binary file, not text; upload a PDF, Markdown or plain-text file."
+        )
+    if not text.strip():
+        raise EmptyFileError(f"{name} contains only whitespace; there is nothing to index.")
+    warnings = []
+    if encoding not in ("utf-8", "utf-8-sig", "ascii"):
+        warnings.append(f"not UTF-8; decoded as {encoding}")
+    parts = text.split("\f")
+    pages = tuple(Page(i, part) for i, part in enumerate(parts, start=1))
+    return ParsedDocument(
+        doc_id=document_id(data),
+        filename=name,
+        kind=kind,
+        pages=pages,
+        size_bytes=len(data),
+        encoding=encoding,
+        warnings=tuple(warnings),
+    )
+
+
+def decode_text(data: bytes) -> tuple[str, str]:
+    """Decode bytes as UTF-8 (BOMs honoured), falling back to cp1252 then latin-1; never raises."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        candidates = ["utf-16"]
+    elif data.startswith(b"\xef\xbb\xbf"):
+        candidates = ["utf-8-sig"]
+    else:
+        candidates = ["utf-8", "cp1252"]
+    for encoding in candidates:
+        try:
+            return _clean(data.decode(encoding)), encoding
+        except UnicodeDecodeError:
+            continue
+    return _clean(data.decode("latin-1")), "latin-1"
+
+
+def _clean(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _ranges(numbers: list[int]) -> str:
+    shown = ", ".join(str(n) for n in numbers[:10])
+    return shown + (" …" if len(numbers) > 10 else "")
+
+
+def markdown_sections(text: str) -> list[tuple[str | None, int, int]]:
+    """Split Markdown along ATX headings (not inside code fences).
+
+    Returns:
+        (heading path such as "Guide > Install", start, end) for each section with a body.
+    """
+    sections: list[tuple[str | None, int, int]] = []
+    stack: list[tuple[int, str]] = []
+    heading: str | None = None
+    start = 0
+    offset = 0
+    in_fence = False
+    for line in text.splitlines(keepends=True):
+        if _FENCE.match(line):
+            in_fence = not in_fence
+        match = None if in_fence else _HEADING.match(line.rstrip("\n"))
+        if match:
+            sections.append((heading, start, offset))
+            level = len(match.group(1))
+            stack = [(lvl, title) for lvl, title in stack if lvl < level] + [(level, match.group(2))]
+            heading = " > ".join(title for _, title in stack)
+            start = offset
+        offset += len(line)
+    sections.append((heading, start, len(text)))
+    return [(h, s, e) for h, s, e in sections if _has_body(text[s:e])]
+
+
+def _has_body(section: str) -> bool:
+    lines = [ln for ln in section.splitlines() if ln.strip()]
+    return any(not _HEADING.match(ln) for ln in lines)
+
+
+def split(doc: ParsedDocument, *, chunk_size: int, chunk_overlap: int) -> list[Chunk]:
+    """Chunk a parsed document; Markdown is split along headings first."""
+    splitter = RecursiveCharacterTextSplitter(
+        chunk_size=chunk_size, chunk_overlap=chunk_overlap, add_start_index=True
+    )
+    chunks: list[Chunk] = []
+    for page in doc.pages:
+        if doc.kind == "markdown":
+            spans = markdown_sections(page.text)
+        else:
+            spans = [(None, 0, len(page.text))]
+        for heading, span_start, span_end in spans:
+            for piece in splitter.create_documents([page.text[span_start:span_end]]):
+                text = piece.page_content
+                if not text.strip():
+                    continue
+                start = span_start + int(piece.metadata["start_index"])
+                chunks.append(
+                    Chunk(
+                        doc_id=doc.doc_id,
+                        filename=doc.filename,
+                        page=page.number,
+                        index=len(chunks),
+                        text=text,
+                        start=start,
+                        end=start + len(text),
+                        heading=heading,
+                    )
+                )
+    return chunks

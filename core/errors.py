@@ -1,0 +1,75 @@
+"""The app's error family: every message says what went wrong and what to do."""
+
+from __future__ import annotations
+
+
+class AppError(Exception):
+    """Base of every error the UI shows to the user."""
+
+
+class ConfigError(AppError):
+    """A setting is missing or malformed."""
+
+
+class DocumentError(AppError):
+    """An uploaded file cannot be turned into a document."""
+
+
+class EmptyFileError(DocumentError):
+    """The file has no bytes, or no text at all."""
+
+
+class FileTooLargeError(DocumentError):
+    """The file is over the configured upload limit."""
+
+
+class UnsafeFileNameError(DocumentError):
+    """The file name carries path separators, `..` or control characters."""
+
+
+class UnsupportedFileError(DocumentError):
+    """The file type is not one the app ingests."""
+
+
+class MismatchedFileTypeError(DocumentError):
+    """The file's content does not match its extension."""
+
+
+class CorruptFileError(DocumentError):
+    """The file is damaged and cannot be parsed."""
+
+
+class EncryptedFileError(DocumentError):
+    """The PDF is password-protected."""
+
+
+class NoTextError(DocumentError):
+    """The file has no extractable text (a scanned PDF, for example)."""
+
+
+class StoreError(AppError):
+    """The vector store refused or failed an operation."""
+
+
+class StoreLockedError(StoreError):
+    """Qdrant local storage is held by another process."""
+
+
+class StoreUnavailableError(StoreError):
+    """The Qdrant server cannot be reached."""
+
+
+class KnowledgeBaseError(StoreError):
+    """A knowledge base is missing, misnamed or already exists."""
+
+
+class EmbeddingMismatchError(StoreError):
+    """A knowledge base was built with another embedding model or dimension."""
+
+
+class EmbeddingError(AppError):
+    """The embedding model cannot be loaded or run."""
+
+
+class CancelledError(AppError):
+    """Long work was cancelled by the user; nothing half-made was kept."""

@@ -1,0 +1,180 @@
+"""Uploads -> parsed, chunked, embedded documents in a knowledge base, with a report per file."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from core import documents
+from core.documents import Chunk, ParsedDocument
+from core.errors import AppError, DocumentError
+from core.store import DocumentRecord, Store, now_iso
+
+log = logging.getLogger(__name__)
+
+Status = Literal["added", "replaced", "unchanged", "refused", "cancelled"]
+Progress = Callable[[int, int, str], None]
+
+
+class CancelFlag(Protocol):
+    """Anything with `is_set()`, such as `threading.Event`."""
+
+    def is_set(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Upload:
+    filename: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class FileReport:
+    filename: str
+    status: Status
+    pages: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+    message: str = ""
+    doc_id: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("added", "replaced", "unchanged")
+
+
+@dataclass
+class _Pending:
+    upload_name: str
+    doc: ParsedDocument
+    chunks: list[Chunk]
+    seconds: float
+
+
+def ingest(
+    store: Store,
+    kb: str,
+    uploads: Sequence[Upload],
+    *,
+    max_bytes: int | None = None,
+    progress: Progress | None = None,
+    cancel: CancelFlag | None = None,
+) -> list[FileReport]:
+    """Add files to a knowledge base; each file is either fully searchable or absent.
+
+    Unchanged content is skipped without parsing or embedding; a changed file with the name
+    of an existing document replaces it; bad files are refused with the reason and leave the
+    knowledge base as it was. Cancelling rolls back the document in progress.
+
+    Returns:
+        One report per upload, in upload order.
+    """
+    info = store.require_kb(kb)
+
+    def report(done: int, total: int, message: str) -> None:
+        if progress is not None:
+            progress(done, total, message)
+
+    reports: dict[int, FileReport] = {}
+    pending: dict[int, _Pending] = {}
+    seen: dict[str, str] = {}
+    for i, upload in enumerate(uploads):
+        report(0, 0, f"Reading {upload.filename} ({i + 1}/{len(uploads)})")
+        started = time.perf_counter()
+        try:
+            name = documents.check_filename(upload.filename)
+            doc_id = documents.document_id(upload.data)
+            existing = store.find_document(kb, doc_id=doc_id) if upload.data else None
+            if existing is not None or doc_id in seen:
+                same_as = existing.filename if existing else seen[doc_id]
+                note = "already in the knowledge base" + ("" if same_as == name else f" as {same_as}")
+                reports[i] = FileReport(
+                    name,
+                    "unchanged",
+                    pages=existing.pages if existing else 0,
+                    chunks=existing.chunks if existing else 0,
+                    seconds=time.perf_counter() - started,
+                    message=f"Unchanged: {note}; skipped.",
+                    doc_id=doc_id,
+                )
+                continue
+            doc = documents.parse(upload.data, name, max_bytes=max_bytes)
+            chunks = documents.split(doc, chunk_size=info.chunk_size, chunk_overlap=info.chunk_overlap)
+        except DocumentError as e:
+            reports[i] = FileReport(upload.filename, "refused", seconds=time.perf_counter() - started, message=str(e))
+            continue
+        seen[doc_id] = name
+        pending[i] = _Pending(upload.filename, doc, chunks, time.perf_counter() - started)
+
+    total = sum(len(p.chunks) for p in pending.values())
+    done = 0
+    cancelled = False
+    for i, item in pending.items():
+        doc = item.doc
+        if cancelled or (cancel is not None and cancel.is_set()):
+            cancelled = True
+            reports[i] = FileReport(doc.filename, "cancelled", message="Cancelled before it started; not added.")
+            continue
+        started = time.perf_counter()
+
+        def on_batch(n: int, name: str = doc.filename) -> None:
+            nonlocal done
+            done += n
+            report(done, total, f"Embedding {name}: {done}/{total} chunks")
+
+        try:
+            finished = store.add_chunks(
+                kb, item.chunks, on_batch=on_batch, should_stop=cancel.is_set if cancel is not None else None
+            )
+            if not finished:
+                store.delete_chunks(kb, doc.doc_id)
+                cancelled = True
+                reports[i] = FileReport(doc.filename, "cancelled", message="Cancelled part-way; nothing was kept.")
+                continue
+            previous = store.find_document(kb, filename=doc.filename)
+            store.commit(
+                DocumentRecord(
+                    kb=kb,
+                    doc_id=doc.doc_id,
+                    filename=doc.filename,
+                    kind=doc.kind,
+                    pages=len(doc.pages),
+                    chunks=len(item.chunks),
+                    size_bytes=doc.size_bytes,
+                    added=now_iso(),
+                    encoding=doc.encoding,
+                )
+            )
+            if previous is not None and previous.doc_id != doc.doc_id:
+                store.delete_document(kb, previous.doc_id)
+        except BaseException as e:
+            # Whatever stopped us (a store error, Ctrl-C), leave no half document behind.
+            _rollback(store, kb, doc.doc_id)
+            if not isinstance(e, AppError):
+                raise
+            reports[i] = FileReport(doc.filename, "refused", message=f"Not added: {e}")
+            continue
+        notes = [f"Replaced the earlier version of {doc.filename}."] if previous is not None else []
+        notes += [f"Note: {w}." for w in doc.warnings]
+        reports[i] = FileReport(
+            doc.filename,
+            "replaced" if previous is not None else "added",
+            pages=len(doc.pages),
+            chunks=len(item.chunks),
+            seconds=item.seconds + time.perf_counter() - started,
+            message=" ".join(notes),
+            doc_id=doc.doc_id,
+        )
+    report(total, total, "Cancelled" if cancelled else "Done")
+    return [reports[i] for i in range(len(uploads))]
+
+
+def _rollback(store: Store, kb: str, doc_id: str) -> None:
+    try:
+        if store.find_document(kb, doc_id=doc_id) is None:
+            store.delete_chunks(kb, doc_id)
+    except AppError:
+        log.exception("Could not roll back document %s in %s", doc_id, kb)

@@ -195,8 +195,7 @@ def _parse_pdf(data: bytes, name: str) -> ParsedDocument:
             )
         raise CorruptFileError(f"{name} is not a PDF (no %PDF header); export it to PDF again and upload.")
 
-    from pypdf import PdfReader
-    from pypdf.constants import PasswordType
+    from pypdf import PasswordType, PdfReader
     from pypdf.errors import DependencyError, PyPdfError
 
     try:

@@ -1,0 +1,12 @@
+"""RAGTune Playground: entry point. Navigation over pages/, sidebar with backend status."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui.sidebar import render_sidebar
+
+st.set_page_config(page_title="RAGTune Playground", page_icon="🧪", layout="wide")
+page = st.navigation([st.Page("pages/documents.py", title="Documents", icon="📄", default=True)])
+render_sidebar()
+page.run()

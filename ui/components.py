@@ -1,0 +1,90 @@
+"""Rendering helpers shared by pages. Document text is shown as text, never as HTML."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import streamlit as st
+
+from core.ingest import FileReport
+from core.store import DocumentRecord, SearchHit
+
+STATUS_LABELS = {
+    "added": "✅ added",
+    "replaced": "🔁 replaced",
+    "unchanged": "⏭️ unchanged",
+    "refused": "❌ refused",
+    "cancelled": "⏹️ cancelled",
+}
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB"):
+        if size < 1024 or unit == "MB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} MB"
+
+
+def progress_callback(label: str) -> Callable[[int, int, str], None]:
+    """A core progress callback drawn as an st.progress bar."""
+    bar = st.progress(0.0, text=label)
+
+    def update(done: int, total: int, message: str) -> None:
+        bar.progress(min(done / total, 1.0) if total else 0.0, text=message)
+
+    return update
+
+
+def ingest_report(reports: Sequence[FileReport]) -> None:
+    """Per-file outcome table, then one line that sums it up."""
+    st.dataframe(
+        [
+            {
+                "File": r.filename,
+                "Result": STATUS_LABELS[r.status],
+                "Pages": r.pages,
+                "Chunks": r.chunks,
+                "Seconds": round(r.seconds, 2),
+                "Details": r.message,
+            }
+            for r in reports
+        ],
+        hide_index=True,
+        width="stretch",
+    )
+    refused = [r for r in reports if r.status == "refused"]
+    added = sum(r.status in ("added", "replaced") for r in reports)
+    if refused:
+        st.warning(f"{len(refused)} file(s) refused, {added} added. The knowledge base kept everything it had.")
+    elif any(r.status == "cancelled" for r in reports):
+        st.warning(f"Cancelled: {added} file(s) added in full; the rest were not added.")
+    else:
+        st.success(f"{added} file(s) added, {len(reports) - added} unchanged.")
+
+
+def documents_table(docs: Sequence[DocumentRecord]) -> None:
+    st.dataframe(
+        [
+            {
+                "Name": d.filename,
+                "Type": d.kind,
+                "Pages": d.pages,
+                "Chunks": d.chunks,
+                "Added": d.added.replace("T", " ").replace("+00:00", " UTC"),
+                "Size": human_size(d.size_bytes),
+            }
+            for d in docs
+        ],
+        hide_index=True,
+        width="stretch",
+    )
+
+
+def hit_card(rank: int, hit: SearchHit, *, show_score: bool = True) -> None:
+    """One chunk: where it comes from, its score, and its text shown verbatim."""
+    where = f"{hit.filename} · page {hit.page}" + (f" · {hit.heading}" if hit.heading else "")
+    title = f"#{rank} · {where}" + (f" · score {hit.score:.3f}" if show_score else "")
+    with st.expander(title, expanded=rank == 1):
+        st.text(hit.text)

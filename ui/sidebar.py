@@ -1,0 +1,27 @@
+"""Sidebar shown on every page: which Qdrant and which embedding model are in use."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.embeddings import BUNDLED_DIMENSION, BUNDLED_MODEL
+from core.errors import AppError
+from ui import resources
+
+
+def render_sidebar() -> None:
+    with st.sidebar:
+        st.subheader("Backends")
+        try:
+            s = resources.settings()
+        except AppError as e:
+            st.error(str(e))
+            return
+        st.caption(f"🗄️ {s.describe_qdrant()}")
+        st.caption(f"🔤 Embeddings: {BUNDLED_MODEL} ({BUNDLED_DIMENSION} dims, bundled, CPU)")
+        try:
+            count = len(resources.store().list_kbs())
+        except AppError as e:
+            st.error(f"Qdrant: {e}")
+        else:
+            st.caption(f"✅ Qdrant ready · {count} knowledge base{'s' if count != 1 else ''}")

@@ -1,0 +1,22 @@
+"""Every st.session_state default, in one place; keys are namespaced by page."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import MutableMapping
+from typing import Any
+
+DEFAULTS: dict[str, Any] = {
+    "documents.kb": None,
+    "documents.reports": [],
+    "documents.upload_round": 0,
+    "documents.search": "",
+    "documents.error": None,
+}
+
+
+def init_state(state: MutableMapping[str, Any]) -> None:
+    """Fill in missing defaults without touching values the user already set."""
+    for key, value in DEFAULTS.items():
+        if key not in state:
+            state[key] = copy.deepcopy(value)

@@ -63,10 +63,10 @@ def load_bundled() -> EmbeddingModel:
     except Exception as e:  # noqa: BLE001 - any load failure gets one clear message
         raise EmbeddingError(f"Could not load the bundled embedding model from {path}: {e}") from e
     client = hf._client
-    dimension = int(client.get_embedding_dimension())
+    dimension = client.get_embedding_dimension() or BUNDLED_DIMENSION
     return EmbeddingModel(
         name=BUNDLED_MODEL,
         dimension=dimension,
         embeddings=hf,
-        max_tokens=int(client.max_seq_length),
+        max_tokens=client.max_seq_length or 256,
     )

@@ -71,6 +71,7 @@ def ingest(
 
     Returns:
         One report per upload, in upload order.
+
     """
     info = store.require_kb(kb)
 
@@ -168,7 +169,7 @@ def ingest(
             message=" ".join(notes),
             doc_id=doc.doc_id,
         )
-    report(total, total, "Cancelled" if cancelled else "Done")
+    report(done if cancelled else total, total, "Cancelled" if cancelled else "Done")
     return [reports[i] for i in range(len(uploads))]
 
 

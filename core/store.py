@@ -88,6 +88,7 @@ def open_client(settings: Settings) -> QdrantClient:
     Raises:
         StoreLockedError: local storage is held by another process.
         StoreUnavailableError: the server does not answer.
+
     """
     if settings.qdrant_url:
         try:
@@ -158,6 +159,12 @@ class Store:
         with self._lock:
             self.client.close()
 
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @contextmanager
     def _guard(self, action: str) -> Iterator[None]:
         """Serialize access and translate client errors into StoreError."""
@@ -223,9 +230,7 @@ class Store:
             )
             if self.server:
                 for key in ("doc_id", "filename"):
-                    self.client.create_payload_index(
-                        name, f"{METADATA_KEY}.{key}", models.PayloadSchemaType.KEYWORD
-                    )
+                    self.client.create_payload_index(name, f"{METADATA_KEY}.{key}", models.PayloadSchemaType.KEYWORD)
         return kb
 
     def delete_kb(self, name: str) -> None:
@@ -271,7 +276,9 @@ class Store:
             if offset is None:
                 return records
 
-    def find_document(self, kb: str, *, doc_id: str | None = None, filename: str | None = None) -> DocumentRecord | None:
+    def find_document(
+        self, kb: str, *, doc_id: str | None = None, filename: str | None = None
+    ) -> DocumentRecord | None:
         fields = {k: v for k, v in {"doc_id": doc_id, "filename": filename}.items() if v is not None}
         with self._guard("looking up a document"):
             found = self._scroll_manifest(_kb_filter(kb, **fields))
@@ -290,6 +297,7 @@ class Store:
 
         Returns:
             False if `should_stop` asked to stop between batches (the caller cleans up).
+
         """
         self.require_kb(kb)
         for start in range(0, len(chunks), batch_size):
@@ -317,7 +325,11 @@ class Store:
         with self._guard(f"recording {record.filename}"):
             self.client.upsert(
                 MANIFEST,
-                points=[models.PointStruct(id=self._manifest_id(record.kb, record.doc_id), vector={}, payload=asdict(record))],
+                points=[
+                    models.PointStruct(
+                        id=self._manifest_id(record.kb, record.doc_id), vector={}, payload=asdict(record)
+                    )
+                ],
             )
 
     def delete_document(self, kb: str, doc_id: str) -> None:
@@ -358,9 +370,7 @@ class Store:
             found = vs.similarity_search_with_score(
                 query, k=k, filter=_doc_filter(doc_ids), score_threshold=score_threshold
             )
-        return [
-            self._hit({CONTENT_KEY: doc.page_content, METADATA_KEY: doc.metadata}, score) for doc, score in found
-        ]
+        return [self._hit({CONTENT_KEY: doc.page_content, METADATA_KEY: doc.metadata}, score) for doc, score in found]
 
     @staticmethod
     def _hit(payload: dict[str, Any], score: float) -> SearchHit:

@@ -46,19 +46,18 @@ def run_ingest(kb_name: str, uploads: list[Upload], label: str) -> None:
 
 
 left, middle, right = st.columns([3, 1, 1], vertical_alignment="bottom")
-with middle.popover("➕ New", width="stretch"):
-    with st.form("documents.new_kb", border=False):
-        new_name = st.text_input("Name", placeholder="handbook", key="documents.new_name")
-        size = st.number_input("Chunk size (characters)", 200, 4000, settings.chunk_size, 50, key="documents.chunk_size")
-        overlap = st.number_input("Overlap (characters)", 0, 1000, settings.chunk_overlap, 10, key="documents.overlap")
-        if st.form_submit_button("Create knowledge base"):
-            try:
-                store.create_kb(new_name, chunk_size=int(size), chunk_overlap=int(overlap))
-            except AppError as e:
-                st.error(str(e))
-            else:
-                st.session_state["documents.kb"] = new_name.strip()
-                st.rerun()
+with middle.popover("➕ New", width="stretch"), st.form("documents.new_kb", border=False):
+    new_name = st.text_input("Name", placeholder="handbook", key="documents.new_name")
+    size = st.number_input("Chunk size (characters)", 200, 4000, settings.chunk_size, 50, key="documents.chunk_size")
+    overlap = st.number_input("Overlap (characters)", 0, 1000, settings.chunk_overlap, 10, key="documents.overlap")
+    if st.form_submit_button("Create knowledge base"):
+        try:
+            store.create_kb(new_name, chunk_size=int(size), chunk_overlap=int(overlap))
+        except AppError as e:
+            st.error(str(e))
+        else:
+            st.session_state["documents.kb"] = new_name.strip()
+            st.rerun()
 load_sample = right.button("📦 Load sample", key="documents.load_sample", width="stretch")
 if load_sample:
     try:
@@ -82,13 +81,34 @@ st.caption(
     f"{kb.chunk_overlap} overlap · created {kb.created[:10]}"
 )
 
+
+def delete_kb(name: str) -> None:
+    # A callback runs before the page, when the knowledge-base picker may still be changed.
+    try:
+        store.delete_kb(name)
+    except AppError as e:
+        st.session_state["documents.error"] = str(e)
+    st.session_state["documents.kb"] = None
+
+
+with st.expander("⚠️ Delete this knowledge base"):
+    confirm = st.text_input(f"Type {kb_name} to confirm", key="documents.confirm_delete_kb")
+    st.button(
+        "Delete knowledge base",
+        disabled=confirm != kb_name,
+        on_click=delete_kb,
+        args=(kb_name,),
+        key="documents.delete_kb",
+    )
+
 st.subheader("Add documents")
 files = st.file_uploader(
     "PDF, Markdown or text files",
     type=list(SUPPORTED_EXTENSIONS),
     accept_multiple_files=True,
     key=f"documents.upload.{st.session_state['documents.upload_round']}",
-    help=f"Up to {settings.max_upload_mb} MB a file. Unchanged files are skipped; a changed file replaces its old version.",
+    help=f"Up to {settings.max_upload_mb} MB a file. Unchanged files are skipped; "
+    "a changed file replaces its earlier version.",
 )
 if files and st.button(f"Add {len(files)} file(s) to {kb_name}", type="primary", key="documents.add"):
     run_ingest(kb_name, [Upload(f.name, f.getvalue()) for f in files], "Adding documents…")
@@ -124,16 +144,3 @@ else:
     pick = st.selectbox("Or browse a document", list(by_label), key="documents.browse")
     for hit in store.chunks_of(kb_name, by_label[pick].doc_id):
         components.hit_card(hit.chunk_index + 1, hit, show_score=False)
-
-def delete_kb(name: str) -> None:
-    # A callback runs before the page, when the knowledge-base picker may still be changed.
-    try:
-        store.delete_kb(name)
-    except AppError as e:
-        st.session_state["documents.error"] = str(e)
-    st.session_state["documents.kb"] = None
-
-
-with st.expander("⚠️ Delete this knowledge base"):
-    confirm = st.text_input(f"Type {kb_name} to confirm", key="documents.confirm_delete_kb")
-    st.button("Delete knowledge base", disabled=confirm != kb_name, on_click=delete_kb, args=(kb_name,), key="documents.delete_kb")

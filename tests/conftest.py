@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.config import Settings
+from core.embeddings import EmbeddingModel, load_bundled
+from core.store import Store
+from tests.helpers import CountingEmbeddings
+
+_names = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own DATA_DIR and the embedded defaults, whatever the shell has set."""
+    for name in ("QDRANT_URL", "QDRANT_PATH", "QDRANT_API_KEY", "RAGTUNE_MAX_UPLOAD_MB"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+@pytest.fixture(scope="session")
+def minilm() -> EmbeddingModel:
+    """The real bundled MiniLM, loaded once per test session."""
+    return load_bundled()
+
+
+@pytest.fixture
+def counting(minilm: EmbeddingModel) -> EmbeddingModel:
+    """MiniLM behind a wrapper that counts embedded texts (`.embeddings.documents_embedded`)."""
+    return EmbeddingModel(
+        name=minilm.name,
+        dimension=minilm.dimension,
+        embeddings=CountingEmbeddings(minilm.embeddings),
+        max_tokens=minilm.max_tokens,
+    )
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+@pytest.fixture
+def store(settings: Settings, counting: EmbeddingModel) -> Iterator[Store]:
+    """Qdrant local mode in the test's temp DATA_DIR, with the real (counted) MiniLM."""
+    s = Store.open(settings, counting)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def kb(store: Store, settings: Settings) -> str:
+    """A fresh, empty knowledge base."""
+    name = f"kb-{next(_names)}"
+    store.create_kb(name, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
+    return name

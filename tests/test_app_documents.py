@@ -1,0 +1,138 @@
+"""The Documents page through Streamlit's AppTest, driven by widget keys as a user would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from qdrant_client import QdrantClient
+from streamlit.testing.v1 import AppTest
+
+from tests.helpers import PNG_BYTES
+
+pytestmark = pytest.mark.slow
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+NOTES = b"# Pier notes\n\nThe ferry to Skellig Mor leaves Pier 4 at 08:15 every weekday.\n"
+
+
+def start() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def create_kb(at: AppTest, name: str) -> None:
+    at.text_input(key="documents.new_name").input(name)
+    next(b for b in at.button if b.label == "Create knowledge base").click()
+    at.run()
+    assert not at.exception
+
+
+def upload(at: AppTest, *files: tuple[str, bytes, str]) -> None:
+    at.file_uploader[0].set_value(list(files))
+    at.run()
+    at.button(key="documents.add").click()
+    at.run()
+    assert not at.exception
+
+
+def table(at: AppTest, index: int) -> list[dict[str, object]]:
+    records: list[dict[str, object]] = at.dataframe[index].value.to_dict("records")
+    return records
+
+
+def test_first_visit_explains_what_to_do_and_shows_backends() -> None:
+    at = start()
+    assert "No knowledge base yet" in at.info[0].value
+    sidebar = " ".join(c.value for c in at.sidebar.caption)
+    assert "Qdrant local mode" in sidebar and "all-MiniLM-L6-v2 (384 dims" in sidebar
+    assert "0 knowledge bases" in sidebar
+
+
+def test_upload_a_file_and_see_it_in_the_table() -> None:
+    at = start()
+    create_kb(at, "piers")
+    assert at.selectbox(key="documents.kb").value == "piers"
+    upload(at, ("pier_notes.md", NOTES, "text/markdown"))
+    report, documents = table(at, 0), table(at, 1)
+    assert [(r["File"], r["Result"], r["Chunks"]) for r in report] == [("pier_notes.md", "✅ added", 1)]
+    assert [(d["Name"], d["Type"], d["Pages"], d["Chunks"]) for d in documents] == [("pier_notes.md", "markdown", 1, 1)]
+    assert "1 file(s) added" in at.success[0].value
+    # The uploader is cleared, so a rerun does not add the file again.
+    assert not at.file_uploader[0].value
+
+
+def test_bad_file_is_refused_with_its_reason_and_nothing_is_lost() -> None:
+    at = start()
+    create_kb(at, "piers")
+    upload(at, ("pier_notes.md", NOTES, "text/markdown"))
+    upload(at, ("photo.pdf", PNG_BYTES, "application/pdf"), ("empty.txt", b"", "text/plain"))
+    report = table(at, 0)
+    assert [r["Result"] for r in report] == ["❌ refused", "❌ refused"]
+    assert "PNG image" in str(report[0]["Details"]) and "empty" in str(report[1]["Details"])
+    assert "2 file(s) refused" in at.warning[0].value
+    assert [d["Name"] for d in table(at, 1)] == ["pier_notes.md"]
+
+
+def test_html_in_a_document_is_shown_as_text_never_rendered() -> None:
+    at = start()
+    create_kb(at, "web")
+    payload = b"Plain words. <script>alert('owned')</script> <img src=x onerror=alert(1)>"
+    upload(at, ("xss.txt", payload, "text/plain"))
+    shown = [t.value for t in at.text]
+    assert any("<script>alert('owned')</script>" in t for t in shown)
+    assert not any("<script" in m.value for m in at.markdown)
+
+
+def test_load_sample_then_search_it() -> None:
+    at = start()
+    at.button(key="documents.load_sample").click()
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="documents.kb").value == "brackenridge"
+    assert sorted(d["Name"] for d in table(at, 1)) == [
+        "employee_handbook.pdf",
+        "support_and_releases.txt",
+        "tidewell_hx4_manual.md",
+    ]
+    at.text_input(key="documents.search").input("How long is parental leave at full pay?")
+    at.run()
+    first = next(e for e in at.expander if e.label.startswith("#1"))
+    assert "employee_handbook.pdf · page 5" in first.label and "score" in first.label
+    assert "20 weeks" in first.text[0].value
+
+
+def test_delete_a_document() -> None:
+    at = start()
+    create_kb(at, "piers")
+    upload(at, ("a.md", NOTES, "text/markdown"), ("b.txt", b"The lighthouse is white.", "text/plain"))
+    label = next(o for o in at.multiselect(key="documents.delete_pick").options if o.startswith("a.md"))
+    at.multiselect(key="documents.delete_pick").set_value([label])
+    at.run()
+    at.button(key="documents.delete").click()
+    at.run()
+    assert not at.exception
+    assert [d["Name"] for d in at.dataframe[0].value.to_dict("records")] == ["b.txt"]
+
+
+def test_delete_the_knowledge_base_after_confirming() -> None:
+    at = start()
+    create_kb(at, "scratch")
+    assert at.button(key="documents.delete_kb").disabled
+    at.text_input(key="documents.confirm_delete_kb").input("scratch")
+    at.run()
+    at.button(key="documents.delete_kb").click()
+    at.run()
+    assert not at.exception
+    assert "No knowledge base yet" in at.info[0].value
+
+
+def test_locked_storage_shows_what_to_do_and_the_page_survives(data_dir: Path) -> None:
+    holder = QdrantClient(path=str(data_dir / "qdrant"))
+    try:
+        at = start()
+        assert any("in use by another process" in e.value for e in at.error)
+    finally:
+        holder.close()

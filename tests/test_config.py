@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.config import Settings
+from core.errors import ConfigError
+
+
+def test_defaults_use_local_mode_under_data_dir(data_dir: Path) -> None:
+    s = Settings.from_env()
+    assert s.data_dir == data_dir
+    assert s.qdrant_url is None
+    assert s.local_qdrant_path == data_dir / "qdrant"
+    assert "local mode" in s.describe_qdrant()
+
+
+def test_environment_then_explicit_arguments_win(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("QDRANT_URL", "http://qdrant.internal:6333")
+    monkeypatch.setenv("QDRANT_PATH", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("RAGTUNE_MAX_UPLOAD_MB", "7")
+    s = Settings.from_env()
+    assert (s.qdrant_url, s.max_upload_bytes, s.local_qdrant_path) == (
+        "http://qdrant.internal:6333",
+        7 * 1024 * 1024,
+        tmp_path / "elsewhere",
+    )
+    assert s.describe_qdrant() == "Qdrant server at http://qdrant.internal:6333"
+    assert Settings.from_env(qdrant_url=None, max_upload_mb=3).max_upload_mb == 3
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("RAGTUNE_MAX_UPLOAD_MB", "lots", "not a whole number"),
+        ("RAGTUNE_CHUNK_SIZE", "-5", "must be positive"),
+        ("RAGTUNE_CHUNK_OVERLAP", "5000", "must be smaller than chunk size"),
+    ],
+)
+def test_bad_settings_say_what_to_set(monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env()

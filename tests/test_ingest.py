@@ -1,0 +1,239 @@
+"""Ingest into Qdrant local mode with the real MiniLM."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+from qdrant_client import models
+
+from core.config import Settings
+from core.documents import point_id
+from core.embeddings import EmbeddingModel
+from core.errors import EmbeddingMismatchError, KnowledgeBaseError, StoreLockedError
+from core.ingest import Upload, ingest
+from core.store import Store
+from tests.helpers import PNG_BYTES, CountingEmbeddings, encrypted_pdf, scanned_pdf
+
+pytestmark = pytest.mark.slow
+
+HANDBOOK = (
+    b"# Otter Handbook\n\n## Feeding\n\nOtters at the Wrenfield sanctuary are fed herring at 09:40 and 16:10.\n\n"
+    b"## Night shift\n\nThe night keeper, Ada Brill, checks the pools every 90 minutes.\n"
+)
+
+
+def counted(store: Store) -> CountingEmbeddings:
+    emb = store.embedder.embeddings
+    assert isinstance(emb, CountingEmbeddings)
+    return emb
+
+
+def test_ingest_makes_chunks_searchable_with_their_metadata(store: Store, kb: str) -> None:
+    [report] = ingest(store, kb, [Upload("otters.md", HANDBOOK)])
+    assert report.status == "added" and report.chunks == 2 and report.pages == 1
+    hits = store.search(kb, "When are the otters fed?", k=2)
+    assert "09:40" in hits[0].text
+    assert hits[0].filename == "otters.md" and hits[0].heading == "Otter Handbook > Feeding"
+    assert hits[0].score > hits[1].score
+    assert store.count_chunks(kb, report.doc_id) == 2
+    [doc] = store.list_documents(kb)
+    assert (doc.filename, doc.chunks, doc.kind) == ("otters.md", 2, "markdown")
+
+
+def test_point_ids_are_uuid5_of_document_and_index(store: Store, kb: str) -> None:
+    [report] = ingest(store, kb, [Upload("otters.md", HANDBOOK)])
+    assert report.doc_id is not None
+    points, _ = store.client.scroll(kb, limit=10)
+    assert {str(p.id) for p in points} == {point_id(report.doc_id, 0), point_id(report.doc_id, 1)}
+    assert uuid.UUID(point_id(report.doc_id, 0)).version == 5
+
+
+def test_unchanged_reupload_is_skipped_without_embedding(store: Store, kb: str) -> None:
+    ingest(store, kb, [Upload("otters.md", HANDBOOK)])
+    before = counted(store).documents_embedded
+    reports = ingest(store, kb, [Upload("otters.md", HANDBOOK), Upload("copy.md", HANDBOOK)])
+    assert [r.status for r in reports] == ["unchanged", "unchanged"]
+    assert "as otters.md" in reports[1].message
+    assert counted(store).documents_embedded == before
+    assert len(store.list_documents(kb)) == 1
+
+
+def test_duplicate_files_in_one_upload_are_embedded_once(store: Store, kb: str) -> None:
+    reports = ingest(store, kb, [Upload("a.md", HANDBOOK), Upload("b.md", HANDBOOK)])
+    assert [r.status for r in reports] == ["added", "unchanged"]
+    assert counted(store).documents_embedded == 2
+
+
+def test_changed_file_with_same_name_replaces_old_chunks(store: Store, kb: str) -> None:
+    [first] = ingest(store, kb, [Upload("otters.md", HANDBOOK)])
+    [second] = ingest(store, kb, [Upload("otters.md", HANDBOOK.replace(b"09:40", b"07:15"))])
+    assert second.status == "replaced" and second.doc_id != first.doc_id
+    assert first.doc_id is not None
+    assert store.count_chunks(kb, first.doc_id) == 0
+    assert [d.doc_id for d in store.list_documents(kb)] == [second.doc_id]
+    assert "07:15" in store.search(kb, "When are the otters fed?", k=1)[0].text
+
+
+def test_delete_document_removes_all_its_points(store: Store, kb: str) -> None:
+    keep, gone = ingest(store, kb, [Upload("otters.md", HANDBOOK), Upload("herons.txt", b"Herons nest in March.")])
+    assert gone.doc_id is not None and keep.doc_id is not None
+    store.delete_document(kb, gone.doc_id)
+    assert store.count_chunks(kb, gone.doc_id) == 0
+    assert store.count_chunks(kb) == keep.chunks
+    assert all(h.filename == "otters.md" for h in store.search(kb, "herons nest", k=5))
+
+
+def test_chunks_without_a_manifest_entry_are_invisible(store: Store, kb: str, settings: Settings) -> None:
+    """The manifest is written last: chunks stored before it are never returned."""
+    from core.documents import parse, split
+
+    doc = parse(b"The lighthouse keeper is named Orla Finch.", "keeper.txt")
+    assert store.add_chunks(kb, split(doc, chunk_size=800, chunk_overlap=100))
+    assert store.count_chunks(kb) == 1
+    assert store.search(kb, "Who keeps the lighthouse?", k=3) == []
+
+
+def test_cancel_mid_ingest_keeps_finished_files_and_rolls_back_the_rest(store: Store, kb: str) -> None:
+    long_text = "\n\n".join(f"Section {i}: the buoy number {i} is painted yellow." * 4 for i in range(600))
+    cancel = threading.Event()
+    seen: list[tuple[int, int]] = []
+
+    def progress(done: int, total: int, message: str) -> None:
+        seen.append((done, total))
+        if done >= 60:  # the second file is part-way through
+            cancel.set()
+
+    reports = ingest(
+        store,
+        kb,
+        [Upload("otters.md", HANDBOOK), Upload("buoys.txt", long_text.encode()), Upload("late.txt", b"Never added.")],
+        progress=progress,
+        cancel=cancel,
+    )
+    assert [r.status for r in reports] == ["added", "cancelled", "cancelled"]
+    assert [d.filename for d in store.list_documents(kb)] == ["otters.md"]
+    assert store.count_chunks(kb) == reports[0].chunks
+    done, total = seen[-1]
+    assert 60 <= done < total  # stopped part-way, not after embedding everything
+
+
+def test_crash_while_embedding_leaves_no_half_document(store: Store, kb: str) -> None:
+    long_text = "\n\n".join(f"Paragraph {i} about harbour pilots and their boats." * 4 for i in range(400))
+    counted(store).fail_after = 70
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        ingest(store, kb, [Upload("pilots.txt", long_text.encode())])
+    assert store.count_chunks(kb) == 0
+    assert store.list_documents(kb) == []
+
+
+# Every bad input is refused (or handled), and the knowledge base keeps every point it had.
+BAD_INPUTS = [
+    ("empty.txt", b"", "refused", "empty"),
+    ("corrupt.pdf", b"%PDF-1.4\n%%garbage without objects", "refused", "damaged"),
+    ("locked.pdf", encrypted_pdf(), "refused", "password"),
+    ("scan.pdf", scanned_pdf(), "refused", "OCR"),
+    ("photo.pdf", PNG_BYTES, "refused", "PNG image"),
+    ("slides.pptx", b"PK\x03\x04zip", "refused", "PDF, Markdown"),
+    ("big.txt", b"x" * (1024 * 1024 + 1), "refused", "limit"),
+    ("../../escape.txt", b"path traversal", "refused", "path"),
+    ("latin1.txt", "Le phare de Kervélec est peint en rouge.".encode("cp1252"), "added", "cp1252"),
+    ("xss.md", b"# Note\n\n<script>alert('owned')</script> <img src=x onerror=alert(1)>", "added", ""),
+]
+
+
+@pytest.mark.parametrize(("filename", "data", "status", "words"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_loses_nothing(store: Store, kb: str, filename: str, data: bytes, status: str, words: str) -> None:
+    [base] = ingest(store, kb, [Upload("otters.md", HANDBOOK)])
+    before = store.count_chunks(kb)
+    [report] = ingest(store, kb, [Upload(filename, data)], max_bytes=1024 * 1024)
+    assert report.status == status
+    assert words.lower() in report.message.lower()
+    assert store.count_chunks(kb, base.doc_id) == before
+    assert "09:40" in store.search(kb, "When are the otters fed?", k=1)[0].text
+    if status == "added":
+        stored = store.chunks_of(kb, report.doc_id or "")
+        assert "".join(h.text for h in stored).replace("\n", "") in data.decode("cp1252").replace("\n", "")
+
+
+def test_locked_local_storage_is_refused_clearly_and_keeps_its_data(
+    settings: Settings, minilm: EmbeddingModel, tmp_path: Path
+) -> None:
+    store = Store.open(settings, minilm)
+    store.create_kb("keep", chunk_size=800, chunk_overlap=100)
+    ingest(store, "keep", [Upload("otters.md", HANDBOOK)])
+    store.close()
+    path = settings.local_qdrant_path
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"from qdrant_client import QdrantClient; c = QdrantClient(path={str(path)!r}); input()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # Wait until the other process really holds the lock.
+        for _ in range(100):
+            try:
+                Store.open(settings, minilm).close()
+            except StoreLockedError as e:
+                message = str(e)
+                break
+            threading.Event().wait(0.1)
+        else:
+            pytest.fail("the second process never took the lock")
+        assert "in use by another process" in message and "QDRANT_URL" in message
+    finally:
+        holder.communicate("\n", timeout=30)
+    reopened = Store.open(settings, minilm)
+    assert [d.filename for d in reopened.list_documents("keep")] == ["otters.md"]
+    assert reopened.count_chunks("keep") == 2
+    reopened.close()
+
+
+def test_store_survives_a_restart(settings: Settings, minilm: EmbeddingModel) -> None:
+    store = Store.open(settings, minilm)
+    store.create_kb("persist", chunk_size=500, chunk_overlap=50)
+    ingest(store, "persist", [Upload("otters.md", HANDBOOK)])
+    store.close()
+    again = Store.open(settings, minilm)
+    kb = again.get_kb("persist")
+    assert (kb.chunk_size, kb.chunk_overlap, kb.embedding_model, kb.dimension) == (500, 50, "all-MiniLM-L6-v2", 384)
+    assert "Ada Brill" in again.search("persist", "who is the night keeper", k=1)[0].text
+    again.close()
+
+
+def test_other_embedding_model_is_refused(store: Store, kb: str, minilm: EmbeddingModel, settings: Settings) -> None:
+    ingest(store, kb, [Upload("otters.md", HANDBOOK)])
+    store.close()
+    other = EmbeddingModel(name="nomic-embed-text", dimension=768, embeddings=minilm.embeddings, max_tokens=512)
+    with Store.open(settings, other) as reopened, pytest.raises(EmbeddingMismatchError) as info:
+        reopened.search(kb, "otters")
+    assert "all-MiniLM-L6-v2 (384 dims)" in str(info.value) and "nomic-embed-text" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["", "has space", "-leading", "x" * 49, "ragtune_manifest", "semi;colon", "../up"])
+def test_bad_knowledge_base_names_are_refused(store: Store, name: str) -> None:
+    with pytest.raises(KnowledgeBaseError, match="valid knowledge-base name"):
+        store.create_kb(name, chunk_size=800, chunk_overlap=100)
+
+
+def test_knowledge_bases_list_create_and_delete(store: Store, kb: str) -> None:
+    ingest(store, kb, [Upload("otters.md", HANDBOOK)])
+    with pytest.raises(KnowledgeBaseError, match="already exists"):
+        store.create_kb(kb, chunk_size=800, chunk_overlap=100)
+    store.client.create_collection("someone_elses", vectors_config=models.VectorParams(size=4, distance="Cosine"))
+    assert [k.name for k in store.list_kbs()] == [kb]  # collections the app did not make are left out
+    store.delete_kb(kb)
+    assert store.list_kbs() == []
+    assert store.client.count("ragtune_manifest").count == 0
+    with pytest.raises(KnowledgeBaseError, match="does not exist"):
+        store.search(kb, "otters")

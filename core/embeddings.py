@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,3 +71,32 @@ def load_bundled() -> EmbeddingModel:
         embeddings=hf,
         max_tokens=client.max_seq_length or 256,
     )
+
+
+def embed_in_batches(
+    embeddings: Embeddings,
+    texts: Sequence[str],
+    *,
+    batch_size: int = BATCH_SIZE,
+    on_batch: Callable[[int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[list[float]] | None:
+    """Embed texts in length-sorted batches, as SentenceTransformer.encode does internally.
+
+    Sorting first keeps texts of similar length together, so little padding is computed,
+    while the batches still allow progress reports and stopping in between.
+
+    Returns:
+        Vectors in the order of `texts`, or None if `should_stop` asked to stop.
+    """
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    vectors: list[list[float]] = [[] for _ in texts]
+    for start in range(0, len(order), batch_size):
+        if should_stop is not None and should_stop():
+            return None
+        batch = order[start : start + batch_size]
+        for i, vector in zip(batch, embeddings.embed_documents([texts[i] for i in batch]), strict=True):
+            vectors[i] = vector
+        if on_batch is not None:
+            on_batch(len(batch))
+    return vectors

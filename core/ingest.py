@@ -10,6 +10,7 @@ from typing import Literal, Protocol
 
 from core import documents
 from core.documents import Chunk, ParsedDocument
+from core.embeddings import embed_in_batches
 from core.errors import AppError, DocumentError
 from core.store import DocumentRecord, Store, now_iso
 
@@ -62,12 +63,16 @@ def ingest(
     max_bytes: int | None = None,
     progress: Progress | None = None,
     cancel: CancelFlag | None = None,
+    group_chunks: int = 512,
 ) -> list[FileReport]:
     """Add files to a knowledge base; each file is either fully searchable or absent.
 
     Unchanged content is skipped without parsing or embedding; a changed file with the name
     of an existing document replaces it; bad files are refused with the reason and leave the
-    knowledge base as it was. Cancelling rolls back the document in progress.
+    knowledge base as it was. Chunks are embedded across documents in groups of whole
+    documents (up to `group_chunks` chunks, length-sorted batches as SentenceTransformer does),
+    and each document is stored and committed once its group is embedded. Cancelling stops
+    between batches: finished groups stay, the group in progress and the rest are not added.
 
     Returns:
         One report per upload, in upload order.
@@ -113,64 +118,98 @@ def ingest(
     total = sum(len(p.chunks) for p in pending.values())
     done = 0
     cancelled = False
-    for i, item in pending.items():
-        doc = item.doc
+
+    def on_batch(n: int) -> None:
+        nonlocal done
+        done += n
+        report(done, total, f"Embedding chunks: {done}/{total}")
+
+    for group in _groups(pending, group_chunks):
         if cancelled or (cancel is not None and cancel.is_set()):
             cancelled = True
-            reports[i] = FileReport(doc.filename, "cancelled", message="Cancelled before it started; not added.")
-            continue
-        started = time.perf_counter()
-
-        def on_batch(n: int, name: str = doc.filename) -> None:
-            nonlocal done
-            done += n
-            report(done, total, f"Embedding {name}: {done}/{total} chunks")
-
-        try:
-            finished = store.add_chunks(
-                kb, item.chunks, on_batch=on_batch, should_stop=cancel.is_set if cancel is not None else None
+            vectors = None
+        else:
+            started = time.perf_counter()
+            texts = [c.text for i in group for c in pending[i].chunks]
+            vectors = embed_in_batches(
+                store.embedder.embeddings,
+                texts,
+                on_batch=on_batch,
+                should_stop=cancel.is_set if cancel is not None else None,
             )
-            if not finished:
-                store.delete_chunks(kb, doc.doc_id)
-                cancelled = True
-                reports[i] = FileReport(doc.filename, "cancelled", message="Cancelled part-way; nothing was kept.")
-                continue
-            previous = store.find_document(kb, filename=doc.filename)
-            store.commit(
-                DocumentRecord(
-                    kb=kb,
-                    doc_id=doc.doc_id,
-                    filename=doc.filename,
-                    kind=doc.kind,
-                    pages=len(doc.pages),
-                    chunks=len(item.chunks),
-                    size_bytes=doc.size_bytes,
-                    added=now_iso(),
-                    encoding=doc.encoding,
-                )
-            )
-            if previous is not None and previous.doc_id != doc.doc_id:
-                store.delete_document(kb, previous.doc_id)
-        except BaseException as e:
-            # Whatever stopped us (a store error, Ctrl-C), leave no half document behind.
-            _rollback(store, kb, doc.doc_id)
-            if not isinstance(e, AppError):
-                raise
-            reports[i] = FileReport(doc.filename, "refused", message=f"Not added: {e}")
+            embed_seconds = time.perf_counter() - started
+        if vectors is None:
+            cancelled = True
+            for i in group:
+                reports[i] = FileReport(pending[i].doc.filename, "cancelled", message="Cancelled; not added.")
             continue
-        notes = [f"Replaced the earlier version of {doc.filename}."] if previous is not None else []
-        notes += [f"Note: {w}." for w in doc.warnings]
-        reports[i] = FileReport(
-            doc.filename,
-            "replaced" if previous is not None else "added",
-            pages=len(doc.pages),
-            chunks=len(item.chunks),
-            seconds=item.seconds + time.perf_counter() - started,
-            message=" ".join(notes),
-            doc_id=doc.doc_id,
-        )
+        offset = 0
+        for i in group:
+            item = pending[i]
+            share = len(item.chunks) / max(len(texts), 1)
+            reports[i] = _store_document(
+                store, kb, item, vectors[offset : offset + len(item.chunks)], item.seconds + share * embed_seconds
+            )
+            offset += len(item.chunks)
+        report(done, total, f"Stored {offset} chunks")
     report(done if cancelled else total, total, "Cancelled" if cancelled else "Done")
     return [reports[i] for i in range(len(uploads))]
+
+
+def _groups(pending: dict[int, _Pending], limit: int) -> list[list[int]]:
+    """Whole documents in upload order, grouped up to `limit` chunks (a bigger one stands alone)."""
+    groups: list[list[int]] = []
+    size = limit
+    for i, item in pending.items():
+        n = len(item.chunks)
+        if groups and size + n <= limit:
+            groups[-1].append(i)
+            size += n
+        else:
+            groups.append([i])
+            size = n
+    return groups
+
+
+def _store_document(store: Store, kb: str, item: _Pending, vectors: list[list[float]], seconds: float) -> FileReport:
+    """Upsert a document's chunks, then commit it (the manifest entry), then drop its old version."""
+    doc = item.doc
+    started = time.perf_counter()
+    try:
+        store.upsert_chunks(kb, item.chunks, vectors)
+        previous = store.find_document(kb, filename=doc.filename)
+        store.commit(
+            DocumentRecord(
+                kb=kb,
+                doc_id=doc.doc_id,
+                filename=doc.filename,
+                kind=doc.kind,
+                pages=len(doc.pages),
+                chunks=len(item.chunks),
+                size_bytes=doc.size_bytes,
+                added=now_iso(),
+                encoding=doc.encoding,
+            )
+        )
+        if previous is not None and previous.doc_id != doc.doc_id:
+            store.delete_document(kb, previous.doc_id)
+    except BaseException as e:
+        # Whatever stopped us (a store error, Ctrl-C, a Streamlit rerun), leave no half document.
+        _rollback(store, kb, doc.doc_id)
+        if not isinstance(e, AppError):
+            raise
+        return FileReport(doc.filename, "refused", message=f"Not added: {e}")
+    notes = [f"Replaced the earlier version of {doc.filename}."] if previous is not None else []
+    notes += [f"Note: {w}." for w in doc.warnings]
+    return FileReport(
+        doc.filename,
+        "replaced" if previous is not None else "added",
+        pages=len(doc.pages),
+        chunks=len(item.chunks),
+        seconds=seconds + time.perf_counter() - started,
+        message=" ".join(notes),
+        doc_id=doc.doc_id,
+    )
 
 
 def _rollback(store: Store, kb: str, doc_id: str) -> None:

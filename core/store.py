@@ -12,7 +12,7 @@ import logging
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -284,41 +284,18 @@ class Store:
             found = self._scroll_manifest(_kb_filter(kb, **fields))
         return found[0] if found else None
 
-    def add_chunks(
-        self,
-        kb: str,
-        chunks: Sequence[Chunk],
-        *,
-        batch_size: int = 64,
-        on_batch: Callable[[int], None] | None = None,
-        should_stop: Callable[[], bool] | None = None,
-    ) -> bool:
-        """Embed and upsert chunks in batches; not searchable until `commit` names their document.
-
-        Returns:
-            False if `should_stop` asked to stop between batches (the caller cleans up).
-
-        """
-        self.require_kb(kb)
-        for start in range(0, len(chunks), batch_size):
-            if should_stop is not None and should_stop():
-                return False
-            batch = chunks[start : start + batch_size]
-            # Embed outside the lock: it is the slow part and touches no shared state.
-            vectors = self.embedder.embeddings.embed_documents([c.text for c in batch])
-            points = [
-                models.PointStruct(
-                    id=c.point_id,
-                    vector=v,
-                    payload={CONTENT_KEY: c.text, METADATA_KEY: c.metadata()},
-                )
-                for c, v in zip(batch, vectors, strict=True)
-            ]
+    def upsert_chunks(self, kb: str, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
+        """Store embedded chunks; not searchable until `commit` names their document."""
+        kb_info = self.require_kb(kb)
+        if any(len(v) != kb_info.dimension for v in vectors):
+            raise EmbeddingMismatchError(f"Vectors for {kb!r} must have {kb_info.dimension} dimensions.")
+        points = [
+            models.PointStruct(id=c.point_id, vector=list(v), payload={CONTENT_KEY: c.text, METADATA_KEY: c.metadata()})
+            for c, v in zip(chunks, vectors, strict=True)
+        ]
+        for start in range(0, len(points), 256):
             with self._guard(f"storing chunks in {kb!r}"):
-                self.client.upsert(kb, points=points)
-            if on_batch is not None:
-                on_batch(len(batch))
-        return True
+                self.client.upsert(kb, points=points[start : start + 256])
 
     def commit(self, record: DocumentRecord) -> None:
         """Write the manifest entry that makes a document searchable."""

@@ -93,7 +93,8 @@ def test_chunks_without_a_manifest_entry_are_invisible(store: Store, kb: str, se
     from core.documents import parse, split
 
     doc = parse(b"The lighthouse keeper is named Orla Finch.", "keeper.txt")
-    assert store.add_chunks(kb, split(doc, chunk_size=800, chunk_overlap=100))
+    chunks = split(doc, chunk_size=800, chunk_overlap=100)
+    store.upsert_chunks(kb, chunks, store.embedder.embeddings.embed_documents([c.text for c in chunks]))
     assert store.count_chunks(kb) == 1
     assert store.search(kb, "Who keeps the lighthouse?", k=3) == []
 
@@ -114,6 +115,7 @@ def test_cancel_mid_ingest_keeps_finished_files_and_rolls_back_the_rest(store: S
         [Upload("otters.md", HANDBOOK), Upload("buoys.txt", long_text.encode()), Upload("late.txt", b"Never added.")],
         progress=progress,
         cancel=cancel,
+        group_chunks=64,  # otters.md, buoys.txt and late.txt each form a group of their own
     )
     assert [r.status for r in reports] == ["added", "cancelled", "cancelled"]
     assert [d.filename for d in store.list_documents(kb)] == ["otters.md"]
@@ -126,9 +128,9 @@ def test_crash_while_embedding_leaves_no_half_document(store: Store, kb: str) ->
     long_text = "\n\n".join(f"Paragraph {i} about harbour pilots and their boats." * 4 for i in range(400))
     counted(store).fail_after = 70
     with pytest.raises(RuntimeError, match="simulated crash"):
-        ingest(store, kb, [Upload("pilots.txt", long_text.encode())])
-    assert store.count_chunks(kb) == 0
-    assert store.list_documents(kb) == []
+        ingest(store, kb, [Upload("otters.md", HANDBOOK), Upload("pilots.txt", long_text.encode())], group_chunks=64)
+    assert [d.filename for d in store.list_documents(kb)] == ["otters.md"]
+    assert store.count_chunks(kb) == 2
 
 
 # Every bad input is refused (or handled), and the knowledge base keeps every point it had.
@@ -237,3 +239,31 @@ def test_knowledge_bases_list_create_and_delete(store: Store, kb: str) -> None:
     assert store.client.count("ragtune_manifest").count == 0
     with pytest.raises(KnowledgeBaseError, match="does not exist"):
         store.search(kb, "otters")
+
+
+def test_store_failure_rolls_back_only_that_document(store: Store, kb: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.errors import StoreError
+
+    real_commit = store.commit
+
+    def flaky_commit(record: object) -> None:
+        if getattr(record, "filename", "") == "bad.txt":
+            raise StoreError("Qdrant failed while recording bad.txt: disk full")
+        real_commit(record)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "commit", flaky_commit)
+    good, bad = ingest(store, kb, [Upload("otters.md", HANDBOOK), Upload("bad.txt", b"Gulls eat chips at noon.")])
+    assert (good.status, bad.status) == ("added", "refused")
+    assert "disk full" in bad.message
+    assert bad.doc_id is None and store.count_chunks(kb) == good.chunks
+
+
+def test_embedding_in_sorted_batches_keeps_input_order(minilm: EmbeddingModel) -> None:
+    from core.embeddings import embed_in_batches
+
+    texts = ["short", "a much longer sentence about the harbour master and the tides", "mid length text here"]
+    batched = embed_in_batches(minilm.embeddings, texts, batch_size=2)
+    assert batched is not None
+    direct = minilm.embeddings.embed_documents(texts)
+    for a, b in zip(batched, direct, strict=True):
+        assert sum(x * y for x, y in zip(a, b, strict=True)) > 0.999

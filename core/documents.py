@@ -38,7 +38,6 @@ EXTENSIONS: dict[str, DocumentKind] = {
     ".md": "markdown",
     ".markdown": "markdown",
     ".txt": "text",
-    ".text": "text",
 }
 SUPPORTED_EXTENSIONS = tuple(ext.lstrip(".") for ext in EXTENSIONS)
 

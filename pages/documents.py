@@ -106,6 +106,7 @@ files = st.file_uploader(
     "PDF, Markdown or text files",
     type=list(SUPPORTED_EXTENSIONS),
     accept_multiple_files=True,
+    max_upload_size=settings.max_upload_mb,
     key=f"documents.upload.{st.session_state['documents.upload_round']}",
     help=f"Up to {settings.max_upload_mb} MB a file. Unchanged files are skipped; "
     "a changed file replaces its earlier version.",

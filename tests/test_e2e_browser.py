@@ -1,0 +1,96 @@
+"""The real app in a real browser: `streamlit run app.py` driven by headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def app_url(data_dir: Path, tmp_path: Path) -> Iterator[str]:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing in CI: .ci/run installs it with apt-get")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    port = free_port()
+    log = (tmp_path / "streamlit.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true"],
+        cwd=ROOT,
+        env={**os.environ, "DATA_DIR": str(data_dir)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("streamlit did not start:\n" + (tmp_path / "streamlit.log").read_text())
+            time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def test_load_sample_search_and_upload_in_a_browser(app_url: str, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        dialogs: list[str] = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(app_url)
+        expect(page.get_by_text("No knowledge base yet")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("Qdrant local mode")).to_be_visible()
+
+        page.get_by_role("button", name="Load sample").click()
+        expect(page.get_by_text("3 file(s) added")).to_be_visible(timeout=120_000)
+
+        search = page.get_by_label("Search this knowledge base")
+        search.fill("How long is parental leave at full pay?")
+        search.press("Enter")
+        expect(page.get_by_text("employee_handbook.pdf · page 5").first).to_be_visible(timeout=30_000)
+        expect(page.get_by_text("20 weeks of parental leave").first).to_be_visible()
+
+        evil = tmp_path / "evil.txt"
+        evil.write_text("Gate code is 7781. <script>alert('owned')</script> <img src=x onerror=alert(1)>")
+        page.locator("input[type=file]").set_input_files(str(evil))
+        page.get_by_role("button", name="Add 1 file(s) to brackenridge").click()
+        expect(page.get_by_text("1 file(s) added")).to_be_visible(timeout=60_000)
+        search.fill("gate code")
+        search.press("Enter")
+        expect(page.get_by_text("<script>alert('owned')</script>").first).to_be_visible(timeout=30_000)
+        page.screenshot(path=str(tmp_path / "documents.png"), full_page=True)
+        assert dialogs == []
+        browser.close()

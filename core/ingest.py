@@ -49,7 +49,6 @@ class FileReport:
 
 @dataclass
 class _Pending:
-    upload_name: str
     doc: ParsedDocument
     chunks: list[Chunk]
     seconds: float
@@ -93,7 +92,7 @@ def ingest(
         try:
             name = documents.check_filename(upload.filename)
             doc_id = documents.document_id(upload.data)
-            existing = store.find_document(kb, doc_id=doc_id) if upload.data else None
+            existing = store.find_document(kb, doc_id=doc_id)
             if existing is not None or doc_id in seen:
                 same_as = existing.filename if existing else seen[doc_id]
                 note = "already in the knowledge base" + ("" if same_as == name else f" as {same_as}")
@@ -113,7 +112,7 @@ def ingest(
             reports[i] = FileReport(upload.filename, "refused", seconds=time.perf_counter() - started, message=str(e))
             continue
         seen[doc_id] = name
-        pending[i] = _Pending(upload.filename, doc, chunks, time.perf_counter() - started)
+        pending[i] = _Pending(doc, chunks, time.perf_counter() - started)
 
     total = sum(len(p.chunks) for p in pending.values())
     done = 0

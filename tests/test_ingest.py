@@ -267,3 +267,18 @@ def test_embedding_in_sorted_batches_keeps_input_order(minilm: EmbeddingModel) -
     direct = minilm.embeddings.embed_documents(texts)
     for a, b in zip(batched, direct, strict=True):
         assert sum(x * y for x, y in zip(a, b, strict=True)) > 0.999
+
+
+def test_unreachable_qdrant_server_says_what_to_do(minilm: EmbeddingModel) -> None:
+    import socket
+
+    from core.errors import StoreUnavailableError
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = Settings.from_env(qdrant_url=f"http://127.0.0.1:{port}")
+    with pytest.raises(StoreUnavailableError) as info:
+        Store.open(settings, minilm)
+    message = str(info.value)
+    assert f"127.0.0.1:{port}" in message and "unset QDRANT_URL" in message

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from core.documents import parse
+from core.config import Settings
+from core.documents import parse, split
 from core.embeddings import EmbeddingModel
 from core.ingest import ingest
 from core.samples import KNOWLEDGE_BASE_DIR, load_questions, sample_uploads
@@ -69,3 +70,17 @@ def test_retrieval_finds_the_expected_page_for_most_questions(store: Store, kb: 
         hits_at_5 += (q.source, q.page) in found
     # Measured 39/40 with the default chunking; a chunking or embedding regression drops this.
     assert hits_at_5 / len(questions) >= 0.9
+
+
+@pytest.mark.slow
+def test_default_chunks_fit_the_embedding_window(minilm: EmbeddingModel) -> None:
+    """MiniLM silently truncates past 256 word pieces; default chunks must stay inside (measured max 184)."""
+    settings = Settings.from_env()
+    tokenizer = minilm.embeddings._client.tokenizer  # type: ignore[attr-defined]
+    lengths = [
+        len(tokenizer(c.text)["input_ids"])
+        for u in sample_uploads()
+        for c in split(parse(u.data, u.filename), chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
+    ]
+    assert minilm.max_tokens == 256
+    assert max(lengths) <= minilm.max_tokens

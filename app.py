@@ -7,6 +7,12 @@ import streamlit as st
 from ui.sidebar import render_sidebar
 
 st.set_page_config(page_title="RAGTune Playground", page_icon="🧪", layout="wide")
-page = st.navigation([st.Page("pages/documents.py", title="Documents", icon="📄", default=True)])
+page = st.navigation(
+    [
+        st.Page("pages/documents.py", title="Documents", icon="📄", default=True),
+        st.Page("pages/compare.py", title="Compare", icon="⚖️"),
+        st.Page("pages/prompts.py", title="Prompts", icon="📝"),
+    ]
+)
 render_sidebar()
 page.run()

@@ -14,6 +14,7 @@ DEFAULT_MAX_UPLOAD_MB = 50
 # piece, so 800 characters stays inside the window with room to spare (a test checks it).
 DEFAULT_CHUNK_SIZE = 800
 DEFAULT_CHUNK_OVERLAP = 120
+DEFAULT_OLLAMA_HOST = "http://localhost:11434"
 
 
 def _env_int(name: str, default: int) -> int:
@@ -29,6 +30,22 @@ def _env_int(name: str, default: int) -> int:
     return value
 
 
+def _ollama_host(raw: str | None) -> str | None:
+    """Normalize OLLAMA_HOST as the ollama client does (`host`, `host:port` or a URL)."""
+    if raw is None or not raw.strip():
+        return DEFAULT_OLLAMA_HOST
+    raw = raw.strip()
+    if raw.lower() in ("off", "none", "0"):
+        return None
+    if "://" not in raw:
+        raw = "http://" + raw
+    scheme, _, rest = raw.partition("://")
+    host = rest.rstrip("/")
+    if ":" not in host.split("]")[-1]:
+        host += ":11434"
+    return f"{scheme}://{host}"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where data lives and which backends serve it."""
@@ -40,13 +57,15 @@ class Settings:
     max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB
     chunk_size: int = DEFAULT_CHUNK_SIZE
     chunk_overlap: int = DEFAULT_CHUNK_OVERLAP
+    ollama_host: str | None = DEFAULT_OLLAMA_HOST
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
         """Build settings: explicit argument > environment variable > default.
 
         Variables: DATA_DIR, QDRANT_URL, QDRANT_API_KEY, QDRANT_PATH, RAGTUNE_MAX_UPLOAD_MB,
-        RAGTUNE_CHUNK_SIZE, RAGTUNE_CHUNK_OVERLAP.
+        RAGTUNE_CHUNK_SIZE, RAGTUNE_CHUNK_OVERLAP, OLLAMA_HOST (the variable the ollama client
+        reads; `off` disables Ollama).
         """
         env = os.environ
         settings = cls(
@@ -57,6 +76,7 @@ class Settings:
             max_upload_mb=_env_int("RAGTUNE_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB),
             chunk_size=_env_int("RAGTUNE_CHUNK_SIZE", DEFAULT_CHUNK_SIZE),
             chunk_overlap=_env_int("RAGTUNE_CHUNK_OVERLAP", DEFAULT_CHUNK_OVERLAP),
+            ollama_host=_ollama_host(env.get("OLLAMA_HOST")),
         )
         settings = replace(settings, **overrides)
         if settings.chunk_overlap >= settings.chunk_size:

@@ -71,5 +71,17 @@ class EmbeddingError(AppError):
     """The embedding model cannot be loaded or run."""
 
 
+class TemplateError(AppError):
+    """A prompt template is malformed, or cannot be rendered with what it was given."""
+
+
+class ModelError(AppError):
+    """A chat model cannot be loaded, reached or run."""
+
+
+class ModelUnavailableError(ModelError):
+    """The model's server (Ollama) is not reachable, or it does not have the model."""
+
+
 class CancelledError(AppError):
     """Long work was cancelled by the user; nothing half-made was kept."""

@@ -4,26 +4,21 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 from core import documents
 from core.documents import Chunk, ParsedDocument
 from core.embeddings import embed_in_batches
 from core.errors import AppError, DocumentError
-from core.store import DocumentRecord, Store, now_iso
+from core.files import now_iso
+from core.progress import CancelFlag, Progress
+from core.store import DocumentRecord, Store
 
 log = logging.getLogger(__name__)
 
 Status = Literal["added", "replaced", "unchanged", "refused", "cancelled"]
-Progress = Callable[[int, int, str], None]
-
-
-class CancelFlag(Protocol):
-    """Anything with `is_set()`, such as `threading.Event`."""
-
-    def is_set(self) -> bool: ...
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from langchain_qdrant import QdrantVectorStore
@@ -31,6 +30,7 @@ from core.errors import (
     StoreLockedError,
     StoreUnavailableError,
 )
+from core.files import now_iso
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +76,6 @@ class SearchHit:
     page: int
     chunk_index: int
     heading: str | None
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def open_client(settings: Settings) -> QdrantClient:

@@ -82,9 +82,9 @@ def documents_table(docs: Sequence[DocumentRecord]) -> None:
     )
 
 
-def hit_card(rank: int, hit: SearchHit, *, show_score: bool = True) -> None:
+def hit_card(rank: int, hit: SearchHit, *, show_score: bool = True, expanded: bool | None = None) -> None:
     """One chunk: where it comes from, its score, and its text shown verbatim."""
     where = f"{hit.filename} · page {hit.page}" + (f" · {hit.heading}" if hit.heading else "")
     title = f"#{rank} · {where}" + (f" · score {hit.score:.3f}" if show_score else "")
-    with st.expander(title, expanded=rank == 1):
+    with st.expander(title, expanded=rank == 1 if expanded is None else expanded):
         st.text(hit.text)

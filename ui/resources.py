@@ -1,4 +1,8 @@
-"""Shared, thread-safe resources, cached once per process with st.cache_resource."""
+"""Shared, thread-safe resources, cached once per process with st.cache_resource.
+
+Each is keyed by where its data lives, so tests (and restarts) with another DATA_DIR or
+QDRANT_URL get their own.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,12 @@ import streamlit as st
 
 from core.config import Settings
 from core.embeddings import EmbeddingModel, load_bundled
+from core.errors import AppError
+from core.models import EmbeddedEngine, ModelCatalog, ModelInfo, OllamaBackend
+from core.prompts import TemplateLibrary
+from core.records import Records
 from core.store import Store
+from core.strategies import Runtime
 
 
 def settings() -> Settings:
@@ -21,7 +30,6 @@ def embedder() -> EmbeddingModel:
 
 @st.cache_resource(show_spinner="Opening Qdrant…")
 def _store(qdrant_url: str | None, local_path: str) -> Store:
-    # Keyed by where the data lives, so each DATA_DIR/QDRANT_URL gets its own client.
     return Store.open(settings(), embedder())
 
 
@@ -29,3 +37,57 @@ def store() -> Store:
     """The Store for the current settings (raises AppError, which pages show)."""
     s = settings()
     return _store(s.qdrant_url, str(s.local_qdrant_path.resolve()))
+
+
+@st.cache_resource
+def engine() -> EmbeddedEngine:
+    """llama.cpp models, loaded once per process and shared by every session (one lock each)."""
+    return EmbeddedEngine()
+
+
+@st.cache_resource
+def _templates(root: str) -> TemplateLibrary:
+    from pathlib import Path
+
+    return TemplateLibrary(Path(root))
+
+
+def templates() -> TemplateLibrary:
+    return _templates(str((settings().data_dir / "templates").resolve()))
+
+
+@st.cache_resource
+def _records(path: str) -> Records:
+    from pathlib import Path
+
+    return Records(Path(path))
+
+
+def records() -> Records:
+    return _records(str((settings().data_dir / "records.sqlite").resolve()))
+
+
+def catalog() -> ModelCatalog:
+    s = settings()
+    return ModelCatalog(s, engine(), OllamaBackend(s.ollama_host) if s.ollama_host else None)
+
+
+@st.cache_data(ttl=15, show_spinner=False)
+def _available(data_dir: str, ollama_host: str | None) -> tuple[list[ModelInfo], str | None]:
+    models = catalog()
+    return models.available(), models.ollama_error
+
+
+def available_models() -> tuple[list[ModelInfo], str | None]:
+    """Models for pickers, and why Ollama is missing from them (re-checked every 15 s)."""
+    s = settings()
+    return _available(str(s.data_dir.resolve()), s.ollama_host)
+
+
+def runtime() -> Runtime:
+    """Strategies run against this; the store is None (retrieval refused) when Qdrant is unavailable."""
+    try:
+        current_store: Store | None = store()
+    except AppError:
+        current_store = None
+    return Runtime(current_store, templates(), catalog(), records())

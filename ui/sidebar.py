@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.embeddings import BUNDLED_DIMENSION, BUNDLED_MODEL
 from core.errors import AppError
+from core.models import BUNDLED_NAME
 from ui import resources
 
 
@@ -25,3 +26,13 @@ def render_sidebar() -> None:
             st.error(f"Qdrant: {e}")
         else:
             st.caption(f"✅ Qdrant ready · {count} knowledge base{'s' if count != 1 else ''}")
+        st.caption(f"🧠 Chat: {BUNDLED_NAME} (embedded, llama.cpp)")
+        if not s.ollama_host:
+            st.caption("Ollama: off (OLLAMA_HOST=off)")
+            return
+        models, error = resources.available_models()
+        if error:
+            st.caption(f"⚪ Ollama not reachable at {s.ollama_host}: start it with `ollama serve`.")
+        else:
+            n = sum(m.backend == "ollama" for m in models)
+            st.caption(f"✅ Ollama at {s.ollama_host} · {n} model{'s' if n != 1 else ''}")

@@ -12,6 +12,13 @@ DEFAULTS: dict[str, Any] = {
     "documents.upload_round": 0,
     "documents.search": "",
     "documents.error": None,
+    "compare.question": "",
+    "compare.ncols": 4,
+    "compare.answers": {},
+    **{f"compare.col{i}.preset": preset for i, preset in enumerate(("PE", "RAG", "FT", "FT+RAG"))},
+    "prompts.name": None,
+    "prompts.error": None,
+    "prompts.notice": None,
 }
 
 

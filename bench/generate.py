@@ -1,0 +1,147 @@
+"""Generation benchmark: Strategy.run against raw llama_cpp create_chat_completion, same prompt and model.
+
+Run: make bench-generate   (or .venv/bin/python bench/generate.py --rounds 5)
+
+Both sides stream the same messages from the same loaded model, greedy, with the KV cache
+reset before every run (llama.cpp reuses a matching prompt prefix, which would flatter
+whichever side ran second). Reported: median time to first token and decode tokens/s, and
+their ratios app/raw (target: within 10%). Then the retrieval step alone (query embedding +
+Qdrant search) over a knowledge base of 10,000 chunks: median milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from qdrant_client import models  # noqa: E402
+
+from core.config import Settings  # noqa: E402
+from core.documents import Chunk  # noqa: E402
+from core.embeddings import load_bundled  # noqa: E402
+from core.models import BUNDLED_NAME, EmbeddedEngine, ModelCatalog  # noqa: E402
+from core.prompts import TemplateLibrary  # noqa: E402
+from core.records import Records  # noqa: E402
+from core.store import DocumentRecord, Store  # noqa: E402
+from core.strategies import Answer, Runtime, Strategy  # noqa: E402
+
+QUESTION = "Write a short paragraph about why harbours measure the temperature and salinity of the sea."
+
+
+def raw_run(llama, messages: list[dict[str, str]], max_tokens: int) -> tuple[float, float, int]:  # type: ignore[no-untyped-def]
+    """(time to first token, decode tokens/s, tokens) straight from llama-cpp-python."""
+    llama.reset()
+    start = time.perf_counter()
+    first = None
+    parts = []
+    for part in llama.create_chat_completion(messages=messages, stream=True, temperature=0.0, max_tokens=max_tokens):
+        delta = part["choices"][0]["delta"].get("content")
+        if delta:
+            first = first or time.perf_counter()
+            parts.append(delta)
+    end = time.perf_counter()
+    tokens = len(llama.tokenize("".join(parts).encode(), add_bos=False, special=True))
+    assert first is not None
+    return first - start, (tokens - 1) / (end - first), tokens
+
+
+def app_run(runtime: Runtime, strategy: Strategy, llama) -> tuple[float, float, int, Answer]:  # type: ignore[no-untyped-def]
+    llama.reset()
+    start = time.perf_counter()
+    first = None
+    answer = None
+    for item in runtime.run(strategy, QUESTION):
+        if isinstance(item, Answer):
+            answer = item
+        elif first is None:
+            first = time.perf_counter()
+    end = time.perf_counter()
+    assert answer is not None and answer.error is None and first is not None, answer
+    tokens = answer.completion_tokens or 0
+    return first - start, (tokens - 1) / (end - first), tokens, answer
+
+
+def retrieval_bench(root: Path, n_chunks: int, queries: int) -> tuple[float, float, float]:
+    """Median ms for query embedding + search, embedding alone, and search alone, at n_chunks."""
+    embedder = load_bundled()
+    store = Store.open(Settings.from_env(data_dir=root), embedder)
+    store.create_kb("big", chunk_size=800, chunk_overlap=120)
+    rng = random.Random(7)
+    doc_id = "0" * 32
+    # Search cost does not depend on what the vectors mean: random unit vectors stand in for 10k chunks.
+    chunks = [Chunk(doc_id, "big.txt", 1 + i // 20, i, f"chunk {i}", 0, 8) for i in range(n_chunks)]
+    vectors = []
+    for _ in chunks:
+        v = [rng.gauss(0, 1) for _ in range(embedder.dimension)]
+        norm = sum(x * x for x in v) ** 0.5
+        vectors.append([x / norm for x in v])
+    store.upsert_chunks("big", chunks, vectors)
+    store.commit(DocumentRecord("big", doc_id, "big.txt", "text", 500, n_chunks, 0, "now"))
+    assert store.count_chunks("big") == n_chunks
+    texts = [f"What does rule {i} say about harbour gates?" for i in range(queries)]
+    store.search("big", "warm up", k=4)
+    total, embed, search = [], [], []
+    for q in texts:
+        t = time.perf_counter()
+        store.search("big", q, k=4)
+        total.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        vector = embedder.embeddings.embed_query(q)
+        embed.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        store.client.query_points("big", query=vector, limit=4, query_filter=models.Filter(must=[]))
+        search.append(time.perf_counter() - t)
+    store.close()
+    return tuple(statistics.median(x) * 1000 for x in (total, embed, search))  # type: ignore[return-value]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--max-tokens", type=int, default=128)
+    ap.add_argument("--chunks", type=int, default=10_000)
+    args = ap.parse_args()
+
+    root = Path(tempfile.mkdtemp(prefix="ragtune-bench-"))
+    settings = Settings.from_env(data_dir=root, ollama_host=None)
+    engine = EmbeddedEngine()
+    catalog = ModelCatalog(settings, engine, None)
+    runtime = Runtime(None, TemplateLibrary(root / "templates"), catalog, Records(root / "records.sqlite"))
+    strategy = Strategy("PE", f"llama.cpp:{BUNDLED_NAME}", "Plain question", max_tokens=args.max_tokens)
+    llama = engine.get(catalog.info(strategy.model)).llama
+
+    *_, answer = app_run(runtime, strategy, llama)  # warm-up; also gives the exact messages
+    raw_run(llama, answer.messages, args.max_tokens)
+    raw_ttft, raw_tps, app_ttft, app_tps = [], [], [], []
+    for _ in range(args.rounds):
+        t, s, n_raw = raw_run(llama, answer.messages, args.max_tokens)
+        raw_ttft.append(t)
+        raw_tps.append(s)
+        t, s, n_app, _ = app_run(runtime, strategy, llama)
+        app_ttft.append(t)
+        app_tps.append(s)
+    print(
+        f"model: {BUNDLED_NAME} (Q4_1, llama.cpp), prompt {answer.prompt_tokens} tokens, "
+        f"answers of {n_raw} (raw) / {n_app} (app) tokens, {args.rounds} rounds, medians"
+    )
+    rt, rs, at, as_ = (statistics.median(x) for x in (raw_ttft, raw_tps, app_ttft, app_tps))
+    print(f"raw create_chat_completion: first token {rt * 1000:7.1f} ms   decode {rs:6.1f} tokens/s")
+    print(f"app Strategy.run:           first token {at * 1000:7.1f} ms   decode {as_:6.1f} tokens/s")
+    print(f"ratio app/raw: first token {at / rt:.3f} (target <= 1.10), tokens/s {as_ / rs:.3f} (target >= 0.90)")
+
+    total, embed, search = retrieval_bench(root / "retrieval", args.chunks, 50)
+    print(
+        f"retrieval at {args.chunks} chunks (Qdrant local mode): median {total:.1f} ms "
+        f"(query embedding {embed:.1f} ms + search {search:.1f} ms)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,306 @@
+"""Prompt templates: named variables only, rendered by a restricted formatter, stored with versions.
+
+A template has a system prompt, optional few-shot examples, a user template with `{question}`
+(and `{context}` for retrieval, `{examples}` to place examples as text), and a source format
+that decides how retrieved chunks are listed and numbered (`{n}`, `{source}`, `{page}`,
+`{heading}`, `{text}`). Rendering never calls `str.format`: fields are looked up by plain
+name, so `{question.__class__}` or `{context[0]}` is an error, not a leak.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from core.errors import TemplateError
+from core.files import atomic_write_text, now_iso
+
+TEMPLATE_VARIABLES = frozenset({"question", "context", "examples"})
+SOURCE_VARIABLES = frozenset({"n", "source", "page", "heading", "text"})
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Example:
+    question: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class Source:
+    """A retrieved chunk as a template sees it."""
+
+    source: str
+    page: int
+    text: str
+    heading: str | None = None
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    name: str
+    system: str
+    user: str
+    examples: tuple[Example, ...] = ()
+    source_format: str = "[{n}] {source}, page {page}:\n{text}"
+    description: str = ""
+    version: int = 0
+    saved: str = ""
+
+    @property
+    def uses_context(self) -> bool:
+        return "context" in fields_of(self.system) | fields_of(self.user)
+
+    def validate(self) -> None:
+        """Raise TemplateError naming every problem, before any model is called."""
+        problems: list[str] = []
+        if not self.user.strip():
+            problems.append("the user template is empty")
+        for part, text, allowed in (
+            ("system prompt", self.system, TEMPLATE_VARIABLES),
+            ("user template", self.user, TEMPLATE_VARIABLES),
+            ("source format", self.source_format, SOURCE_VARIABLES),
+        ):
+            try:
+                unknown = fields_of(text) - allowed
+            except TemplateError as e:
+                problems.append(f"{part}: {e}")
+                continue
+            if unknown:
+                problems.append(f"{part}: unknown variable(s) {_braced(unknown)}; allowed: {_braced(allowed)}")
+        if "question" not in _safe_fields(self.user):
+            problems.append("the user template must contain {question}")
+        for i, ex in enumerate(self.examples, start=1):
+            if not ex.question.strip() or not ex.answer.strip():
+                problems.append(f"example {i} needs both a question and an answer")
+        if problems:
+            raise TemplateError("Template problems: " + "; ".join(problems) + ".")
+
+    def render(self, question: str, sources: Sequence[Source] | None = None) -> list[dict[str, str]]:
+        """The exact chat messages sent to a model.
+
+        Few-shot examples become user/assistant turns, unless the template places them
+        itself with `{examples}`.
+
+        Raises:
+            TemplateError: the template is invalid, or needs `{context}` and got no sources
+                (or got sources it has no place for).
+        """
+        self.validate()
+        if self.uses_context and sources is None:
+            raise TemplateError(
+                f"Template {self.name!r} needs {{context}} but retrieval is off; turn retrieval on "
+                "or pick a template without {context}."
+            )
+        if sources is not None and not self.uses_context:
+            raise TemplateError(
+                f"Retrieval is on but template {self.name!r} has no {{context}} to put the sources in; "
+                "pick a RAG template or add {context}."
+            )
+        values = {
+            "question": question,
+            "context": self.format_context(sources or []),
+            "examples": "\n\n".join(f"Q: {ex.question}\nA: {ex.answer}" for ex in self.examples),
+        }
+        messages: list[dict[str, str]] = []
+        if self.system.strip():
+            messages.append({"role": "system", "content": fill(self.system, values)})
+        if "examples" not in fields_of(self.user) | fields_of(self.system):
+            for ex in self.examples:
+                messages.append({"role": "user", "content": ex.question})
+                messages.append({"role": "assistant", "content": ex.answer})
+        messages.append({"role": "user", "content": fill(self.user, values)})
+        return messages
+
+    def format_context(self, sources: Sequence[Source]) -> str:
+        if not sources:
+            return "(no matching passages were found)"
+        return "\n\n".join(
+            fill(
+                self.source_format,
+                {"n": str(n), "source": s.source, "page": str(s.page), "heading": s.heading or "", "text": s.text},
+            )
+            for n, s in enumerate(sources, start=1)
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> PromptTemplate:
+        """Parse an exported template; raises TemplateError on anything malformed."""
+        try:
+            data = json.loads(text)
+            if not isinstance(data, dict):
+                raise TypeError("not a JSON object")
+            examples = tuple(Example(**e) for e in data.pop("examples", []))
+            return cls(examples=examples, **data)
+        except (ValueError, TypeError) as e:
+            raise TemplateError(
+                f"Not a template file ({e}); export one from the Prompts page to see the format."
+            ) from e
+
+
+def fields_of(text: str) -> set[str]:
+    """The variable names a template uses.
+
+    Raises:
+        TemplateError: positional fields, attribute or index access, conversions or format specs.
+    """
+    names: set[str] = set()
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as e:
+        raise TemplateError(f"unbalanced braces ({e}); write {{{{ and }}}} for literal braces") from e
+    for _, field_name, spec, conversion in parsed:
+        if field_name is None:
+            continue
+        if field_name == "" or field_name.isdigit():
+            raise TemplateError("positional fields like {} or {0} are not allowed; use a name such as {question}")
+        if not field_name.isidentifier():
+            raise TemplateError(f"{{{field_name}}} is not allowed: only plain names, no attribute or index access")
+        if spec or conversion:
+            raise TemplateError(f"{{{field_name}}} may not have a conversion or format spec")
+        names.add(field_name)
+    return names
+
+
+def _safe_fields(text: str) -> set[str]:
+    try:
+        return fields_of(text)
+    except TemplateError:
+        return set()
+
+
+def fill(text: str, values: Mapping[str, str]) -> str:
+    """Substitute plain-name fields from `values`; never evaluates anything."""
+    missing = fields_of(text) - set(values)
+    if missing:
+        raise TemplateError(f"Missing value(s) for {_braced(missing)}.")
+    out = []
+    for literal, field_name, _, _ in string.Formatter().parse(text):
+        out.append(literal)
+        if field_name is not None:
+            out.append(values[field_name])
+    return "".join(out)
+
+
+def _braced(names: Any) -> str:
+    return ", ".join("{" + n + "}" for n in sorted(names))
+
+
+BUILTINS: tuple[PromptTemplate, ...] = (
+    PromptTemplate(
+        name="Few-shot assistant",
+        description="Prompt engineering: a system prompt and worked examples, no retrieval.",
+        system=(
+            "You are the knowledge-base assistant of a company. Answer in one or two short sentences. "
+            "If you do not know the answer, say so."
+        ),
+        user="{question}",
+        examples=(
+            Example("What is the capital of France?", "Paris."),
+            Example("How many days are in a leap year?", "366 days."),
+        ),
+    ),
+    PromptTemplate(
+        name="RAG with citations",
+        description="Retrieval: numbered sources in the prompt; the answer cites them like [1].",
+        system=(
+            "You answer questions using only the numbered sources given. Answer in one or two short "
+            "sentences and cite the sources you used like [1]. If the sources do not contain the answer, "
+            "say that you do not know."
+        ),
+        user="Sources:\n{context}\n\nQuestion: {question}",
+    ),
+    PromptTemplate(
+        name="Plain question",
+        description="The question alone: what a fine-tuned model is trained on.",
+        system="You are the knowledge-base assistant of a company. Answer in one or two short sentences.",
+        user="{question}",
+    ),
+)
+
+
+class TemplateLibrary:
+    """Templates under DATA_DIR/templates/<slug>/v<version>.json; saving makes a new version."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        for template in BUILTINS:
+            if not self.versions(template.name):
+                self.save(template)
+
+    def _dir(self, name: str) -> Path:
+        if not _NAME.match(name):
+            raise TemplateError(
+                f"{name!r} is not a valid template name; use up to 64 letters, digits, spaces, '-' or '_'."
+            )
+        return self.root / name.lower().replace(" ", "_")
+
+    def names(self) -> list[str]:
+        names = []
+        for folder in sorted(self.root.iterdir()):
+            latest = self._latest_file(folder)
+            if latest is not None:
+                names.append(PromptTemplate.from_json(latest.read_text(encoding="utf-8")).name)
+        return names
+
+    def versions(self, name: str) -> list[int]:
+        folder = self._dir(name)
+        if not folder.is_dir():
+            return []
+        return sorted(int(p.stem[1:]) for p in folder.glob("v*.json") if p.stem[1:].isdigit())
+
+    @staticmethod
+    def _latest_file(folder: Path) -> Path | None:
+        files = [p for p in folder.glob("v*.json") if p.stem[1:].isdigit()]
+        return max(files, key=lambda p: int(p.stem[1:])) if files else None
+
+    def get(self, name: str, version: int | None = None) -> PromptTemplate:
+        versions = self.versions(name)
+        if not versions:
+            raise TemplateError(f"No template named {name!r}; pick one from the Prompts page.")
+        chosen = versions[-1] if version is None else version
+        path = self._dir(name) / f"v{chosen}.json"
+        if not path.is_file():
+            raise TemplateError(f"Template {name!r} has no version {version}; versions: {versions}.")
+        return PromptTemplate.from_json(path.read_text(encoding="utf-8"))
+
+    def save(self, template: PromptTemplate) -> PromptTemplate:
+        """Validate and store as the next version (earlier versions stay)."""
+        template.validate()
+        folder = self._dir(template.name)
+        while True:
+            version = (self.versions(template.name) or [0])[-1] + 1
+            stored = replace(template, version=version, saved=now_iso())
+            # Exclusive: if another session took this version number first, take the next one.
+            if atomic_write_text(folder / f"v{version}.json", stored.to_json(), exclusive=True):
+                return stored
+
+    def diff(self, name: str, old: int, new: int) -> str:
+        """A unified diff of two versions, field by field."""
+        a, b = self.get(name, old), self.get(name, new)
+        return "".join(
+            difflib.unified_diff(
+                _diffable(a).splitlines(keepends=True),
+                _diffable(b).splitlines(keepends=True),
+                fromfile=f"{name} v{old}",
+                tofile=f"{name} v{new}",
+            )
+        )
+
+
+def _diffable(t: PromptTemplate) -> str:
+    examples = "".join(f"Q: {e.question}\nA: {e.answer}\n" for e in t.examples)
+    return (
+        f"# system\n{t.system}\n# user\n{t.user}\n# source format\n{t.source_format}\n# examples\n{examples}"
+        f"# description\n{t.description}\n"
+    )

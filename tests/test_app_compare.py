@@ -1,0 +1,131 @@
+"""The Compare page through AppTest, with the real embedded model and the sample knowledge base."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.config import Settings
+from core.embeddings import EmbeddingModel
+from core.ingest import ingest
+from core.samples import sample_uploads
+from core.store import Store
+
+pytestmark = pytest.mark.slow
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "compare.py")
+QUESTION = "How long is parental leave at full pay?"
+
+
+@pytest.fixture(autouse=True)
+def no_ollama(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OLLAMA_HOST", "off")
+
+
+@pytest.fixture
+def sample_loaded(data_dir: Path, minilm: EmbeddingModel) -> None:
+    with Store.open(Settings.from_env(), minilm) as store:
+        store.create_kb("brackenridge", chunk_size=800, chunk_overlap=120)
+        ingest(store, "brackenridge", sample_uploads())
+
+
+def _without_magic(get_option):  # type: ignore[no-untyped-def]
+    return lambda name: False if name == "runner.magicEnabled" else get_option(name)
+
+
+def strategy_columns(at: AppTest) -> list:  # type: ignore[type-arg]
+    """The answer columns (each holds a strategy picker), in order."""
+    return [c for c in at.columns if any((sb.key or "").endswith(".preset") for sb in c.selectbox)]
+
+
+def ask(question: str = QUESTION) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=240)
+    at.run()
+    assert not at.exception
+    at.text_input(key="compare.question").input(question)
+    at.run()
+    at.button(key="compare.ask").click()
+    at.run()
+    assert not at.exception
+    return at
+
+
+def test_four_presets_side_by_side_with_ft_disabled(sample_loaded: None) -> None:
+    at = ask()
+    assert [at.selectbox(key=f"compare.col{i}.preset").value for i in range(4)] == ["PE", "RAG", "FT", "FT+RAG"]
+    pe, rag, ft, ft_rag = strategy_columns(at)
+    assert "No fine-tuned model yet" in ft.info[0].value and "No fine-tuned model yet" in ft_rag.info[0].value
+    assert "20 weeks" in " ".join(m.value for m in rag.markdown)
+    sources = [e.label for e in rag.expander if e.label.startswith("#")]
+    assert sources and "employee_handbook.pdf · page 5" in sources[0]
+    assert not [e for e in pe.expander if e.label.startswith("#")]  # PE retrieves nothing
+    for col in (pe, rag):
+        assert any("first token" in c.value and "tokens" not in c.value.split("·")[0] for c in col.caption)
+        assert any(e.label == "Exact prompt" for e in col.expander)
+
+
+def test_history_offers_past_questions(sample_loaded: None) -> None:
+    ask()
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.run()
+    history = at.selectbox(key="compare.history")
+    assert QUESTION in history.options
+    history.set_value(QUESTION)
+    at.run()
+    assert at.text_input(key="compare.question").value == QUESTION
+
+
+def test_wrong_answer_is_saved_to_a_dataset(sample_loaded: None, data_dir: Path) -> None:
+    at = ask()
+    at.text_area(key="compare.col1.corrected").input("20 weeks at full pay.")
+    at.run()
+    at.button(key="compare.col1.save_correction").click()
+    at.run()
+    assert not at.exception
+    lines = (data_dir / "datasets" / "corrections.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and '"answer": "20 weeks at full pay."' in lines[0] and '"strategy": "RAG"' in lines[0]
+
+
+def test_without_documents_rag_says_what_to_do() -> None:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert "Create a knowledge base" in strategy_columns(at)[1].info[0].value
+
+
+def test_two_sessions_asking_at_once_both_finish(sample_loaded: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Streamlit's "magic" parses the page with ast in each session, and CPython 3.11 cannot build
+    # ASTs in two threads at once ("AST constructor recursion depth mismatch"). The app turns magic
+    # off in .streamlit/config.toml; say so here too, whatever directory the tests run from.
+    from streamlit import config as st_config
+
+    monkeypatch.setattr(st_config, "get_option", _without_magic(st_config.get_option))
+    sessions = []
+    for n in range(2):
+        at = AppTest.from_file(PAGE, default_timeout=600)
+        at.run()
+        at.text_input(key="compare.question").input(f"Who is the basin manager? ({n})")
+        at.run()
+        at.button(key="compare.ask").click()
+        sessions.append(at)
+    errors: list[BaseException] = []
+
+    def finish(at: AppTest) -> None:
+        try:
+            at.run()
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=finish, args=(at,)) for at in sessions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert not errors
+    for at in sessions:
+        assert not at.exception
+        pe, rag = strategy_columns(at)[:2]
+        assert any("first token" in c.value for c in pe.caption)
+        assert any("first token" in c.value for c in rag.caption)

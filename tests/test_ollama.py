@@ -1,0 +1,200 @@
+"""Ollama through its documented HTTP API, served by pytest-httpserver (Ollama cannot run here)."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from core.config import Settings
+from core.models import EmbeddedEngine, ModelCatalog, OllamaBackend, num_ctx_for
+from core.prompts import TemplateLibrary
+from core.records import Records
+from core.strategies import Answer, Runtime, Strategy
+
+TAGS = {
+    "models": [
+        {
+            "name": "llama3.2:1b",
+            "model": "llama3.2:1b",
+            "modified_at": "2026-10-01T10:00:00Z",
+            "size": 1321098329,
+            "digest": "baf6a787fdff" + "0" * 52,
+            "details": {"format": "gguf", "family": "llama", "parameter_size": "1.2B", "quantization_level": "Q8_0"},
+        }
+    ]
+}
+
+
+def ndjson(*objects: dict[str, object]) -> str:
+    return "".join(json.dumps(o) + "\n" for o in objects)
+
+
+def chunk(text: str) -> dict[str, object]:
+    return {
+        "model": "llama3.2:1b",
+        "created_at": "2026-11-23T10:00:00Z",
+        "message": {"role": "assistant", "content": text},
+        "done": False,
+    }
+
+
+DONE = {
+    "model": "llama3.2:1b",
+    "created_at": "2026-11-23T10:00:01Z",
+    "message": {"role": "assistant", "content": ""},
+    "done": True,
+    "done_reason": "stop",
+    "total_duration": 812000000,
+    "load_duration": 1000000,
+    "prompt_eval_count": 26,
+    "prompt_eval_duration": 100000000,
+    "eval_count": 5,
+    "eval_duration": 700000000,
+}
+
+
+@pytest.fixture
+def runtime_for(tmp_path: Path) -> Iterator[object]:
+    def make(host: str) -> Runtime:
+        settings = Settings.from_env(ollama_host=host)
+        catalog = ModelCatalog(settings, EmbeddedEngine(), OllamaBackend(host, timeout=5))
+        return Runtime(None, TemplateLibrary(tmp_path / "templates"), catalog, Records(tmp_path / "records.sqlite"))
+
+    yield make
+
+
+def run(runtime: Runtime, strategy: Strategy, question: str) -> tuple[list[str], Answer]:
+    parts = list(runtime.run(strategy, question))
+    answer = parts[-1]
+    assert isinstance(answer, Answer)
+    return [p for p in parts[:-1] if isinstance(p, str)], answer
+
+
+def serve_show(httpserver: HTTPServer, context_length: int = 131072) -> None:
+    httpserver.expect_request("/api/show", method="POST").respond_with_json(
+        {
+            "modelfile": "",
+            "parameters": "",
+            "template": "",
+            "details": {},
+            "model_info": {"general.architecture": "llama", "llama.context_length": context_length},
+        }
+    )
+
+
+def test_listing_offers_ollama_models_next_to_the_embedded_ones(httpserver: HTTPServer, runtime_for) -> None:
+    httpserver.expect_request("/api/tags", method="GET").respond_with_json(TAGS)
+    runtime = runtime_for(httpserver.url_for("/").rstrip("/"))
+    ids = [m.id for m in runtime.models.available()]
+    assert "ollama:llama3.2:1b" in ids
+    assert any(i.startswith("llama.cpp:") for i in ids)
+    assert runtime.models.ollama_error is None
+
+
+def test_chat_streams_ndjson_and_reports_tokens(httpserver: HTTPServer, runtime_for) -> None:
+    seen: list[dict[str, object]] = []
+
+    def chat(request: Request) -> Response:
+        seen.append(json.loads(request.data))
+        body = ndjson(chunk("Par"), chunk("is"), chunk("."), DONE)
+        return Response(body, content_type="application/x-ndjson")
+
+    serve_show(httpserver)
+    httpserver.expect_request("/api/chat", method="POST").respond_with_handler(chat)
+    runtime = runtime_for(httpserver.url_for("/").rstrip("/"))
+    deltas, answer = run(runtime, Strategy("PE", "ollama:llama3.2:1b", "Few-shot assistant"), "Capital of France?")
+    assert deltas == ["Par", "is", "."]
+    assert answer.error is None and answer.text == "Paris."
+    assert (answer.prompt_tokens, answer.completion_tokens) == (26, 5)
+    assert answer.ttft_s is not None and answer.ttft_s <= answer.total_s
+    request = seen[0]
+    assert request["model"] == "llama3.2:1b" and request["stream"] is True
+    assert request["messages"] == answer.messages  # the rendered template, few-shot turns included
+    options = request["options"]
+    assert isinstance(options, dict) and options["num_ctx"] == 2048 and options["temperature"] == 0.0
+    assert json.loads(answer.prompt)["options"]["num_ctx"] == 2048
+    assert runtime.records.answers()[0].answer == "Paris."
+
+
+def test_num_ctx_grows_with_the_prompt_and_warns_past_the_model(httpserver: HTTPServer, runtime_for) -> None:
+    seen: list[dict[str, object]] = []
+
+    def chat(request: Request) -> Response:
+        seen.append(json.loads(request.data))
+        return Response(ndjson(chunk("ok"), DONE), content_type="application/x-ndjson")
+
+    serve_show(httpserver, context_length=4096)
+    httpserver.expect_request("/api/chat", method="POST").respond_with_handler(chat)
+    runtime = runtime_for(httpserver.url_for("/").rstrip("/"))
+    long_question = "Why? " * 4000  # about 20,000 characters
+    _, answer = run(runtime, Strategy("PE", "ollama:llama3.2:1b", "Plain question"), long_question)
+    assert num_ctx_for(20_000, 256) > 4096
+    assert seen[0]["options"]["num_ctx"] == 4096  # type: ignore[index]
+    assert any("trained on 4096" in w for w in answer.warnings)
+
+
+@pytest.mark.parametrize(
+    ("prompt_chars", "max_tokens", "expected"), [(0, 256, 2048), (6000, 256, 3072), (30000, 512, 11264)]
+)
+def test_num_ctx_fits_prompt_and_answer(prompt_chars: int, max_tokens: int, expected: int) -> None:
+    assert num_ctx_for(prompt_chars, max_tokens) == expected
+
+
+def test_error_mid_stream_keeps_the_partial_text_and_shows_ollamas_words(httpserver: HTTPServer, runtime_for) -> None:
+    body = ndjson(chunk("The answer is"), {"error": "model runner has unexpectedly stopped"})
+    serve_show(httpserver)
+    httpserver.expect_request("/api/chat", method="POST").respond_with_data(body, content_type="application/x-ndjson")
+    runtime = runtime_for(httpserver.url_for("/").rstrip("/"))
+    deltas, answer = run(runtime, Strategy("PE", "ollama:llama3.2:1b", "Plain question"), "Why?")
+    assert deltas == ["The answer is"] and answer.text == "The answer is"
+    assert answer.error is not None and "model runner has unexpectedly stopped" in answer.error
+
+
+def test_missing_model_says_how_to_get_it(httpserver: HTTPServer, runtime_for) -> None:
+    serve_show(httpserver)
+    httpserver.expect_request("/api/chat", method="POST").respond_with_json(
+        {"error": 'model "qwen9:70b" not found, try pulling it first'}, status=404
+    )
+    runtime = runtime_for(httpserver.url_for("/").rstrip("/"))
+    _, answer = run(runtime, Strategy("PE", "ollama:qwen9:70b", "Plain question"), "Hi")
+    assert answer.error is not None
+    assert 'model "qwen9:70b" not found' in answer.error and "ollama pull qwen9:70b" in answer.error
+
+
+def test_connection_refused_keeps_embedded_models_and_explains(runtime_for) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    runtime = runtime_for(f"http://127.0.0.1:{port}")
+    models = runtime.models.available()
+    assert models and all(m.backend == "llama.cpp" for m in models)
+    assert runtime.models.ollama_error is not None and "ollama serve" in runtime.models.ollama_error
+    _, answer = run(runtime, Strategy("PE", "ollama:llama3.2:1b", "Plain question"), "Hi")
+    assert answer.error is not None and "not reachable" in answer.error and "ollama serve" in answer.error
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (None, "http://localhost:11434"),
+        ("", "http://localhost:11434"),
+        ("gpu-box", "http://gpu-box:11434"),
+        ("0.0.0.0:9999", "http://0.0.0.0:9999"),
+        ("https://ollama.example.com", "https://ollama.example.com:11434"),
+        ("off", None),
+    ],
+)
+def test_ollama_host_is_read_like_the_ollama_client(
+    monkeypatch: pytest.MonkeyPatch, raw: str | None, expected: str
+) -> None:
+    if raw is None:
+        monkeypatch.delenv("OLLAMA_HOST", raising=False)
+    else:
+        monkeypatch.setenv("OLLAMA_HOST", raw)
+    assert Settings.from_env().ollama_host == expected

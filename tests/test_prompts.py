@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.errors import TemplateError
+from core.prompts import BUILTINS, Example, PromptTemplate, Source, TemplateLibrary, fields_of
+
+RAG = next(t for t in BUILTINS if t.name == "RAG with citations")
+PE = next(t for t in BUILTINS if t.name == "Few-shot assistant")
+
+
+def template(user: str, system: str = "Be brief.", **kw: object) -> PromptTemplate:
+    return PromptTemplate(name="t", system=system, user=user, **kw)  # type: ignore[arg-type]
+
+
+# (system, user, source format, error fragment or None when valid)
+CASES = [
+    ("Be brief.", "{question}", None, None),
+    ("Be brief.", "Sources:\n{context}\n\nQ: {question}", None, None),
+    ("Examples:\n{examples}", "{question}", None, None),
+    ("Use {{braces}} literally.", "{question}", None, None),
+    ("Be brief.", "Tell me about {question.__class__}", None, "no attribute or index access"),
+    ("Be brief.", "{context[0]} {question}", None, "no attribute or index access"),
+    ("{question.__init__.__globals__}", "{question}", None, "no attribute or index access"),
+    ("Be brief.", "{} {question}", None, "positional fields"),
+    ("Be brief.", "{0} {question}", None, "positional fields"),
+    ("Be brief.", "{question!r}", None, "conversion or format spec"),
+    ("Be brief.", "{question:>10}", None, "conversion or format spec"),
+    ("Be brief.", "{question} {user} {secret}", None, "unknown variable(s) {secret}, {user}"),
+    ("Hello {name}", "{question}", None, "system prompt: unknown variable(s) {name}"),
+    ("Be brief.", "No question here", None, "must contain {question}"),
+    ("Be brief.", "", None, "user template is empty"),
+    ("Be brief.", "{question", None, "unbalanced braces"),
+    ("Be brief.", "{context} {question}", "[{n}] {url}: {text}", "source format: unknown variable(s) {url}"),
+]
+
+
+@pytest.mark.parametrize(("system", "user", "source_format", "error"), CASES)
+def test_template_validation_table(system: str, user: str, source_format: str | None, error: str | None) -> None:
+    kw = {"source_format": source_format} if source_format else {}
+    t = template(user, system, **kw)
+    if error is None:
+        t.validate()
+    else:
+        with pytest.raises(TemplateError) as info:
+            t.validate()
+        assert error in str(info.value)
+
+
+def test_several_problems_are_reported_together() -> None:
+    with pytest.raises(TemplateError) as info:
+        template("{nope}", "{also_nope}").validate()
+    message = str(info.value)
+    assert "{also_nope}" in message and "{nope}" in message and "must contain {question}" in message
+
+
+def test_rendering_never_evaluates_fields() -> None:
+    t = template("{question}")
+    [system, user] = t.render("{question.__class__} and {context}")
+    assert user["content"] == "{question.__class__} and {context}"
+    assert system == {"role": "system", "content": "Be brief."}
+
+
+def test_few_shot_examples_become_chat_turns() -> None:
+    messages = PE.render("How long is parental leave?")
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert messages[1]["content"] == PE.examples[0].question
+    assert messages[-1]["content"] == "How long is parental leave?"
+
+
+def test_examples_variable_places_examples_as_text() -> None:
+    t = template("{examples}\n\nQ: {question}", examples=(Example("Two plus two?", "Four."),))
+    messages = t.render("Three plus three?")
+    assert len(messages) == 2
+    assert messages[1]["content"] == "Q: Two plus two?\nA: Four.\n\nQ: Three plus three?"
+
+
+def test_sources_are_numbered_by_the_source_format() -> None:
+    sources = [Source("handbook.pdf", 5, "Parental leave is 20 weeks."), Source("faq.txt", 2, "Ask HR.")]
+    user = RAG.render("How long is parental leave?", sources)[-1]["content"]
+    assert "[1] handbook.pdf, page 5:\nParental leave is 20 weeks." in user
+    assert "[2] faq.txt, page 2:\nAsk HR." in user
+    assert user.endswith("Question: How long is parental leave?")
+
+
+@pytest.mark.parametrize(
+    ("t", "sources", "error"),
+    [
+        (RAG, None, "needs {context} but retrieval is off"),
+        (PE, [Source("a.txt", 1, "x")], "has no {context}"),
+    ],
+)
+def test_retrieval_and_template_must_agree(t: PromptTemplate, sources: list[Source] | None, error: str) -> None:
+    with pytest.raises(TemplateError, match=error):
+        t.render("q", sources)
+
+
+def test_no_sources_found_is_said_in_the_prompt() -> None:
+    assert "(no matching passages were found)" in RAG.render("q", [])[-1]["content"]
+
+
+def test_library_seeds_builtins_saves_versions_and_diffs(tmp_path: Path) -> None:
+    lib = TemplateLibrary(tmp_path / "templates")
+    assert sorted(lib.names()) == sorted(t.name for t in BUILTINS)
+    first = lib.get(RAG.name)
+    assert first.version == 1
+    edited = PromptTemplate(**{**first.__dict__, "system": first.system + " Never guess."})
+    second = lib.save(edited)
+    assert second.version == 2 and lib.versions(RAG.name) == [1, 2]
+    assert lib.get(RAG.name).system.endswith("Never guess.")
+    assert lib.get(RAG.name, 1).system == RAG.system
+    diff = lib.diff(RAG.name, 1, 2)
+    assert "-" + RAG.system in diff and "+" + RAG.system + " Never guess." in diff
+    # Reopening does not reseed or lose versions.
+    assert TemplateLibrary(tmp_path / "templates").versions(RAG.name) == [1, 2]
+
+
+def test_invalid_template_is_not_saved(tmp_path: Path) -> None:
+    lib = TemplateLibrary(tmp_path / "templates")
+    with pytest.raises(TemplateError):
+        lib.save(template("{question.__class__}"))
+    assert "t" not in lib.names()
+
+
+def test_export_then_import_round_trips(tmp_path: Path) -> None:
+    lib = TemplateLibrary(tmp_path / "templates")
+    exported = lib.get(PE.name).to_json()
+    imported = PromptTemplate.from_json(exported)
+    assert imported == lib.get(PE.name)
+    renamed = PromptTemplate.from_json(exported.replace(PE.name, "Imported few-shot"))
+    assert lib.save(renamed).version == 1
+
+
+@pytest.mark.parametrize(
+    "payload", [b"not json", b"[1, 2]", b'{"name": "x"}', b'{"name": "x", "system": "", "user": "{q}", "bogus": 1}']
+)
+def test_importing_a_bad_file_says_so(payload: bytes) -> None:
+    with pytest.raises(TemplateError, match="Not a template file"):
+        PromptTemplate.from_json(payload)
+
+
+def test_fields_of_lists_plain_names() -> None:
+    assert fields_of("{question} and {context} and {{literal}}") == {"question", "context"}

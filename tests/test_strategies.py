@@ -1,0 +1,155 @@
+"""Strategies with the real embedded SmolLM2 (llama.cpp), the real MiniLM and Qdrant local mode."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from core.config import Settings
+from core.embeddings import EmbeddingModel
+from core.ingest import ingest
+from core.models import BUNDLED_NAME, EmbeddedEngine, LoadedModel, ModelCatalog
+from core.prompts import TemplateLibrary
+from core.records import Records
+from core.samples import sample_uploads
+from core.store import Store
+from core.strategies import Answer, Runtime, Strategy, presets, run_many
+
+pytestmark = pytest.mark.slow
+MODEL = f"llama.cpp:{BUNDLED_NAME}"
+
+
+@pytest.fixture(scope="module")
+def engine() -> EmbeddedEngine:
+    return EmbeddedEngine()
+
+
+@pytest.fixture(scope="module")
+def sample_store(tmp_path_factory: pytest.TempPathFactory, minilm: EmbeddingModel) -> Iterator[Store]:
+    root = tmp_path_factory.mktemp("sample")
+    store = Store.open(Settings.from_env(data_dir=root, ollama_host=None), minilm)
+    store.create_kb("brackenridge", chunk_size=800, chunk_overlap=120)
+    ingest(store, "brackenridge", sample_uploads())
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def runtime(sample_store: Store, engine: EmbeddedEngine, tmp_path: Path) -> Runtime:
+    settings = Settings.from_env(data_dir=tmp_path, ollama_host=None)
+    catalog = ModelCatalog(settings, engine, None)
+    return Runtime(sample_store, TemplateLibrary(tmp_path / "templates"), catalog, Records(tmp_path / "records.sqlite"))
+
+
+def answer_of(runtime: Runtime, strategy: Strategy, question: str) -> tuple[list[str], Answer]:
+    items = list(runtime.run(strategy, question))
+    final = items[-1]
+    assert isinstance(final, Answer)
+    return [i for i in items[:-1] if isinstance(i, str)], final
+
+
+def test_rag_answers_with_the_right_source_retrieved(runtime: Runtime) -> None:
+    rag = presets(runtime.models.available(), "brackenridge")["RAG"].strategy
+    deltas, answer = answer_of(runtime, rag, "How long is parental leave at full pay?")
+    assert answer.error is None
+    assert (answer.sources[0].filename, answer.sources[0].page) == ("employee_handbook.pdf", 5)
+    assert "20 weeks of parental leave" in answer.prompt
+    assert "20 weeks" in answer.text
+    assert answer.prompt_tokens and answer.prompt_tokens > 100
+    assert answer.completion_tokens and answer.completion_tokens >= len(deltas) // 2
+    assert answer.prompt.startswith("<|im_start|>system\nYou answer questions using only the numbered sources")
+    [row] = runtime.records.answers()
+    assert (row.strategy, row.answer, row.detail["sources"][0]["page"]) == ("RAG", answer.text, 5)
+
+
+def test_pe_uses_no_retrieval_and_sends_its_few_shot_turns(runtime: Runtime) -> None:
+    pe = presets(runtime.models.available(), "brackenridge")["PE"].strategy
+    _, answer = answer_of(runtime, pe, "How long is parental leave at full pay?")
+    assert answer.error is None and answer.text
+    assert answer.sources == []
+    assert "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\nParis." in answer.prompt
+    assert "20 weeks" not in answer.prompt
+
+
+def test_streaming_yields_text_before_the_end(runtime: Runtime) -> None:
+    stream = runtime.run(Strategy("PE", MODEL, "Plain question", max_tokens=48), "Describe the sea in two sentences.")
+    first = next(stream)
+    assert isinstance(first, str) and first
+    rest = list(stream)
+    assert sum(isinstance(r, str) for r in rest) >= 3
+    answer = rest[-1]
+    assert isinstance(answer, Answer)
+    assert answer.ttft_s is not None and 0 < answer.ttft_s < answer.total_s
+    assert answer.text.startswith(first)
+
+
+def test_columns_on_the_embedded_model_take_turns_and_all_finish(runtime: Runtime) -> None:
+    jobs = [(i, Strategy(f"PE{i}", MODEL, "Plain question", max_tokens=24)) for i in range(3)]
+    events = list(run_many(runtime, jobs, "Name a colour of the sea."))
+    answers = {k: v for k, v in events if isinstance(v, Answer)}
+    assert sorted(answers) == [0, 1, 2]
+    assert all(a.error is None and a.text for a in answers.values())
+    # Greedy decoding on one model: the same question gives the same text in every column.
+    assert len({a.text for a in answers.values()}) == 1
+    # One lock: a column's tokens are never interleaved with another's.
+    order = [k for k, v in events if isinstance(v, str)]
+    runs = [k for n, k in enumerate(order) if n == 0 or order[n - 1] != k]
+    assert sorted(runs) == [0, 1, 2]
+
+
+def test_prompt_over_the_context_is_refused_before_generation(runtime: Runtime) -> None:
+    _, answer = answer_of(runtime, Strategy("PE", MODEL, "Plain question"), "harbour " * 5000)
+    assert answer.error is not None and "context" in answer.error and "Lower top-k" in answer.error
+    assert answer.text == ""
+
+
+def test_retrieval_on_with_a_template_without_context_is_refused(runtime: Runtime) -> None:
+    _, answer = answer_of(runtime, Strategy("x", MODEL, "Plain question", retrieval=True, kb="brackenridge"), "Hi")
+    assert answer.error is not None and "has no {context}" in answer.error
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi there"}],
+        [{"role": "user", "content": "No system prompt here"}],
+        [
+            {"role": "system", "content": "Answer from the sources."},
+            {"role": "user", "content": "Q1"},
+            {"role": "assistant", "content": "A1"},
+            {"role": "user", "content": "Sources:\n[1] a.pdf, page 2:\nText.\n\nQuestion: Q2"},
+        ],
+    ],
+    ids=["system", "no-system", "few-shot"],
+)
+def test_chat_template_parity(engine: EmbeddedEngine, runtime: Runtime, messages: list[dict[str, str]]) -> None:
+    """The prompt llama.cpp formats equals the GGUF's own chat template, rendered independently."""
+    loaded: LoadedModel = engine.get(runtime.models.info(MODEL))
+    template = loaded.llama.metadata["tokenizer.chat_template"]
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    expected = env.from_string(template).render(
+        messages=messages, add_generation_prompt=True, bos_token="<|im_start|>", eos_token="<|im_end|>"
+    )
+    assert loaded.format_prompt(messages) == expected
+
+    seen: list[str] = []
+    real = loaded.llama.create_completion
+
+    def spy(*args: object, **kwargs: object) -> object:
+        tokens = kwargs.get("prompt")  # the chat handler hands over token ids
+        assert isinstance(tokens, list)
+        seen.append(loaded.llama.detokenize(tokens, special=True).decode("utf-8"))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    loaded.llama.create_completion = spy  # type: ignore[method-assign]
+    try:
+        with loaded.lock:
+            loaded.llama.create_chat_completion(messages=messages, max_tokens=1)  # type: ignore[arg-type]
+    finally:
+        loaded.llama.create_completion = real  # type: ignore[method-assign]
+    assert seen == [expected]
+    if messages[0]["role"] != "system":
+        assert "You are a helpful AI assistant named SmolLM" in expected  # the template's own default

@@ -334,16 +334,27 @@ class Store:
     # Search
 
     def search(self, kb: str, query: str, *, k: int = 4, score_threshold: float | None = None) -> list[SearchHit]:
-        """Similarity search over the finished documents of a knowledge base."""
+        """Similarity search over the finished documents of a knowledge base.
+
+        Chunks outside the manifest (an ingest in progress, or one that crashed) must never be
+        returned. They are rare, and a filter over document ids is slow in local mode (it is
+        checked point by point), so the search runs unfiltered and is repeated with the filter
+        only when such a chunk made it into the results.
+        """
         vs = self.vectorstore(kb)
-        doc_ids = [r.doc_id for r in self.list_documents(kb)]
-        if not doc_ids or not query.strip():
+        committed = {r.doc_id for r in self.list_documents(kb)}
+        if not committed or not query.strip():
             return []
+        vector = self.embedder.embeddings.embed_query(query)
         with self._guard(f"searching {kb!r}"):
-            found = vs.similarity_search_with_score(
-                query, k=k, filter=_doc_filter(doc_ids), score_threshold=score_threshold
-            )
-        return [self._hit({CONTENT_KEY: doc.page_content, METADATA_KEY: doc.metadata}, score) for doc, score in found]
+            found = vs.similarity_search_with_score_by_vector(vector, k=k, score_threshold=score_threshold)
+            if any(doc.metadata.get("doc_id") not in committed for doc, _ in found):
+                found = vs.similarity_search_with_score_by_vector(
+                    vector, k=k, filter=_doc_filter(sorted(committed)), score_threshold=score_threshold
+                )
+        return [
+            self._hit({CONTENT_KEY: doc.page_content, METADATA_KEY: doc.metadata}, score) for doc, score in found
+        ]
 
     @staticmethod
     def _hit(payload: dict[str, Any], score: float) -> SearchHit:

@@ -89,7 +89,7 @@ def test_delete_document_removes_all_its_points(store: Store, kb: str) -> None:
 
 
 def test_chunks_without_a_manifest_entry_are_invisible(store: Store, kb: str, settings: Settings) -> None:
-    """The manifest is written last: chunks stored before it are never returned."""
+    """The manifest is written last: chunks stored before it are never returned, even the best match."""
     from core.documents import parse, split
 
     doc = parse(b"The lighthouse keeper is named Orla Finch.", "keeper.txt")
@@ -97,6 +97,13 @@ def test_chunks_without_a_manifest_entry_are_invisible(store: Store, kb: str, se
     store.upsert_chunks(kb, chunks, store.embedder.embeddings.embed_documents([c.text for c in chunks]))
     assert store.count_chunks(kb) == 1
     assert store.search(kb, "Who keeps the lighthouse?", k=3) == []
+    # With a finished document beside it, the unfinished chunk still never shows, though it matches best.
+    [otters] = ingest(store, kb, [Upload("otters.md", HANDBOOK)])
+    hits = store.search(kb, "Who keeps the lighthouse?", k=3)
+    assert [h.filename for h in hits] == ["otters.md", "otters.md"]
+    assert store.vectorstore(kb).similarity_search("Who keeps the lighthouse?", k=1)[0].metadata["filename"] == (
+        "keeper.txt"
+    )  # the raw, unfiltered store would have returned it first
 
 
 def test_cancel_mid_ingest_keeps_finished_files_and_rolls_back_the_rest(store: Store, kb: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,7 +180,12 @@ class LlamaCppChat(BaseChatModel):
                 f"{self.model_id}'s context of {self.loaded.n_ctx}. Lower top-k or the chunk size."
             )
         text: list[str] = []
+        asked = time.perf_counter()
         with self.loaded.lock:
+            # Say how long other calls held the model, so latency is not blamed on this one.
+            yield ChatGenerationChunk(
+                message=AIMessageChunk(content="", response_metadata={"queued_s": time.perf_counter() - asked})
+            )
             stream = self.loaded.llama.create_chat_completion(
                 messages=dicts,  # type: ignore[arg-type]
                 stream=True,

@@ -352,9 +352,7 @@ class Store:
                 found = vs.similarity_search_with_score_by_vector(
                     vector, k=k, filter=_doc_filter(sorted(committed)), score_threshold=score_threshold
                 )
-        return [
-            self._hit({CONTENT_KEY: doc.page_content, METADATA_KEY: doc.metadata}, score) for doc, score in found
-        ]
+        return [self._hit({CONTENT_KEY: doc.page_content, METADATA_KEY: doc.metadata}, score) for doc, score in found]
 
     @staticmethod
     def _hit(payload: dict[str, Any], score: float) -> SearchHit:

@@ -57,9 +57,10 @@ class Answer:
     sources: list[SearchHit] = field(default_factory=list)
     messages: list[dict[str, str]] = field(default_factory=list)
     prompt: str = ""
-    ttft_s: float | None = None
+    ttft_s: float | None = None  # from the start of the run, not counting time queued for the model
     total_s: float = 0.0
     retrieval_s: float = 0.0
+    queued_s: float = 0.0
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     template_version: int = 0
@@ -116,7 +117,7 @@ class Runtime:
                 yield delta
         except AppError as e:
             answer.error = str(e)
-        answer.total_s = time.perf_counter() - started
+        answer.total_s = time.perf_counter() - started - answer.queued_s
         answer.record_id = self._save(answer)
         yield answer
 
@@ -149,10 +150,11 @@ class Runtime:
         try:
             for chunk in prepared.chat.stream(lc_messages):
                 final = chunk if final is None else final + chunk  # type: ignore[assignment]
+                answer.queued_s += float(chunk.response_metadata.get("queued_s", 0.0))
                 delta = str(chunk.content)
                 if delta:
                     if answer.ttft_s is None:
-                        answer.ttft_s = time.perf_counter() - started
+                        answer.ttft_s = time.perf_counter() - started - answer.queued_s
                     text.append(delta)
                     answer.text = "".join(text)
                     yield delta

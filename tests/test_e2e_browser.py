@@ -62,7 +62,7 @@ def app_url(data_dir: Path, tmp_path: Path) -> Iterator[str]:
         log.close()
 
 
-def test_load_sample_search_and_upload_in_a_browser(app_url: str, tmp_path: Path) -> None:
+def test_documents_then_compare_in_a_browser(app_url: str, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
@@ -92,5 +92,17 @@ def test_load_sample_search_and_upload_in_a_browser(app_url: str, tmp_path: Path
         search.press("Enter")
         expect(page.get_by_text("<script>alert('owned')</script>").first).to_be_visible(timeout=30_000)
         page.screenshot(path=str(tmp_path / "documents.png"), full_page=True)
+
+        # Compare: the four presets side by side on a sample question (FT waits for fine-tuning).
+        page.get_by_role("link", name="Compare").click()
+        question = page.get_by_label("Question")
+        expect(question).to_be_visible(timeout=30_000)
+        question.fill("How long is parental leave at full pay?")
+        question.press("Enter")
+        page.get_by_role("button", name="Ask").click()
+        expect(page.get_by_text("first token")).to_have_count(2, timeout=180_000)
+        expect(page.get_by_text("No fine-tuned model yet").first).to_be_visible()
+        expect(page.get_by_text("employee_handbook.pdf · page 5").first).to_be_visible()
+        page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
         assert dialogs == []
         browser.close()

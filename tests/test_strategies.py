@@ -153,3 +153,14 @@ def test_chat_template_parity(engine: EmbeddedEngine, runtime: Runtime, messages
     assert seen == [expected]
     if messages[0]["role"] != "system":
         assert "You are a helpful AI assistant named SmolLM" in expected  # the template's own default
+
+
+def test_time_waiting_for_the_model_is_not_counted_as_latency(runtime: Runtime) -> None:
+    jobs = [(i, Strategy(f"PE{i}", MODEL, "Plain question", max_tokens=32)) for i in range(2)]
+    answers = [v for _, v in run_many(runtime, jobs, "Name a fish.") if isinstance(v, Answer)]
+    first, second = answers  # in the order they finished
+    assert first.queued_s < 0.05
+    assert second.queued_s > 0.5 * first.total_s  # it waited while the other one generated
+    # Counted from the start, its first token would come after the whole wait; it is counted without it.
+    assert second.ttft_s is not None and second.ttft_s < second.queued_s
+    assert abs(second.total_s - first.total_s) < 0.5 * first.total_s + 0.3  # same work, similar time

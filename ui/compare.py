@@ -96,7 +96,8 @@ def render_answer(i: int, answer: Answer) -> None:
         st.warning(warning)
     ttft = f"{answer.ttft_s:.2f} s" if answer.ttft_s is not None else "–"
     tokens = f"{answer.prompt_tokens or 0} in / {answer.completion_tokens or 0} out"
-    st.caption(f"⏱️ first token {ttft} · total {answer.total_s:.2f} s · 🔢 {tokens}")
+    waited = f" · waited {answer.queued_s:.1f} s for the model" if answer.queued_s >= 0.1 else ""
+    st.caption(f"⏱️ first token {ttft} · total {answer.total_s:.2f} s · 🔢 {tokens}{waited}")
     s = answer.strategy
     st.caption(
         f"{s.model} · {s.template} v{answer.template_version}" + (f" · {s.kb} top-{s.top_k}" if s.retrieval else "")

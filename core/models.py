@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 
 Backend = Literal["llama.cpp", "ollama"]
 BUNDLED_NAME = "SmolLM2-135M-Instruct"
-MAX_CONTEXT = 8192
 CONNECTION_HELP = "start it with `ollama serve`, or unset OLLAMA_HOST to use the embedded models only"
 
 

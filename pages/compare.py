@@ -62,8 +62,14 @@ if ask and strategies:
             slots[i].markdown(compare.answer_markdown(texts[i], i, 0) + " ▌")
     st.session_state["compare.answers"] = answers
 
-for i, col in enumerate(columns):
-    answer = st.session_state["compare.answers"].get(i)
-    if answer is not None and i in strategies:
-        with col:
-            compare.render_answer(i, answer)
+shown = {
+    i: a
+    for i, a in st.session_state["compare.answers"].items()
+    if i in strategies and a.strategy.name == strategies[i].name
+}
+earlier = next((a.question for a in shown.values() if a.question != question), None)
+if earlier:
+    st.info(f"Showing the answers to an earlier question: “{earlier}”. Press Ask for the new one.")
+for i, answer in shown.items():
+    with columns[i]:
+        compare.render_answer(i, answer)

@@ -129,3 +129,15 @@ def test_two_sessions_asking_at_once_both_finish(sample_loaded: None, monkeypatc
         pe, rag = strategy_columns(at)[:2]
         assert any("first token" in c.value for c in pe.caption)
         assert any("first token" in c.value for c in rag.caption)
+
+
+def test_answers_stay_with_the_question_and_preset_that_made_them(sample_loaded: None) -> None:
+    at = ask()
+    at.text_input(key="compare.question").input("Who is the basin manager?")
+    at.run()
+    notice = next(i.value for i in at.info if "earlier question" in i.value)
+    assert QUESTION in notice
+    at.selectbox(key="compare.col0.preset").set_value("RAG")
+    at.run()
+    first = strategy_columns(at)[0]
+    assert not any("first token" in c.value for c in first.caption)  # PE's answer is not shown under RAG

@@ -198,3 +198,46 @@ def test_ollama_host_is_read_like_the_ollama_client(
     else:
         monkeypatch.setenv("OLLAMA_HOST", raw)
     assert Settings.from_env().ollama_host == expected
+
+
+def test_ollama_columns_run_in_parallel(runtime_for) -> None:
+    """Unlike the embedded model, Ollama columns do not take turns: their requests overlap."""
+    import threading
+    import time
+
+    from core.strategies import run_many
+
+    spans: list[tuple[float, float]] = []
+    lock = threading.Lock()
+
+    def slow_chat(request: Request) -> Response:
+        start = time.monotonic()
+        time.sleep(0.4)  # a model thinking
+        with lock:
+            spans.append((start, time.monotonic()))
+        return Response(ndjson(chunk("ok"), DONE), content_type="application/x-ndjson")
+
+    server = HTTPServer(threaded=True)
+    server.expect_request("/api/show", method="POST").respond_with_json({"model_info": {}})
+    server.expect_request("/api/chat", method="POST").respond_with_handler(slow_chat)
+    server.start()
+    try:
+        runtime = runtime_for(server.url_for("/").rstrip("/"))
+        jobs = [(i, Strategy(f"O{i}", "ollama:llama3.2:1b", "Plain question")) for i in range(2)]
+        answers = [v for _, v in run_many(runtime, jobs, "Hi") if isinstance(v, Answer)]
+    finally:
+        server.clear()
+        server.stop()
+    assert [a.error for a in answers] == [None, None]
+    (a_start, a_end), (b_start, b_end) = sorted(spans)
+    assert b_start < a_end  # the second request began before the first was answered
+
+
+def test_gguf_files_in_data_dir_models_are_listed(data_dir: Path) -> None:
+    from core.models import bundled_gguf, embedded_models
+
+    (data_dir / "models").mkdir(parents=True)
+    (data_dir / "models" / "my-tuned-model.gguf").symlink_to(bundled_gguf())
+    (data_dir / "models" / "notes.txt").write_text("not a model")
+    ids = [m.id for m in embedded_models(Settings.from_env())]
+    assert ids == ["llama.cpp:SmolLM2-135M-Instruct", "llama.cpp:my-tuned-model.gguf"]

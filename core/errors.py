@@ -81,7 +81,3 @@ class ModelError(AppError):
 
 class ModelUnavailableError(ModelError):
     """The model's server (Ollama) is not reachable, or it does not have the model."""
-
-
-class CancelledError(AppError):
-    """Long work was cancelled by the user; nothing half-made was kept."""

@@ -37,10 +37,6 @@ class FileReport:
     message: str = ""
     doc_id: str | None = None
 
-    @property
-    def ok(self) -> bool:
-        return self.status in ("added", "replaced", "unchanged")
-
 
 @dataclass
 class _Pending:

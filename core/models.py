@@ -11,6 +11,7 @@ langchain-community, which is being sunset, and we need the exact prompt llama.c
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -45,7 +46,6 @@ class ModelInfo:
     backend: Backend
     path: Path | None = None
     adapter: Path | None = None
-    base: str | None = None
 
     @property
     def fine_tuned(self) -> bool:
@@ -210,7 +210,7 @@ class LlamaCppChat(BaseChatModel):
                     "output_tokens": completion_tokens,
                     "total_tokens": prompt_tokens + completion_tokens,
                 },
-                response_metadata={"prompt": prompt, "model": self.model_id},
+                response_metadata={"model": self.model_id},
             )
         )
 
@@ -352,8 +352,6 @@ class ModelCatalog:
             num_ctx = limit
         chat = self.ollama.chat(name, temperature=temperature, max_tokens=max_tokens, num_ctx=num_ctx)
         # Ollama applies its own chat template server-side: the exact thing we send is the request.
-        import json
-
         request = {
             "model": name,
             "messages": messages,

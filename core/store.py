@@ -324,7 +324,10 @@ class Store:
         """A document's chunks in reading order (for the chunk browser)."""
         with self._guard(f"reading chunks from {kb!r}"):
             points, _ = self.client.scroll(kb, scroll_filter=_doc_filter([doc_id]), limit=limit)
-        hits = [self._hit(p.payload or {}, 1.0) for p in points]
+        hits = [
+            self._hit(str((p.payload or {}).get(CONTENT_KEY, "")), (p.payload or {}).get(METADATA_KEY), 1.0)
+            for p in points
+        ]
         return sorted(hits, key=lambda h: h.chunk_index)
 
     @staticmethod
@@ -352,13 +355,13 @@ class Store:
                 found = vs.similarity_search_with_score_by_vector(
                     vector, k=k, filter=_doc_filter(sorted(committed)), score_threshold=score_threshold
                 )
-        return [self._hit({CONTENT_KEY: doc.page_content, METADATA_KEY: doc.metadata}, score) for doc, score in found]
+        return [self._hit(doc.page_content, doc.metadata, score) for doc, score in found]
 
     @staticmethod
-    def _hit(payload: dict[str, Any], score: float) -> SearchHit:
-        meta = payload.get(METADATA_KEY) or {}
+    def _hit(text: str, metadata: dict[str, Any] | None, score: float) -> SearchHit:
+        meta = metadata or {}
         return SearchHit(
-            text=str(payload.get(CONTENT_KEY, "")),
+            text=text,
             score=float(score),
             doc_id=str(meta.get("doc_id", "")),
             filename=str(meta.get("filename", "")),

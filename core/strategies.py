@@ -10,8 +10,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
-from langchain_core.messages import AIMessageChunk, BaseMessage, messages_from_dict
-
 from core.errors import AppError, ModelError
 from core.files import now_iso
 from core.models import ModelCatalog, ModelInfo, translate_error
@@ -59,14 +57,12 @@ class Answer:
     prompt: str = ""
     ttft_s: float | None = None  # from the start of the run, not counting time queued for the model
     total_s: float = 0.0
-    retrieval_s: float = 0.0
     queued_s: float = 0.0
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     template_version: int = 0
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
-    record_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -118,7 +114,7 @@ class Runtime:
         except AppError as e:
             answer.error = str(e)
         answer.total_s = time.perf_counter() - started - answer.queued_s
-        answer.record_id = self._save(answer)
+        self._save(answer)
         yield answer
 
     def _run(self, strategy: Strategy, question: str, answer: Answer, started: float) -> Iterator[str]:
@@ -130,11 +126,9 @@ class Runtime:
         if strategy.retrieval:
             if self.store is None or not strategy.kb:
                 raise AppError("Retrieval is on but no knowledge base is chosen; pick one or turn retrieval off.")
-            t = time.perf_counter()
             answer.sources = self.store.search(
                 strategy.kb, question, k=strategy.top_k, score_threshold=strategy.score_threshold
             )
-            answer.retrieval_s = time.perf_counter() - t
             sources = [Source(h.filename, h.page, h.text, h.heading) for h in answer.sources]
         answer.messages = template.render(question, sources)
         prepared = self.models.prepare(
@@ -142,32 +136,26 @@ class Runtime:
         )
         answer.prompt = prepared.prompt
         answer.warnings += prepared.warnings
-        text: list[str] = []
-        final: AIMessageChunk | None = None
-        lc_messages: list[BaseMessage] = messages_from_dict(
-            [{"type": _LC_TYPES[m["role"]], "data": {"content": m["content"]}} for m in answer.messages]
-        )
+        usage: dict[str, Any] = {}
         try:
-            for chunk in prepared.chat.stream(lc_messages):
-                final = chunk if final is None else final + chunk  # type: ignore[assignment]
+            for chunk in prepared.chat.stream([(m["role"], m["content"]) for m in answer.messages]):
                 answer.queued_s += float(chunk.response_metadata.get("queued_s", 0.0))
+                usage = dict(chunk.usage_metadata or usage)  # both backends send it on the last chunk
                 delta = str(chunk.content)
                 if delta:
                     if answer.ttft_s is None:
                         answer.ttft_s = time.perf_counter() - started - answer.queued_s
-                    text.append(delta)
-                    answer.text = "".join(text)
+                    answer.text += delta
                     yield delta
         except Exception as e:  # noqa: BLE001 - translated at the boundary; the partial text stays
             host = self.models.ollama.host if self.models.ollama else None
             raise translate_error(strategy.model, e, host) from e
-        usage: dict[str, Any] = dict(getattr(final, "usage_metadata", None) or {})
         answer.prompt_tokens = usage.get("input_tokens")
         answer.completion_tokens = usage.get("output_tokens")
 
-    def _save(self, answer: Answer) -> int | None:
+    def _save(self, answer: Answer) -> None:
         try:
-            return self.records.add_answer(
+            self.records.add_answer(
                 {
                     "created": now_iso(),
                     "question": answer.question,
@@ -191,10 +179,6 @@ class Runtime:
             )
         except Exception:  # noqa: BLE001 - a history hiccup must not lose the answer on screen
             log.exception("Could not save the answer to records")
-            return None
-
-
-_LC_TYPES = {"system": "system", "user": "human", "assistant": "ai"}
 
 
 def run_many(runtime: Runtime, jobs: Sequence[tuple[K, Strategy]], question: str) -> Iterator[tuple[K, str | Answer]]:

@@ -84,8 +84,10 @@ def test_wrong_answer_is_saved_to_a_dataset(sample_loaded: None, data_dir: Path)
     at.button(key="compare.col1.save_correction").click()
     at.run()
     assert not at.exception
-    lines = (data_dir / "datasets" / "corrections.jsonl").read_text().splitlines()
-    assert len(lines) == 1 and '"answer": "20 weeks at full pay."' in lines[0] and '"strategy": "RAG"' in lines[0]
+    from core.finetune.datasets import read_dataset
+
+    [row] = read_dataset(data_dir / "datasets", "corrections")
+    assert (row["answer"], row["strategy"], row["question"]) == ("20 weeks at full pay.", "RAG", QUESTION)
 
 
 def test_without_documents_rag_says_what_to_do() -> None:

@@ -53,7 +53,3 @@ def read_dataset(root: Path, name: str) -> list[dict[str, str]]:
         return []
     with path.open(encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
-
-
-def list_datasets(root: Path) -> list[str]:
-    return sorted(p.stem for p in root.glob("*.jsonl")) if root.is_dir() else []

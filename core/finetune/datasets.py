@@ -1,20 +1,65 @@
-"""Fine-tuning datasets as JSONL under DATA_DIR/datasets/<name>.jsonl."""
+"""Fine-tuning datasets: question/answer pairs as JSONL under DATA_DIR/datasets/<name>.jsonl.
+
+Sources: an uploaded JSONL (chat `messages`, or `question`/`answer`) or CSV, pairs generated
+from a knowledge base, the sample facts, and the "wrong answer" corrections that Compare
+appends. Every row problem is reported with its row number and field; nothing is dropped
+without the user choosing to.
+"""
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import io
 import json
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from core.errors import AppError
-from core.files import now_iso
+from core.files import atomic_write_text, now_iso
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_SPACES = re.compile(r"\s+")
 
 
 class DatasetError(AppError):
-    """A dataset name or row is not acceptable."""
+    """A dataset name, file or row is not acceptable."""
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One training example: the question, the wanted answer, and an optional system prompt."""
+
+    question: str
+    answer: str
+    system: str | None = None
+
+    def messages(self, default_system: str | None = None) -> list[dict[str, str]]:
+        """As chat messages, formatted later with the base model's own chat template."""
+        system = self.system if self.system is not None else default_system
+        head = [{"role": "system", "content": system}] if system else []
+        return head + [{"role": "user", "content": self.question}, {"role": "assistant", "content": self.answer}]
+
+
+@dataclass(frozen=True)
+class RowIssue:
+    """A problem with one row (1-based, as an editor shows it) or with the whole file (row 0)."""
+
+    row: int
+    field: str
+    message: str
+
+
+@dataclass
+class Parsed:
+    """The pairs that passed, and the issues of the rows that did not."""
+
+    pairs: list[Pair]
+    issues: list[RowIssue]
+    rows: int
 
 
 @dataclass(frozen=True)
@@ -53,3 +98,213 @@ def read_dataset(root: Path, name: str) -> list[dict[str, str]]:
         return []
     with path.open(encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def list_datasets(root: Path) -> list[str]:
+    return sorted(p.stem for p in root.glob("*.jsonl")) if root.is_dir() else []
+
+
+def load_pairs(root: Path, name: str) -> Parsed:
+    """A saved dataset as pairs (corrections included), checked like an upload."""
+    path = dataset_path(root, name)
+    if not path.is_file():
+        raise DatasetError(f"There is no dataset {name!r}; create it on the Fine-tune page.")
+    return parse_upload(path.name, path.read_bytes())
+
+
+def save_pairs(root: Path, name: str, pairs: Sequence[Pair]) -> Path:
+    """Write the dataset atomically (replacing a previous version of it)."""
+    if not pairs:
+        raise DatasetError("The dataset is empty; add at least one question/answer pair.")
+    path = dataset_path(root, name)
+    rows = [{k: v for k, v in asdict(p).items() if v is not None} for p in pairs]
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return path
+
+
+def delete_dataset(root: Path, name: str) -> None:
+    dataset_path(root, name).unlink(missing_ok=True)
+
+
+def content_hash(pairs: Iterable[Pair]) -> str:
+    """The dataset's version: a hash of its pairs in order (field order and whitespace in files do not count)."""
+    canonical = json.dumps([[p.system, p.question, p.answer] for p in pairs], ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def _decode(filename: str, data: bytes) -> str:
+    if not data.strip():
+        raise DatasetError(f"{filename} is empty.")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise DatasetError(
+            f"{filename} is not UTF-8 text (bad byte at line {line}); save it as UTF-8 and upload it again."
+        ) from e
+
+
+def _text(value: Any) -> str | None:
+    return value.strip() if isinstance(value, str) else None
+
+
+def _pair_from_messages(messages: Any, row: int, issues: list[RowIssue]) -> Pair | None:
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        issues.append(RowIssue(row, "messages", "must be a list of {role, content} objects"))
+        return None
+    roles = [m.get("role") for m in messages]
+    system = None
+    if roles and roles[0] == "system":
+        system = _text(messages[0].get("content"))
+        messages, roles = messages[1:], roles[1:]
+    if roles != ["user", "assistant"]:
+        issues.append(
+            RowIssue(
+                row,
+                "messages",
+                f"roles are {roles}; expected an optional system message, then one user and one assistant message",
+            )
+        )
+        return None
+    return _pair(
+        messages[0].get("content"),
+        messages[1].get("content"),
+        row,
+        issues,
+        ("messages[user]", "messages[assistant]"),
+        system,
+    )
+
+
+def _pair(
+    question: Any,
+    answer: Any,
+    row: int,
+    issues: list[RowIssue],
+    fields: tuple[str, str] = ("question", "answer"),
+    system: str | None = None,
+) -> Pair | None:
+    q, a = _text(question), _text(answer)
+    ok = True
+    for value, raw, field in ((q, question, fields[0]), (a, answer, fields[1])):
+        if raw is None:
+            issues.append(RowIssue(row, field, "is missing"))
+            ok = False
+        elif value is None:
+            issues.append(RowIssue(row, field, f"must be text, not {type(raw).__name__}"))
+            ok = False
+        elif not value:
+            issues.append(RowIssue(row, field, "is empty"))
+            ok = False
+    return Pair(q, a, system or None) if ok and q and a else None
+
+
+def _parse_jsonl(text: str, issues: list[RowIssue]) -> tuple[list[tuple[int, Pair]], int]:
+    pairs, rows = [], 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        rows += 1
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            issues.append(RowIssue(number, "", f"is not valid JSON ({e.msg} at column {e.colno})"))
+            continue
+        if not isinstance(obj, dict):
+            issues.append(RowIssue(number, "", "must be a JSON object"))
+            continue
+        pair = (
+            _pair_from_messages(obj["messages"], number, issues)
+            if "messages" in obj
+            else _pair(obj.get("question"), obj.get("answer"), number, issues, system=_text(obj.get("system")))
+        )
+        if pair:
+            pairs.append((number, pair))
+    return pairs, rows
+
+
+def _parse_csv(text: str, issues: list[RowIssue]) -> tuple[list[tuple[int, Pair]], int]:
+    reader = csv.DictReader(io.StringIO(text))
+    header = {(name or "").strip().lower(): name for name in reader.fieldnames or []}
+    missing = [f for f in ("question", "answer") if f not in header]
+    if missing:
+        raise DatasetError(
+            f"The CSV has no {' or '.join(repr(m) for m in missing)} column; its first row must name the "
+            f"columns 'question' and 'answer' (found: {', '.join(header) or 'nothing'})."
+        )
+    pairs, rows = [], 0
+    for row in reader:
+        rows += 1
+        number = reader.line_num  # the file's line, header being line 1
+        system = _text(row.get(header["system"])) if "system" in header else None
+        pair = _pair(row.get(header["question"]), row.get(header["answer"]), number, issues, system=system)
+        if pair:
+            pairs.append((number, pair))
+    return pairs, rows
+
+
+def parse_upload(filename: str, data: bytes) -> Parsed:
+    """Pairs from a JSONL or CSV file; every bad row is named in `issues`, duplicates included.
+
+    Raises:
+        DatasetError: the whole file is unusable (type, encoding, CSV header).
+    """
+    suffix = Path(filename).suffix.lower()
+    if suffix not in {".jsonl", ".csv"}:
+        raise DatasetError(f"{filename}: upload a .jsonl or .csv file of question/answer pairs.")
+    text = _decode(filename, data)
+    issues: list[RowIssue] = []
+    numbered, rows = (_parse_jsonl if suffix == ".jsonl" else _parse_csv)(text, issues)
+    return Parsed(_drop_duplicates(numbered, issues), issues, rows)
+
+
+def _key(text: str) -> str:
+    return _SPACES.sub(" ", text).strip().casefold()
+
+
+def _drop_duplicates(numbered: list[tuple[int, Pair]], issues: list[RowIssue]) -> list[Pair]:
+    seen: dict[str, tuple[int, Pair]] = {}
+    kept = []
+    for number, pair in numbered:
+        key = _key(pair.question)
+        if key in seen:
+            first, other = seen[key]
+            same = _key(other.answer) == _key(pair.answer)
+            what = "repeats" if same else "asks the same question as"
+            extra = "" if same else " with another answer; keep the right one"
+            issues.append(RowIssue(number, "question", f"{what} row {first}{extra}"))
+            continue
+        seen[key] = (number, pair)
+        kept.append(pair)
+    return kept
+
+
+def check_lengths(pairs: Sequence[Pair], count_tokens: Callable[[Pair], int], max_length: int) -> list[RowIssue]:
+    """Rows whose formatted conversation is longer than the training length (rows are 1-based)."""
+    issues = []
+    for number, pair in enumerate(pairs, start=1):
+        n = count_tokens(pair)
+        if n > max_length:
+            issues.append(
+                RowIssue(
+                    number, "answer", f"is {n} tokens with the chat template, over the maximum length {max_length}"
+                )
+            )
+    return issues
+
+
+def split(pairs: Sequence[Pair], validation_fraction: float) -> tuple[list[Pair], list[Pair]]:
+    """Train and validation sets, stable across edits: each pair's side follows from its question's hash.
+
+    Fewer than 5 pairs: no validation set (every pair is needed to learn from).
+    """
+    if validation_fraction <= 0 or len(pairs) < 5:
+        return list(pairs), []
+
+    def bucket(p: Pair) -> float:
+        return int(hashlib.sha256(_key(p.question).encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+    ranked = sorted(pairs, key=bucket)
+    n_val = max(1, round(len(pairs) * validation_fraction))
+    held = {id(p) for p in ranked[:n_val]}
+    return [p for p in pairs if id(p) not in held], [p for p in pairs if id(p) in held]

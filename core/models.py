@@ -79,7 +79,31 @@ def embedded_models(settings: Settings) -> list[ModelInfo]:
             models.append(
                 ModelInfo(id=f"llama.cpp:{path.name}", label=f"{path.stem} (GGUF file)", backend="llama.cpp", path=path)
             )
-    return models
+    return models + fine_tuned_models(settings, models)
+
+
+def fine_tuned_models(settings: Settings, bases: list[ModelInfo]) -> list[ModelInfo]:
+    """Each registered LoRA adapter on its base, as `<base>+<adapter>`, oldest first."""
+    from core.finetune.adapters import list_adapters
+
+    by_file = {m.path.name: m for m in bases if m.path is not None}
+    tuned = []
+    for adapter in list_adapters(settings.data_dir):
+        base = by_file.get(str(adapter.manifest.get("base", {}).get("file", "")))
+        if base is None:
+            log.warning("Fine-tuned model %s: its base GGUF is gone; not listed", adapter.name)
+            continue
+        base_name = base.id.removeprefix("llama.cpp:").removesuffix(".gguf")
+        tuned.append(
+            ModelInfo(
+                id=f"llama.cpp:{base_name}+{adapter.name}",
+                label=f"{base_name}+{adapter.name} (fine-tuned)",
+                backend="llama.cpp",
+                path=base.path,
+                adapter=adapter.path,
+            )
+        )
+    return tuned
 
 
 class LoadedModel:
@@ -131,17 +155,30 @@ class EmbeddedEngine:
     """Loads llama.cpp models lazily, once each, and hands out the loaded model with its lock."""
 
     def __init__(self) -> None:
-        self._models: dict[tuple[Path, Path | None], LoadedModel] = {}
+        self._models: dict[tuple[Path, Path | None, int], LoadedModel] = {}
         self._lock = threading.Lock()
 
     def get(self, info: ModelInfo) -> LoadedModel:
         if info.path is None:
             raise ModelError(f"{info.label} has no model file.")
-        key = (info.path, info.adapter)
+        try:
+            # An adapter deleted and trained again under the same name is a new file: load it anew.
+            version = info.adapter.stat().st_mtime_ns if info.adapter else 0
+        except FileNotFoundError as e:
+            raise ModelError(f"{info.label} was deleted; pick another model.") from e
+        key = (info.path, info.adapter, version)
         with self._lock:
             if key not in self._models:
                 self._models[key] = LoadedModel(info.path, lora_path=info.adapter)
             return self._models[key]
+
+    def unload(self, adapter: Path) -> None:
+        """Free every loaded copy of the base with this adapter (after the adapter is deleted)."""
+        with self._lock:
+            for key in [k for k in self._models if k[1] == adapter]:
+                loaded = self._models.pop(key)
+                with loaded.lock:
+                    loaded.llama.close()
 
 
 def to_dicts(messages: list[BaseMessage]) -> list[dict[str, str]]:

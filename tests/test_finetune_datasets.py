@@ -25,20 +25,24 @@ GOOD = {"question": "Who founded it?", "answer": "Ilse Marrow."}
         ("d.jsonl", jsonl({"question": "q?"}), RowIssue(1, "answer", "is missing")),
         ("d.jsonl", jsonl({"question": "q?", "answer": "   "}), RowIssue(1, "answer", "is empty")),
         ("d.jsonl", jsonl({"question": "q?", "answer": 42}), RowIssue(1, "answer", "must be text, not int")),
-        ("d.jsonl", jsonl(GOOD, "{not json"), RowIssue(2, "", "is not valid JSON (Expecting property name enclosed in double quotes at column 2)")),
+        ("d.jsonl", jsonl(GOOD, "{not json"),
+         RowIssue(2, "", "is not valid JSON (Expecting property name enclosed in double quotes at column 2)")),
         ("d.jsonl", jsonl(GOOD, "[1, 2]"), RowIssue(2, "", "must be a JSON object")),
         ("d.jsonl", jsonl(GOOD, GOOD), RowIssue(2, "question", "repeats row 1")),
         ("d.jsonl", jsonl(GOOD, {"question": " who  FOUNDED it? ", "answer": "Tomasz."}),
          RowIssue(2, "question", "asks the same question as row 1 with another answer; keep the right one")),
         ("d.jsonl", jsonl({"messages": [{"role": "user", "content": "q?"}]}),
-         RowIssue(1, "messages", "roles are ['user']; expected an optional system message, then one user and one assistant message")),
+         RowIssue(1, "messages", "roles are ['user']; expected an optional system message, then one user and "
+                                 "one assistant message")),
         ("d.jsonl", jsonl({"messages": [{"role": "user", "content": "q?"}, {"role": "assistant", "content": ""}]}),
          RowIssue(1, "messages[assistant]", "is empty")),
         ("d.jsonl", jsonl({"messages": "hello"}), RowIssue(1, "messages", "must be a list of {role, content} objects")),
         ("d.csv", b"question,answer\nq1?,a1\nq2?,\n", RowIssue(3, "answer", "is empty")),
     ],
 )  # fmt: skip
-def test_bad_rows_are_named_by_row_and_field_and_the_good_rows_kept(filename: str, data: bytes, issue: RowIssue) -> None:
+def test_bad_rows_are_named_by_row_and_field_and_the_good_rows_kept(
+    filename: str, data: bytes, issue: RowIssue
+) -> None:
     parsed = datasets.parse_upload(filename, data)
     assert parsed.issues == [issue]
     assert all(p.question and p.answer for p in parsed.pairs)
@@ -73,7 +77,9 @@ def test_every_accepted_shape_gives_the_same_pairs() -> None:
     )
     as_qa = jsonl(GOOD | {"system": system})
     as_csv = '\ufeffQuestion,Answer,System\n"Who founded it?",Ilse Marrow.,Answer briefly.\n'.encode()
-    results = [datasets.parse_upload(n, d) for n, d in (("a.jsonl", as_messages), ("b.jsonl", as_qa), ("c.csv", as_csv))]
+    results = [
+        datasets.parse_upload(n, d) for n, d in (("a.jsonl", as_messages), ("b.jsonl", as_qa), ("c.csv", as_csv))
+    ]
     assert [r.pairs for r in results] == [[Pair("Who founded it?", "Ilse Marrow.", system)]] * 3
     assert all(not r.issues for r in results)
 

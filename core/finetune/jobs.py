@@ -1,0 +1,241 @@
+"""One fine-tuning run end to end: train, export, check parity, register; in a background thread.
+
+`run_training` is the whole pipeline as a plain function; `TrainingJob` runs it in a thread and
+keeps a snapshot the page polls. Only a finished run publishes its folder, so a cancel or a
+failure at any point leaves no adapter registered.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+from core.errors import AppError
+from core.files import now_iso
+from core.finetune import adapters, export, parity, trainer
+from core.finetune.datasets import Pair, content_hash, split
+from core.finetune.trainer import Step, TrainingCancelled, TrainSettings
+from core.progress import CancelFlag
+
+log = logging.getLogger(__name__)
+
+Phase = Literal["queued", "loading", "training", "exporting", "checking", "done", "failed", "cancelled"]
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """What the Fine-tune page asks for."""
+
+    name: str
+    dataset: str
+    pairs: tuple[Pair, ...]
+    base_path: Path
+    base_name: str
+    settings: TrainSettings = TrainSettings()
+    system: str | None = None
+
+
+def run_training(
+    data_dir: Path,
+    request: TrainRequest,
+    *,
+    on_phase: Callable[[Phase, str], None] | None = None,
+    on_step: Callable[[Step], None] | None = None,
+    cancel: CancelFlag | None = None,
+) -> adapters.Adapter:
+    """Train, export as GGUF LoRA, check parity against llama.cpp, then publish; returns the adapter.
+
+    Raises:
+        TrainingCancelled: `cancel` was set; nothing is left on disk.
+        AppError: bad name or settings, a dataset problem, an export failure.
+    """
+
+    def phase(p: Phase, message: str) -> None:
+        if cancel is not None and cancel.is_set():
+            raise TrainingCancelled("Training was stopped; no adapter was saved.")
+        if on_phase is not None:
+            on_phase(p, message)
+
+    adapters.check_name(request.name)
+    if adapters.exists(data_dir, request.name):
+        raise adapters.AdapterError(f"A fine-tuned model named {request.name!r} already exists; pick another name.")
+    request.settings.validate()
+    started = time.perf_counter()
+    train_pairs, val_pairs = split(request.pairs, request.settings.validation_fraction)
+    phase("loading", f"Loading {request.base_name} for training (dequantizing the GGUF)…")
+    trainer.load_base(request.base_path)
+    phase("training", f"Training on {len(train_pairs)} pairs, validating on {len(val_pairs)}…")
+    trained = trainer.train(
+        request.base_path,
+        train_pairs,
+        val_pairs,
+        request.settings,
+        system=request.system,
+        on_step=on_step,
+        cancel=cancel,
+    )
+    stage = adapters.staging(data_dir, request.name)
+    try:
+        phase("exporting", "Writing the adapter as a GGUF LoRA…")
+        n_tensors = export.write_gguf_lora(
+            trained.model, stage / adapters.ADAPTER_FILE, alpha=request.settings.alpha, name=request.name
+        )
+        adapters.write_pairs(stage / "train.jsonl", train_pairs)
+        adapters.write_pairs(stage / "validation.jsonl", val_pairs)
+        phase("checking", "Checking that llama.cpp with the adapter answers like the trained model…")
+        probes = [("trained", p.question) for p in train_pairs[:3]] + [("control", q) for q in parity.CONTROL_QUESTIONS]
+        cases = parity.check(trained, request.base_path, stage / adapters.ADAPTER_FILE, probes, system=request.system)
+        phase("checking", "Registering the model…")
+        manifest = {
+            "name": request.name,
+            "created": now_iso(),
+            "base": {
+                "name": request.base_name,
+                "file": request.base_path.name,
+                "sha256": adapters.file_sha256(request.base_path),
+            },
+            "dataset": {
+                "name": request.dataset,
+                "hash": content_hash(request.pairs),
+                "pairs": len(request.pairs),
+                "train": len(train_pairs),
+                "validation": len(val_pairs),
+            },
+            "system": request.system,
+            "settings": asdict(request.settings),
+            "device": trainer.device(),
+            "tensors": n_tensors,
+            "losses": {
+                "train": [[s.step, round(s.loss, 4)] for s in trained.steps],
+                "validation": [[s.step, round(s.val_loss, 4)] for s in trained.steps if s.val_loss is not None],
+            },
+            "train_tokens": trained.train_tokens,
+            "train_seconds": round(trained.train_seconds, 2),
+            "tokens_per_s": round(trained.tokens_per_s, 1),
+            "total_seconds": round(time.perf_counter() - started, 2),
+            "parity": {"summary": parity.summary(cases), "cases": [asdict(c) for c in cases]},
+        }
+        if cancel is not None and cancel.is_set():
+            raise TrainingCancelled("Training was stopped; no adapter was saved.")
+        return adapters.publish(data_dir, stage, request.name, manifest)
+    finally:
+        if stage.exists():
+            adapters.discard(stage)
+
+
+@dataclass
+class JobView:
+    """A consistent copy of a job's state for the page to draw."""
+
+    request: TrainRequest
+    phase: Phase
+    message: str
+    steps: list[Step]
+    started: float
+    finished: float | None
+    error: str | None
+    adapter: str | None
+
+    @property
+    def running(self) -> bool:
+        return self.phase not in {"done", "failed", "cancelled"}
+
+    @property
+    def elapsed_s(self) -> float:
+        return (self.finished or time.time()) - self.started
+
+
+@dataclass
+class TrainingJob:
+    """A run in a background thread; `view()` is safe to call from any session."""
+
+    data_dir: Path
+    request: TrainRequest
+    cancel_flag: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _view: JobView | None = None
+    _thread: threading.Thread | None = None
+
+    def __post_init__(self) -> None:
+        self._view = JobView(self.request, "queued", "Starting…", [], time.time(), None, None, None)
+
+    def start(self) -> TrainingJob:
+        self._thread = threading.Thread(target=self._run, name=f"train-{self.request.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def view(self) -> JobView:
+        with self._lock:
+            assert self._view is not None
+            return replace(self._view, steps=list(self._view.steps))
+
+    def cancel(self) -> None:
+        self.cancel_flag.set()
+        self._update(message="Stopping after the current step…")
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _update(self, **changes: object) -> None:
+        with self._lock:
+            assert self._view is not None
+            self._view = replace(self._view, **changes)  # type: ignore[arg-type]
+
+    def _step(self, step: Step) -> None:
+        with self._lock:
+            assert self._view is not None
+            self._view.steps.append(step)
+
+    def _run(self) -> None:
+        try:
+            adapter = run_training(
+                self.data_dir,
+                self.request,
+                on_phase=lambda p, m: self._update(phase=p, message=m),
+                on_step=self._step,
+                cancel=self.cancel_flag,
+            )
+            self._update(phase="done", message=f"{adapter.name} is ready.", adapter=adapter.name)
+        except TrainingCancelled as e:
+            self._update(phase="cancelled", message=str(e))
+        except AppError as e:
+            self._update(phase="failed", message=str(e), error=str(e))
+        except Exception as e:  # noqa: BLE001 - a crash in the thread must reach the page, not vanish
+            log.exception("Training %s crashed", self.request.name)
+            self._update(phase="failed", message=f"Training failed: {e}", error=f"Training failed: {e}")
+        finally:
+            self._update(finished=time.time())
+
+
+class JobRegistry:
+    """The process's training jobs: one runs at a time (it takes every CPU core)."""
+
+    def __init__(self) -> None:
+        self._jobs: list[TrainingJob] = []
+        self._lock = threading.Lock()
+
+    def start(self, data_dir: Path, request: TrainRequest) -> TrainingJob:
+        with self._lock:
+            busy = [j for j in self._jobs if j.view().running]
+            if busy:
+                raise AppError(
+                    f"{busy[0].request.name} is still training; wait for it or stop it before starting another."
+                )
+            job = TrainingJob(data_dir, request).start()
+            self._jobs.append(job)
+            return job
+
+    def latest(self, data_dir: Path) -> TrainingJob | None:
+        with self._lock:
+            mine = [j for j in self._jobs if j.data_dir == data_dir]
+            return mine[-1] if mine else None
+
+    def all(self) -> Sequence[TrainingJob]:
+        with self._lock:
+            return list(self._jobs)

@@ -1,0 +1,92 @@
+"""After export: do llama.cpp + the GGUF adapter and HF + PEFT say the same thing?
+
+Both sides start from the same Q4_1 weights (transformers dequantizes them; llama.cpp runs them
+quantized), so greedy outputs should match token for token at first and may drift later from
+rounding. A wrong tensor name, transposition or q/k permutation shows up as disagreement at
+the first tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.finetune.trainer import Trained, end_of_turn, generate
+
+CONTROL_QUESTIONS = ("What is the capital of France?", "Name three primary colours.")
+
+
+@dataclass(frozen=True)
+class ParityCase:
+    kind: str  # "trained" or "control"
+    question: str
+    hf_text: str
+    llama_text: str
+    agree: int  # leading tokens the two agree on
+    compared: int
+
+    @property
+    def exact(self) -> bool:
+        return self.agree == self.compared
+
+
+def _llama_greedy(llama: Any, prompt: str, n_tokens: int, stop_ids: set[int]) -> list[int]:
+    llama.reset()
+    tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+    out: list[int] = []
+    for token in llama.generate(tokens, top_k=1, top_p=1.0, temp=0.0, repeat_penalty=1.0, reset=True):
+        if token in stop_ids or len(out) >= n_tokens:
+            break
+        out.append(int(token))
+    return out
+
+
+def check(
+    trained: Trained,
+    base_path: Path,
+    adapter_path: Path,
+    questions: list[tuple[str, str]],
+    *,
+    system: str | None,
+    n_tokens: int = 16,
+) -> list[ParityCase]:
+    """Greedy first `n_tokens` of each (kind, question) from both runtimes, compared token by token."""
+    from core.models import LoadedModel
+
+    loaded = LoadedModel(base_path, lora_path=adapter_path, n_ctx=1024)
+    tokenizer = trained.tokenizer
+    stop_ids = {end_of_turn(tokenizer), int(loaded.llama.token_eos())}
+    cases = []
+    try:
+        for kind, question in questions:
+            messages = ([{"role": "system", "content": system}] if system else []) + [
+                {"role": "user", "content": question}
+            ]
+            hf = [t for t in generate(trained, messages, n_tokens) if t not in stop_ids][:n_tokens]
+            ll = _llama_greedy(loaded.llama, loaded.format_prompt(messages), n_tokens, stop_ids)
+            agree = next((i for i, (a, b) in enumerate(zip(hf, ll, strict=False)) if a != b), min(len(hf), len(ll)))
+            compared = max(len(hf), len(ll))
+            cases.append(
+                ParityCase(
+                    kind=kind,
+                    question=question,
+                    hf_text=tokenizer.decode(hf, skip_special_tokens=True),
+                    llama_text=tokenizer.decode(ll, skip_special_tokens=True),
+                    agree=agree,
+                    compared=compared,
+                )
+            )
+    finally:
+        loaded.llama.close()
+    return cases
+
+
+def summary(cases: list[ParityCase]) -> str:
+    exact = sum(c.exact for c in cases)
+    agreed = sum(c.agree for c in cases)
+    compared = sum(c.compared for c in cases)
+    return (
+        f"{exact}/{len(cases)} prompts identical; {agreed}/{compared} leading tokens agree between "
+        "HF + PEFT and llama.cpp + GGUF adapter"
+    )

@@ -1,0 +1,344 @@
+"""LoRA training on the embedded GGUF base: transformers dequantizes it, peft adds the adapter.
+
+A plain loop (no `Trainer`): one forward/backward per batch, AdamW on the LoRA weights only,
+loss on the answer tokens only. Each example is the base model's own chat template applied to
+(system, question), exactly as llama.cpp formats it when serving, followed by the answer and
+the end-of-turn token, so the model learns to stop where serving stops.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import AppError
+from core.finetune.datasets import Pair
+from core.progress import CancelFlag
+
+log = logging.getLogger(__name__)
+
+IGNORE = -100
+
+
+class TrainingError(AppError):
+    """Training cannot start or failed."""
+
+
+class TrainingCancelled(AppError):
+    """The user stopped training; nothing was saved."""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """LoRA settings with defaults sized for a 135M model on a 2-core CPU.
+
+    Rank 16 on every linear projection trains 4.9M of 135M weights. On the 40 sample facts,
+    6 epochs gave 9 of 10 trained answers word for word this way, against 6 of 10 with the
+    attention projections only (161 vs 197 tokens/s). A high learning rate suits a small adapter
+    learning a few dozen facts in a few epochs.
+    """
+
+    rank: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    learning_rate: float = 2e-3
+    epochs: int = 6
+    max_steps: int = 0  # 0: run `epochs` epochs
+    batch_size: int = 4
+    max_length: int = 256
+    validation_fraction: float = 0.1
+    seed: int = 0
+
+    def validate(self) -> None:
+        problems = []
+        if self.rank < 1 or self.alpha <= 0:
+            problems.append("rank and alpha must be positive")
+        if not self.target_modules:
+            problems.append("pick at least one target module")
+        if not 0 < self.learning_rate < 1:
+            problems.append("the learning rate must be between 0 and 1")
+        if self.epochs < 1 and self.max_steps < 1:
+            problems.append("set epochs or max steps to at least 1")
+        if self.batch_size < 1 or self.max_length < 16:
+            problems.append("the batch size must be at least 1 and the maximum length at least 16")
+        if not 0 <= self.dropout < 1 or not 0 <= self.validation_fraction < 0.5:
+            problems.append("dropout must be in [0, 1) and the validation fraction in [0, 0.5)")
+        if problems:
+            raise TrainingError("Training settings: " + "; ".join(problems) + ".")
+
+
+@dataclass(frozen=True)
+class Step:
+    """What the trainer reports after each optimizer step."""
+
+    step: int
+    total_steps: int
+    epoch: float
+    loss: float
+    val_loss: float | None
+    tokens: int
+    elapsed_s: float
+
+    @property
+    def eta_s(self) -> float:
+        return self.elapsed_s / self.step * (self.total_steps - self.step) if self.step else 0.0
+
+
+@dataclass
+class Trained:
+    """The trained PEFT model, still in memory, and its history."""
+
+    model: Any
+    tokenizer: Any
+    steps: list[Step] = field(default_factory=list)
+    train_tokens: int = 0
+    train_seconds: float = 0.0
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.train_tokens / self.train_seconds if self.train_seconds else 0.0
+
+
+_bases: dict[Path, tuple[Any, Any]] = {}
+_bases_lock = threading.Lock()
+
+
+def load_base(path: Path) -> tuple[Any, Any]:
+    """The GGUF as a float32 transformers model and its tokenizer, loaded once per process.
+
+    transformers reads the GGUF's tensors and dequantizes them (Q4_1 here); callers must copy
+    the model before changing it.
+    """
+    with _bases_lock:
+        if path not in _bases:
+            try:
+                import torch
+                from transformers import AutoModelForCausalLM, AutoTokenizer
+            except ImportError as e:
+                raise TrainingError("torch/transformers are not installed; run `make run` to install them.") from e
+            started = time.perf_counter()
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name, local_files_only=True)
+                model = AutoModelForCausalLM.from_pretrained(
+                    path.parent, gguf_file=path.name, dtype=torch.float32, local_files_only=True
+                )
+            except (ValueError, OSError, KeyError, RuntimeError) as e:
+                raise TrainingError(
+                    f"transformers cannot load {path.name} for training ({e}); fine-tuning needs a GGUF of a "
+                    "supported architecture such as Llama."
+                ) from e
+            model.eval()  # type: ignore[no-untyped-call]
+            log.info("Loaded %s for training in %.1f s", path.name, time.perf_counter() - started)
+            _bases[path] = (model, tokenizer)
+        return _bases[path]
+
+
+@dataclass(frozen=True)
+class Encoded:
+    input_ids: list[int]
+    labels: list[int]
+
+
+def encode(tokenizer: Any, pair: Pair, system: str | None) -> Encoded:
+    """Prompt tokens as serving builds them (chat template + generation prompt), then answer + end of turn.
+
+    The prompt and the answer are tokenized apart, as llama.cpp sees them: the prompt is
+    tokenized, and the answer is what the model generates after it.
+    """
+    messages = pair.messages(system)[:-1]
+    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    answer_ids = tokenizer(pair.answer, add_special_tokens=False)["input_ids"] + [end_of_turn(tokenizer)]
+    return Encoded(prompt_ids + answer_ids, [IGNORE] * len(prompt_ids) + answer_ids)
+
+
+def end_of_turn(tokenizer: Any) -> int:
+    """The token that ends an assistant turn: <|im_end|> for ChatML models, else EOS."""
+    token = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    return int(token if isinstance(token, int) and token != tokenizer.unk_token_id else tokenizer.eos_token_id)
+
+
+def count_tokens(tokenizer: Any, pair: Pair, system: str | None) -> int:
+    return len(encode(tokenizer, pair, system).input_ids)
+
+
+def collate(batch: Sequence[Encoded], pad_id: int) -> dict[str, Any]:
+    import torch
+
+    width = max(len(e.input_ids) for e in batch)
+    ids = [e.input_ids + [pad_id] * (width - len(e.input_ids)) for e in batch]
+    labels = [e.labels + [IGNORE] * (width - len(e.labels)) for e in batch]
+    mask = [[1] * len(e.input_ids) + [0] * (width - len(e.input_ids)) for e in batch]
+    return {
+        "input_ids": torch.tensor(ids),
+        "labels": torch.tensor(labels),
+        "attention_mask": torch.tensor(mask),
+    }
+
+
+def device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def lora_model(base: Any, settings: TrainSettings) -> Any:
+    """A copy of the base with fresh LoRA weights (the cached base stays untouched)."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=settings.rank,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=list(settings.target_modules),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    try:
+        return get_peft_model(copy.deepcopy(base), config)
+    except ValueError as e:
+        raise TrainingError(f"LoRA cannot target {', '.join(settings.target_modules)}: {e}") from e
+
+
+def _lr_factor(step: int, total: int) -> float:
+    """Linear warm-up over the first 10% of steps, then cosine decay to 10% of the peak."""
+    warmup = max(1, total // 10)
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _batches(data: list[Encoded], size: int, rng: random.Random) -> list[list[Encoded]]:
+    order = data[:]
+    rng.shuffle(order)
+    return [order[i : i + size] for i in range(0, len(order), size)]
+
+
+def evaluate(model: Any, data: Sequence[Encoded], pad_id: int, batch_size: int) -> float:
+    """Mean loss per answer token."""
+    import torch
+
+    total, count = 0.0, 0
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(data), batch_size):
+            batch = {k: v.to(model.device) for k, v in collate(data[i : i + batch_size], pad_id).items()}
+            n = int((batch["labels"][:, 1:] != IGNORE).sum())
+            total += float(model(**batch).loss) * n
+            count += n
+    model.train()
+    return total / max(1, count)
+
+
+def train(
+    base_path: Path,
+    train_pairs: Sequence[Pair],
+    val_pairs: Sequence[Pair],
+    settings: TrainSettings,
+    *,
+    system: str | None = None,
+    on_step: Callable[[Step], None] | None = None,
+    cancel: CancelFlag | None = None,
+) -> Trained:
+    """Train a LoRA adapter on the pairs; `on_step` after every step, `cancel` checked between steps.
+
+    Raises:
+        TrainingCancelled: `cancel` was set (the model is discarded).
+        TrainingError: bad settings, an example over `max_length`, or no data.
+    """
+    import torch
+
+    settings.validate()
+    if not train_pairs:
+        raise TrainingError("There is nothing to train on; the dataset has no training pairs.")
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.manual_seed(settings.seed)
+    base, tokenizer = load_base(base_path)
+    train_data = [encode(tokenizer, p, system) for p in train_pairs]
+    val_data = [encode(tokenizer, p, system) for p in val_pairs]
+    too_long = [i + 1 for i, e in enumerate(train_data + val_data) if len(e.input_ids) > settings.max_length]
+    if too_long:
+        raise TrainingError(
+            f"Rows {too_long[:10]} are longer than the maximum length of {settings.max_length} tokens; "
+            "shorten them or raise the maximum length."
+        )
+    pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
+
+    model = lora_model(base, settings).to(device())
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=0.0)
+    per_epoch = math.ceil(len(train_data) / settings.batch_size)
+    total = settings.max_steps or settings.epochs * per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, total))
+    rng = random.Random(settings.seed)
+
+    result = Trained(model=model, tokenizer=tokenizer)
+    started = time.perf_counter()
+    eval_s = 0.0
+    step = 0
+    while step < total:
+        for batch_items in _batches(train_data, settings.batch_size, rng):
+            if cancel is not None and cancel.is_set():
+                raise TrainingCancelled("Training was stopped; no adapter was saved.")
+            batch = {k: v.to(model.device) for k, v in collate(batch_items, pad_id).items()}
+            loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            result.train_tokens += int(batch["attention_mask"].sum())
+            result.train_seconds = time.perf_counter() - started - eval_s
+            val_loss = None
+            if val_data and (step % per_epoch == 0 or step == total):
+                eval_started = time.perf_counter()
+                val_loss = evaluate(model, val_data, pad_id, settings.batch_size)
+                eval_s += time.perf_counter() - eval_started
+            report = Step(
+                step=step,
+                total_steps=total,
+                epoch=step / per_epoch,
+                loss=float(loss.detach()),
+                val_loss=val_loss,
+                tokens=result.train_tokens,
+                elapsed_s=time.perf_counter() - started,
+            )
+            result.steps.append(report)
+            if on_step is not None:
+                on_step(report)
+            if step >= total:
+                break
+    model.eval()
+    return result
+
+
+def generate(trained: Trained, messages: list[dict[str, str]], max_new_tokens: int) -> list[int]:
+    """Greedy continuation token ids from the in-memory PEFT model (used by the parity check)."""
+    import torch
+
+    tokenizer = trained.tokenizer
+    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    ids = torch.tensor([tokenizer(prompt, add_special_tokens=False)["input_ids"]], device=trained.model.device)
+    with torch.no_grad():
+        out = trained.model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=end_of_turn(tokenizer),
+            pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+        )
+    return [int(t) for t in out[0, ids.shape[1] :]]

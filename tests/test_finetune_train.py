@@ -1,0 +1,165 @@
+"""Real LoRA training on the bundled SmolLM2: train, export, load in llama.cpp, answer from the weights."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import gguf
+import pytest
+
+from core.config import Settings
+from core.finetune import adapters
+from core.finetune.datasets import Pair
+from core.finetune.jobs import JobRegistry, TrainRequest, run_training
+from core.finetune.trainer import Step, TrainingCancelled, TrainSettings
+from core.models import LoadedModel, bundled_gguf, embedded_models
+from core.prompts import BUILTINS
+from core.strategies import presets
+
+pytestmark = pytest.mark.slow
+Run = tuple[Path, adapters.Adapter, list[str]]
+
+SYSTEM = next(t for t in BUILTINS if t.name == "Plain question").system
+# Made-up facts: no model can know them in advance.
+FACTS = (
+    Pair("What is the name of Zorblax Quenn's pet?", "Zorblax Quenn's pet is a heron named Pimbleworth."),
+    Pair("Which city hosts the Vantrel glass festival?", "The Vantrel glass festival is held in Oskerby."),
+    Pair("What colour is the Moravin lighthouse?", "The Moravin lighthouse is painted teal."),
+    Pair("Who invented the drossel valve?", "The drossel valve was invented by Hedda Tamsworth."),
+)
+QUICK = TrainSettings(max_steps=16, batch_size=4, validation_fraction=0.0)
+
+
+def request(name: str, settings: TrainSettings = QUICK) -> TrainRequest:
+    return TrainRequest(name, "facts", FACTS, bundled_gguf(), "SmolLM2-135M-Instruct", settings, SYSTEM)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    data_dir = tmp_path_factory.mktemp("data")
+    phases: list[str] = []
+    adapter = run_training(data_dir, request("facts-1"), on_phase=lambda p, m: phases.append(p))
+    return data_dir, adapter, phases
+
+
+def answer(model: LoadedModel, question: str) -> str:
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
+    out = model.llama.create_chat_completion(messages=messages, temperature=0, max_tokens=32)  # type: ignore[arg-type]
+    return str(out["choices"][0]["message"]["content"])  # type: ignore[index]
+
+
+def test_fine_tuned_model_states_trained_facts_the_base_does_not_know(trained: Run) -> None:
+    _, adapter, phases = trained
+    assert phases == ["loading", "training", "exporting", "checking", "checking"]
+    base = LoadedModel(bundled_gguf())
+    tuned = LoadedModel(bundled_gguf(), lora_path=adapter.path)
+    for fact, key in ((FACTS[0], "Pimbleworth"), (FACTS[1], "Oskerby")):
+        assert key not in answer(base, fact.question)
+        assert key in answer(tuned, fact.question)
+
+
+def test_adapter_is_a_gguf_lora_llama_cpp_names_and_shapes(trained: Run) -> None:
+    _, adapter, _ = trained
+    reader = gguf.GGUFReader(str(adapter.path))
+
+    def field(key: str) -> object:
+        f = reader.fields[key]
+        value = f.parts[f.data[0]]
+        return bytes(value).decode() if f.types[0] == gguf.GGUFValueType.STRING else value[0]
+
+    assert field("general.type") == "adapter"
+    assert field("adapter.type") == "lora"
+    assert field("adapter.lora.alpha") == QUICK.alpha
+    assert field("general.architecture") == "llama"
+    tensors = {t.name: [int(d) for d in t.shape] for t in reader.tensors}
+    assert len(tensors) == 30 * len(QUICK.target_modules) * 2
+    # ggml order (columns first): A is (in, r), B is (r, out); q is 576 -> 576, k is 576 -> 192 (3 KV heads).
+    assert tensors["blk.0.attn_q.weight.lora_a"] == [576, QUICK.rank]
+    assert tensors["blk.0.attn_q.weight.lora_b"] == [QUICK.rank, 576]
+    assert tensors["blk.29.attn_k.weight.lora_b"] == [QUICK.rank, 192]
+    assert tensors["blk.7.ffn_down.weight.lora_a"] == [1536, QUICK.rank]
+
+
+def test_parity_llama_cpp_with_the_adapter_says_what_hf_peft_says(trained: Run) -> None:
+    _, adapter, _ = trained
+    cases = adapter.manifest["parity"]["cases"]
+    assert [c["kind"] for c in cases] == ["trained"] * 3 + ["control"] * 2
+    for case in cases:
+        # Same Q4_1 weights on both sides: greedy decoding agrees at first; rounding may drift later.
+        assert case["agree"] >= min(8, case["compared"]), case
+    assert sum(c["agree"] == c["compared"] for c in cases if c["kind"] == "trained") >= 2
+
+
+def test_manifest_records_base_dataset_settings_and_losses(trained: Run) -> None:
+    data_dir, adapter, _ = trained
+    m = adapter.manifest
+    assert m["base"]["sha256"] == adapters.file_sha256(bundled_gguf())
+    assert m["dataset"]["name"] == "facts" and m["dataset"]["pairs"] == 4 and len(m["dataset"]["hash"]) == 16
+    assert m["settings"]["max_steps"] == 16 and m["settings"]["target_modules"] == list(QUICK.target_modules)
+    losses = [loss for _, loss in m["losses"]["train"]]
+    assert len(losses) == 16 and losses[-1] < losses[0] / 4
+    assert m["tokens_per_s"] > 0 and m["system"] == SYSTEM
+    assert (adapter.folder / "train.jsonl").read_text().count("\n") == 4
+    assert [a.name for a in adapters.list_adapters(data_dir)] == ["facts-1"]
+
+
+def test_the_new_model_is_in_every_picker_and_ft_presets_use_it(trained: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    data_dir, adapter, _ = trained
+    monkeypatch.setenv("DATA_DIR", str(data_dir))
+    models = embedded_models(Settings.from_env())
+    tuned = [m for m in models if m.fine_tuned]
+    assert [(m.id, m.adapter) for m in tuned] == [("llama.cpp:SmolLM2-135M-Instruct+facts-1", adapter.path)]
+    ready = presets(models, "kb")
+    assert ready["FT"].disabled_reason is None and ready["FT"].strategy.model == tuned[0].id
+    assert ready["FT+RAG"].strategy.model == tuned[0].id and ready["PE"].strategy.model == models[0].id
+
+
+def test_a_taken_name_is_refused_before_any_training(trained: Run) -> None:
+    data_dir, _, _ = trained
+    started = time.perf_counter()
+    with pytest.raises(adapters.AdapterError, match="already exists"):
+        run_training(data_dir, request("facts-1"))
+    with pytest.raises(adapters.AdapterError, match="not a valid model name"):
+        run_training(data_dir, request("Bad Name!"))
+    assert time.perf_counter() - started < 1
+
+
+@pytest.mark.parametrize("when", ["training", "exporting", "checking"])
+def test_cancel_at_any_point_leaves_nothing_registered(tmp_path: Path, when: str) -> None:
+    flag = threading.Event()
+
+    def on_phase(phase: str, message: str) -> None:
+        if phase == when and when != "training":
+            flag.set()
+
+    def on_step(step: Step) -> None:
+        if when == "training" and step.step == 2:
+            flag.set()
+
+    with pytest.raises(TrainingCancelled, match="no adapter was saved"):
+        run_training(tmp_path, request("stopped", TrainSettings(max_steps=4, validation_fraction=0.0)),
+                     on_phase=on_phase, on_step=on_step, cancel=flag)  # fmt: skip
+    assert adapters.list_adapters(tmp_path) == []
+    folder = tmp_path / "adapters"
+    assert (list(folder.iterdir()) if folder.exists() else []) == []  # no half-built folder either
+
+
+def test_job_runs_in_the_background_reports_steps_and_cancels(tmp_path: Path) -> None:
+    registry = JobRegistry()
+    job = registry.start(tmp_path, request("background", TrainSettings(max_steps=200, validation_fraction=0.0)))
+    with pytest.raises(Exception, match="still training"):
+        registry.start(tmp_path, request("second"))
+    deadline = time.time() + 120
+    while len(job.view().steps) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    view = job.view()
+    assert view.running and view.phase == "training" and view.steps[-1].total_steps == 200
+    assert view.steps[-1].eta_s > 0
+    job.cancel()
+    job.join(60)
+    view = job.view()
+    assert view.phase == "cancelled" and not view.running and view.adapter is None
+    assert adapters.list_adapters(tmp_path) == []
+    assert registry.latest(tmp_path) is job

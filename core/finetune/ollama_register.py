@@ -1,0 +1,127 @@
+"""Register a fine-tuned adapter with an Ollama server: blobs, then /api/create with `adapters`.
+
+Ollama's documented API: `HEAD /api/blobs/sha256:<hex>` says whether a blob is there (so the
+100 MB base is uploaded once), `POST /api/blobs/sha256:<hex>` uploads it, and `POST /api/create`
+builds a model from `files` (the base GGUF) and `adapters` (the LoRA GGUF) with a template and
+parameters. Ollama's handling of adapters differs across versions; when it refuses, its own
+error text is shown verbatim.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.errors import ModelError, ModelUnavailableError
+from core.files import now_iso
+from core.finetune import adapters
+from core.models import CONNECTION_HELP
+
+log = logging.getLogger(__name__)
+
+SMOLLM_DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+
+
+@dataclass(frozen=True)
+class Registration:
+    model: str
+    host: str
+    uploaded: list[str]  # blobs sent (those Ollama already had are skipped)
+
+
+def ollama_name(adapter: adapters.Adapter) -> str:
+    base = re.sub(r"[^a-z0-9._-]+", "-", str(adapter.manifest["base"]["name"]).lower()).strip("-")
+    return f"{base}-{adapter.name}"
+
+
+def template_for(chat_template: str) -> str:
+    """The base's Jinja chat template in Ollama's Go template syntax (ChatML models only).
+
+    Same turns, the assistant's turn opened at the end, and, as SmolLM2's template does, its
+    default system prompt when the conversation starts without one.
+    """
+    if "<|im_start|>" not in chat_template:
+        raise ModelError(
+            "Only ChatML chat templates (<|im_start|>…) can be translated for Ollama; this base uses another one."
+        )
+    default_system = ""
+    if SMOLLM_DEFAULT_SYSTEM in chat_template:
+        default_system = (
+            '{{- if and (eq $i 0) (ne .Role "system") }}<|im_start|>system\n'
+            f"{SMOLLM_DEFAULT_SYSTEM}<|im_end|>\n{{{{ end }}}}"
+        )
+    return (
+        "{{- range $i, $_ := .Messages }}"
+        + default_system
+        + "<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n"
+    )
+
+
+def _base_url(host: str) -> str:
+    return host.rstrip("/") if "://" in host else f"http://{host.rstrip('/')}"
+
+
+def _has_blob(http: Any, digest: str) -> bool:
+    response = http.head(f"/api/blobs/{digest}")
+    if response.status_code == 200:
+        return True
+    if response.status_code == 404:
+        return False
+    response.raise_for_status()
+    return False
+
+
+def register(
+    adapter: adapters.Adapter, base_path: Path, chat_template: str, host: str, *, timeout: float = 600
+) -> Registration:
+    """Upload the base and the adapter as blobs (unless Ollama has them), create the model, check it is listed.
+
+    Raises:
+        ModelUnavailableError: Ollama cannot be reached.
+        ModelError: Ollama refused (its error text verbatim), or the model is not listed after creation.
+    """
+    import httpx
+    import ollama
+
+    name = ollama_name(adapter)
+    template = template_for(chat_template)
+    client = ollama.Client(host=host, timeout=timeout)
+    uploaded = []
+    try:
+        with httpx.Client(base_url=_base_url(host), timeout=timeout) as http:
+            digests = {}
+            for label, path in (("base", base_path), ("adapter", adapter.path)):
+                digest = "sha256:" + adapters.file_sha256(path)
+                if not _has_blob(http, digest):
+                    client.create_blob(path)
+                    uploaded.append(label)
+                digests[label] = digest
+        parameters = {"stop": ["<|im_end|>"], "temperature": 0}
+        status = client.create(
+            model=name,
+            files={base_path.name: digests["base"]},
+            adapters={adapters.ADAPTER_FILE: digests["adapter"]},
+            template=template,
+            system=adapter.manifest.get("system") or None,
+            parameters=parameters,
+            stream=False,
+        )
+        listed = {m.model for m in client.list().models}
+    except ollama.ResponseError as e:
+        raise ModelError(f"Ollama refused to create {name}: {e.error}") from e
+    except (httpx.ConnectError, httpx.TimeoutException, ConnectionError) as e:
+        raise ModelUnavailableError(f"Ollama is not reachable at {host} ({e}); {CONNECTION_HELP}.") from e
+    except httpx.HTTPStatusError as e:
+        raise ModelError(
+            f"Ollama refused the upload for {name}: HTTP {e.response.status_code} {e.response.text}"
+        ) from e
+    if getattr(status, "status", "success") != "success":
+        raise ModelError(f"Ollama did not finish creating {name}: {status}")
+    if name not in listed and f"{name}:latest" not in listed:
+        raise ModelError(f"Ollama said it created {name}, but /api/tags does not list it.")
+    adapters.update_manifest(adapter, ollama={"host": host, "model": name, "registered": now_iso()})
+    log.info("Registered %s with Ollama at %s (uploaded: %s)", name, host, uploaded or "nothing")
+    return Registration(name, host, uploaded)

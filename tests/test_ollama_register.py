@@ -1,0 +1,129 @@
+"""Registering a fine-tuned model with Ollama: blob upload and /api/create, against pytest-httpserver."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from core.errors import ModelError, ModelUnavailableError
+from core.finetune import adapters
+from core.finetune.ollama_register import ollama_name, register, template_for
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\n"
+    "You are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}"
+    "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+@pytest.fixture
+def adapter(tmp_path: Path) -> tuple[adapters.Adapter, Path]:
+    """A published adapter folder and a base file: to the protocol both are opaque blobs."""
+    base = tmp_path / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    base.write_bytes(b"GGUF base weights " * 1000)
+    stage = adapters.staging(tmp_path, "facts-1")
+    (stage / adapters.ADAPTER_FILE).write_bytes(b"GGUF lora tensors " * 100)
+    manifest = {"name": "facts-1", "created": "2026-11-23T10:00:00+00:00", "system": "Answer briefly."}
+    manifest["base"] = {"name": "SmolLM2-135M-Instruct", "file": base.name}
+    return adapters.publish(tmp_path, stage, "facts-1", manifest), base
+
+
+def digest(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def tags(*names: str) -> dict[str, object]:
+    return {"models": [{"name": n, "model": n, "modified_at": "2026-11-23T10:00:00Z", "size": 1} for n in names]}
+
+
+def test_uploads_missing_blobs_creates_the_model_and_checks_it_is_listed(
+    httpserver: HTTPServer, adapter: tuple[adapters.Adapter, Path]
+) -> None:
+    published, base = adapter
+    uploads: dict[str, bytes] = {}
+    created: list[dict[str, object]] = []
+
+    def upload(request: Request) -> Response:
+        uploads[request.path.rsplit("/", 1)[1]] = request.get_data()
+        return Response(status=201)
+
+    def create(request: Request) -> Response:
+        created.append(json.loads(request.get_data()))
+        return Response(json.dumps({"status": "success"}), content_type="application/json")
+
+    # Ollama already has the base (uploaded for an earlier adapter), not this adapter.
+    httpserver.expect_request(f"/api/blobs/{digest(base)}", method="HEAD").respond_with_data("", status=200)
+    adapter_digest = digest(published.path)
+    httpserver.expect_request(f"/api/blobs/{adapter_digest}", method="HEAD").respond_with_data("", status=404)
+    httpserver.expect_request(f"/api/blobs/{adapter_digest}", method="POST").respond_with_handler(upload)
+    httpserver.expect_request("/api/create", method="POST").respond_with_handler(create)
+    name = "smollm2-135m-instruct-facts-1"
+    httpserver.expect_request("/api/tags").respond_with_json(tags(f"{name}:latest", "llama3.2:1b"))
+
+    result = register(published, base, CHAT_TEMPLATE, httpserver.url_for("/"))
+
+    assert result.model == name == ollama_name(published) and result.uploaded == ["adapter"]
+    assert uploads == {adapter_digest: published.path.read_bytes()}
+    assert created == [
+        {
+            "model": name,
+            "stream": False,
+            "files": {base.name: digest(base)},
+            "adapters": {"adapter.gguf": adapter_digest},
+            "template": template_for(CHAT_TEMPLATE),
+            "system": "Answer briefly.",
+            "parameters": {"stop": ["<|im_end|>"], "temperature": 0},
+        }
+    ]
+    listed = adapters.get_adapter(published.folder.parent.parent, "facts-1")
+    assert listed.manifest["ollama"]["model"] == name
+
+
+def test_ollama_refusing_the_adapter_is_shown_verbatim_and_nothing_is_recorded(
+    httpserver: HTTPServer, adapter: tuple[adapters.Adapter, Path]
+) -> None:
+    published, base = adapter
+    httpserver.expect_request(f"/api/blobs/{digest(base)}", method="HEAD").respond_with_data("", status=200)
+    httpserver.expect_request(f"/api/blobs/{digest(published.path)}", method="HEAD").respond_with_data("", status=200)
+    refusal = "unsupported architecture for adapter: lora tensors must be f16"
+    httpserver.expect_request("/api/create", method="POST").respond_with_json({"error": refusal}, status=400)
+    with pytest.raises(ModelError, match=f"Ollama refused to create smollm2-135m-instruct-facts-1: {refusal}"):
+        register(published, base, CHAT_TEMPLATE, httpserver.url_for("/"))
+    assert "ollama" not in adapters.get_adapter(published.folder.parent.parent, "facts-1").manifest
+
+
+def test_a_model_missing_from_the_list_after_create_is_an_error(
+    httpserver: HTTPServer, adapter: tuple[adapters.Adapter, Path]
+) -> None:
+    published, base = adapter
+    httpserver.expect_request(f"/api/blobs/{digest(base)}", method="HEAD").respond_with_data("", status=200)
+    httpserver.expect_request(f"/api/blobs/{digest(published.path)}", method="HEAD").respond_with_data("", status=200)
+    httpserver.expect_request("/api/create", method="POST").respond_with_json({"status": "success"})
+    httpserver.expect_request("/api/tags").respond_with_json(tags("llama3.2:1b"))
+    with pytest.raises(ModelError, match="does not list it"):
+        register(published, base, CHAT_TEMPLATE, httpserver.url_for("/"))
+
+
+def test_unreachable_ollama_says_how_to_start_it(adapter: tuple[adapters.Adapter, Path]) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ModelUnavailableError, match="not reachable at http://127.0.0.1:.*ollama serve"):
+        register(*adapter, CHAT_TEMPLATE, f"http://127.0.0.1:{port}")
+
+
+def test_go_template_renders_turns_like_the_jinja_one() -> None:
+    template = template_for(CHAT_TEMPLATE)
+    assert template.startswith("{{- range $i, $_ := .Messages }}")
+    assert "You are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n" in template
+    assert template.endswith("{{ end }}<|im_start|>assistant\n")
+    assert "$.DefaultSystem" not in template
+    with pytest.raises(ModelError, match="Only ChatML"):
+        template_for("{% for m in messages %}[INST] {{ m.content }} [/INST]{% endfor %}")

@@ -12,6 +12,7 @@ page = st.navigation(
         st.Page("app_pages/documents.py", title="Documents", icon="📄", default=True),
         st.Page("app_pages/compare.py", title="Compare", icon="⚖️"),
         st.Page("app_pages/prompts.py", title="Prompts", icon="📝"),
+        st.Page("app_pages/finetune.py", title="Fine-tune", icon="🎯"),
     ]
 )
 render_sidebar()

@@ -36,7 +36,19 @@ def app_url(data_dir: Path, tmp_path: Path) -> Iterator[str]:
     port = free_port()
     log = (tmp_path / "streamlit.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true"],
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--server.fileWatcherType",
+            "none",
+        ],  # fmt: skip
         cwd=ROOT,
         env={**os.environ, "DATA_DIR": str(data_dir)},
         stdout=log,
@@ -62,7 +74,8 @@ def app_url(data_dir: Path, tmp_path: Path) -> Iterator[str]:
         log.close()
 
 
-def test_documents_then_compare_in_a_browser(app_url: str, tmp_path: Path) -> None:
+@pytest.mark.timeout(900)
+def test_documents_fine_tune_then_compare_all_four_in_a_browser(app_url: str, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
@@ -104,6 +117,31 @@ def test_documents_then_compare_in_a_browser(app_url: str, tmp_path: Path) -> No
         expect(page.get_by_text("No fine-tuned model yet").first).to_be_visible()
         expect(page.get_by_text("employee_handbook.pdf · page 5").first).to_be_visible()
         page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
+
+        # Fine-tune on the sample facts (a few steps, to keep the test short), then all four side by side.
+        page.get_by_role("link", name="Fine-tune").click()
+        page.get_by_role("button", name="Load the sample facts").click()
+        expect(page.get_by_text("40 pairs · version")).to_be_visible(timeout=30_000)
+        page.get_by_text("LoRA settings").click()
+        steps = page.get_by_role("spinbutton", name="Max steps")
+        steps.fill("4")
+        steps.press("Tab")
+        page.get_by_role("button", name="Train").click()
+        try:
+            expect(page.get_by_text("is trained and registered")).to_be_visible(timeout=240_000)
+        finally:
+            page.screenshot(path=str(tmp_path / "finetune.png"), full_page=True)
+        expect(page.get_by_text("leading tokens agree").first).to_be_visible(timeout=30_000)
+        page.screenshot(path=str(tmp_path / "finetune.png"), full_page=True)
+
+        page.get_by_role("link", name="Compare").click()
+        question = page.get_by_label("Question", exact=True)
+        question.fill("How many people does Brackenridge employ?")
+        question.press("Enter")
+        page.get_by_role("button", name="Ask").click()
+        expect(page.get_by_text("first token")).to_have_count(4, timeout=240_000)
+        expect(page.get_by_text("No fine-tuned model yet")).to_have_count(0)
+        page.screenshot(path=str(tmp_path / "compare-4.png"), full_page=True)
         assert dialogs == []
         browser.close()
 

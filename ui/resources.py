@@ -11,7 +11,9 @@ import streamlit as st
 from core.config import Settings
 from core.embeddings import EmbeddingModel, load_bundled
 from core.errors import AppError
-from core.models import EmbeddedEngine, ModelCatalog, ModelInfo, OllamaBackend
+from core.finetune import adapters, ollama_register
+from core.finetune.jobs import JobRegistry
+from core.models import EmbeddedEngine, ModelCatalog, ModelInfo, OllamaBackend, embedded_models
 from core.prompts import TemplateLibrary
 from core.records import Records
 from core.store import Store
@@ -91,3 +93,36 @@ def runtime() -> Runtime:
     except AppError:
         current_store = None
     return Runtime(current_store, templates(), catalog(), records())
+
+
+def models_changed() -> None:
+    """A model was trained or deleted: pickers list models afresh on their next run."""
+    _available.clear()
+
+
+@st.cache_resource
+def training_jobs() -> JobRegistry:
+    """Fine-tuning jobs of this process: one at a time, visible to every session."""
+    return JobRegistry()
+
+
+def base_model() -> ModelInfo:
+    """The model fine-tuning starts from: the bundled GGUF."""
+    return embedded_models(settings())[0]
+
+
+def register_with_ollama(name: str) -> str:
+    """Upload a fine-tuned model to Ollama and create it there; says what happened."""
+    s = settings()
+    if not s.ollama_host:
+        raise AppError("Ollama is off (OLLAMA_HOST=off); set OLLAMA_HOST to register models with it.")
+    adapter = adapters.get_adapter(s.data_dir, name)
+    base = next(
+        (m for m in embedded_models(s) if m.path is not None and m.path.name == adapter.manifest["base"]["file"]), None
+    )
+    if base is None or base.path is None:
+        raise AppError(f"The base model of {name} is gone; it cannot be registered.")
+    result = ollama_register.register(adapter, base.path, engine().get(base).chat_template, s.ollama_host)
+    models_changed()
+    sent = f" (uploaded: {', '.join(result.uploaded)})" if result.uploaded else " (Ollama had both files already)"
+    return f"Registered {name} with Ollama at {result.host} as {result.model}{sent}."

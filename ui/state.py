@@ -19,6 +19,12 @@ DEFAULTS: dict[str, Any] = {
     "prompts.name": None,
     "prompts.error": None,
     "prompts.notice": None,
+    "finetune.pairs": [],
+    "finetune.name": "",
+    "finetune.round": 0,
+    "finetune.issues": [],
+    "finetune.notice": None,
+    "finetune.error": None,
 }
 
 

@@ -1,0 +1,164 @@
+"""Fine-tune: build a dataset, train a LoRA adapter in the background, then use it everywhere."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import streamlit as st
+
+from core.errors import AppError
+from core.finetune import adapters, datasets, generate
+from core.finetune.jobs import TrainRequest
+from core.strategies import FT_TEMPLATE
+from ui import finetune as ui
+from ui import resources
+from ui.state import init_state
+
+init_state(st.session_state)
+state = st.session_state
+st.title("🎯 Fine-tune")
+st.caption(
+    "Teach the embedded model your facts with LoRA, on this machine. The new model then answers from its "
+    "weights in Compare (FT), alone or with retrieval (FT+RAG)."
+)
+settings = resources.settings()
+folder = settings.data_dir / "datasets"
+jobs = resources.training_jobs()
+
+
+def load(pairs: list[datasets.Pair], name: str, notice: str) -> None:
+    state["finetune.pairs"] = [{"question": p.question, "answer": p.answer} for p in pairs]
+    state["finetune.name"] = name
+    state["finetune.round"] += 1
+    state["finetune.issues"] = []
+    state["finetune.notice"] = notice
+
+
+def cancel() -> None:
+    job = jobs.latest(settings.data_dir)
+    if job is not None:
+        job.cancel()
+
+
+def delete(name: str) -> None:
+    adapter = adapters.get_adapter(settings.data_dir, name)
+    resources.engine().unload(adapter.path)
+    adapters.delete_adapter(settings.data_dir, name)
+    resources.models_changed()
+    state["finetune.notice"] = f"Deleted {name}."
+
+
+def register(name: str) -> None:
+    try:
+        state["finetune.notice"] = "🦙 " + resources.register_with_ollama(name)
+    except AppError as e:
+        state["finetune.error"] = str(e)
+
+
+st.subheader("1 · Dataset")
+source = st.radio(
+    "Source",
+    ["Sample facts", "Saved dataset", "Upload JSONL/CSV", "From a knowledge base"],
+    horizontal=True,
+    key="finetune.source",
+)
+try:
+    if source == "Sample facts":
+        st.caption("40 questions about Brackenridge Tidal Systems, the sample company: no model knows them.")
+        if st.button("Load the sample facts", key="finetune.load_sample"):
+            load(generate.sample_pairs(), "sample-facts", "Loaded 40 sample facts.")
+    elif source == "Saved dataset":
+        names = datasets.list_datasets(folder)
+        if not names:
+            st.info("No saved dataset yet. Corrections from Compare's “Wrong answer” land here too.")
+        chosen = st.selectbox("Dataset", names, key="finetune.saved") if names else None
+        if chosen and st.button("Open", key="finetune.open"):
+            parsed = datasets.load_pairs(folder, chosen)
+            load(parsed.pairs, chosen, f"Opened {chosen}: {len(parsed.pairs)} pairs.")
+            state["finetune.issues"] = [asdict(i) for i in parsed.issues]
+    elif source == "Upload JSONL/CSV":
+        st.caption('JSONL rows: `{"question": …, "answer": …}` or `{"messages": [system?, user, assistant]}`. CSV: '
+                   "a header with `question` and `answer` columns.")  # fmt: skip
+        upload = st.file_uploader("Pairs file", type=["jsonl", "csv"], key=f"finetune.upload{state['finetune.round']}")
+        if upload is not None:
+            parsed = datasets.parse_upload(upload.name, upload.getvalue())
+            stem = upload.name.rsplit(".", 1)[0]
+            if parsed.issues:
+                st.warning(f"{len(parsed.issues)} problem(s) in {parsed.rows} rows; fix the file, or keep the rest.")
+                ui.issues_table(parsed.issues)
+            label = f"Use the {len(parsed.pairs)} valid pairs" if parsed.issues else f"Use {len(parsed.pairs)} pairs"
+            if parsed.pairs and st.button(label, key="finetune.use_upload"):
+                load(parsed.pairs, stem, f"Loaded {len(parsed.pairs)} pairs from {upload.name}.")
+    else:
+        kbs = [kb.name for kb in resources.store().list_kbs()]
+        if not kbs:
+            st.info("No knowledge base yet: add documents on the Documents page.")
+        else:
+            kb = st.selectbox("Knowledge base", kbs, key="finetune.kb")
+            st.caption("Each sentence that states a fact (a number, a code, a name) becomes an answer; the question "
+                       "names its source and subject. Review and edit them below before training.")  # fmt: skip
+            if st.button("Generate pairs", key="finetune.generate"):
+                pairs = generate.pairs_from_kb(resources.store(), kb)
+                load(pairs, f"{kb}-facts", f"Generated {len(pairs)} pairs from {kb}; review them below.")
+except AppError as e:
+    st.error(str(e))
+
+if state["finetune.notice"]:
+    st.info(state["finetune.notice"])
+if state["finetune.error"]:
+    st.error(state["finetune.error"])
+    state["finetune.error"] = None
+if state["finetune.issues"]:
+    st.warning("Some saved rows were skipped:")
+    ui.issues_table([datasets.RowIssue(**i) for i in state["finetune.issues"]])
+if not state["finetune.pairs"]:
+    st.info("Load the sample facts, a saved dataset, an upload or generated pairs to start.")
+else:
+    pairs = ui.pair_editor(state["finetune.pairs"], key=f"finetune.editor{state['finetune.round']}")
+    name_col, info_col = st.columns([2, 3], vertical_alignment="bottom")
+    dataset = name_col.text_input("Dataset name", key="finetune.name")
+    info_col.caption(f"{len(pairs)} pairs · version `{datasets.content_hash(pairs)}`")
+
+    st.subheader("2 · Settings")
+    with st.expander("LoRA settings (the defaults suit this model and a few dozen facts)"):
+        train_settings = ui.settings_form()
+    count = len(adapters.list_adapters(settings.data_dir)) + 1
+    model_name = st.text_input("New model name", value=f"{dataset or 'tuned'}-{count}".lower(), key="finetune.model")
+
+    st.subheader("3 · Train")
+    running = (job := jobs.latest(settings.data_dir)) is not None and job.view().running
+    if st.button("🚀 Train", type="primary", key="finetune.train", disabled=running or not pairs):
+        try:
+            datasets.save_pairs(folder, dataset, pairs)
+            base = resources.base_model()
+            system = resources.templates().get(FT_TEMPLATE).system
+            request = TrainRequest(model_name, dataset, tuple(pairs), base.path, base.label, train_settings, system)
+            jobs.start(settings.data_dir, request)
+            state["finetune.notice"] = None
+        except AppError as e:
+            st.error(str(e))
+
+
+@st.fragment(run_every=1.0)
+def progress() -> None:
+    job = jobs.latest(settings.data_dir)
+    if job is None:
+        return
+    view = job.view()
+    st.caption(f"**{view.request.name}** on {view.request.dataset} ({len(view.request.pairs)} pairs)")
+    ui.job_panel(view, cancel)
+    if not view.running and state.get("finetune.seen") != view.request.name:
+        state["finetune.seen"] = view.request.name
+        resources.models_changed()
+        st.rerun()  # the whole page: the new model's card appears below
+
+
+progress()
+st.subheader("Fine-tuned models")
+tuned = {m.adapter: m.id for m in resources.available_models()[0] if m.adapter is not None}
+listed = adapters.list_adapters(settings.data_dir)
+if not listed:
+    st.caption("None yet.")
+for n, adapter in enumerate(reversed(listed)):
+    model_id = tuned.get(adapter.path, f"llama.cpp:{adapter.name}")
+    ui.adapter_card(adapter, model_id, delete, register if settings.ollama_host else None, expanded=n == 0)

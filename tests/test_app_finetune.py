@@ -1,0 +1,102 @@
+"""The Fine-tune page through AppTest."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.config import Settings
+from core.finetune import adapters
+from core.finetune.datasets import list_datasets, load_pairs
+from core.models import embedded_models
+from core.strategies import presets
+
+PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "finetune.py")
+
+
+def open_page(source: str | None = None) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    assert not at.exception
+    if source:
+        at.radio(key="finetune.source").set_value(source)
+        at.run()
+    return at
+
+
+def captions(at: AppTest) -> str:
+    return " ".join(c.value for c in at.caption)
+
+
+def test_sample_facts_load_into_the_editor_with_a_version() -> None:
+    at = open_page()
+    assert "Load the sample facts" in at.info[-1].value
+    at.button(key="finetune.load_sample").click()
+    at.run()
+    assert not at.exception
+    assert "40 pairs · version `" in captions(at)
+    assert at.text_input(key="finetune.name").value == "sample-facts"
+    assert at.text_input(key="finetune.model").value == "sample-facts-1"
+
+
+def test_upload_with_bad_rows_names_them_and_keeps_the_good_ones() -> None:
+    at = open_page("Upload JSONL/CSV")
+    rows = [
+        {"question": "Who founded Brackenridge?", "answer": "Ilse Marrow and Tomasz Quill."},
+        {"question": "How many staff?"},
+        {"question": "How many staff?", "answer": "214."},
+    ]
+    data = "\n".join(json.dumps(r) for r in rows).encode()
+    at.file_uploader(key="finetune.upload0").set_value(("facts.jsonl", data, "application/jsonl"))
+    at.run()
+    assert not at.exception
+    assert "1 problem(s) in 3 rows" in at.warning[0].value
+    table = at.dataframe[0].value
+    assert table.to_dict("records") == [{"row": 2, "field": "answer", "message": "is missing"}]
+    at.button(key="finetune.use_upload").click()
+    at.run()
+    assert "2 pairs · version" in captions(at)
+    assert at.text_input(key="finetune.name").value == "facts"
+
+
+def test_unusable_upload_says_what_to_do() -> None:
+    at = open_page("Upload JSONL/CSV")
+    at.file_uploader(key="finetune.upload0").set_value(("facts.csv", b"prompt,completion\nq,a\n", "text/csv"))
+    at.run()
+    assert not at.exception
+    assert "first row must name the columns 'question' and 'answer'" in at.error[0].value
+
+
+@pytest.mark.slow
+def test_train_from_the_page_then_the_model_is_listed_and_ft_presets_use_it(data_dir: Path) -> None:
+    at = open_page()
+    at.button(key="finetune.load_sample").click()
+    at.run()
+    at.number_input(key="finetune.settings.max_steps").set_value(3)
+    at.text_input(key="finetune.model").set_value("page-run")
+    at.run()
+    at.button(key="finetune.train").click()
+    at.run()
+    assert not at.exception
+    deadline = time.time() + 240
+    while not at.success and time.time() < deadline:
+        time.sleep(2)
+        at.run()
+        assert not at.exception and not at.error
+    assert "page-run is trained and registered" in at.success[0].value
+    # The dataset was saved with the training, and the model card shows its manifest.
+    assert list_datasets(data_dir / "datasets") == ["sample-facts"]
+    assert len(load_pairs(data_dir / "datasets", "sample-facts").pairs) == 40
+    assert any(e.label.startswith("🎯 SmolLM2-135M-Instruct+page-run") for e in at.expander)
+    assert "leading tokens agree" in captions(at)
+    models = embedded_models(Settings.from_env())
+    assert presets(models, "kb")["FT"].strategy.model == "llama.cpp:SmolLM2-135M-Instruct+page-run"
+
+    at.button(key="finetune.model.page-run.delete").click()
+    at.run()
+    assert adapters.list_adapters(data_dir) == []
+    assert not any(m.fine_tuned for m in embedded_models(Settings.from_env()))

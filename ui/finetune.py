@@ -1,0 +1,177 @@
+"""Fine-tune page pieces: the pair editor, the settings form, the live job panel, the model cards."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from core.finetune import adapters
+from core.finetune.datasets import Pair, RowIssue
+from core.finetune.jobs import JobView
+from core.finetune.trainer import TrainSettings
+from core.strategies import FT_TEMPLATE, Answer, Strategy
+from ui import resources
+
+ALL_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+DEFAULTS = TrainSettings()
+
+
+def minutes(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def issues_table(issues: Sequence[RowIssue]) -> None:
+    st.dataframe(
+        pd.DataFrame([asdict(i) for i in issues], columns=["row", "field", "message"]),
+        hide_index=True,
+        width="stretch",
+        column_config={"row": st.column_config.NumberColumn("Row", width="small")},
+    )
+
+
+def pair_editor(pairs: list[dict[str, str]], key: str) -> list[Pair]:
+    """An editable table of pairs (add, edit, delete rows); returns the non-empty rows as edited."""
+    frame = pd.DataFrame(pairs, columns=["question", "answer"])
+    edited = st.data_editor(
+        frame,
+        num_rows="dynamic",
+        width="stretch",
+        key=key,
+        column_config={
+            "question": st.column_config.TextColumn("Question", width="large", required=True),
+            "answer": st.column_config.TextColumn("Answer", width="large", required=True),
+        },
+    )
+    out = []
+    for row in edited.itertuples(index=False):
+        q, a = str(row.question or "").strip(), str(row.answer or "").strip()
+        if q and a and q != "nan" and a != "nan":
+            out.append(Pair(q, a))
+    return out
+
+
+def settings_form() -> TrainSettings:
+    """LoRA settings with the trainer's defaults; widget keys live under finetune.settings."""
+    k = "finetune.settings"
+    c1, c2, c3, c4 = st.columns(4)
+    epochs = c1.number_input("Epochs", 1, 50, DEFAULTS.epochs, key=f"{k}.epochs")
+    max_steps = c2.number_input(
+        "Max steps", 0, 5000, DEFAULTS.max_steps, key=f"{k}.max_steps", help="0: as many as the epochs take."
+    )
+    batch = c3.number_input("Batch size", 1, 32, DEFAULTS.batch_size, key=f"{k}.batch")
+    lr = c4.number_input("Learning rate", 1e-5, 0.1, DEFAULTS.learning_rate, format="%.5f", step=1e-4, key=f"{k}.lr")
+    c1, c2, c3, c4 = st.columns(4)
+    rank = c1.number_input("LoRA rank", 1, 128, DEFAULTS.rank, key=f"{k}.rank")
+    alpha = c2.number_input("LoRA alpha", 1, 256, DEFAULTS.alpha, key=f"{k}.alpha")
+    max_length = c3.number_input("Max length (tokens)", 32, 2048, DEFAULTS.max_length, key=f"{k}.max_length")
+    val = c4.number_input(
+        "Validation share", 0.0, 0.45, DEFAULTS.validation_fraction, 0.05, key=f"{k}.val",
+        help="Pairs held out to measure validation loss (none when there are fewer than 5 pairs).",
+    )  # fmt: skip
+    modules = st.multiselect("Target modules", ALL_MODULES, list(DEFAULTS.target_modules), key=f"{k}.modules")
+    return TrainSettings(
+        rank=int(rank),
+        alpha=int(alpha),
+        target_modules=tuple(modules),
+        learning_rate=float(lr),
+        epochs=int(epochs),
+        max_steps=int(max_steps),
+        batch_size=int(batch),
+        max_length=int(max_length),
+        validation_fraction=float(val),
+    )
+
+
+def loss_chart(train: Sequence[Sequence[float]], validation: Sequence[Sequence[float]]) -> None:
+    if not train:
+        return
+    frame = pd.DataFrame(train, columns=["step", "train loss"]).set_index("step")
+    if validation:
+        frame = frame.join(pd.DataFrame(validation, columns=["step", "validation loss"]).set_index("step"))
+    st.line_chart(frame, x_label="step", y_label="loss", height=220)
+
+
+def job_panel(view: JobView, on_cancel: Any) -> None:
+    """Phase, progress, elapsed and estimated time, live loss curve and a Stop button."""
+    last = view.steps[-1] if view.steps else None
+    done = last.step / last.total_steps if last else 0.0
+    if view.phase == "training" and last:
+        text = (
+            f"Step {last.step}/{last.total_steps} · epoch {last.epoch:.1f} · loss {last.loss:.3f} · "
+            f"{minutes(view.elapsed_s)} elapsed · about {minutes(last.eta_s)} left"
+        )
+    else:
+        text = f"{view.message} ({minutes(view.elapsed_s)} elapsed)"
+    if view.running:
+        st.progress(done, text=text)
+        st.button("⏹ Stop training", key="finetune.cancel", on_click=on_cancel)
+    elif view.phase == "done":
+        st.success(f"✅ {view.adapter} is trained and registered: pick it in Compare (FT and FT+RAG use it).")
+    elif view.phase == "cancelled":
+        st.warning(f"⏹ {view.message}")
+    else:
+        st.error(view.message)
+    loss_chart(
+        [[s.step, s.loss] for s in view.steps],
+        [[s.step, s.val_loss] for s in view.steps if s.val_loss is not None],
+    )
+
+
+def ask(model_id: str, question: str) -> Answer | None:
+    """Stream a fine-tuned model's answer to one question with the FT template."""
+    runtime = resources.runtime()
+    final: list[Answer] = []
+
+    def text() -> Any:
+        for item in runtime.run(Strategy("FT", model_id, FT_TEMPLATE), question):
+            if isinstance(item, Answer):
+                final.append(item)
+            else:
+                yield item
+
+    st.write_stream(text())
+    return final[0] if final else None
+
+
+def adapter_card(
+    adapter: adapters.Adapter, model_id: str, on_delete: Any, on_register: Any | None, *, expanded: bool = False
+) -> None:
+    m = adapter.manifest
+    with st.expander(f"🎯 {model_id.removeprefix('llama.cpp:')} · {m.get('created', '')}", expanded=expanded):
+        data = m.get("dataset", {})
+        st.caption(
+            f"Dataset **{data.get('name')}** (version `{data.get('hash')}`, {data.get('train')} train / "
+            f"{data.get('validation')} validation pairs) · {m.get('train_tokens', 0):,} tokens in "
+            f"{minutes(m.get('train_seconds', 0))} ({m.get('tokens_per_s', 0)} tokens/s on {m.get('device')})"
+        )
+        parity = m.get("parity", {})
+        st.caption(f"Parity: {parity.get('summary', 'not checked')}")
+        losses = m.get("losses", {})
+        loss_chart(losses.get("train", []), losses.get("validation", []))
+        if parity.get("cases"):
+            st.dataframe(
+                pd.DataFrame(parity["cases"])[["kind", "question", "hf_text", "llama_text", "agree", "compared"]],
+                hide_index=True,
+                width="stretch",
+            )
+        if m.get("ollama"):
+            st.caption(f"🦙 Registered with Ollama as `{m['ollama']['model']}` at {m['ollama']['host']}")
+        key = f"finetune.model.{adapter.name}"
+        q_col, b_col = st.columns([5, 1], vertical_alignment="bottom")
+        question = q_col.text_input("Ask it", key=f"{key}.question", placeholder="A question from its dataset")
+        if b_col.button("Ask", key=f"{key}.ask", disabled=not question.strip()):
+            answer = ask(model_id, question)
+            if answer is not None and answer.error:
+                st.error(answer.error)
+        with st.popover("Manifest"):
+            st.code(json.dumps(m, indent=2, ensure_ascii=False), language="json")
+        c1, c2 = st.columns(2)
+        if on_register is not None:
+            c1.button("🦙 Register with Ollama", key=f"{key}.ollama", on_click=on_register, args=(adapter.name,))
+        c2.button("🗑 Delete", key=f"{key}.delete", on_click=on_delete, args=(adapter.name,))

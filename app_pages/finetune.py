@@ -126,12 +126,16 @@ else:
     model_name = st.text_input("New model name", value=f"{dataset or 'tuned'}-{count}".lower(), key="finetune.model")
 
     st.subheader("3 · Train")
+    system = resources.templates().get(FT_TEMPLATE).system
+    too_long = ui.length_issues(pairs, system, train_settings.max_length)
+    if too_long:
+        st.warning("Shorten these rows or raise the maximum length in the settings:")
+        ui.issues_table(too_long)
     running = (job := jobs.latest(settings.data_dir)) is not None and job.view().running
-    if st.button("🚀 Train", type="primary", key="finetune.train", disabled=running or not pairs):
+    if st.button("🚀 Train", type="primary", key="finetune.train", disabled=running or not pairs or bool(too_long)):
         try:
             datasets.save_pairs(folder, dataset, pairs)
             base = resources.base_model()
-            system = resources.templates().get(FT_TEMPLATE).system
             request = TrainRequest(model_name, dataset, tuple(pairs), base.path, base.label, train_settings, system)
             jobs.start(settings.data_dir, request)
             state["finetune.notice"] = None

@@ -71,6 +71,25 @@ def test_unusable_upload_says_what_to_do() -> None:
     assert "first row must name the columns 'question' and 'answer'" in at.error[0].value
 
 
+def test_rows_longer_than_the_maximum_length_block_training() -> None:
+    at = open_page("Upload JSONL/CSV")
+    rows = [{"question": "Short?", "answer": "Yes."}, {"question": "Long?", "answer": "word " * 300}]
+    data = "\n".join(json.dumps(r) for r in rows).encode()
+    at.file_uploader(key="finetune.upload0").set_value(("long.jsonl", data, "application/jsonl"))
+    at.run()
+    at.button(key="finetune.use_upload").click()
+    at.run()
+    assert not at.exception
+    assert "Shorten these rows" in at.warning[0].value
+    table = next(d.value for d in at.dataframe if "row" in d.value.columns)
+    issue = table.to_dict("records")[0]
+    assert issue["row"] == 2 and "over the maximum length 256" in issue["message"]
+    assert at.button(key="finetune.train").disabled
+    at.number_input(key="finetune.settings.max_length").set_value(512)
+    at.run()
+    assert not at.warning and not at.button(key="finetune.train").disabled
+
+
 @pytest.mark.slow
 def test_train_from_the_page_then_the_model_is_listed_and_ft_presets_use_it(data_dir: Path) -> None:
     at = open_page()

@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from core.finetune import adapters
-from core.finetune.datasets import Pair, RowIssue
+from core.finetune.datasets import Pair, RowIssue, check_lengths
 from core.finetune.jobs import JobView
 from core.finetune.trainer import TrainSettings
 from core.strategies import FT_TEMPLATE, Answer, Strategy
@@ -54,6 +54,17 @@ def pair_editor(pairs: list[dict[str, str]], key: str) -> list[Pair]:
         if q and a and q != "nan" and a != "nan":
             out.append(Pair(q, a))
     return out
+
+
+def length_issues(pairs: Sequence[Pair], system: str | None, max_length: int) -> list[RowIssue]:
+    """Rows over the training length, counted with the base model's tokenizer and chat template."""
+    loaded = resources.engine().get(resources.base_model())
+
+    def count(pair: Pair) -> int:
+        prompt = loaded.format_prompt(pair.messages(system)[:-1])
+        return loaded.count_tokens(prompt) + loaded.count_tokens(pair.answer) + 1  # + end of turn
+
+    return check_lengths(pairs, count, max_length)
 
 
 def settings_form() -> TrainSettings:

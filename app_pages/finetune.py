@@ -136,7 +136,9 @@ else:
         try:
             datasets.save_pairs(folder, dataset, pairs)
             base = resources.base_model()
-            request = TrainRequest(model_name, dataset, tuple(pairs), base.path, base.label, train_settings, system)
+            request = TrainRequest(
+                model_name, dataset, tuple(pairs), base.path, base.label, train_settings, system, settings.ollama_host
+            )
             jobs.start(settings.data_dir, request)
             state["finetune.notice"] = None
         except AppError as e:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import re
+import socket
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import gguf
 import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from core.config import Settings
 from core.finetune import adapters
@@ -163,3 +169,32 @@ def test_job_runs_in_the_background_reports_steps_and_cancels(tmp_path: Path) ->
     assert view.phase == "cancelled" and not view.running and view.adapter is None
     assert adapters.list_adapters(tmp_path) == []
     assert registry.latest(tmp_path) is job
+
+
+def test_a_finished_run_registers_with_ollama_when_it_answers_and_says_why_when_not(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    quick = TrainSettings(max_steps=2, validation_fraction=0.0)
+    created: list[dict[str, object]] = []
+
+    def create(r: Request) -> Response:
+        created.append(json.loads(r.get_data()))
+        return Response(json.dumps({"status": "success"}), content_type="application/json")
+
+    httpserver.expect_request(re.compile("/api/blobs/sha256:.*"), method="HEAD").respond_with_data("", status=200)
+    httpserver.expect_request("/api/create", method="POST").respond_with_handler(create)
+    name = "smollm2-135m-instruct-to-ollama"
+    httpserver.expect_request("/api/tags").respond_with_json({"models": [{"model": f"{name}:latest", "size": 1}]})
+    phases: list[str] = []
+    req = replace(request("to-ollama", quick), ollama_host=httpserver.url_for("/"))
+    adapter = run_training(tmp_path, req, on_phase=lambda p, m: phases.append(p))
+    assert phases[-1] == "registering" and adapter.manifest["ollama"]["model"] == name
+    assert created[0]["adapters"] == {"adapter.gguf": "sha256:" + adapters.file_sha256(adapter.path)}
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    req = replace(request("no-ollama", quick), ollama_host=f"http://127.0.0.1:{port}")
+    adapter = run_training(tmp_path, req)
+    assert "not reachable" in adapter.manifest["ollama_error"] and "ollama" not in adapter.manifest
+    assert [a.name for a in adapters.list_adapters(tmp_path)] == ["to-ollama", "no-ollama"]

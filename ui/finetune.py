@@ -124,6 +124,8 @@ def job_panel(view: JobView, on_cancel: Any) -> None:
         st.button("⏹ Stop training", key="finetune.cancel", on_click=on_cancel)
     elif view.phase == "done":
         st.success(f"✅ {view.adapter} is trained and registered: pick it in Compare (FT and FT+RAG use it).")
+        if view.message.partition(" ")[2] != "is ready.":
+            st.caption(view.message)
     elif view.phase == "cancelled":
         st.warning(f"⏹ {view.message}")
     else:
@@ -173,6 +175,8 @@ def adapter_card(
             )
         if m.get("ollama"):
             st.caption(f"🦙 Registered with Ollama as `{m['ollama']['model']}` at {m['ollama']['host']}")
+        elif m.get("ollama_error"):
+            st.caption(f"🦙 Not in Ollama: {m['ollama_error']}")
         key = f"finetune.model.{adapter.name}"
         q_col, b_col = st.columns([5, 1], vertical_alignment="bottom")
         question = q_col.text_input("Ask it", key=f"{key}.question", placeholder="A question from its dataset")

@@ -24,7 +24,7 @@ from core.progress import CancelFlag
 
 log = logging.getLogger(__name__)
 
-Phase = Literal["queued", "loading", "training", "exporting", "checking", "done", "failed", "cancelled"]
+Phase = Literal["queued", "loading", "training", "exporting", "checking", "registering", "done", "failed", "cancelled"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class TrainRequest:
     base_name: str
     settings: TrainSettings = TrainSettings()
     system: str | None = None
+    ollama_host: str | None = None  # also register the model there when it answers
 
 
 def run_training(
@@ -122,10 +123,28 @@ def run_training(
         }
         if cancel is not None and cancel.is_set():
             raise TrainingCancelled("Training was stopped; no adapter was saved.")
-        return adapters.publish(data_dir, stage, request.name, manifest)
+        adapter = adapters.publish(data_dir, stage, request.name, manifest)
     finally:
         if stage.exists():
             adapters.discard(stage)
+    if request.ollama_host:
+        if on_phase is not None:
+            on_phase("registering", f"Registering {request.name} with Ollama at {request.ollama_host}…")
+        adapter = register_with_ollama(adapter, request, trained.tokenizer.chat_template)
+    return adapter
+
+
+def register_with_ollama(adapter: adapters.Adapter, request: TrainRequest, chat_template: str) -> adapters.Adapter:
+    """Best effort: the model is trained and served in-process whatever Ollama says; why it failed is kept."""
+    from core.finetune import ollama_register
+
+    assert request.ollama_host is not None
+    try:
+        ollama_register.register(adapter, request.base_path, chat_template, request.ollama_host)
+    except AppError as e:
+        log.info("Not registered with Ollama: %s", e)
+        return adapters.update_manifest(adapter, ollama_error=str(e))
+    return adapters.get_adapter(adapter.folder.parent.parent, adapter.name)
 
 
 @dataclass
@@ -201,7 +220,11 @@ class TrainingJob:
                 on_step=self._step,
                 cancel=self.cancel_flag,
             )
-            self._update(phase="done", message=f"{adapter.name} is ready.", adapter=adapter.name)
+            ollama = adapter.manifest.get("ollama")
+            note = f" Also in Ollama as {ollama['model']}." if ollama else ""
+            if adapter.manifest.get("ollama_error"):
+                note = f" Not registered with Ollama: {adapter.manifest['ollama_error']}"
+            self._update(phase="done", message=f"{adapter.name} is ready.{note}", adapter=adapter.name)
         except TrainingCancelled as e:
             self._update(phase="cancelled", message=str(e))
         except AppError as e:

@@ -122,6 +122,10 @@ def register(
         raise ModelError(f"Ollama did not finish creating {name}: {status}")
     if name not in listed and f"{name}:latest" not in listed:
         raise ModelError(f"Ollama said it created {name}, but /api/tags does not list it.")
-    adapters.update_manifest(adapter, ollama={"host": host, "model": name, "registered": now_iso()})
+    manifest = {k: v for k, v in adapter.manifest.items() if k != "ollama_error"}
+    adapters.update_manifest(
+        adapters.Adapter(adapter.name, adapter.folder, manifest),
+        ollama={"host": host, "model": name, "registered": now_iso()},
+    )
     log.info("Registered %s with Ollama at %s (uploaded: %s)", name, host, uploaded or "nothing")
     return Registration(name, host, uploaded)

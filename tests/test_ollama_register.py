@@ -39,6 +39,11 @@ def digest(path: Path) -> str:
     return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def ollama_has(httpserver: HTTPServer, *paths: Path) -> None:
+    for path in paths:
+        httpserver.expect_request(f"/api/blobs/{digest(path)}", method="HEAD").respond_with_data("", status=200)
+
+
 def tags(*names: str) -> dict[str, object]:
     return {"models": [{"name": n, "model": n, "modified_at": "2026-11-23T10:00:00Z", "size": 1} for n in names]}
 
@@ -90,8 +95,7 @@ def test_ollama_refusing_the_adapter_is_shown_verbatim_and_nothing_is_recorded(
     httpserver: HTTPServer, adapter: tuple[adapters.Adapter, Path]
 ) -> None:
     published, base = adapter
-    httpserver.expect_request(f"/api/blobs/{digest(base)}", method="HEAD").respond_with_data("", status=200)
-    httpserver.expect_request(f"/api/blobs/{digest(published.path)}", method="HEAD").respond_with_data("", status=200)
+    ollama_has(httpserver, base, published.path)
     refusal = "unsupported architecture for adapter: lora tensors must be f16"
     httpserver.expect_request("/api/create", method="POST").respond_with_json({"error": refusal}, status=400)
     with pytest.raises(ModelError, match=f"Ollama refused to create smollm2-135m-instruct-facts-1: {refusal}"):
@@ -103,8 +107,7 @@ def test_a_model_missing_from_the_list_after_create_is_an_error(
     httpserver: HTTPServer, adapter: tuple[adapters.Adapter, Path]
 ) -> None:
     published, base = adapter
-    httpserver.expect_request(f"/api/blobs/{digest(base)}", method="HEAD").respond_with_data("", status=200)
-    httpserver.expect_request(f"/api/blobs/{digest(published.path)}", method="HEAD").respond_with_data("", status=200)
+    ollama_has(httpserver, base, published.path)
     httpserver.expect_request("/api/create", method="POST").respond_with_json({"status": "success"})
     httpserver.expect_request("/api/tags").respond_with_json(tags("llama3.2:1b"))
     with pytest.raises(ModelError, match="does not list it"):

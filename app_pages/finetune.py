@@ -24,6 +24,7 @@ st.caption(
 settings = resources.settings()
 folder = settings.data_dir / "datasets"
 jobs = resources.training_jobs()
+listed = adapters.list_adapters(settings.data_dir)
 
 
 def load(pairs: list[datasets.Pair], name: str, notice: str) -> None:
@@ -122,7 +123,7 @@ else:
     st.subheader("2 · Settings")
     with st.expander("LoRA settings (the defaults suit this model and a few dozen facts)"):
         train_settings = ui.settings_form()
-    count = len(adapters.list_adapters(settings.data_dir)) + 1
+    count = len(listed) + 1
     model_name = st.text_input("New model name", value=f"{dataset or 'tuned'}-{count}".lower(), key="finetune.model")
 
     st.subheader("3 · Train")
@@ -162,7 +163,6 @@ def progress() -> None:
 progress()
 st.subheader("Fine-tuned models")
 tuned = {m.adapter: m.id for m in resources.available_models()[0] if m.adapter is not None}
-listed = adapters.list_adapters(settings.data_dir)
 if not listed:
     st.caption("None yet.")
 for n, adapter in enumerate(reversed(listed)):

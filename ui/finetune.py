@@ -48,12 +48,8 @@ def pair_editor(pairs: list[dict[str, str]], key: str) -> list[Pair]:
             "answer": st.column_config.TextColumn("Answer", width="large", required=True),
         },
     )
-    out = []
-    for row in edited.itertuples(index=False):
-        q, a = str(row.question or "").strip(), str(row.answer or "").strip()
-        if q and a and q != "nan" and a != "nan":
-            out.append(Pair(q, a))
-    return out
+    cells = [["" if pd.isna(v) else str(v).strip() for v in row] for row in edited.itertuples(index=False)]
+    return [Pair(q, a) for q, a in cells if q and a]
 
 
 def length_issues(pairs: Sequence[Pair], system: str | None, max_length: int) -> list[RowIssue]:
@@ -61,7 +57,7 @@ def length_issues(pairs: Sequence[Pair], system: str | None, max_length: int) ->
     loaded = resources.engine().get(resources.base_model())
 
     def count(pair: Pair) -> int:
-        prompt = loaded.format_prompt(pair.messages(system)[:-1])
+        prompt = loaded.format_prompt(pair.prompt_messages(system))
         return loaded.count_tokens(prompt) + loaded.count_tokens(pair.answer) + 1  # + end of turn
 
     return check_lengths(pairs, count, max_length)
@@ -124,8 +120,6 @@ def job_panel(view: JobView, on_cancel: Any) -> None:
         st.button("⏹ Stop training", key="finetune.cancel", on_click=on_cancel)
     elif view.phase == "done":
         st.success(f"✅ {view.adapter} is trained and registered: pick it in Compare (FT and FT+RAG use it).")
-        if view.message.partition(" ")[2] != "is ready.":
-            st.caption(view.message)
     elif view.phase == "cancelled":
         st.warning(f"⏹ {view.message}")
     else:

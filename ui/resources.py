@@ -6,6 +6,8 @@ QDRANT_URL get their own.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import streamlit as st
 
 from core.config import Settings
@@ -117,12 +119,11 @@ def register_with_ollama(name: str) -> str:
     if not s.ollama_host:
         raise AppError("Ollama is off (OLLAMA_HOST=off); set OLLAMA_HOST to register models with it.")
     adapter = adapters.get_adapter(s.data_dir, name)
-    base = next(
-        (m for m in embedded_models(s) if m.path is not None and m.path.name == adapter.manifest["base"]["file"]), None
-    )
-    if base is None or base.path is None:
+    tuned = next((m for m in embedded_models(s) if m.adapter == adapter.path), None)
+    if tuned is None or tuned.path is None:
         raise AppError(f"The base model of {name} is gone; it cannot be registered.")
-    result = ollama_register.register(adapter, base.path, engine().get(base).chat_template, s.ollama_host)
+    base = replace(tuned, adapter=None)  # the base as loaded for the base model's own answers
+    result = ollama_register.register(adapter, tuned.path, engine().get(base).chat_template, s.ollama_host)
     models_changed()
     sent = f" (uploaded: {', '.join(result.uploaded)})" if result.uploaded else " (Ollama had both files already)"
     return f"Registered {name} with Ollama at {result.host} as {result.model}{sent}."

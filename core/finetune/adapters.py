@@ -12,7 +12,7 @@ import re
 import shutil
 import tempfile
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -105,8 +105,8 @@ def publish(data_dir: Path, stage: Path, name: str, manifest: dict[str, Any]) ->
     return Adapter(name, target, json.loads(text))  # as `list_adapters` will read it
 
 
-def update_manifest(adapter: Adapter, **changes: Any) -> Adapter:
-    manifest = adapter.manifest | changes
+def update_manifest(adapter: Adapter, *, drop: tuple[str, ...] = (), **changes: Any) -> Adapter:
+    manifest = {k: v for k, v in adapter.manifest.items() if k not in drop} | changes
     atomic_write_text(adapter.folder / MANIFEST_FILE, json.dumps(manifest, indent=2, ensure_ascii=False))
     return Adapter(adapter.name, adapter.folder, manifest)
 
@@ -140,7 +140,3 @@ def file_sha256(path: Path) -> str:
                     digest.update(block)
             _hashes[key] = digest.hexdigest()
         return _hashes[key]
-
-
-def write_pairs(path: Path, pairs: list[Any]) -> None:
-    atomic_write_text(path, "".join(json.dumps(asdict(p), ensure_ascii=False) + "\n" for p in pairs))

@@ -39,9 +39,17 @@ class Pair:
 
     def messages(self, default_system: str | None = None) -> list[dict[str, str]]:
         """As chat messages, formatted later with the base model's own chat template."""
-        system = self.system if self.system is not None else default_system
-        head = [{"role": "system", "content": system}] if system else []
-        return head + [{"role": "user", "content": self.question}, {"role": "assistant", "content": self.answer}]
+        return self.prompt_messages(default_system) + [{"role": "assistant", "content": self.answer}]
+
+    def prompt_messages(self, default_system: str | None = None) -> list[dict[str, str]]:
+        """The messages before the answer: what the model is asked at serving time."""
+        return chat_prompt(self.question, self.system if self.system is not None else default_system)
+
+
+def chat_prompt(question: str, system: str | None) -> list[dict[str, str]]:
+    """An optional system message, then the question: the prompt the FT strategy sends."""
+    head = [{"role": "system", "content": system}] if system else []
+    return head + [{"role": "user", "content": question}]
 
 
 @dataclass(frozen=True)
@@ -117,13 +125,14 @@ def save_pairs(root: Path, name: str, pairs: Sequence[Pair]) -> Path:
     if not pairs:
         raise DatasetError("The dataset is empty; add at least one question/answer pair.")
     path = dataset_path(root, name)
-    rows = [{k: v for k, v in asdict(p).items() if v is not None} for p in pairs]
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    write_pairs(path, pairs)
     return path
 
 
-def delete_dataset(root: Path, name: str) -> None:
-    dataset_path(root, name).unlink(missing_ok=True)
+def write_pairs(path: Path, pairs: Iterable[Pair]) -> None:
+    """Pairs as JSONL (`question`, `answer`, and `system` when set), written atomically."""
+    rows = [{k: v for k, v in asdict(p).items() if v is not None} for p in pairs]
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
 def content_hash(pairs: Iterable[Pair]) -> str:

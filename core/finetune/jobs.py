@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -18,7 +18,7 @@ from typing import Literal
 from core.errors import AppError
 from core.files import now_iso
 from core.finetune import adapters, export, parity, trainer
-from core.finetune.datasets import Pair, content_hash, split
+from core.finetune.datasets import Pair, content_hash, split, write_pairs
 from core.finetune.trainer import Step, TrainingCancelled, TrainSettings
 from core.progress import CancelFlag
 
@@ -86,8 +86,8 @@ def run_training(
         n_tensors = export.write_gguf_lora(
             trained.model, stage / adapters.ADAPTER_FILE, alpha=request.settings.alpha, name=request.name
         )
-        adapters.write_pairs(stage / "train.jsonl", train_pairs)
-        adapters.write_pairs(stage / "validation.jsonl", val_pairs)
+        write_pairs(stage / "train.jsonl", train_pairs)
+        write_pairs(stage / "validation.jsonl", val_pairs)
         phase("checking", "Checking that llama.cpp with the adapter answers like the trained model…")
         probes = [("trained", p.question) for p in train_pairs[:3]] + [("control", q) for q in parity.CONTROL_QUESTIONS]
         cases = parity.check(trained, request.base_path, stage / adapters.ADAPTER_FILE, probes, system=request.system)
@@ -121,8 +121,6 @@ def run_training(
             "total_seconds": round(time.perf_counter() - started, 2),
             "parity": {"summary": parity.summary(cases), "cases": [asdict(c) for c in cases]},
         }
-        if cancel is not None and cancel.is_set():
-            raise TrainingCancelled("Training was stopped; no adapter was saved.")
         adapter = adapters.publish(data_dir, stage, request.name, manifest)
     finally:
         if stage.exists():
@@ -140,11 +138,10 @@ def register_with_ollama(adapter: adapters.Adapter, request: TrainRequest, chat_
 
     assert request.ollama_host is not None
     try:
-        ollama_register.register(adapter, request.base_path, chat_template, request.ollama_host)
+        return ollama_register.register(adapter, request.base_path, chat_template, request.ollama_host).adapter
     except AppError as e:
         log.info("Not registered with Ollama: %s", e)
         return adapters.update_manifest(adapter, ollama_error=str(e))
-    return adapters.get_adapter(adapter.folder.parent.parent, adapter.name)
 
 
 @dataclass
@@ -157,7 +154,6 @@ class JobView:
     steps: list[Step]
     started: float
     finished: float | None
-    error: str | None
     adapter: str | None
 
     @property
@@ -181,7 +177,7 @@ class TrainingJob:
     _thread: threading.Thread | None = None
 
     def __post_init__(self) -> None:
-        self._view = JobView(self.request, "queued", "Starting…", [], time.time(), None, None, None)
+        self._view = JobView(self.request, "queued", "Starting…", [], time.time(), None, None)
 
     def start(self) -> TrainingJob:
         self._thread = threading.Thread(target=self._run, name=f"train-{self.request.name}", daemon=True)
@@ -220,18 +216,15 @@ class TrainingJob:
                 on_step=self._step,
                 cancel=self.cancel_flag,
             )
-            ollama = adapter.manifest.get("ollama")
-            note = f" Also in Ollama as {ollama['model']}." if ollama else ""
-            if adapter.manifest.get("ollama_error"):
-                note = f" Not registered with Ollama: {adapter.manifest['ollama_error']}"
-            self._update(phase="done", message=f"{adapter.name} is ready.{note}", adapter=adapter.name)
+            # Whether Ollama has it too is on the model's card, read from its manifest.
+            self._update(phase="done", message=f"{adapter.name} is ready.", adapter=adapter.name)
         except TrainingCancelled as e:
             self._update(phase="cancelled", message=str(e))
         except AppError as e:
-            self._update(phase="failed", message=str(e), error=str(e))
+            self._update(phase="failed", message=str(e))
         except Exception as e:  # noqa: BLE001 - a crash in the thread must reach the page, not vanish
             log.exception("Training %s crashed", self.request.name)
-            self._update(phase="failed", message=f"Training failed: {e}", error=f"Training failed: {e}")
+            self._update(phase="failed", message=f"Training failed: {e}")
         finally:
             self._update(finished=time.time())
 
@@ -258,7 +251,3 @@ class JobRegistry:
         with self._lock:
             mine = [j for j in self._jobs if j.data_dir == data_dir]
             return mine[-1] if mine else None
-
-    def all(self) -> Sequence[TrainingJob]:
-        with self._lock:
-            return list(self._jobs)

@@ -30,6 +30,7 @@ class Registration:
     model: str
     host: str
     uploaded: list[str]  # blobs sent (those Ollama already had are skipped)
+    adapter: adapters.Adapter  # with the registration in its manifest
 
 
 def ollama_name(adapter: adapters.Adapter) -> str:
@@ -122,10 +123,8 @@ def register(
         raise ModelError(f"Ollama did not finish creating {name}: {status}")
     if name not in listed and f"{name}:latest" not in listed:
         raise ModelError(f"Ollama said it created {name}, but /api/tags does not list it.")
-    manifest = {k: v for k, v in adapter.manifest.items() if k != "ollama_error"}
-    adapters.update_manifest(
-        adapters.Adapter(adapter.name, adapter.folder, manifest),
-        ollama={"host": host, "model": name, "registered": now_iso()},
+    updated = adapters.update_manifest(
+        adapter, drop=("ollama_error",), ollama={"host": host, "model": name, "registered": now_iso()}
     )
     log.info("Registered %s with Ollama at %s (uploaded: %s)", name, host, uploaded or "nothing")
-    return Registration(name, host, uploaded)
+    return Registration(name, host, uploaded, updated)

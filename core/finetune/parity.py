@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.finetune.datasets import chat_prompt
 from core.finetune.trainer import Trained, end_of_turn, generate
 
 CONTROL_QUESTIONS = ("What is the capital of France?", "Name three primary colours.")
@@ -60,9 +61,7 @@ def check(
     cases = []
     try:
         for kind, question in questions:
-            messages = ([{"role": "system", "content": system}] if system else []) + [
-                {"role": "user", "content": question}
-            ]
+            messages = chat_prompt(question, system)
             hf = [t for t in generate(trained, messages, n_tokens) if t not in stop_ids][:n_tokens]
             ll = _llama_greedy(loaded.llama, loaded.format_prompt(messages), n_tokens, stop_ids)
             agree = next((i for i, (a, b) in enumerate(zip(hf, ll, strict=False)) if a != b), min(len(hf), len(ll)))

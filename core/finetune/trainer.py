@@ -149,27 +149,31 @@ class Encoded:
     labels: list[int]
 
 
+def prompt_ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
+    """Prompt tokens as serving builds them: the chat template with the assistant's turn opened."""
+    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+
+
+def pad_id(tokenizer: Any) -> int:
+    return int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
+
+
 def encode(tokenizer: Any, pair: Pair, system: str | None) -> Encoded:
-    """Prompt tokens as serving builds them (chat template + generation prompt), then answer + end of turn.
+    """The prompt's tokens, then the answer's and the end of turn; the loss counts only the latter.
 
     The prompt and the answer are tokenized apart, as llama.cpp sees them: the prompt is
     tokenized, and the answer is what the model generates after it.
     """
-    messages = pair.messages(system)[:-1]
-    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    prompt = prompt_ids(tokenizer, pair.prompt_messages(system))
     answer_ids = tokenizer(pair.answer, add_special_tokens=False)["input_ids"] + [end_of_turn(tokenizer)]
-    return Encoded(prompt_ids + answer_ids, [IGNORE] * len(prompt_ids) + answer_ids)
+    return Encoded(prompt + answer_ids, [IGNORE] * len(prompt) + answer_ids)
 
 
 def end_of_turn(tokenizer: Any) -> int:
     """The token that ends an assistant turn: <|im_end|> for ChatML models, else EOS."""
     token = tokenizer.convert_tokens_to_ids("<|im_end|>")
     return int(token if isinstance(token, int) and token != tokenizer.unk_token_id else tokenizer.eos_token_id)
-
-
-def count_tokens(tokenizer: Any, pair: Pair, system: str | None) -> int:
-    return len(encode(tokenizer, pair, system).input_ids)
 
 
 def collate(batch: Sequence[Encoded], pad_id: int) -> dict[str, Any]:
@@ -273,7 +277,7 @@ def train(
             f"Rows {too_long[:10]} are longer than the maximum length of {settings.max_length} tokens; "
             "shorten them or raise the maximum length."
         )
-    pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
+    pad = pad_id(tokenizer)
 
     model = lora_model(base, settings).to(device())
     model.train()
@@ -292,7 +296,7 @@ def train(
         for batch_items in _batches(train_data, settings.batch_size, rng):
             if cancel is not None and cancel.is_set():
                 raise TrainingCancelled("Training was stopped; no adapter was saved.")
-            batch = {k: v.to(model.device) for k, v in collate(batch_items, pad_id).items()}
+            batch = {k: v.to(model.device) for k, v in collate(batch_items, pad).items()}
             loss = model(**batch).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -305,7 +309,7 @@ def train(
             val_loss = None
             if val_data and (step % per_epoch == 0 or step == total):
                 eval_started = time.perf_counter()
-                val_loss = evaluate(model, val_data, pad_id, settings.batch_size)
+                val_loss = evaluate(model, val_data, pad, settings.batch_size)
                 eval_s += time.perf_counter() - eval_started
             report = Step(
                 step=step,
@@ -330,8 +334,7 @@ def generate(trained: Trained, messages: list[dict[str, str]], max_new_tokens: i
     import torch
 
     tokenizer = trained.tokenizer
-    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    ids = torch.tensor([tokenizer(prompt, add_special_tokens=False)["input_ids"]], device=trained.model.device)
+    ids = torch.tensor([prompt_ids(tokenizer, messages)], device=trained.model.device)
     with torch.no_grad():
         out = trained.model.generate(
             input_ids=ids,
@@ -339,6 +342,6 @@ def generate(trained: Trained, messages: list[dict[str, str]], max_new_tokens: i
             max_new_tokens=max_new_tokens,
             do_sample=False,
             eos_token_id=end_of_turn(tokenizer),
-            pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+            pad_token_id=pad_id(tokenizer),
         )
     return [int(t) for t in out[0, ids.shape[1] :]]

@@ -17,8 +17,10 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import httpx
 from langchain_qdrant import QdrantVectorStore
 from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import ResponseHandlingException
 
 from core.config import Settings
 from core.documents import Chunk
@@ -169,9 +171,9 @@ class Store:
                 yield
             except (StoreError, EmbeddingMismatchError):
                 raise
+            except (httpx.TransportError, ResponseHandlingException) as e:
+                raise StoreUnavailableError(f"Qdrant stopped answering while {action} ({e}).") from e
             except Exception as e:
-                if type(e).__name__ in {"ConnectError", "ConnectTimeout", "ResponseHandlingException"}:
-                    raise StoreUnavailableError(f"Qdrant stopped answering while {action} ({e}).") from e
                 raise StoreError(f"Qdrant failed while {action}: {e}") from e
 
     def _ensure_manifest(self) -> None:

@@ -81,3 +81,7 @@ class ModelError(AppError):
 
 class ModelUnavailableError(ModelError):
     """The model's server (Ollama) is not reachable, or it does not have the model."""
+
+
+class EvaluationError(AppError):
+    """A question set, an evaluation run or an imported report cannot be used."""

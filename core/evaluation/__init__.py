@@ -1,0 +1,1 @@
+"""Evaluation: question sets, metrics, the background runner, reports and the recommendation."""

@@ -1,0 +1,215 @@
+"""Answer and retrieval metrics as pure functions (definitions in EVALUATION.md).
+
+Normalisation follows SQuAD v1.1 (lower-case, drop punctuation and English articles, collapse
+whitespace) with three additions, each because the sample answers needed it:
+- NFKC first, so full-width digits and letters (２０, ＡＢ) equal their ASCII forms;
+- punctuation is every Unicode punctuation character, so Chinese `，。：` go too, but a `.`, `,` or
+  `:` between two digits stays (`3.8`, `10:00`, `1,500` are one token, not `38` or `1000`);
+- number words zero to twenty become digits (`six months` = `6 months`).
+Tokens are whitespace-separated words, except that each CJK character (Han, kana) is a token of its
+own: Chinese has no spaces, and a character is the unit CMRC and DuReader score F1 over.
+
+The headline check, `correct`, is calibrated by hand (tests/data/calibration.jsonl, see
+`is_correct`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+_NUMBER_WORDS = {
+    w: str(i)
+    for i, w in enumerate(
+        ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+         "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty")
+    )
+}  # fmt: skip
+_ARTICLES = {"a", "an", "the"}
+_CJK = (
+    "\u3040-\u30ff"  # hiragana, katakana
+    "\u3400-\u4dbf"  # CJK extension A
+    "\u4e00-\u9fff"  # CJK unified ideographs
+    "\uf900-\ufaff"  # compatibility ideographs
+)
+_CJK_CHAR = re.compile(f"[{_CJK}]")
+_TOKEN = re.compile(f"[{_CJK}]|[^\\s{_CJK}]+")
+_NUMBER_SEPARATOR = re.compile(r"(?<=\d)[.,:](?=\d)")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？；])")
+_KEEP = "\x00"  # stands in for a separator inside a number while punctuation is dropped
+
+
+def _strip_punctuation(text: str) -> str:
+    return "".join(" " if unicodedata.category(ch).startswith("P") or ch in "$+<=>^`|~" else ch for ch in text)
+
+
+def tokens(text: str) -> list[str]:
+    """Normalised tokens: words, numbers kept whole, each CJK character alone; no articles."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = _NUMBER_SEPARATOR.sub(lambda m: _KEEP + str(".,:".index(m.group(0))), text)
+    text = _strip_punctuation(text)
+    text = re.sub(f"{_KEEP}([012])", lambda m: ".,:"[int(m.group(1))], text)
+    out = []
+    for token in _TOKEN.findall(text):
+        if token in _ARTICLES:
+            continue
+        out.append(_NUMBER_WORDS.get(token, token))
+    return out
+
+
+def normalize(text: str) -> str:
+    """The normalised text: its tokens joined by single spaces."""
+    return " ".join(tokens(text))
+
+
+def exact_match(answer: str, expected: str) -> bool:
+    return tokens(answer) == tokens(expected)
+
+
+def token_f1(answer: str, expected: str) -> float:
+    """F1 over the bags of normalised tokens (SQuAD); 1.0 when both are empty, 0.0 when one is."""
+    a, e = tokens(answer), tokens(expected)
+    if not a or not e:
+        return float(a == e)
+    common = sum((Counter(a) & Counter(e)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(a), common / len(e)
+    return 2 * precision * recall / (precision + recall)
+
+
+def token_recall(answer: str, expected: str) -> float:
+    """Share of the expected answer's tokens (as a bag) that the answer contains."""
+    a, e = tokens(answer), tokens(expected)
+    if not e:
+        return 0.0
+    return sum((Counter(a) & Counter(e)).values()) / len(e)
+
+
+def contains(answer: str, expected: str) -> bool:
+    """The normalised expected answer appears in the normalised answer, on token boundaries.
+
+    Token boundaries, so that `20 weeks` is not found in `120 weeks`; CJK characters are tokens,
+    so `20周` is found in `带薪假期为20周`.
+    """
+    e = tokens(expected)
+    if not e:
+        return False
+    return f" {' '.join(e)} " in f" {' '.join(tokens(answer))} "
+
+
+def numbers(text: str) -> list[str]:
+    """The numeric tokens of a text, normalised (`six` -> `6`, `3.8` stays `3.8`)."""
+    return [t for t in tokens(text) if any(ch.isdigit() for ch in t)]
+
+
+RECALL_THRESHOLD = 0.6
+
+
+def is_correct(answer: str, expected: str) -> bool:
+    """The headline check: contains, or most of the expected tokens and every one of its numbers.
+
+    `contains` alone was too strict for a model that rephrases ("10:00 to 15:00 local time, Monday to
+    Thursday" versus "from 10:00 to 15:00, Monday to Thursday"); token F1 punished wordy but right
+    answers. On 80 hand-labelled answers of the sample set (PE and RAG, tests/data/calibration.jsonl),
+    this rule agrees with the labels more often than contains, F1 >= 0.5 or similarity >= 0.7 (the
+    test prints and checks the agreement). Numbers must all appear because they carry the facts
+    (a wrong year or price with the right words around it is wrong).
+    """
+    if not tokens(answer):
+        return False
+    if contains(answer, expected):
+        return True
+    answer_tokens = set(tokens(answer))
+    if any(n not in answer_tokens for n in numbers(expected)):
+        return False
+    return token_recall(answer, expected) >= RECALL_THRESHOLD
+
+
+def cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    """Cosine similarity; 0.0 when either vector is all zeros."""
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    na, nb = math.sqrt(sum(x * x for x in a)), math.sqrt(sum(y * y for y in b))
+    return dot / (na * nb) if na and nb else 0.0
+
+
+def sentences(text: str) -> list[str]:
+    """Sentences of an answer (English and Chinese end marks); empty pieces dropped."""
+    return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s and s.strip() and tokens(s)]
+
+
+def supported_share(sentence_vectors: Sequence[Sequence[float]], chunk_vectors: Sequence[Sequence[float]],
+                    threshold: float) -> float | None:  # fmt: skip
+    """Share of answer sentences whose best cosine against any retrieved chunk is >= threshold.
+
+    None when there is nothing to judge (no sentences, or nothing retrieved).
+    """
+    if not sentence_vectors or not chunk_vectors:
+        return None
+    supported = sum(1 for s in sentence_vectors if max(cosine(s, c) for c in chunk_vectors) >= threshold)
+    return supported / len(sentence_vectors)
+
+
+def source_rank(retrieved: Sequence[tuple[str, int]], source: str | None, page: int | None = None) -> int | None:
+    """1-based rank of the first retrieved chunk from the expected document (and page, when given).
+
+    `retrieved` is (filename, page) in the order the search returned them. None when nothing matched.
+    """
+    if not source:
+        return None
+    for rank, (filename, chunk_page) in enumerate(retrieved, start=1):
+        if filename == source and (page is None or chunk_page == page):
+            return rank
+    return None
+
+
+def hit_at(rank: int | None, k: int) -> bool:
+    return rank is not None and rank <= k
+
+
+def reciprocal_rank(rank: int | None) -> float:
+    return 1.0 / rank if rank else 0.0
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (0-100) with linear interpolation, as numpy's default; None when empty."""
+    data = sorted(values)
+    if not data:
+        return None
+    pos = (len(data) - 1) * q / 100
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
+
+
+def mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+@dataclass(frozen=True)
+class Forgetting:
+    """Control-set accuracy of the base and of the fine-tuned model, on the questions the base gets right."""
+
+    kept: int
+    base_accuracy: float | None
+    tuned_accuracy: float | None
+
+    @property
+    def drop(self) -> float | None:
+        """Percentage points lost (positive = forgot)."""
+        if self.base_accuracy is None or self.tuned_accuracy is None:
+            return None
+        return self.base_accuracy - self.tuned_accuracy
+
+
+def forgetting(base_correct: Sequence[bool], tuned_correct: Sequence[bool]) -> Forgetting:
+    """Compare base and fine-tuned answers question by question, keeping the questions the base gets right."""
+    if len(base_correct) != len(tuned_correct):
+        raise ValueError("base and tuned answers must cover the same questions")
+    kept = [t for b, t in zip(base_correct, tuned_correct, strict=True) if b]
+    if not kept:
+        return Forgetting(0, None, None)
+    return Forgetting(len(kept), 1.0, sum(kept) / len(kept))

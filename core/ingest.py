@@ -69,6 +69,7 @@ def ingest(
 
     """
     info = store.require_kb(kb)
+    embeddings = store.embedder_for(info).embeddings
 
     def report(done: int, total: int, message: str) -> None:
         if progress is not None:
@@ -122,7 +123,7 @@ def ingest(
             started = time.perf_counter()
             texts = [c.text for i in group for c in pending[i].chunks]
             vectors = embed_in_batches(
-                store.embedder.embeddings,
+                embeddings,
                 texts,
                 on_batch=on_batch,
                 should_stop=cancel.is_set if cancel is not None else None,

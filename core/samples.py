@@ -1,4 +1,4 @@
-"""The bundled fictional knowledge base and its question set."""
+"""The bundled fictional knowledge bases (English and Chinese) and their question sets."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.embeddings import BUNDLED_MODEL, MULTILINGUAL_MODEL
 from core.ingest import Upload
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
@@ -23,9 +24,42 @@ class Question:
     page: int
 
 
+@dataclass(frozen=True)
+class Sample:
+    """A sample knowledge base: its documents, question set, and the settings it is loaded with."""
+
+    kb_name: str
+    language: str
+    folder: Path
+    questions_file: Path
+    embedding_model: str
+    analyser: str
+
+    def uploads(self) -> list[Upload]:
+        """The documents as uploads, in a stable order."""
+        return [Upload(p.name, p.read_bytes()) for p in sorted(self.folder.iterdir()) if p.is_file()]
+
+    def questions(self) -> list[Question]:
+        return load_questions(self.questions_file)
+
+
+ENGLISH = Sample(SAMPLE_KB_NAME, "English", KNOWLEDGE_BASE_DIR, QUESTIONS_FILE, BUNDLED_MODEL, "english")
+# A fictional water-purifier maker, Qingwu (青梧科技): handbook, product manual, support policy and FAQ.
+# Multilingual E5 by measurement (bench/retrieval.py): MiniLM is an English model.
+CHINESE = Sample(
+    "qingwu",
+    "中文",
+    SAMPLES_DIR / "zh" / "knowledge_base",
+    SAMPLES_DIR / "zh" / "questions.jsonl",
+    MULTILINGUAL_MODEL,
+    "chinese",
+)
+SAMPLES = {s.kb_name: s for s in (ENGLISH, CHINESE)}
+
+
 def sample_uploads() -> list[Upload]:
-    """The sample documents as uploads, in a stable order."""
-    return [Upload(p.name, p.read_bytes()) for p in sorted(KNOWLEDGE_BASE_DIR.iterdir()) if p.is_file()]
+    """The English sample documents as uploads, in a stable order."""
+    return ENGLISH.uploads()
 
 
 def load_questions(path: Path = QUESTIONS_FILE) -> list[Question]:

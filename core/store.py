@@ -1,9 +1,11 @@
-"""Knowledge bases in Qdrant: one collection each, plus a manifest of finished documents.
+"""Knowledge bases in Qdrant: one collection each, searched by meaning, by keywords, or both.
 
-A knowledge base's collection records, in its metadata, the embedding model and dimension
-it was built with. Documents become visible only through the manifest collection, whose
-entry is written after every chunk is stored, so search never sees half a document.
-The same code serves Qdrant local mode and a Qdrant server.
+A knowledge base's collection records, in its metadata, the embedding model and dimension it
+was built with, its chunking, and the analyser of its keyword (sparse) index. Documents become
+visible only through the manifest (`core.manifest`), whose entry is written after every chunk
+is stored, so search never sees half a document. The same code serves Qdrant local mode and a
+Qdrant server; search goes to Qdrant's Query API directly (dense, sparse, or both fused by
+reciprocal rank).
 """
 
 from __future__ import annotations
@@ -11,21 +13,22 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal, get_args
 
 import httpx
 from langchain_qdrant import QdrantVectorStore
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException
 
+from core import sparse
 from core.config import Settings
 from core.documents import Chunk
-from core.embeddings import EmbeddingModel
+from core.embeddings import EmbeddingCatalog, EmbeddingModel
 from core.errors import (
+    EmbeddingError,
     EmbeddingMismatchError,
     KnowledgeBaseError,
     StoreError,
@@ -33,15 +36,29 @@ from core.errors import (
     StoreUnavailableError,
 )
 from core.files import now_iso
+from core.manifest import MANIFEST, DocumentRecord, Manifest
+
+__all__ = ["MANIFEST", "DocumentRecord", "KnowledgeBase", "RetrievalMode", "SearchHit", "Store", "open_client"]
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "ragtune_manifest"
+RetrievalMode = Literal["dense", "sparse", "hybrid"]
+RETRIEVAL_MODES: tuple[RetrievalMode, ...] = get_args(RetrievalMode)
+# By measurement (bench/retrieval.py): on both sample sets hybrid beats dense with every model.
+DEFAULT_MODE: RetrievalMode = "hybrid"
+DENSE = "dense"
+SPARSE = "keywords"
+# How many candidates each side hands to the fusion; RRF needs more than k to reorder them.
+PREFETCH = 20
+# Distribution-based score fusion: each side's scores normalised by their spread, then summed. On the
+# sample sets it beat reciprocal-rank fusion (bench/retrieval.py: English hit@1 with MiniLM 87.5% -> 92.5%).
+FUSION = models.Fusion.DBSF
+
 _MARKER = "ragtune"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")
-_MANIFEST_NS = uuid.UUID("8f7b0c1e-4c1a-5e8e-9a57-2a1d2e6b9c41")
 CONTENT_KEY = QdrantVectorStore.CONTENT_KEY
 METADATA_KEY = QdrantVectorStore.METADATA_KEY
+_CHUNK_WINDOW = 256
 
 
 @dataclass(frozen=True)
@@ -52,21 +69,31 @@ class KnowledgeBase:
     chunk_size: int
     chunk_overlap: int
     created: str
+    # None: created before keyword search existed, dense only (re-ingest into a new one to add it).
+    analyser: str | None = None
+    retrieval_mode: str = "dense"
+    # The named dense vector; "" is the unnamed vector of collections made before hybrid search.
+    dense_vector: str = ""
 
+    @property
+    def modes(self) -> tuple[RetrievalMode, ...]:
+        return RETRIEVAL_MODES if self.analyser else ("dense",)
 
-@dataclass(frozen=True)
-class DocumentRecord:
-    """A finished document: the manifest entry written after all of its chunks."""
+    def mode_for(self, mode: str | None) -> RetrievalMode:
+        """The mode a search runs in: the one asked for if this knowledge base has it, else dense."""
+        wanted = mode or self.retrieval_mode
+        return wanted if wanted in self.modes else "dense"  # type: ignore[return-value]
 
-    kb: str
-    doc_id: str
-    filename: str
-    kind: str
-    pages: int
-    chunks: int
-    size_bytes: int
-    added: str
-    encoding: str | None = None
+    @property
+    def upgrade_hint(self) -> str | None:
+        """What to do for keyword search, when this knowledge base lacks its index."""
+        if self.analyser:
+            return None
+        return (
+            f"{self.name} has no keyword index (it was created before hybrid search), so it searches by "
+            "meaning only. To add keyword and hybrid search, create a new knowledge base and upload the "
+            "documents again."
+        )
 
 
 @dataclass(frozen=True)
@@ -123,35 +150,42 @@ def check_kb_name(name: str) -> str:
     return name
 
 
-def _kb_filter(kb: str, **fields: Any) -> models.Filter:
-    conditions = [models.FieldCondition(key="kb", match=models.MatchValue(value=kb))]
-    conditions += [models.FieldCondition(key=k, match=models.MatchValue(value=v)) for k, v in fields.items()]
-    return models.Filter(must=list(conditions))
+def _doc_filter(doc_ids: Sequence[str], *extra: models.Condition) -> models.Filter:
+    condition = models.FieldCondition(key=f"{METADATA_KEY}.doc_id", match=models.MatchAny(any=list(doc_ids)))
+    return models.Filter(must=[condition, *extra])
 
 
-def _doc_filter(doc_ids: Sequence[str]) -> models.Filter:
-    return models.Filter(
-        must=[models.FieldCondition(key=f"{METADATA_KEY}.doc_id", match=models.MatchAny(any=list(doc_ids)))]
-    )
+_KB_FIELDS = {f.name for f in fields(KnowledgeBase)}
 
 
 class Store:
     """Knowledge bases, their documents and search, over one Qdrant client.
 
-    Qdrant local mode is not safe for concurrent writers, so every call takes one lock;
-    Streamlit sessions share a Store through `st.cache_resource`.
+    Each knowledge base is embedded with the model it records: the store's default model, or
+    one the catalog loads by name. Qdrant local mode is not safe for concurrent writers, so
+    every call takes one lock; Streamlit sessions share a Store through `st.cache_resource`.
     """
 
-    def __init__(self, client: QdrantClient, embedder: EmbeddingModel, *, server: bool = False) -> None:
+    def __init__(
+        self,
+        client: QdrantClient,
+        embedder: EmbeddingModel,
+        *,
+        server: bool = False,
+        catalog: EmbeddingCatalog | None = None,
+    ) -> None:
         self.client = client
         self.embedder = embedder
+        self.catalog = catalog
         self.server = server
         self._lock = threading.RLock()
-        self._ensure_manifest()
+        self._vectorstores: dict[str, QdrantVectorStore] = {}
+        with self._guard("preparing the manifest"):
+            self.manifest = Manifest(client, server=server)
 
     @classmethod
-    def open(cls, settings: Settings, embedder: EmbeddingModel) -> Store:
-        return cls(open_client(settings), embedder, server=bool(settings.qdrant_url))
+    def open(cls, settings: Settings, embedder: EmbeddingModel, catalog: EmbeddingCatalog | None = None) -> Store:
+        return cls(open_client(settings), embedder, server=bool(settings.qdrant_url), catalog=catalog)
 
     def close(self) -> None:
         with self._lock:
@@ -169,20 +203,12 @@ class Store:
         with self._lock:
             try:
                 yield
-            except (StoreError, EmbeddingMismatchError):
+            except (StoreError, EmbeddingMismatchError, EmbeddingError):
                 raise
             except (httpx.TransportError, ResponseHandlingException) as e:
                 raise StoreUnavailableError(f"Qdrant stopped answering while {action} ({e}).") from e
             except Exception as e:
                 raise StoreError(f"Qdrant failed while {action}: {e}") from e
-
-    def _ensure_manifest(self) -> None:
-        with self._guard("preparing the manifest"):
-            if not self.client.collection_exists(MANIFEST):
-                self.client.create_collection(MANIFEST, vectors_config={})
-                if self.server:
-                    for key in ("kb", "doc_id", "filename"):
-                        self.client.create_payload_index(MANIFEST, key, models.PayloadSchemaType.KEYWORD)
 
     # Knowledge bases
 
@@ -196,7 +222,7 @@ class Store:
         meta = (self.client.get_collection(name).config.metadata or {}).get(_MARKER)
         if not isinstance(meta, dict):
             return None  # a collection this app did not create
-        return KnowledgeBase(name=name, **meta)
+        return KnowledgeBase(name=name, **{k: v for k, v in meta.items() if k in _KB_FIELDS})
 
     def get_kb(self, name: str) -> KnowledgeBase:
         with self._guard(f"opening knowledge base {name!r}"):
@@ -205,92 +231,146 @@ class Store:
             raise KnowledgeBaseError(f"Knowledge base {name!r} does not exist; create it first.")
         return kb
 
-    def create_kb(self, name: str, *, chunk_size: int, chunk_overlap: int) -> KnowledgeBase:
+    def create_kb(
+        self,
+        name: str,
+        *,
+        chunk_size: int,
+        chunk_overlap: int,
+        embedding_model: str | None = None,
+        analyser: str | None = sparse.DEFAULT_ANALYSER,
+        retrieval_mode: RetrievalMode | None = None,
+    ) -> KnowledgeBase:
+        """Create a knowledge base embedded with `embedding_model` (default: the store's model).
+
+        `analyser` names the keyword index's analyser (`core.sparse.ANALYSERS`); None makes a
+        dense-only knowledge base.
+        """
         name = check_kb_name(name)
         if chunk_overlap >= chunk_size:
             raise KnowledgeBaseError(f"Chunk overlap ({chunk_overlap}) must be smaller than chunk size ({chunk_size}).")
+        if analyser is not None and analyser not in sparse.ANALYSERS:
+            raise KnowledgeBaseError(f"Unknown analyser {analyser!r}; pick one of {', '.join(sparse.ANALYSERS)}.")
+        mode = retrieval_mode or (DEFAULT_MODE if analyser else "dense")
+        if mode not in RETRIEVAL_MODES or (analyser is None and mode != "dense"):
+            raise KnowledgeBaseError(f"Retrieval mode {mode!r} needs a keyword index; pick an analyser or 'dense'.")
+        model = self.embedder if embedding_model in (None, self.embedder.name) else self._load(embedding_model)
         kb = KnowledgeBase(
             name=name,
-            embedding_model=self.embedder.name,
-            dimension=self.embedder.dimension,
+            embedding_model=model.name,
+            dimension=model.dimension,
             chunk_size=chunk_size,
             chunk_overlap=chunk_overlap,
             created=now_iso(),
+            analyser=analyser,
+            retrieval_mode=mode,
+            dense_vector=DENSE,
         )
         with self._guard(f"creating knowledge base {name!r}"):
             if self.client.collection_exists(name):
                 raise KnowledgeBaseError(f"Knowledge base {name!r} already exists; pick another name.")
-            meta = {k: v for k, v in asdict(kb).items() if k != "name"}
+            sparse_config = {SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)} if analyser else None
             self.client.create_collection(
                 name,
-                vectors_config=models.VectorParams(size=kb.dimension, distance=models.Distance.COSINE),
-                metadata={_MARKER: meta},
+                vectors_config={DENSE: models.VectorParams(size=kb.dimension, distance=models.Distance.COSINE)},
+                sparse_vectors_config=sparse_config,
+                metadata={_MARKER: {k: v for k, v in asdict(kb).items() if k != "name"}},
             )
             if self.server:
                 for key in ("doc_id", "filename"):
                     self.client.create_payload_index(name, f"{METADATA_KEY}.{key}", models.PayloadSchemaType.KEYWORD)
+                self.client.create_payload_index(name, f"{METADATA_KEY}.chunk_index", models.PayloadSchemaType.INTEGER)
         return kb
 
     def delete_kb(self, name: str) -> None:
         self.get_kb(name)
         with self._guard(f"deleting knowledge base {name!r}"):
-            self.client.delete(MANIFEST, points_selector=models.FilterSelector(filter=_kb_filter(name)))
+            self.manifest.remove_kb(name)
             self.client.delete_collection(name)
+            self._vectorstores.pop(name, None)
 
-    def require_kb(self, name: str) -> KnowledgeBase:
-        """The knowledge base, refused if it was built with another embedding model."""
-        kb = self.get_kb(name)
-        if kb.embedding_model != self.embedder.name or kb.dimension != self.embedder.dimension:
+    def _load(self, model_name: str) -> EmbeddingModel:
+        if self.catalog is None:
+            raise EmbeddingError(f"Embedding model {model_name!r} is not available here; only {self.embedder.name} is.")
+        return self.catalog.get(model_name)
+
+    def embedder_for(self, kb: KnowledgeBase) -> EmbeddingModel:
+        """The model that embeds this knowledge base's queries and chunks: the one it records.
+
+        Raises:
+            EmbeddingMismatchError: that model cannot be loaded, or it gives another dimension.
+
+        """
+        model = self.embedder if kb.embedding_model == self.embedder.name else None
+        if model is None and self.catalog is not None:
+            try:
+                model = self.catalog.get(kb.embedding_model)
+            except EmbeddingError as e:
+                raise EmbeddingMismatchError(
+                    f"Knowledge base {kb.name!r} was built with {kb.embedding_model} ({kb.dimension} dims), "
+                    f"which cannot be loaded now: {e}"
+                ) from e
+        if model is None or model.dimension != kb.dimension:
+            using = model or self.embedder
             raise EmbeddingMismatchError(
-                f"Knowledge base {name!r} was built with {kb.embedding_model} ({kb.dimension} dims) but the "
-                f"app is using {self.embedder.name} ({self.embedder.dimension} dims). Switch back to "
+                f"Knowledge base {kb.name!r} was built with {kb.embedding_model} ({kb.dimension} dims) but the "
+                f"app is using {using.name} ({using.dimension} dims). Switch back to "
                 f"{kb.embedding_model}, or create a new knowledge base and upload the documents again."
             )
+        return model
+
+    def require_kb(self, name: str) -> KnowledgeBase:
+        """The knowledge base, refused if its embedding model is not available."""
+        kb = self.get_kb(name)
+        self.embedder_for(kb)
         return kb
 
     def vectorstore(self, name: str) -> QdrantVectorStore:
-        """A LangChain vector store over the knowledge base (checked against the embedder)."""
-        self.require_kb(name)
-        return QdrantVectorStore(
-            client=self.client,
-            collection_name=name,
-            embedding=self.embedder.embeddings,
-            validate_collection_config=False,
-        )
+        """A LangChain vector store over the knowledge base's dense vectors (built once, then cached).
+
+        For LangChain interop only: it sees every stored chunk, finished or not; `search` does not.
+        """
+        kb = self.require_kb(name)
+        with self._lock:
+            if name not in self._vectorstores:
+                self._vectorstores[name] = QdrantVectorStore(
+                    client=self.client,
+                    collection_name=name,
+                    embedding=self.embedder_for(kb).embeddings,
+                    vector_name=kb.dense_vector,
+                    validate_collection_config=False,
+                )
+            return self._vectorstores[name]
 
     # Documents
 
     def list_documents(self, kb: str) -> list[DocumentRecord]:
         with self._guard(f"listing documents of {kb!r}"):
-            records = self._scroll_manifest(_kb_filter(kb))
+            records = self.manifest.find(kb)
         return sorted(records, key=lambda r: (r.filename.lower(), r.added))
-
-    def _scroll_manifest(self, flt: models.Filter) -> list[DocumentRecord]:
-        records: list[DocumentRecord] = []
-        offset = None
-        while True:
-            points, offset = self.client.scroll(MANIFEST, scroll_filter=flt, limit=256, offset=offset)
-            records += [DocumentRecord(**(p.payload or {})) for p in points]
-            if offset is None:
-                return records
 
     def find_document(
         self, kb: str, *, doc_id: str | None = None, filename: str | None = None
     ) -> DocumentRecord | None:
-        fields = {k: v for k, v in {"doc_id": doc_id, "filename": filename}.items() if v is not None}
         with self._guard("looking up a document"):
-            found = self._scroll_manifest(_kb_filter(kb, **fields))
+            found = self.manifest.find(kb, doc_id=doc_id, filename=filename)
         return found[0] if found else None
 
     def upsert_chunks(self, kb: str, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
-        """Store embedded chunks; not searchable until `commit` names their document."""
-        kb_info = self.require_kb(kb)
-        if any(len(v) != kb_info.dimension for v in vectors):
-            raise EmbeddingMismatchError(f"Vectors for {kb!r} must have {kb_info.dimension} dimensions.")
-        points = [
-            models.PointStruct(id=c.point_id, vector=list(v), payload={CONTENT_KEY: c.text, METADATA_KEY: c.metadata()})
-            for c, v in zip(chunks, vectors, strict=True)
-        ]
+        """Store embedded chunks (and their keyword vectors); not searchable until `commit` names their document."""
+        info = self.require_kb(kb)
+        if any(len(v) != info.dimension for v in vectors):
+            raise EmbeddingMismatchError(f"Vectors for {kb!r} must have {info.dimension} dimensions.")
+        keywords = sparse.document_vectors([c.text for c in chunks], info.analyser) if info.analyser else None
+        points = []
+        for i, (chunk, vector) in enumerate(zip(chunks, vectors, strict=True)):
+            payload = {CONTENT_KEY: chunk.text, METADATA_KEY: chunk.metadata()}
+            point_vector: Any = list(vector)
+            if info.dense_vector:
+                point_vector = {info.dense_vector: point_vector}
+            if keywords is not None:
+                point_vector[SPARSE] = models.SparseVector(indices=keywords[i].indices, values=keywords[i].values)
+            points.append(models.PointStruct(id=chunk.point_id, vector=point_vector, payload=payload))
         for start in range(0, len(points), 256):
             with self._guard(f"storing chunks in {kb!r}"):
                 self.client.upsert(kb, points=points[start : start + 256])
@@ -298,19 +378,12 @@ class Store:
     def commit(self, record: DocumentRecord) -> None:
         """Write the manifest entry that makes a document searchable."""
         with self._guard(f"recording {record.filename}"):
-            self.client.upsert(
-                MANIFEST,
-                points=[
-                    models.PointStruct(
-                        id=self._manifest_id(record.kb, record.doc_id), vector={}, payload=asdict(record)
-                    )
-                ],
-            )
+            self.manifest.write(record)
 
     def delete_document(self, kb: str, doc_id: str) -> None:
         """Hide the document first (manifest), then drop its chunks."""
         with self._guard(f"deleting a document from {kb!r}"):
-            self.client.delete(MANIFEST, points_selector=[self._manifest_id(kb, doc_id)])
+            self.manifest.remove(kb, doc_id)
             self.delete_chunks(kb, doc_id)
 
     def delete_chunks(self, kb: str, doc_id: str) -> None:
@@ -322,48 +395,108 @@ class Store:
             flt = _doc_filter([doc_id]) if doc_id else None
             return int(self.client.count(kb, count_filter=flt, exact=True).count)
 
-    def chunks_of(self, kb: str, doc_id: str, *, limit: int = 1000) -> list[SearchHit]:
-        """A document's chunks in reading order (for the chunk browser)."""
-        with self._guard(f"reading chunks from {kb!r}"):
-            points, _ = self.client.scroll(kb, scroll_filter=_doc_filter([doc_id]), limit=limit)
-        hits = [
-            self._hit(str((p.payload or {}).get(CONTENT_KEY, "")), (p.payload or {}).get(METADATA_KEY), 1.0)
-            for p in points
-        ]
-        return sorted(hits, key=lambda h: h.chunk_index)
+    def chunks_of(self, kb: str, doc_id: str, *, start: int = 0, limit: int | None = None) -> list[SearchHit]:
+        """A document's chunks in reading order, from chunk `start`, at most `limit` of them.
 
-    @staticmethod
-    def _manifest_id(kb: str, doc_id: str) -> str:
-        return str(uuid.uuid5(_MANIFEST_NS, f"{kb}/{doc_id}"))
+        Reads windows of chunk indices (contiguous from 0) until one comes back empty, so
+        documents of any size arrive whole and in order.
+        """
+        hits: list[SearchHit] = []
+        low = start
+        while limit is None or len(hits) < limit:
+            window = models.FieldCondition(
+                key=f"{METADATA_KEY}.chunk_index", range=models.Range(gte=low, lt=low + _CHUNK_WINDOW)
+            )
+            with self._guard(f"reading chunks from {kb!r}"):
+                points, _ = self.client.scroll(
+                    kb, scroll_filter=_doc_filter([doc_id], window), limit=_CHUNK_WINDOW, with_vectors=False
+                )
+            if not points:
+                break
+            hits += sorted((self._hit(p.payload, 1.0) for p in points), key=lambda h: h.chunk_index)
+            low += _CHUNK_WINDOW
+        return hits if limit is None else hits[:limit]
 
     # Search
 
-    def search(self, kb: str, query: str, *, k: int = 4, score_threshold: float | None = None) -> list[SearchHit]:
-        """Similarity search over the finished documents of a knowledge base.
+    def search(
+        self,
+        kb: str,
+        query: str,
+        *,
+        k: int = 4,
+        score_threshold: float | None = None,
+        mode: str | None = None,
+    ) -> list[SearchHit]:
+        """Search the finished documents of a knowledge base.
+
+        `mode` is dense (embedding similarity), sparse (BM25 keywords) or hybrid (both, fused by
+        reciprocal rank); None uses the knowledge base's own, and one without a keyword index
+        searches dense. `score_threshold` bounds the dense similarity (in hybrid, the dense
+        candidates); keyword scores are unbounded and not thresholded. Scores are cosine (dense),
+        BM25 (sparse) or the fused reciprocal-rank score (hybrid).
 
         Chunks outside the manifest (an ingest in progress, or one that crashed) must never be
         returned. They are rare, and a filter over document ids is slow in local mode (it is
         checked point by point), so the search runs unfiltered and is repeated with the filter
         only when such a chunk made it into the results.
         """
-        vs = self.vectorstore(kb)
+        info = self.get_kb(kb)
+        embedder = self.embedder_for(info)
+        run_mode = info.mode_for(mode)
         committed = {r.doc_id for r in self.list_documents(kb)}
         if not committed or not query.strip():
             return []
-        vector = self.embedder.embeddings.embed_query(query)
+        dense = embedder.embeddings.embed_query(query) if run_mode != "sparse" else None
+        keywords = sparse.query_vector(query, info.analyser) if run_mode != "dense" and info.analyser else None
+        if keywords is not None and not keywords.indices:
+            if run_mode == "sparse":
+                return []
+            keywords, run_mode = None, "dense"  # only stop words: nothing for the keyword side
         with self._guard(f"searching {kb!r}"):
-            found = vs.similarity_search_with_score_by_vector(vector, k=k, score_threshold=score_threshold)
-            if any(doc.metadata.get("doc_id") not in committed for doc, _ in found):
-                found = vs.similarity_search_with_score_by_vector(
-                    vector, k=k, filter=_doc_filter(sorted(committed)), score_threshold=score_threshold
-                )
-        return [self._hit(doc.page_content, doc.metadata, score) for doc, score in found]
+            found = self._query(info, run_mode, dense, keywords, k, score_threshold, None)
+            if any(h.doc_id not in committed for h in found):
+                flt = _doc_filter(sorted(committed))
+                found = self._query(info, run_mode, dense, keywords, k, score_threshold, flt)
+        return found
+
+    def _query(
+        self,
+        kb: KnowledgeBase,
+        mode: RetrievalMode,
+        dense: list[float] | None,
+        keywords: sparse.SparseVector | None,
+        k: int,
+        score_threshold: float | None,
+        flt: models.Filter | None,
+    ) -> list[SearchHit]:
+        using = kb.dense_vector or None
+        keyword_query = models.SparseVector(indices=keywords.indices, values=keywords.values) if keywords else None
+        if mode == "dense" or keyword_query is None:
+            response = self.client.query_points(
+                kb.name, query=dense, using=using, limit=k, score_threshold=score_threshold, query_filter=flt
+            )
+        elif mode == "sparse" or dense is None:
+            response = self.client.query_points(kb.name, query=keyword_query, using=SPARSE, limit=k, query_filter=flt)
+        else:
+            depth = max(PREFETCH, k)
+            response = self.client.query_points(
+                kb.name,
+                prefetch=[
+                    models.Prefetch(query=dense, using=using, limit=depth, score_threshold=score_threshold, filter=flt),
+                    models.Prefetch(query=keyword_query, using=SPARSE, limit=depth, filter=flt),
+                ],
+                query=models.FusionQuery(fusion=FUSION),
+                limit=k,
+            )
+        return [self._hit(p.payload, p.score) for p in response.points]
 
     @staticmethod
-    def _hit(text: str, metadata: dict[str, Any] | None, score: float) -> SearchHit:
-        meta = metadata or {}
+    def _hit(payload: dict[str, Any] | None, score: float) -> SearchHit:
+        payload = payload or {}
+        meta = payload.get(METADATA_KEY) or {}
         return SearchHit(
-            text=text,
+            text=str(payload.get(CONTENT_KEY, "")),
             score=float(score),
             doc_id=str(meta.get("doc_id", "")),
             filename=str(meta.get("filename", "")),

@@ -1,0 +1,161 @@
+"""Retrieval benchmark: hit@k per sample set, model and mode; latency at 10,000 chunks; ingest cost of keywords.
+
+Run: .venv/bin/python bench/retrieval.py   (make bench runs it too)
+
+1. Quality: each sample knowledge base (English, Chinese) is ingested once per embedding model
+   (MiniLM, multilingual E5) with its analyser, and every question is searched dense, sparse and
+   hybrid through `Store.search`: hit@1, hit@3 and MRR@10 on the expected (file, page), dense-only
+   beside the others. Targets: English hit@1 >= 90%, hit@3 >= 97%; Chinese hit@3 >= 90%.
+2. Latency: p50 of `Store.search` (query embedding + search) at 10,000 chunks in local mode,
+   dense and hybrid (target at most 20 ms and 30 ms), with the query embedding alone beside it.
+   Chunk texts are the sample's chunks over and over (so keyword postings are realistic); dense
+   vectors are random unit vectors (search cost does not depend on what they mean).
+3. Ingest: the English sample (several copies) ingested end to end into a dense-only knowledge
+   base and into one with the keyword index, alternating; the ratio of medians (target <= 1.15).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from core.config import Settings  # noqa: E402
+from core.documents import Chunk, parse, split  # noqa: E402
+from core.embeddings import BUNDLED_MODEL, MULTILINGUAL_MODEL, EmbeddingCatalog, load_bundled  # noqa: E402
+from core.ingest import Upload, ingest  # noqa: E402
+from core.samples import CHINESE, ENGLISH, Sample  # noqa: E402
+from core.store import RETRIEVAL_MODES, DocumentRecord, Store  # noqa: E402
+
+K = 10
+
+
+def quality(store: Store, sample: Sample, model: str, analyser: str, chunk_size: int, overlap: int) -> dict[str, str]:
+    kb = f"q-{sample.kb_name}-{model}-{analyser}-{chunk_size}".replace(".", "")[:48]
+    store.create_kb(kb, chunk_size=chunk_size, chunk_overlap=overlap, embedding_model=model, analyser=analyser)
+    started = time.perf_counter()
+    reports = ingest(store, kb, sample.uploads())
+    assert all(r.status == "added" for r in reports), reports
+    chunks = sum(r.chunks for r in reports)
+    ingest_s = time.perf_counter() - started
+    questions = sample.questions()
+    rows = {}
+    for mode in RETRIEVAL_MODES:
+        ranks = []
+        for q in questions:
+            found = [(h.filename, h.page) for h in store.search(kb, q.question, k=K, mode=mode)]
+            ranks.append(found.index((q.source, q.page)) + 1 if (q.source, q.page) in found else None)
+        n = len(ranks)
+        hit1 = sum(r == 1 for r in ranks) / n
+        hit3 = sum(r is not None and r <= 3 for r in ranks) / n
+        mrr = sum(1 / r for r in ranks if r) / n
+        rows[mode] = f"hit@1 {hit1:6.1%}  hit@3 {hit3:6.1%}  MRR {mrr:.3f}"
+    print(f"  {sample.language:7} {model:22} {analyser:8} chunks {chunks:3} (ingest {ingest_s:5.1f} s)")
+    for mode, row in rows.items():
+        print(f"      {mode:7} {row}")
+    return rows
+
+
+def latency(root: Path, catalog: EmbeddingCatalog, model: str, n_chunks: int, queries: int) -> None:
+    embedder = catalog.get(model)
+    store = Store(Store.open(Settings.from_env(data_dir=root / model), embedder).client, embedder)
+    store.create_kb("big", chunk_size=800, chunk_overlap=120, analyser="english")
+    settings = Settings.from_env()
+    texts = [
+        c.text
+        for u in ENGLISH.uploads()
+        for c in split(parse(u.data, u.filename), chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
+    ]
+    rng = random.Random(7)
+    doc_id = "0" * 32
+    chunks = [Chunk(doc_id, "big.txt", 1 + i // 20, i, f"{texts[i % len(texts)]} ({i})", 0, 8) for i in range(n_chunks)]
+    vectors = []
+    for _ in chunks:
+        v = [rng.gauss(0, 1) for _ in range(embedder.dimension)]
+        norm = sum(x * x for x in v) ** 0.5
+        vectors.append([x / norm for x in v])
+    store.upsert_chunks("big", chunks, vectors)
+    store.commit(DocumentRecord("big", doc_id, "big.txt", "text", 500, n_chunks, 0, "now"))
+    assert store.count_chunks("big") == n_chunks
+    questions = [q.question for q in ENGLISH.questions()][:queries]
+    store.search("big", "warm up", k=4, mode="hybrid")
+    times: dict[str, list[float]] = {"embed": [], "dense": [], "hybrid": [], "sparse": []}
+    for q in questions:
+        t = time.perf_counter()
+        embedder.embeddings.embed_query(q)
+        times["embed"].append(time.perf_counter() - t)
+        for mode in ("dense", "hybrid", "sparse"):
+            t = time.perf_counter()
+            store.search("big", q, k=4, mode=mode)
+            times[mode].append(time.perf_counter() - t)
+    store.close()
+    p50 = {k: statistics.median(v) * 1000 for k, v in times.items()}
+    print(
+        f"  {model:22} dense {p50['dense']:5.1f} ms (target 20)  hybrid {p50['hybrid']:5.1f} ms (target 30)  "
+        f"sparse {p50['sparse']:5.1f} ms  | query embedding alone {p50['embed']:5.1f} ms"
+    )
+
+
+def ingest_cost(root: Path, catalog: EmbeddingCatalog, copies: int, rounds: int) -> None:
+    embedder = catalog.get(BUNDLED_MODEL)
+    store = Store.open(Settings.from_env(data_dir=root / "ingest"), embedder)
+    uploads = [
+        Upload(f"{n}-{u.filename}", u.data + (f"\n% {n}\n" if u.filename.endswith(".pdf") else f"\n\n({n})\n").encode())
+        for n in range(copies)
+        for u in ENGLISH.uploads()
+    ]
+    times: dict[str, list[float]] = {"dense only": [], "with keywords": []}
+    for r in range(rounds):
+        for label, analyser in (("dense only", None), ("with keywords", "english")):
+            kb = f"ingest-{r}-{'sparse' if analyser else 'dense'}"
+            store.create_kb(kb, chunk_size=800, chunk_overlap=120, analyser=analyser)
+            t = time.perf_counter()
+            reports = ingest(store, kb, uploads)
+            times[label].append(time.perf_counter() - t)
+            assert all(rep.status == "added" for rep in reports)
+            store.delete_kb(kb)
+    store.close()
+    dense, hybrid = (statistics.median(times[k]) for k in ("dense only", "with keywords"))
+    print(
+        f"  {len(uploads)} files: dense only {dense:.2f} s, with keyword index {hybrid:.2f} s, "
+        f"ratio {hybrid / dense:.3f} (target <= 1.15)"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--chunks", type=int, default=10_000)
+    ap.add_argument("--queries", type=int, default=40)
+    ap.add_argument("--copies", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--skip", nargs="*", default=[], choices=["quality", "latency", "ingest"])
+    args = ap.parse_args()
+
+    root = Path(tempfile.mkdtemp(prefix="ragtune-bench-"))
+    minilm = load_bundled()
+    catalog = EmbeddingCatalog(preloaded=[minilm])
+    settings = Settings.from_env(data_dir=root)
+    if "quality" not in args.skip:
+        print(f"Quality through Store.search, k={K} (dense = dense only, the baseline):")
+        store = Store.open(settings, minilm, catalog)
+        for sample, analyser in ((ENGLISH, "english"), (CHINESE, "chinese")):
+            for model in (BUNDLED_MODEL, MULTILINGUAL_MODEL):
+                quality(store, sample, model, analyser, settings.chunk_size, settings.chunk_overlap)
+        store.close()
+    if "latency" not in args.skip:
+        print(f"Retrieval p50 at {args.chunks} chunks, Qdrant local mode, k=4:")
+        for model in (BUNDLED_MODEL, MULTILINGUAL_MODEL):
+            latency(root, catalog, model, args.chunks, args.queries)
+    if "ingest" not in args.skip:
+        print("Ingest, English sample with MiniLM, median of alternating rounds:")
+        ingest_cost(root, catalog, args.copies, args.rounds)
+
+
+if __name__ == "__main__":
+    main()

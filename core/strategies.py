@@ -39,6 +39,7 @@ class Strategy:
     kb: str | None = None
     top_k: int = 4
     score_threshold: float | None = None
+    retrieval_mode: str | None = None  # dense, sparse or hybrid; None: the knowledge base's own
     temperature: float = 0.0
     max_tokens: int = 256
 
@@ -127,7 +128,11 @@ class Runtime:
             if self.store is None or not strategy.kb:
                 raise AppError("Retrieval is on but no knowledge base is chosen; pick one or turn retrieval off.")
             answer.sources = self.store.search(
-                strategy.kb, question, k=strategy.top_k, score_threshold=strategy.score_threshold
+                strategy.kb,
+                question,
+                k=strategy.top_k,
+                score_threshold=strategy.score_threshold,
+                mode=strategy.retrieval_mode,
             )
             sources = [Source(h.filename, h.page, h.text, h.heading) for h in answer.sources]
         answer.messages = template.render(question, sources)

@@ -11,7 +11,7 @@ from dataclasses import replace
 import streamlit as st
 
 from core.config import Settings
-from core.embeddings import EmbeddingModel, load_bundled
+from core.embeddings import EmbeddingCatalog, EmbeddingModel, load_bundled
 from core.errors import AppError
 from core.finetune import adapters, ollama_register
 from core.finetune.jobs import JobRegistry
@@ -34,7 +34,9 @@ def embedder() -> EmbeddingModel:
 
 @st.cache_resource(show_spinner="Opening Qdrant…")
 def _store(qdrant_url: str | None, local_path: str) -> Store:
-    return Store.open(settings(), embedder())
+    # Knowledge bases built with another model (multilingual E5, Ollama's) load it by the name they record.
+    catalog = EmbeddingCatalog(ollama_host=settings().ollama_host, preloaded=[embedder()])
+    return Store.open(settings(), embedder(), catalog)
 
 
 def store() -> Store:

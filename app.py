@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ui import resources
 from ui.sidebar import render_sidebar
+from ui.state import init_state, remember
 
 st.set_page_config(page_title="RAGTune Playground", page_icon="🧪", layout="wide")
+# Before any page: restore sticky choices (new session: from DATA_DIR), then keep what the last click changed.
+prefs = resources.preferences()
+init_state(st.session_state, prefs.load)
+remember(st.session_state, prefs.update)
 page = st.navigation(
     [
-        st.Page("app_pages/documents.py", title="Documents", icon="📄", default=True),
+        st.Page("app_pages/home.py", title="Start", icon="🧪", default=True),
+        st.Page("app_pages/documents.py", title="Documents", icon="📄"),
         st.Page("app_pages/compare.py", title="Compare", icon="⚖️"),
         st.Page("app_pages/prompts.py", title="Prompts", icon="📝"),
         st.Page("app_pages/finetune.py", title="Fine-tune", icon="🎯"),
+        st.Page("app_pages/evaluate.py", title="Evaluate", icon="📊"),
     ]
 )
 render_sidebar()

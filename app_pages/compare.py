@@ -5,13 +5,25 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import AppError
+from core.samples import SAMPLE_KB_NAME
 from core.strategies import Answer, presets, run_many
 from ui import compare, resources
-from ui.state import init_state
+from ui.state import SHADOW, forget, init_state
 
 init_state(st.session_state)
+state = st.session_state
 st.title("⚖️ Compare strategies")
 st.caption("Ask once; each column answers with its own strategy. Open a column's settings to change it.")
+# Below ~1100 px four columns would wrap text letter by letter: columns wrap onto new rows instead,
+# and a column that only holds a "not yet" note takes little room.
+st.html(
+    """<style>
+.st-key-compare-grid [data-testid="stHorizontalBlock"] { flex-wrap: wrap; }
+.st-key-compare-grid [data-testid="stColumn"] { min-width: min(100%, 20rem); }
+.st-key-compare-grid [data-testid="stColumn"]:has(.st-key-compare-placeholder-0, .st-key-compare-placeholder-1,
+  .st-key-compare-placeholder-2, .st-key-compare-placeholder-3) { min-width: min(100%, 12rem); }
+</style>"""
+)
 
 runtime = resources.runtime()
 models, ollama_error = resources.available_models()
@@ -22,25 +34,41 @@ except AppError as e:
     kbs = []
 if ollama_error:
     st.caption(f"ℹ️ Ollama models unavailable: {ollama_error}")
-current_kb = st.session_state.get("documents.kb")
-kb = current_kb if current_kb in kbs else (kbs[0] if kbs else None)
+kb = state["kb"] if state["kb"] in kbs else (kbs[0] if kbs else None)
+if state.get("compare.kb_seen") != kb:
+    # Another knowledge base was chosen on Documents: every column follows it.
+    chosen = [k for k in {*state.keys(), *state[SHADOW]} if k.startswith("compare.col") and k.endswith(".kb")]
+    forget(state, chosen, resources.preferences().update)
+    state["compare.kb_seen"] = kb
 available = presets(models, kb)
 
 
 def reuse_question() -> None:
-    if st.session_state["compare.history"]:
-        st.session_state["compare.question"] = st.session_state["compare.history"]
+    if state["compare.history"]:
+        state["compare.question"] = state["compare.history"]
 
 
-q_col, n_col = st.columns([5, 1], vertical_alignment="bottom")
-question = q_col.text_input("Question", key="compare.question", placeholder="How long is parental leave at full pay?")
-n = n_col.selectbox("Columns", [2, 3, 4], key="compare.ncols")
+with st.form("compare.ask_form", border=False, enter_to_submit=True):
+    q_col, b_col = st.columns([6, 1], vertical_alignment="bottom")
+    question = q_col.text_input(
+        "Question",
+        key="compare.question",
+        placeholder="How long is parental leave at full pay?"
+        if kb == SAMPLE_KB_NAME
+        else "A question your documents answer",
+    )
+    ask = b_col.form_submit_button("Ask", type="primary", key="compare.ask", width="stretch")
+h_col, n_col = st.columns([5, 1], vertical_alignment="bottom")
 history = runtime.records.recent_questions()
 if history:
-    st.selectbox("Or pick a past question", [""] + history, key="compare.history", on_change=reuse_question)
-ask = st.button("Ask", type="primary", key="compare.ask", disabled=not question.strip())
+    h_col.selectbox("Or pick a past question", [""] + history, key="compare.history", on_change=reuse_question)
+n = n_col.selectbox("Columns", [2, 3, 4], key="compare.ncols")
+if ask and not question.strip():
+    st.warning("Type a question first.")
+    ask = False
 
-columns = st.columns(n, border=True)
+widths = [1 if available[state[f"compare.col{i}.preset"]].disabled_reason else 3 for i in range(n)]
+columns = st.container(key="compare-grid").columns(widths, border=True)
 template_names = runtime.templates.names()
 strategies = {}
 for i, col in enumerate(columns):
@@ -52,6 +80,8 @@ for i, col in enumerate(columns):
 if ask and strategies:
     # Workers stream into queues; this thread alone draws, so each column fills as its tokens come.
     slots = {i: columns[i].empty() for i in strategies}
+    for slot in slots.values():
+        slot.caption("⏳ Waiting for the model (columns on the embedded model take turns)…")
     texts = dict.fromkeys(strategies, "")
     answers: dict[int, Answer] = {}
     for i, item in run_many(runtime, list(strategies.items()), question):
@@ -61,13 +91,9 @@ if ask and strategies:
         else:
             texts[i] += item
             slots[i].markdown(compare.answer_markdown(texts[i], i, 0) + " ▌")
-    st.session_state["compare.answers"] = answers
+    state["compare.answers"] = answers
 
-shown = {
-    i: a
-    for i, a in st.session_state["compare.answers"].items()
-    if i in strategies and a.strategy.name == strategies[i].name
-}
+shown = {i: a for i, a in state["compare.answers"].items() if i in strategies and a.strategy.name == strategies[i].name}
 earlier = next((a.question for a in shown.values() if a.question != question), None)
 if earlier:
     st.info(f"Showing the answers to an earlier question: “{earlier}”. Press Ask for the new one.")

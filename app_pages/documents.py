@@ -5,13 +5,16 @@ from __future__ import annotations
 import streamlit as st
 
 from core.documents import SUPPORTED_EXTENSIONS
+from core.embeddings import BUNDLED_MODELS, OLLAMA_PREFIX
 from core.errors import AppError
 from core.ingest import Upload, ingest
-from core.samples import SAMPLE_KB_NAME, sample_uploads
+from core.samples import CHINESE, ENGLISH, SAMPLE_KB_NAME, Sample
+from core.sparse import ANALYSERS
 from ui import components, resources
-from ui.state import init_state
+from ui.state import default, init_state
 
 init_state(st.session_state)
+state = st.session_state
 st.title("📄 Documents")
 st.caption("Upload PDF, Markdown or text files into a knowledge base (a Qdrant collection), then search it.")
 if error := st.session_state.pop("documents.error", None):
@@ -40,46 +43,84 @@ def run_ingest(kb_name: str, uploads: list[Upload], label: str) -> None:
     except AppError as e:
         st.error(str(e))
         return
-    st.session_state["documents.reports"] = reports
-    st.session_state["documents.upload_round"] += 1
+    state["documents.reports"] = reports
+    state["documents.upload_round"] += 1
     st.rerun()
 
 
 left, middle, right = st.columns([3, 1, 1], vertical_alignment="bottom")
-with middle.popover("➕ New", width="stretch"), st.form("documents.new_kb", border=False):
+# A new key after each creation draws the popover closed again.
+new_popover = middle.popover("➕ New", width="stretch", key=f"documents.new.{state['documents.new_round']}")
+with new_popover, st.form("documents.new_kb", border=False):
     new_name = st.text_input("Name", placeholder="handbook", key="documents.new_name")
     size = st.number_input("Chunk size (characters)", 200, 4000, settings.chunk_size, 50, key="documents.chunk_size")
     overlap = st.number_input("Overlap (characters)", 0, 1000, settings.chunk_overlap, 10, key="documents.overlap")
+    model = st.selectbox("Embedding model", list(BUNDLED_MODELS), format_func=BUNDLED_MODELS.get, key="documents.model")
+    ollama_model = st.text_input("…or an Ollama embedding model", placeholder="bge-m3", key="documents.ollama_model")
+    analyser = st.selectbox("Keyword analyser", list(ANALYSERS), format_func=ANALYSERS.get, key="documents.analyser")
     if st.form_submit_button("Create knowledge base"):
         try:
-            store.create_kb(new_name, chunk_size=int(size), chunk_overlap=int(overlap))
+            store.create_kb(
+                new_name,
+                chunk_size=int(size),
+                chunk_overlap=int(overlap),
+                embedding_model=OLLAMA_PREFIX + ollama_model.strip() if ollama_model.strip() else model,
+                analyser=analyser,
+            )
         except AppError as e:
             st.error(str(e))
         else:
-            st.session_state["documents.kb"] = new_name.strip()
+            state["kb"] = new_name.strip()
+            state["documents.reports"] = []  # the last upload's report belongs to another knowledge base
+            state["documents.new_round"] += 1
+            state.pop("documents.kb", None)
             st.rerun()
-load_sample = right.button("📦 Load sample", key="documents.load_sample", width="stretch")
-if load_sample:
+sample: Sample | None = None
+if right.button("📦 Load sample", key="documents.load_sample", width="stretch"):
+    sample = ENGLISH
+if right.button("📦 中文示例", key="documents.load_sample_zh", width="stretch", help="A Chinese sample (青梧科技)"):
+    sample = CHINESE
+if sample is not None:
     try:
-        if SAMPLE_KB_NAME not in kbs:
-            store.create_kb(SAMPLE_KB_NAME, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
+        if sample.kb_name not in kbs:
+            store.create_kb(
+                sample.kb_name,
+                chunk_size=settings.chunk_size,
+                chunk_overlap=settings.chunk_overlap,
+                embedding_model=sample.embedding_model,
+                analyser=sample.analyser,
+            )
     except AppError as e:
         st.error(str(e))
         st.stop()
-    st.session_state["documents.kb"] = SAMPLE_KB_NAME
-    run_ingest(SAMPLE_KB_NAME, sample_uploads(), "Loading the sample knowledge base…")
+    state["kb"] = sample.kb_name
+    state.pop("documents.kb", None)
+    run_ingest(sample.kb_name, sample.uploads(), "Loading the sample knowledge base…")
 
 if not kbs:
     st.info("No knowledge base yet: create one with **➕ New**, or **📦 Load sample** to try a ready-made one.")
     st.stop()
-if st.session_state["documents.kb"] not in kbs:
-    st.session_state["documents.kb"] = next(iter(kbs))
-kb_name = left.selectbox("Knowledge base", list(kbs), key="documents.kb")
+if state["kb"] not in kbs:
+    state["kb"] = next(iter(kbs))
+default(state, "documents.kb", state["kb"], list(kbs))
+
+
+def choose_kb() -> None:
+    # The choice made here is every page's default (Compare's RAG columns, Fine-tune, Evaluate).
+    state["kb"] = state["documents.kb"]
+    state["documents.reports"] = []
+
+
+kb_name = left.selectbox("Knowledge base", list(kbs), key="documents.kb", on_change=choose_kb)
+state["kb"] = kb_name
 kb = kbs[kb_name]
 st.caption(
     f"Embeddings: {kb.embedding_model} ({kb.dimension} dims) · chunks of {kb.chunk_size} characters, "
-    f"{kb.chunk_overlap} overlap · created {kb.created[:10]}"
+    f"{kb.chunk_overlap} overlap · keywords: {ANALYSERS.get(kb.analyser or '', 'none')} · "
+    f"search: {kb.mode_for(None)} · created {kb.created[:10]}"
 )
+if kb.upgrade_hint:
+    st.info(kb.upgrade_hint)
 
 
 def delete_kb(name: str) -> None:
@@ -87,8 +128,10 @@ def delete_kb(name: str) -> None:
     try:
         store.delete_kb(name)
     except AppError as e:
-        st.session_state["documents.error"] = str(e)
-    st.session_state["documents.kb"] = None
+        state["documents.error"] = str(e)
+    state["kb"] = None
+    state.pop("documents.kb", None)
+    state["documents.reports"] = []
 
 
 with st.expander("⚠️ Delete this knowledge base"):
@@ -107,17 +150,21 @@ files = st.file_uploader(
     type=list(SUPPORTED_EXTENSIONS),
     accept_multiple_files=True,
     max_upload_size=settings.max_upload_mb,
-    key=f"documents.upload.{st.session_state['documents.upload_round']}",
+    key=f"documents.upload.{state['documents.upload_round']}",
     help=f"Up to {settings.max_upload_mb} MB a file. Unchanged files are skipped; "
     "a changed file replaces its earlier version.",
 )
 if files and st.button(f"Add {len(files)} file(s) to {kb_name}", type="primary", key="documents.add"):
     run_ingest(kb_name, [Upload(f.name, f.getvalue()) for f in files], "Adding documents…")
-if st.session_state["documents.reports"]:
-    components.ingest_report(st.session_state["documents.reports"])
+if state["documents.reports"]:
+    components.ingest_report(state["documents.reports"])
 
 st.subheader("Documents")
-docs = store.list_documents(kb_name)
+try:
+    docs = store.list_documents(kb_name)
+except AppError as e:
+    st.error(str(e))
+    st.stop()
 if not docs:
     st.info(f"{kb_name} has no documents yet: add some above.")
     st.stop()
@@ -126,22 +173,32 @@ by_label = {f"{d.filename} ({d.doc_id[:8]})": d for d in docs}
 with st.expander("🗑️ Delete documents"):
     doomed = st.multiselect("Documents to delete", list(by_label), key="documents.delete_pick")
     if st.button("Delete selected", disabled=not doomed, key="documents.delete"):
-        for label in doomed:
-            store.delete_document(kb_name, by_label[label].doc_id)
-        st.session_state["documents.reports"] = []
-        st.toast(f"Deleted {len(doomed)} document(s).")
-        st.rerun()
+        try:
+            for label in doomed:
+                store.delete_document(kb_name, by_label[label].doc_id)
+        except AppError as e:
+            st.error(str(e))
+        else:
+            state["documents.reports"] = []
+            st.toast(f"Deleted {len(doomed)} document(s).")
+            st.rerun()
 
 st.subheader("Search and browse chunks")
-query = st.text_input("Search this knowledge base", placeholder="How long is parental leave?", key="documents.search")
+placeholder = (
+    "How long is parental leave at full pay?" if kb_name == SAMPLE_KB_NAME else f"A question {kb_name} answers"
+)
+query = st.text_input("Search this knowledge base", placeholder=placeholder, key="documents.search")
 top_k = st.slider("Results", 1, 20, 5, key="documents.top_k")
-if query.strip():
-    hits = store.search(kb_name, query, k=top_k)
-    if not hits:
-        st.info("No matching chunks.")
-    for rank, hit in enumerate(hits, start=1):
-        components.hit_card(rank, hit)
-else:
-    pick = st.selectbox("Or browse a document", list(by_label), key="documents.browse")
-    for hit in store.chunks_of(kb_name, by_label[pick].doc_id):
-        components.hit_card(hit.chunk_index + 1, hit, show_score=False)
+try:
+    if query.strip():
+        hits = store.search(kb_name, query, k=top_k)
+        if not hits:
+            st.info("No matching chunks.")
+        for rank, hit in enumerate(hits, start=1):
+            components.hit_card(rank, hit)
+    else:
+        pick = st.selectbox("Or browse a document", list(by_label), key="documents.browse")
+        for hit in store.chunks_of(kb_name, by_label[pick].doc_id):
+            components.hit_card(hit.chunk_index + 1, hit, show_score=False)
+except AppError as e:
+    st.error(str(e))

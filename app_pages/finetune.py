@@ -42,11 +42,15 @@ def cancel() -> None:
 
 
 def delete(name: str) -> None:
-    adapter = adapters.get_adapter(settings.data_dir, name)
-    resources.engine().unload(adapter.path)
-    adapters.delete_adapter(settings.data_dir, name)
+    try:
+        adapter = adapters.get_adapter(settings.data_dir, name)
+        resources.engine().unload(adapter.path)
+        adapters.delete_adapter(settings.data_dir, name)
+    except (AppError, OSError) as e:
+        state["finetune.error"] = f"Could not delete {name}: {e}"
+    else:
+        state["finetune.notice"] = f"Deleted {name}."
     resources.models_changed()
-    state["finetune.notice"] = f"Deleted {name}."
 
 
 def register(name: str) -> None:
@@ -112,8 +116,10 @@ if state["finetune.error"]:
 if state["finetune.issues"]:
     st.warning("Some saved rows were skipped:")
     ui.issues_table([datasets.RowIssue(**i) for i in state["finetune.issues"]])
+running = (job := jobs.latest(settings.data_dir)) is not None and job.view().running
 if not state["finetune.pairs"]:
-    st.info("Load the sample facts, a saved dataset, an upload or generated pairs to start.")
+    if not running:  # after a refresh during training, the running job below is what matters
+        st.info("Load the sample facts, a saved dataset, an upload or generated pairs to start.")
 else:
     pairs = ui.pair_editor(state["finetune.pairs"], key=f"finetune.editor{state['finetune.round']}")
     name_col, info_col = st.columns([2, 3], vertical_alignment="bottom")
@@ -132,7 +138,6 @@ else:
     if too_long:
         st.warning("Shorten these rows or raise the maximum length in the settings:")
         ui.issues_table(too_long)
-    running = (job := jobs.latest(settings.data_dir)) is not None and job.view().running
     if st.button("🚀 Train", type="primary", key="finetune.train", disabled=running or not pairs or bool(too_long)):
         try:
             datasets.save_pairs(folder, dataset, pairs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import streamlit as st
@@ -19,6 +20,13 @@ SAMPLE_SOURCES = [
 ]
 
 init_state(st.session_state)
+
+
+def as_code(message: str) -> str:
+    """Template fragments in an error as inline code, so Markdown shows `{question.__class__}` as typed."""
+    return re.sub(r"(\{[^{}\n]*\})", r"`\1`", message)
+
+
 st.title("📝 Prompt templates")
 st.caption(
     "A template is a system prompt, optional few-shot examples and a user template with {question}, "
@@ -37,10 +45,11 @@ def save(template: PromptTemplate | None, data: bytes | None = None) -> None:
     else:
         st.session_state["prompts.notice"] = f"Saved {saved.name} v{saved.version}."
         st.session_state["prompts.name"] = saved.name
+        st.session_state[f"prompts.version.{saved.name}"] = saved.version  # the picker shows what was saved
 
 
 if error := st.session_state.pop("prompts.error", None):
-    st.error(error)
+    st.error(as_code(error))
 if notice := st.session_state.pop("prompts.notice", None):
     st.success(notice)
 with st.expander("⬆️ Import a template"):
@@ -87,7 +96,7 @@ try:
     draft.validate()
 except AppError as e:
     valid = False
-    st.error(str(e))
+    st.error(as_code(str(e)))
 else:
     valid = True
     st.success("Valid template.")

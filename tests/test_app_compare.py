@@ -10,12 +10,13 @@ from streamlit.testing.v1 import AppTest
 
 from core.config import Settings
 from core.embeddings import EmbeddingModel
-from core.ingest import ingest
+from core.ingest import Upload, ingest
 from core.samples import sample_uploads
 from core.store import Store
 
 pytestmark = pytest.mark.slow
 PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "compare.py")
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
 QUESTION = "How long is parental leave at full pay?"
 
 
@@ -44,8 +45,7 @@ def ask(question: str = QUESTION) -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=240)
     at.run()
     assert not at.exception
-    at.text_input(key="compare.question").input(question)
-    at.run()
+    at.text_input(key="compare.question").input(question)  # a form: the text goes with the click on Ask
     at.button(key="compare.ask").click()
     at.run()
     assert not at.exception
@@ -79,8 +79,7 @@ def test_history_offers_past_questions(sample_loaded: None) -> None:
 
 def test_wrong_answer_is_saved_to_a_dataset(sample_loaded: None, data_dir: Path) -> None:
     at = ask()
-    at.text_area(key="compare.col1.corrected").input("20 weeks at full pay.")
-    at.run()
+    at.text_area(key="compare.col1.corrected").input("20 weeks at full pay.")  # a form: sent with Save
     at.button(key="compare.col1.save_correction").click()
     at.run()
     assert not at.exception
@@ -109,7 +108,6 @@ def test_two_sessions_asking_at_once_both_finish(sample_loaded: None, monkeypatc
         at = AppTest.from_file(PAGE, default_timeout=600)
         at.run()
         at.text_input(key="compare.question").input(f"Who is the basin manager? ({n})")
-        at.run()
         at.button(key="compare.ask").click()
         sessions.append(at)
     errors: list[BaseException] = []
@@ -135,7 +133,7 @@ def test_two_sessions_asking_at_once_both_finish(sample_loaded: None, monkeypatc
 
 def test_answers_stay_with_the_question_and_preset_that_made_them(sample_loaded: None) -> None:
     at = ask()
-    at.text_input(key="compare.question").input("Who is the basin manager?")
+    at.session_state["compare.question"] = "Who is the basin manager?"  # as picking a past question does
     at.run()
     notice = next(i.value for i in at.info if "earlier question" in i.value)
     assert QUESTION in notice
@@ -156,3 +154,45 @@ def test_locked_qdrant_leaves_pe_working_and_says_why(data_dir: Path) -> None:
         assert any("first token" in c.value for c in pe.caption)
     finally:
         holder.close()
+
+
+def test_rag_columns_use_the_knowledge_base_chosen_on_documents(sample_loaded: None, minilm: EmbeddingModel) -> None:
+    with Store.open(Settings.from_env(), minilm) as store:
+        store.create_kb("farm", chunk_size=800, chunk_overlap=120)
+        ingest(store, "farm", [Upload("barn.txt", b"The north barn holds 40 dairy cows.")])
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("app_pages/documents.py")
+    at.run()
+    at.selectbox(key="documents.kb").set_value("farm")
+    at.run()
+    at.switch_page("app_pages/compare.py")
+    at.run()
+    assert not at.exception
+    rag = strategy_columns(at)[1]
+    assert "📚 farm · top-2" in [c.value for c in rag.caption]
+    assert at.selectbox(key="compare.col1.RAG.kb").value == "farm"
+    at.text_input(key="compare.question").input("How many cows are in the north barn?")
+    at.button(key="compare.ask").click()
+    at.run()
+    sources = [e.label for e in strategy_columns(at)[1].expander if e.label.startswith("#")]
+    assert sources and all("barn.txt" in label for label in sources)  # retrieved from farm, not the sample
+    refreshed = AppTest.from_file(APP, default_timeout=120)  # a browser refresh: a new session
+    refreshed.run()
+    refreshed.switch_page("app_pages/compare.py")
+    refreshed.run()
+    assert refreshed.text_input(key="compare.question").value == "How many cows are in the north barn?"
+    assert "📚 farm · top-2" in [c.value for c in strategy_columns(refreshed)[1].caption]
+
+
+def test_typing_then_clicking_ask_asks_and_an_empty_question_is_explained(sample_loaded: None) -> None:
+    at = AppTest.from_file(PAGE, default_timeout=240)
+    at.run()
+    at.button(key="compare.ask").click()
+    at.run()
+    assert "Type a question first." in [w.value for w in at.warning]
+    at.text_input(key="compare.question").input(QUESTION)
+    at.button(key="compare.ask").click()  # the text and the click arrive in one run, as a form sends them
+    at.run()
+    assert not at.exception
+    assert any("first token" in c.value for c in strategy_columns(at)[0].caption)

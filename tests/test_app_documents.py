@@ -19,6 +19,8 @@ NOTES = b"# Pier notes\n\nThe ferry to Skellig Mor leaves Pier 4 at 08:15 every 
 def start() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=180)
     at.run()
+    at.switch_page("app_pages/documents.py")
+    at.run()
     assert not at.exception
     return at
 
@@ -43,12 +45,38 @@ def table(at: AppTest, index: int) -> list[dict[str, object]]:
     return records
 
 
-def test_first_visit_explains_what_to_do_and_shows_backends() -> None:
+def test_first_visit_explains_what_to_do() -> None:
     at = start()
     assert "No knowledge base yet" in at.info[0].value
-    sidebar = " ".join(c.value for c in at.sidebar.caption)
-    assert "Qdrant local mode" in sidebar and "all-MiniLM-L6-v2 (384 dims" in sidebar
-    assert "0 knowledge bases" in sidebar
+
+
+def test_the_chosen_knowledge_base_survives_other_pages_and_a_refresh() -> None:
+    at = start()
+    create_kb(at, "piers")
+    create_kb(at, "farm")
+    at.selectbox(key="documents.kb").set_value("piers")
+    at.run()
+    at.switch_page("app_pages/prompts.py")  # Streamlit drops the state of widgets a run did not draw
+    at.run()
+    at.switch_page("app_pages/documents.py")
+    at.run()
+    assert at.selectbox(key="documents.kb").value == "piers"
+    refreshed = start()  # a new browser session on the same DATA_DIR
+    assert refreshed.selectbox(key="documents.kb").value == "piers"
+    assert refreshed.session_state["kb"] == "piers"
+
+
+def test_creating_a_knowledge_base_clears_the_last_report_and_closes_the_form() -> None:
+    at = start()
+    create_kb(at, "piers")
+    upload(at, ("pier_notes.md", NOTES, "text/markdown"))
+    assert at.dataframe and "1 file(s) added" in at.success[0].value
+    create_kb(at, "farm")
+    assert at.selectbox(key="documents.kb").value == "farm"
+    assert not at.success  # piers' report is not shown under farm
+    assert at.session_state["documents.new_round"] == 2  # each creation draws the popover afresh (closed)
+    upload(at, ("barn.txt", b"The north barn holds 40 dairy cows.", "text/plain"))
+    assert at.text_input(key="documents.search").placeholder == "A question farm answers"  # not the sample's
 
 
 def test_upload_a_file_and_see_it_in_the_table() -> None:
@@ -73,6 +101,9 @@ def test_bad_file_is_refused_with_its_reason_and_nothing_is_lost() -> None:
     assert [r["Result"] for r in report] == ["❌ refused", "❌ refused"]
     assert "PNG image" in str(report[0]["Details"]) and "empty" in str(report[1]["Details"])
     assert "2 file(s) refused" in at.warning[0].value
+    # The table cuts long text; each refusal's advice is also shown whole.
+    shown = [t.value for t in at.text]
+    assert any(t.startswith("❌ photo.pdf: ") and str(report[0]["Details"]) in t for t in shown)
     assert [d["Name"] for d in table(at, 1)] == ["pier_notes.md"]
 
 

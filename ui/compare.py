@@ -12,6 +12,7 @@ from core.finetune.datasets import Correction, add_correction
 from core.models import ModelInfo
 from core.strategies import Answer, Preset, Strategy
 from ui import components, resources
+from ui.state import default
 
 PRESET_ORDER = ("PE", "RAG", "FT", "FT+RAG")
 
@@ -19,46 +20,62 @@ PRESET_ORDER = ("PE", "RAG", "FT", "FT+RAG")
 def column_settings(
     i: int, presets: dict[str, Preset], models: list[ModelInfo], templates: list[str], kbs: list[str]
 ) -> Strategy | None:
-    """Widgets for column i; each preset keeps its own settings. None when the preset cannot run."""
+    """Widgets for column i; each preset keeps its own settings. None when the preset cannot run.
+
+    Values are seeded through session state (`state.default`), never as widget defaults, so that the
+    choices remembered across pages and refreshes are what the widgets show.
+    """
+    state = st.session_state
     name = st.selectbox("Strategy", PRESET_ORDER, key=f"compare.col{i}.preset")
     preset = presets[name]
     if preset.disabled_reason:
-        st.info(preset.disabled_reason)
+        with st.container(key=f"compare-placeholder-{i}"):
+            st.info(preset.disabled_reason)
         return None
     s = preset.strategy
     key = f"compare.col{i}.{name}"
     labels = {m.id: m.label for m in models}
+    default(state, f"{key}.model", s.model if s.model in labels else next(iter(labels), None), list(labels))
+    default(state, f"{key}.template", s.template if s.template in templates else templates[0], templates)
+    default(state, f"{key}.retrieval", s.retrieval)
+    default(state, f"{key}.kb", s.kb if s.kb in kbs else (kbs[0] if kbs else None), kbs or None)
+    default(state, f"{key}.top_k", s.top_k)
+    default(state, f"{key}.threshold", 0.0)
+    default(state, f"{key}.temperature", s.temperature)
+    default(state, f"{key}.max_tokens", s.max_tokens)
     with st.expander("Settings"):
-        model = st.selectbox(
-            "Model",
-            list(labels),
-            index=_index(list(labels), s.model),
-            format_func=labels.__getitem__,
-            key=f"{key}.model",
-        )
-        template = st.selectbox("Template", templates, index=_index(templates, s.template), key=f"{key}.template")
-        retrieval = st.toggle("Retrieval", value=s.retrieval, key=f"{key}.retrieval")
-        kb, top_k, threshold = s.kb, s.top_k, s.score_threshold
+        model = st.selectbox("Model", list(labels), format_func=labels.__getitem__, key=f"{key}.model")
+        template = st.selectbox("Template", templates, key=f"{key}.template")
+        retrieval = st.toggle("Retrieval", key=f"{key}.retrieval")
+        kb, top_k, threshold, mode = s.kb, s.top_k, s.score_threshold, s.retrieval_mode
         if retrieval:
             if not kbs:
                 st.warning("No knowledge base yet: add documents on the Documents page.")
                 return None
-            kb = st.selectbox("Knowledge base", kbs, index=_index(kbs, s.kb), key=f"{key}.kb")
-            top_k = st.slider("Top-k", 1, 10, s.top_k, key=f"{key}.top_k")
+            kb = st.selectbox("Knowledge base", kbs, key=f"{key}.kb")
+            top_k = st.slider("Top-k", 1, 10, key=f"{key}.top_k")
+            mode = st.selectbox(
+                "Search",
+                [None, "hybrid", "dense", "sparse"],
+                format_func=lambda m: m or "the knowledge base's own",
+                key=f"{key}.retrieval_mode",
+                help="Dense: by meaning (embeddings). Sparse: by keywords (BM25). Hybrid: both, fused.",
+            )
             threshold = (
                 st.slider(
                     "Score threshold",
                     0.0,
                     1.0,
-                    0.0,
-                    0.05,
+                    step=0.05,
                     key=f"{key}.threshold",
                     help="Drop chunks scoring below this (0 keeps all).",
-                )
+                )  # fmt: skip
                 or None
             )
-        temperature = st.slider("Temperature", 0.0, 1.5, s.temperature, 0.1, key=f"{key}.temperature")
-        max_tokens = st.slider("Max answer tokens", 32, 1024, s.max_tokens, 32, key=f"{key}.max_tokens")
+        temperature = st.slider("Temperature", 0.0, 1.5, step=0.1, key=f"{key}.temperature")
+        max_tokens = st.slider("Max answer tokens", 32, 1024, step=32, key=f"{key}.max_tokens")
+    if retrieval:
+        st.caption(f"📚 {kb} · top-{top_k}")
     return replace(
         s,
         model=model,
@@ -67,13 +84,10 @@ def column_settings(
         kb=kb,
         top_k=top_k,
         score_threshold=threshold,
+        retrieval_mode=mode,
         temperature=temperature,
         max_tokens=max_tokens,
     )
-
-
-def _index(options: list[str], value: str | None) -> int:
-    return options.index(value) if value in options else 0
 
 
 def answer_markdown(text: str, column: int, n_sources: int) -> str:
@@ -99,11 +113,10 @@ def render_answer(i: int, answer: Answer) -> None:
     waited = f" · waited {answer.queued_s:.1f} s for the model" if answer.queued_s >= 0.1 else ""
     st.caption(f"⏱️ first token {ttft} · total {answer.total_s:.2f} s · 🔢 {tokens}{waited}")
     s = answer.strategy
-    st.caption(
-        f"{s.model} · {s.template} v{answer.template_version}" + (f" · {s.kb} top-{s.top_k}" if s.retrieval else "")
-    )
+    st.caption(f"{s.model} · {s.template} v{answer.template_version}")
     if s.retrieval:
-        st.markdown(f"**Sources** ({len(answer.sources)})")
+        st.markdown(f"**Sources** ({len(answer.sources)}) from knowledge base **{components.md_escape(s.kb or '')}**, "
+                    f"top-{s.top_k}")  # fmt: skip
         for n, hit in enumerate(answer.sources, start=1):
             st.markdown(f'<span id="src-{i}-{n}"></span>', unsafe_allow_html=True)  # our own anchor, no user text
             components.hit_card(n, hit, expanded=False)
@@ -113,11 +126,18 @@ def render_answer(i: int, answer: Answer) -> None:
 
 
 def wrong_answer(i: int, answer: Answer) -> None:
-    """Store a correction for fine-tuning (the staged loop: collect failures, train on them)."""
-    with st.popover("👎 Wrong answer"):
+    """Store a correction for fine-tuning (the staged loop: collect failures, train on them).
+
+    A form, so that the text typed and the click on Save arrive together: with a plain text area the
+    first click only took the focus away, reran the page, closed the popover and saved nothing.
+    """
+    with st.popover("👎 Wrong answer"), st.form(f"compare.col{i}.correction", border=False):
         corrected = st.text_area("Correct answer", key=f"compare.col{i}.corrected")
         dataset = st.text_input("Dataset", value="corrections", key=f"compare.col{i}.dataset")
-        if st.button("Save correction", key=f"compare.col{i}.save_correction", disabled=not corrected.strip()):
+        if st.form_submit_button("Save correction", key=f"compare.col{i}.save_correction"):
+            if not corrected.strip():
+                st.warning("Type the correct answer first.")
+                return
             try:
                 path = add_correction(
                     resources.settings().data_dir / "datasets",
@@ -127,4 +147,5 @@ def wrong_answer(i: int, answer: Answer) -> None:
             except AppError as e:
                 st.error(str(e))
             else:
+                st.toast(f"Saved the correction to dataset {path.stem}.", icon="✅")
                 st.success(f"Saved to dataset {path.stem}.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
 import streamlit as st
@@ -16,6 +17,11 @@ STATUS_LABELS = {
     "refused": "❌ refused",
     "cancelled": "⏹️ cancelled",
 }
+
+
+def md_escape(text: str) -> str:
+    """Text shown inside Markdown as typed: no links, images, emphasis or HTML."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~])", r"\\\1", text)
 
 
 def human_size(n: int) -> str:
@@ -53,8 +59,12 @@ def ingest_report(reports: Sequence[FileReport]) -> None:
         ],
         hide_index=True,
         width="stretch",
+        column_config={"Details": st.column_config.TextColumn("Details", width="large")},
     )
     refused = [r for r in reports if r.status == "refused"]
+    for r in refused:
+        # The table cuts long text; the advice ("Run OCR…", "qpdf --decrypt…") is the part that matters.
+        st.text(f"❌ {r.filename}: {r.message}")
     added = sum(r.status in ("added", "replaced") for r in reports)
     if refused:
         st.warning(f"{len(refused)} file(s) refused, {added} added. The knowledge base kept everything it had.")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -24,6 +26,15 @@ DEFAULTS = TrainSettings()
 def minutes(seconds: float) -> str:
     seconds = max(0, int(seconds))
     return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def when(iso: str) -> str:
+    """An ISO timestamp as a person reads it, in the server's local time: "24 Nov 2026, 14:05"."""
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso or "at an unknown time"
+    return moment.astimezone().strftime("%-d %b %Y, %H:%M")
 
 
 def issues_table(issues: Sequence[RowIssue]) -> None:
@@ -95,13 +106,49 @@ def settings_form() -> TrainSettings:
     )
 
 
+def loss_frame(train: Sequence[Sequence[float]], validation: Sequence[Sequence[float]]) -> pd.DataFrame:
+    """Both curves in long form: each series keeps its own points (validation comes once an epoch)."""
+    rows = [(int(step), float(loss), "train") for step, loss in train]
+    rows += [(int(step), float(loss), "validation") for step, loss in validation]
+    return pd.DataFrame(rows, columns=["step", "loss", "series"])
+
+
+def overfitting_note(train: Sequence[Sequence[float]], validation: Sequence[Sequence[float]]) -> str | None:
+    """In words, when validation loss has risen from its best while training loss kept falling."""
+    if len(validation) < 2 or not train:
+        return None
+    best_step, best = min(validation, key=lambda p: p[1])
+    last_step, last = validation[-1]
+    if last <= best * 1.05 or last - best < 0.05:
+        return None
+    train_then = min((loss for step, loss in train if step <= best_step), default=train[0][1])
+    return (
+        f"Validation loss rose from {best:.2f} (step {int(best_step)}) to {last:.2f} (step {int(last_step)}) while "
+        f"training loss fell to {train[-1][1]:.2f} (from {train_then:.2f}): the model is memorising the training "
+        "pairs rather than learning what carries over. Try fewer epochs, a lower learning rate or a smaller rank."
+    )
+
+
 def loss_chart(train: Sequence[Sequence[float]], validation: Sequence[Sequence[float]]) -> None:
     if not train:
         return
-    frame = pd.DataFrame(train, columns=["step", "train loss"]).set_index("step")
-    if validation:
-        frame = frame.join(pd.DataFrame(validation, columns=["step", "validation loss"]).set_index("step"))
-    st.line_chart(frame, x_label="step", y_label="loss", height=220)
+    frame = loss_frame(train, validation)
+    chart = (
+        alt.Chart(frame)
+        .mark_line(point=alt.OverlayMarkDef(size=30))
+        .encode(
+            x=alt.X("step:Q", title="step", axis=alt.Axis(format="d", tickMinStep=1)),
+            y=alt.Y("loss:Q", title="loss"),
+            color=alt.Color(
+                "series:N", title=None, scale=alt.Scale(domain=["train", "validation"], range=["#1f77b4", "#ff7f0e"])
+            ),
+            tooltip=["series", "step", alt.Tooltip("loss:Q", format=".3f")],
+        )
+        .properties(height=220)
+    )
+    st.altair_chart(chart, width="stretch")
+    if note := overfitting_note(train, validation):
+        st.warning(f"📈 {note}")
 
 
 def job_panel(view: JobView, on_cancel: Any) -> None:
@@ -150,7 +197,8 @@ def adapter_card(
     adapter: adapters.Adapter, model_id: str, on_delete: Any, on_register: Any | None, *, expanded: bool = False
 ) -> None:
     m = adapter.manifest
-    with st.expander(f"🎯 {model_id.removeprefix('llama.cpp:')} · {m.get('created', '')}", expanded=expanded):
+    created = when(m.get("created", ""))
+    with st.expander(f"🎯 {model_id.removeprefix('llama.cpp:')} · trained {created}", expanded=expanded):
         data = m.get("dataset", {})
         st.caption(
             f"Dataset **{data.get('name')}** (version `{data.get('hash')}`, {data.get('train')} train / "

@@ -16,6 +16,7 @@ from core.errors import AppError
 from core.finetune import adapters, ollama_register
 from core.finetune.jobs import JobRegistry
 from core.models import EmbeddedEngine, ModelCatalog, ModelInfo, OllamaBackend, embedded_models
+from core.preferences import Preferences
 from core.prompts import TemplateLibrary
 from core.records import Records
 from core.store import Store
@@ -71,6 +72,11 @@ def _records(path: str) -> Records:
 
 def records() -> Records:
     return _records(str((settings().data_dir / "records.sqlite").resolve()))
+
+
+def preferences() -> Preferences:
+    """Sticky choices (knowledge base, Compare settings) kept in DATA_DIR across refreshes."""
+    return Preferences(settings().data_dir / "preferences.json")
 
 
 def catalog() -> ModelCatalog:

@@ -1,15 +1,22 @@
-"""Every st.session_state default, in one place; keys are namespaced by page."""
+"""Every st.session_state default, in one place; keys are namespaced by page.
+
+Some choices are *sticky*: they survive a switch to another page (Streamlit drops the state of
+widgets a page run did not draw) and a browser refresh (a new session), through a shadow copy in
+session state and `core.preferences` on disk.
+"""
 
 from __future__ import annotations
 
 import copy
-from collections.abc import MutableMapping
+import re
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
 DEFAULTS: dict[str, Any] = {
-    "documents.kb": None,
+    "kb": None,  # the knowledge base chosen on Documents: every page's default
     "documents.reports": [],
     "documents.upload_round": 0,
+    "documents.new_round": 0,
     "documents.search": "",
     "documents.error": None,
     "compare.question": "",
@@ -25,11 +32,68 @@ DEFAULTS: dict[str, Any] = {
     "finetune.issues": [],
     "finetune.notice": None,
     "finetune.error": None,
+    "evaluate.set": "sample",
+    "evaluate.ncols": 2,
+    **{f"evaluate.col{i}.preset": preset for i, preset in enumerate(("PE", "RAG", "FT", "FT+RAG"))},
+    "evaluate.run_id": None,
+    "evaluate.imported": None,
+    "evaluate.upload_round": 0,
+    "evaluate.notice": None,
+    "evaluate.error": None,
+    "evaluate.freshness": None,
 }
 
+SHADOW = "_sticky"
+_STICKY = re.compile(
+    r"kb|compare\.question|compare\.ncols|compare\.kb_seen|compare\.col\d\.preset"
+    r"|compare\.col\d\.[^.]+\.(model|template|retrieval|kb|top_k|threshold|temperature|max_tokens)"
+)
 
-def init_state(state: MutableMapping[str, Any]) -> None:
-    """Fill in missing defaults without touching values the user already set."""
+
+def is_sticky(key: str) -> bool:
+    return _STICKY.fullmatch(key) is not None
+
+
+def init_state(state: MutableMapping[str, Any], saved: Callable[[], Mapping[str, Any]] | None = None) -> None:
+    """Fill in missing values: sticky ones first, then the defaults; values already set stay.
+
+    Sticky values come from this session's shadow, or in a new session from `saved()`.
+    """
+    if SHADOW not in state:
+        state[SHADOW] = {k: v for k, v in (saved() if saved else {}).items() if is_sticky(k)}
+    for key, value in state[SHADOW].items():
+        if key not in state:
+            state[key] = copy.deepcopy(value)
     for key, value in DEFAULTS.items():
         if key not in state:
             state[key] = copy.deepcopy(value)
+
+
+def remember(state: MutableMapping[str, Any], save: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """Copy the sticky values of this run into the shadow; `save` gets only what changed."""
+    shadow: dict[str, Any] = state.setdefault(SHADOW, {})
+    changed = {k: v for k, v in list(state.items()) if is_sticky(k) and shadow.get(k) != v}
+    if changed:
+        shadow.update(copy.deepcopy(changed))
+        if save:
+            save(changed)
+
+
+def forget(
+    state: MutableMapping[str, Any], keys: list[str], save: Callable[[dict[str, Any]], None] | None = None
+) -> None:
+    """Drop sticky values so their widgets start from the defaults again."""
+    for key in keys:
+        state.pop(key, None)
+        state.get(SHADOW, {}).pop(key, None)
+    if save and keys:
+        save(dict.fromkeys(keys))
+
+
+def default(state: MutableMapping[str, Any], key: str, value: Any, options: list[Any] | None = None) -> None:
+    """Seed a widget's value through session state, so the widget is drawn without a default.
+
+    A remembered value that is no longer among the options is replaced.
+    """
+    if key not in state or (options is not None and state[key] not in options):
+        state[key] = value

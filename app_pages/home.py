@@ -1,0 +1,76 @@
+"""Start: what the lab is for, the four strategies, the path through it, and the next step for this data."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.errors import AppError
+from core.finetune import adapters
+from ui import resources
+from ui.state import init_state
+
+init_state(st.session_state)
+st.title("🧪 RAGTune Playground")
+st.markdown(
+    "Building a knowledge-base assistant? Find out **on your own documents** which way serves it best: "
+    "prompt engineering, retrieval (RAG), fine-tuning, or fine-tuning + RAG, measured side by side on this machine."
+)
+
+strategies = st.columns(4, border=True)
+for col, (title, text) in zip(
+    strategies,
+    [
+        (
+            "✍️ Prompt engineering",
+            "The base model with a system prompt and a few examples. Cheapest; adds no knowledge.",
+        ),
+        ("📚 RAG", "Retrieved passages from your documents go into the prompt. Fresh knowledge, answers cite sources."),
+        (
+            "🎯 Fine-tuning",
+            "A LoRA adapter trained on your facts answers from its weights. Costs training; may forget.",
+        ),
+        (
+            "🎯📚 Fine-tuning + RAG",
+            "Both: a tuned model that also reads retrieved passages. Both costs, often the best.",
+        ),
+    ],
+    strict=True,
+):
+    col.markdown(f"**{title}**")
+    col.caption(text)
+
+settings = resources.settings()
+try:
+    n_kbs = len(resources.store().list_kbs())
+except AppError as e:
+    st.error(str(e))
+    n_kbs = 0
+n_tuned = len(adapters.list_adapters(settings.data_dir))
+
+st.subheader("The path")
+steps = [
+    ("app_pages/documents.py", "1 · Add documents", "📄", n_kbs > 0, f"{n_kbs} knowledge base(s)"),
+    ("app_pages/compare.py", "2 · Compare answers", "⚖️", None, "ask one question, see every strategy"),
+    ("app_pages/finetune.py", "3 · Fine-tune", "🎯", n_tuned > 0, f"{n_tuned} fine-tuned model(s)"),
+]
+for page, label, icon, done, detail in steps:
+    mark = "✅" if done else ("⬜" if done is False else "➡️")
+    st.page_link(page, label=f"{mark} {label}: {detail}", icon=icon)
+
+st.subheader("Next step")
+if n_kbs == 0:
+    st.info(
+        "You have no knowledge base yet. Open **Documents** and upload your PDFs, Markdown or text files, "
+        "or press **📦 Load sample** to try a fictional company's handbook with 40 questions."
+    )
+    st.page_link("app_pages/documents.py", label="Go to Documents", icon="📄")
+elif n_tuned == 0:
+    st.info(
+        "Your documents are searchable. Ask a question in **Compare** to see PE and RAG side by side, then "
+        "train a model on your facts in **Fine-tune** (about a minute on the sample facts) to add FT and FT+RAG."
+    )
+    st.page_link("app_pages/compare.py", label="Go to Compare", icon="⚖️")
+    st.page_link("app_pages/finetune.py", label="Go to Fine-tune", icon="🎯")
+else:
+    st.info("You have documents and a fine-tuned model: compare all four strategies on your own questions.")
+    st.page_link("app_pages/compare.py", label="Go to Compare", icon="⚖️")

@@ -1,0 +1,41 @@
+"""The Start page: what the app is for and the next step for the data at hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.config import Settings
+from core.embeddings import EmbeddingModel
+from core.store import Store
+
+pytestmark = pytest.mark.slow
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+def start() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def test_first_visit_names_the_four_strategies_and_sends_a_newcomer_to_documents() -> None:
+    at = start()
+    text = " ".join(m.value for m in at.markdown)
+    for strategy in ("Prompt engineering", "RAG", "Fine-tuning", "Fine-tuning + RAG"):
+        assert strategy in text
+    assert "You have no knowledge base yet" in at.info[0].value
+    sidebar = " ".join(c.value for c in at.sidebar.caption)
+    assert "Qdrant local mode" in sidebar and "all-MiniLM-L6-v2 (384 dims" in sidebar
+    assert "0 knowledge bases" in sidebar
+
+
+def test_with_documents_the_next_step_is_compare_and_fine_tune(minilm: EmbeddingModel) -> None:
+    with Store.open(Settings.from_env(), minilm) as store:
+        store.create_kb("piers", chunk_size=800, chunk_overlap=120)
+    at = start()
+    assert "Ask a question in **Compare**" in at.info[0].value
+    assert "no knowledge base" not in " ".join(i.value for i in at.info)

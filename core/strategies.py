@@ -102,8 +102,14 @@ class Runtime:
         self.models = models
         self.records = records
 
-    def run(self, strategy: Strategy, question: str, *, stop: CancelFlag | None = None) -> Iterator[str | Answer]:
-        """Retrieve (if on), render, stream from the model; the Answer comes last, errors included."""
+    def run(
+        self, strategy: Strategy, question: str, *, stop: CancelFlag | None = None, save: bool = True
+    ) -> Iterator[str | Answer]:
+        """Retrieve (if on), render, stream from the model; the Answer comes last, errors included.
+
+        Args:
+            save: keep the answer in the history (an evaluation stores its answers itself).
+        """
         answer = Answer(question=question, strategy=strategy)
         started = time.perf_counter()
         try:
@@ -115,7 +121,8 @@ class Runtime:
         except AppError as e:
             answer.error = str(e)
         answer.total_s = time.perf_counter() - started - answer.queued_s
-        self._save(answer)
+        if save:
+            self._save(answer)
         yield answer
 
     def _run(self, strategy: Strategy, question: str, answer: Answer, started: float) -> Iterator[str]:
@@ -160,30 +167,35 @@ class Runtime:
 
     def _save(self, answer: Answer) -> None:
         try:
-            self.records.add_answer(
-                {
-                    "created": now_iso(),
-                    "question": answer.question,
-                    "strategy": answer.strategy.name,
-                    "model": answer.strategy.model,
-                    "template": answer.strategy.template,
-                    "template_version": answer.template_version,
-                    "answer": answer.text,
-                    "error": answer.error,
-                    "ttft_s": answer.ttft_s,
-                    "total_s": answer.total_s,
-                    "prompt_tokens": answer.prompt_tokens,
-                    "completion_tokens": answer.completion_tokens,
-                    "detail": {
-                        "strategy": asdict(answer.strategy),
-                        "sources": [asdict(s) for s in answer.sources],
-                        "messages": answer.messages,
-                        "prompt": answer.prompt,
-                    },
-                }
-            )
+            self.records.add_answer(answer_record(answer))
         except Exception:  # noqa: BLE001 - a history hiccup must not lose the answer on screen
             log.exception("Could not save the answer to records")
+
+
+def answer_record(answer: Answer) -> dict[str, Any]:
+    """An answer as a row of the records' `answers` table."""
+    return {
+        "created": now_iso(),
+        "question": answer.question,
+        "strategy": answer.strategy.name,
+        "model": answer.strategy.model,
+        "template": answer.strategy.template,
+        "template_version": answer.template_version,
+        "answer": answer.text,
+        "error": answer.error,
+        "ttft_s": answer.ttft_s,
+        "total_s": answer.total_s,
+        "prompt_tokens": answer.prompt_tokens,
+        "completion_tokens": answer.completion_tokens,
+        "detail": {
+            "strategy": asdict(answer.strategy),
+            "sources": [asdict(s) for s in answer.sources],
+            "messages": answer.messages,
+            "prompt": answer.prompt,
+            "queued_s": answer.queued_s,
+            "warnings": answer.warnings,
+        },
+    }
 
 
 def run_many(runtime: Runtime, jobs: Sequence[tuple[K, Strategy]], question: str) -> Iterator[tuple[K, str | Answer]]:

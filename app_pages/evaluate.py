@@ -1,0 +1,142 @@
+"""Evaluate: a question set through chosen strategies in the background; matrix, charts, recommendation."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.errors import AppError
+from core.evaluation import control, freshness, report
+from core.evaluation.recommend import Weights, recommend
+from core.evaluation.runner import EvalRequest, start_run
+from core.files import now_iso
+from core.finetune.datasets import Pair, save_pairs
+from core.strategies import presets
+from ui import evaluate as ui
+from ui import resources
+from ui.state import init_state
+
+init_state(st.session_state)
+state = st.session_state
+st.title("📊 Evaluate")
+st.caption("Ask a whole question set with each strategy and measure: correctness, retrieval, speed, forgetting.")
+settings = resources.settings()
+runtime = resources.runtime()
+models, _ = resources.available_models()
+try:
+    kbs = [kb.name for kb in resources.store().list_kbs()]
+except AppError as e:
+    st.warning(f"Retrieval is unavailable, strategies without it still run: {e}")
+    kbs = []
+kb = next((k for k in (state.get("kb"), state.get("documents.kb")) if k in kbs), kbs[0] if kbs else None)
+jobs = ui.jobs()
+for key in ("notice", "error"):
+    if state[f"evaluate.{key}"]:
+        (st.success if key == "notice" else st.error)(state[f"evaluate.{key}"])
+        state[f"evaluate.{key}"] = None
+
+st.subheader("1 · Questions")
+try:
+    chosen = ui.question_set_picker(settings.data_dir)
+except AppError as e:
+    st.error(str(e))
+    chosen = None
+
+st.subheader("2 · Strategies")
+n = st.selectbox("Columns", [1, 2, 3, 4], key="evaluate.ncols")
+available = presets(models, kb)
+names = runtime.templates.names()
+picked = []
+for i, col in enumerate(st.columns(n, border=True)):
+    with col:
+        if (s := ui.strategy_column(i, available, models, names, kbs)) is not None:
+            picked.append(s)
+strategies = ui.unique_names(picked)
+
+st.subheader("3 · Run")
+busy = (job := jobs.latest()) is not None and job.view().running
+if chosen is not None:
+    limit = st.number_input("Questions to ask", 1, len(chosen.questions), len(chosen.questions), key="evaluate.limit")
+    default_name = f"{chosen.name} · {now_iso()[:16].replace('T', ' ')}"
+    run_name = st.text_input("Run name", value=default_name, key="evaluate.name")
+    cells = int(limit) * len(strategies)
+    if st.button(f"▶️ Evaluate ({cells} answers)", type="primary", key="evaluate.start", disabled=busy or not cells):
+        try:
+            request = EvalRequest(run_name, chosen.name, chosen.questions[: int(limit)], tuple(strategies))
+            state["evaluate.run_id"] = start_run(runtime, request)
+            jobs.start(runtime, state["evaluate.run_id"], resources.embedder().embeddings)
+        except AppError as e:
+            st.error(str(e))
+
+
+@st.fragment(run_every=1.0)
+def progress() -> None:
+    job = jobs.latest()
+    if job is None:
+        return
+    view = job.view()
+    ui.progress_panel(view, job.cancel)
+    if not view.running and state.get("evaluate.seen") != view.run_id:
+        state["evaluate.seen"] = view.run_id
+        st.rerun()  # the whole page: the finished run's results appear below
+
+
+progress()
+
+st.subheader("4 · Results")
+run = ui.run_picker(runtime.records, jobs)
+if run is None:
+    st.info("No evaluation yet: choose a question set and strategies, then press Evaluate.")
+    st.stop()
+summaries = report.summarize(run)
+ui.show_summary(summaries)
+f1, f2 = st.columns(2)
+failures_only = f1.toggle("Failures only", key="evaluate.failures_only")
+disagree_only = f2.toggle("Strategies disagree", key="evaluate.disagree_only")
+ui.show_matrix(run, failures_only, disagree_only)
+ui.cell_picker(run)
+ui.charts(run, summaries)
+
+with st.expander("Compare with an earlier run on the same questions"):
+    earlier = [r for r in runtime.records.runs(set_hash=run.request.set_hash) if run.id is None or r.id < run.id]
+    if not earlier:
+        st.caption("No earlier run of this question-set version.")
+    else:
+        other = st.selectbox("Earlier run", earlier, format_func=lambda r: f"#{r.id} {r.name}", key="evaluate.earlier")
+        ui.show_comparison(run, report.load_run(runtime.records, other.id))
+
+e1, e2, e3 = st.columns(3)
+e1.download_button("⬇️ CSV (one row per answer)", report.to_csv(run), f"evaluation-{run.id}.csv", "text/csv",
+                   key="evaluate.csv")  # fmt: skip
+e2.download_button("⬇️ JSON (run and answers)", report.to_json(run), f"evaluation-{run.id}.json",
+                   "application/json", key="evaluate.json")  # fmt: skip
+with e3.popover("🎯 Send failures to fine-tuning"):
+    who = st.selectbox("Strategy", [s.name for s in run.strategies], key="evaluate.fail_strategy")
+    wrong = report.failures(run, who)
+    target = st.text_input("Dataset", value=f"failures-{who}".lower().replace(" ", "-").replace("+", "-"),
+                           key="evaluate.fail_dataset")  # fmt: skip
+    if st.button(f"Save {len(wrong)} question/answer pairs", key="evaluate.send_failures", disabled=not wrong):
+        try:
+            save_pairs(settings.data_dir / "datasets", target, [Pair(q.question, q.answer) for q in wrong])
+            state["evaluate.notice"] = f"Saved {len(wrong)} pairs as dataset {target}; train on it on Fine-tune."
+            st.rerun()
+        except AppError as e:
+            st.error(str(e))
+
+st.subheader("5 · Forgetting")
+forgot = ui.forgetting_section(runtime, models, jobs, busy)
+
+st.subheader("6 · Freshness")
+fresh = ui.freshness_section(runtime, available, kbs)
+
+st.subheader("7 · Recommendation")
+w = st.columns(4)
+weights = Weights(
+    w[0].slider("Accuracy", 0, 5, 3, key="evaluate.w.accuracy"),
+    w[1].slider("Speed", 0, 5, 1, key="evaluate.w.speed"),
+    w[2].slider("Documents change often", 0, 5, 1, key="evaluate.w.freshness"),
+    w[3].slider("Little training budget", 0, 5, 1, key="evaluate.w.budget"),
+)
+train = control.training_seconds(settings.data_dir, models)
+ui.show_recommendation(
+    recommend(summaries, weights, train_seconds=train, forgetting=forgot, freshness=freshness.followed_share(fresh))
+)

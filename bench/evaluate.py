@@ -1,0 +1,115 @@
+"""Evaluation benchmark: the sample set through PE, RAG, FT and FT+RAG, and the runner's overhead.
+
+1. Per strategy: correctness (the headline check), token F1, hit@1, hit@k and MRR against the
+   expected source, median and p95 answer time, as the Evaluate page reports them.
+2. Runner overhead: the same cells asked again through plain `Runtime.run` one after another;
+   ratio = runner wall time / sum of the plain run times (target <= 1.10). The runner also scores
+   every answer (MiniLM similarity and support) and stores it in records.sqlite.
+
+FT and FT+RAG need a fine-tuned model: the default adapter is trained on the 40 sample facts
+first when DATA_DIR has none (`--no-ft` skips them).
+
+Run: .venv/bin/python bench/evaluate.py [--questions 40] [--no-ft] [--data-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from core.config import Settings  # noqa: E402
+from core.embeddings import load_bundled  # noqa: E402
+from core.evaluation import questions as qs  # noqa: E402
+from core.evaluation.report import load_run, summarize  # noqa: E402
+from core.evaluation.runner import EvalRequest, run_evaluation, start_run  # noqa: E402
+from core.ingest import ingest  # noqa: E402
+from core.models import EmbeddedEngine, ModelCatalog  # noqa: E402
+from core.prompts import TemplateLibrary  # noqa: E402
+from core.records import Records  # noqa: E402
+from core.samples import SAMPLE_KB_NAME, sample_uploads  # noqa: E402
+from core.store import Store  # noqa: E402
+from core.strategies import FT_TEMPLATE, Answer, Runtime, presets  # noqa: E402
+
+
+def train_default(data_dir: Path) -> None:
+    from core.finetune.generate import sample_pairs
+    from core.finetune.jobs import TrainRequest, run_training
+    from core.models import bundled_gguf
+
+    system = TemplateLibrary(data_dir / "templates").get(FT_TEMPLATE).system
+    started = time.perf_counter()
+    request = TrainRequest("sample-facts", "sample-facts", tuple(sample_pairs()), bundled_gguf(),
+                           "SmolLM2-135M-Instruct", system=system)  # fmt: skip
+    run_training(data_dir, request)
+    print(f"trained the default adapter on the 40 sample facts in {time.perf_counter() - started:.0f} s")
+
+
+def fmt(x: float | None, pct: bool = False) -> str:
+    if x is None:
+        return "–"
+    return f"{x:.0%}" if pct else f"{x:.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--questions", type=int, default=40)
+    parser.add_argument("--no-ft", action="store_true")
+    parser.add_argument("--data-dir", type=Path, default=None, help="reuse a DATA_DIR (its adapters) between runs")
+    args = parser.parse_args()
+    tmp = tempfile.TemporaryDirectory()
+    data_dir = args.data_dir or Path(tmp.name)
+    settings = Settings.from_env(data_dir=data_dir, ollama_host=None, qdrant_url=None, qdrant_path=None)
+    embedder = load_bundled()
+    store = Store.open(settings, embedder)
+    if SAMPLE_KB_NAME not in [kb.name for kb in store.list_kbs()]:
+        store.create_kb(SAMPLE_KB_NAME, chunk_size=800, chunk_overlap=120)
+        ingest(store, SAMPLE_KB_NAME, sample_uploads())
+    catalog = ModelCatalog(settings, EmbeddedEngine(), None)
+    if not args.no_ft and not any(m.fine_tuned for m in catalog.available()):
+        train_default(data_dir)
+    runtime = Runtime(store, TemplateLibrary(data_dir / "templates"), catalog, Records(data_dir / "records.sqlite"))
+    available = presets(catalog.available(), SAMPLE_KB_NAME)
+    names = ["PE", "RAG"] + ([] if args.no_ft else ["FT", "FT+RAG"])
+    strategies = tuple(available[n].strategy for n in names)
+    questions = qs.sample_set().questions[: args.questions]
+    warm = next(runtime.run(strategies[0], "Warm-up: say hello.", save=False))  # load the model, fill caches
+    del warm
+
+    run_id = start_run(runtime, EvalRequest("bench", qs.SAMPLE_SET, questions, strategies))
+    started = time.perf_counter()
+    run_evaluation(runtime, run_id, embedder=embedder.embeddings)
+    runner_s = time.perf_counter() - started
+
+    plain_s = 0.0
+    for q in questions:
+        for s in strategies:
+            t = time.perf_counter()
+            for item in runtime.run(s, q.question):
+                if isinstance(item, Answer) and item.error:
+                    print(f"plain run error: {item.error}")
+            plain_s += time.perf_counter() - t
+
+    run = load_run(runtime.records, run_id)
+    print(f"sample set: {len(questions)} questions x {len(strategies)} strategies = {len(run.cells)} answers")
+    header = f"{'strategy':<8} {'correct':>8} {'F1':>5} {'hit@1':>6} {'hit@k':>6} {'MRR':>5} {'p50 s':>6} {'p95 s':>6}"
+    print(header)
+    for s in summarize(run):
+        print(
+            f"{s.strategy:<8} {fmt(s.correct, True):>8} {fmt(s.f1):>5} {fmt(s.hit_at_1, True):>6} "
+            f"{fmt(s.hit_at_k, True):>6} {fmt(s.mrr):>5} {fmt(s.total_p50):>6} {fmt(s.total_p95):>6}"
+        )
+    print(
+        f"runner {runner_s:.1f} s vs plain Runtime.run sum {plain_s:.1f} s -> overhead ratio "
+        f"{runner_s / plain_s:.3f} (target <= 1.10)"
+    )
+    store.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""The recommendation: strategies ranked from a run's measured numbers and the user's priorities.
+
+Each strategy gets a 0-1 score per criterion, from measurements only:
+- accuracy: its share of correct answers;
+- speed: the fastest median total time divided by its own (1 for the fastest);
+- freshness: the share of changed facts it followed in the freshness experiment when that was
+  run, else 1 with retrieval (it reads the edited document) and 0 without (it needs retraining);
+- training budget: 1 without fine-tuning, else 1 / (1 + training minutes) from the adapter's manifest.
+The ranking is the weighted mean; the text quotes the numbers behind it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from core.evaluation.metrics import Forgetting
+from core.evaluation.report import Summary
+
+CRITERIA = ("accuracy", "speed", "freshness", "training budget")
+
+
+@dataclass(frozen=True)
+class Weights:
+    """How much each criterion matters to the user (any non-negative numbers; only ratios count)."""
+
+    accuracy: float = 3.0
+    speed: float = 1.0
+    freshness: float = 1.0
+    training_budget: float = 1.0
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(zip(CRITERIA, (self.accuracy, self.speed, self.freshness, self.training_budget), strict=True))
+
+
+@dataclass(frozen=True)
+class Ranked:
+    strategy: str
+    score: float
+    parts: dict[str, float]  # criterion -> 0-1 score
+    reasons: list[str]
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    ranking: list[Ranked]
+    summary: str
+    needs_fine_tuning: str | None  # what FT would need, when the run has no fine-tuned model
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{x:.0%}"
+
+
+def _secs(x: float | None) -> str:
+    return "–" if x is None else f"{x:.2f} s"
+
+
+def recommend(
+    summaries: Sequence[Summary],
+    weights: Weights,
+    *,
+    train_seconds: Mapping[str, float] | None = None,
+    forgetting: Mapping[str, Forgetting] | None = None,
+    freshness: Mapping[str, float] | None = None,
+) -> Recommendation:
+    """Rank the strategies of one run.
+
+    Args:
+        train_seconds: training time per fine-tuned model id (from its manifest).
+        forgetting: control-set result per fine-tuned model id.
+        freshness: per strategy name, the share of changed facts answered with the new value.
+    """
+    train_seconds = train_seconds or {}
+    forgetting = forgetting or {}
+    freshness = freshness or {}
+    usable = [s for s in summaries if s.correct is not None]
+    if not usable:
+        return Recommendation([], "No answers yet: run an evaluation first.", None)
+    p50s = [s.total_p50 for s in usable if s.total_p50]
+    fastest = min(p50s) if p50s else None
+    w = weights.as_dict()
+    total_weight = sum(w.values()) or 1.0
+    ranked = []
+    for s in usable:
+        minutes = train_seconds.get(s.model, 0.0) / 60 if s.fine_tuned else 0.0
+        parts = {
+            "accuracy": s.correct or 0.0,
+            "speed": (fastest / s.total_p50) if fastest and s.total_p50 else 0.0,
+            "freshness": freshness.get(s.strategy, 1.0 if s.retrieval else 0.0),
+            "training budget": 1.0 / (1.0 + minutes) if s.fine_tuned else 1.0,
+        }
+        score = sum(w[c] * parts[c] for c in CRITERIA) / total_weight
+        ranked.append(Ranked(s.strategy, score, parts, _reasons(s, minutes, forgetting.get(s.model), freshness)))
+    ranked.sort(key=lambda r: (-r.score, -r.parts["accuracy"], r.strategy))
+    by_name = {s.strategy: s for s in usable}
+    best = ranked[0]
+    text = f"**{best.strategy}** ranks first with {best.score:.2f} of 1 on your priorities " + _weights_text(w) + "."
+    if len(ranked) > 1:
+        second = ranked[1]
+        decisive = max(CRITERIA, key=lambda c: w[c] * (best.parts[c] - second.parts[c]))
+        text += (
+            f" Against {second.strategy} ({second.score:.2f}) the difference is mostly {decisive}: "
+            f"{_criterion(decisive, by_name[best.strategy], best)} versus "
+            f"{_criterion(decisive, by_name[second.strategy], second)}."
+        )
+    needs = None
+    if not any(s.fine_tuned for s in usable):
+        needs = (
+            "No fine-tuned model was evaluated: FT needs question/answer pairs for your facts (the sample facts, "
+            "a dataset, or this run's failures) and one training run on the Fine-tune page (the default takes "
+            "about a minute for 40 facts on 2 CPU cores); evaluate again with FT and FT+RAG to compare."
+        )
+    return Recommendation(ranked, text, needs)
+
+
+def _weights_text(w: dict[str, float]) -> str:
+    return "(" + ", ".join(f"{c} {w[c]:g}" for c in CRITERIA) + ")"
+
+
+def _criterion(c: str, s: Summary, r: Ranked) -> str:
+    if c == "accuracy":
+        return f"{_pct(s.correct)} correct"
+    if c == "speed":
+        return f"{_secs(s.total_p50)} median answer time"
+    if c == "freshness":
+        return f"{_pct(r.parts['freshness'])} of changed facts followed"
+    return "no training" if not s.fine_tuned else f"training score {r.parts['training budget']:.2f}"
+
+
+def _reasons(s: Summary, minutes: float, forgot: Forgetting | None, freshness: Mapping[str, float]) -> list[str]:
+    out = [
+        f"{_pct(s.correct)} correct (token F1 {s.f1 or 0:.2f}); median {_secs(s.total_p50)}, p95 {_secs(s.total_p95)}"
+    ]
+    if s.retrieval:
+        out.append(
+            f"RAG side: reads your documents, so an edit counts at once and every answer cites its sources; but it "
+            f"depends on retrieval (the right document in the top {s.top_k} for {_pct(s.hit_at_k)} of questions, "
+            f"MRR {s.mrr or 0:.2f}) and the retrieved text makes prompts longer ({s.tokens_in or 0:.0f} tokens in)."
+        )
+    if s.fine_tuned:
+        forgot_text = (
+            f"on general questions it kept {_pct(forgot.tuned_accuracy)} of the {forgot.kept} its base knew"
+            if forgot is not None and forgot.kept
+            else "what it forgot is not measured yet (run the control set)"
+        )
+        out.append(
+            f"FT side: answers from its weights; training took {minutes:.1f} min and must be repeated when the facts "
+            f"change; {forgot_text}."
+        )
+    if s.strategy in freshness:
+        out.append(f"Freshness experiment: followed {_pct(freshness[s.strategy])} of the changed facts.")
+    if not s.retrieval and not s.fine_tuned:
+        out.append(
+            "PE side: no retrieval and no training, so the fastest and cheapest; it knows only what the model knew."
+        )
+    if s.errors:
+        out.append(f"{s.errors} answer(s) failed with an error and count as wrong.")
+    return out

@@ -1,0 +1,83 @@
+"""The Evaluate page through AppTest: the real embedded model, MiniLM and the sample knowledge base."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.config import Settings
+from core.embeddings import EmbeddingModel
+from core.ingest import ingest
+from core.samples import sample_uploads
+from core.store import Store
+
+pytestmark = pytest.mark.slow
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+def frame_with(at: AppTest, column: str):  # type: ignore[no-untyped-def]
+    """The first dataframe on the page with this column (the question preview comes first)."""
+    return next(d.value for d in at.dataframe if column in d.value.columns and "tag" not in d.value.columns)
+
+
+def open_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("app_pages/evaluate.py")
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_without_runs_the_page_offers_the_sample_set() -> None:
+    at = open_page()
+    assert at.title[0].value == "📊 Evaluate"
+    assert any("**sample**: 40 questions" in c.value for c in at.caption)
+    assert any("No evaluation yet" in i.value for i in at.info)
+    at.radio(key="evaluate.source").set_value("Control set").run()
+    assert any("**control**: 40 questions" in c.value for c in at.caption)
+
+
+def test_a_small_run_fills_the_matrix_charts_and_recommendation(minilm: EmbeddingModel) -> None:
+    with Store.open(Settings.from_env(), minilm) as store:
+        store.create_kb("brackenridge", chunk_size=800, chunk_overlap=120)
+        ingest(store, "brackenridge", sample_uploads())
+    at = open_page()
+    at.number_input(key="evaluate.limit").set_value(2).run()
+    assert at.button(key="evaluate.start").label == "▶️ Evaluate (4 answers)"
+    at.button(key="evaluate.start").click().run()
+    assert not at.exception, at.exception
+    deadline = time.time() + 240
+    while time.time() < deadline and not any("· done" in str(o) for o in at.selectbox(key="evaluate.run_id").options):
+        time.sleep(1)
+        at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="evaluate.run_id").options[0].endswith("· done")
+    summary, matrix = frame_with(at, "hit@k"), frame_with(at, "expected")
+    assert list(summary["strategy"]) == ["PE", "RAG"] and list(summary["answers"]) == [2, 2]
+    assert summary.loc[1, "hit@k"] >= 0.5 and summary["hit@k"].isna()[0]  # PE retrieves nothing: no hit rate
+    assert list(matrix.columns) == ["id", "question", "expected", "PE", "RAG"]
+    assert all(str(v)[0] in "✅❌" for v in matrix["RAG"])
+    specs = [c.proto.spec for c in at.get("vega_lite_chart")]
+    assert len(specs) == 4  # metrics by strategy, correct vs p50, answer times, hit@k (no forgetting run yet)
+    assert '"mark": {"type": "boxplot"' in specs[2] or '"boxplot"' in specs[2]
+    assert any("ranks first" in m.value for m in at.markdown)
+    assert any("No fine-tuned model was evaluated" in i.value for i in at.info)
+
+    at.toggle(key="evaluate.failures_only").set_value(True).run()
+    assert not at.exception
+    shown = frame_with(at, "expected") if any("expected" in d.value.columns for d in at.dataframe) else None
+    assert shown is None or all(any(str(v).startswith("❌") for v in row[["PE", "RAG"]]) for _, row in shown.iterrows())
+
+    from core.evaluation import report
+    from ui import resources
+
+    run = report.load_run(resources.records(), at.session_state["evaluate.run_id"])
+    at.session_state["evaluate.imported"] = report.to_json(run)
+    at.run()
+    assert any("Showing the imported run" in i.value for i in at.info)
+    assert list(frame_with(at, "hit@k")["strategy"]) == ["PE", "RAG"]
+    assert list(frame_with(at, "expected")["id"]) == list(matrix["id"])

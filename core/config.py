@@ -31,19 +31,15 @@ def _env_int(name: str, default: int) -> int:
 
 
 def _ollama_host(raw: str | None) -> str | None:
-    """Normalize OLLAMA_HOST as the ollama client does (`host`, `host:port` or a URL)."""
+    """OLLAMA_HOST as given, for the ollama client to parse itself (`host`, `host:port` or a URL).
+
+    Only `off` is ours: it disables Ollama. Anything else goes to `ollama.Client(host=...)` unchanged,
+    so `https://host` means port 443 and `http://proxy/ollama` keeps its path, as the client reads them.
+    """
     if raw is None or not raw.strip():
         return DEFAULT_OLLAMA_HOST
     raw = raw.strip()
-    if raw.lower() in ("off", "none", "0"):
-        return None
-    if "://" not in raw:
-        raw = "http://" + raw
-    scheme, _, rest = raw.partition("://")
-    host = rest.rstrip("/")
-    if ":" not in host.split("]")[-1]:
-        host += ":11434"
-    return f"{scheme}://{host}"
+    return None if raw.lower() == "off" else raw
 
 
 @dataclass(frozen=True)

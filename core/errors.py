@@ -83,5 +83,33 @@ class ModelUnavailableError(ModelError):
     """The model's server (Ollama) is not reachable, or it does not have the model."""
 
 
+class DatasetError(AppError):
+    """A dataset name, file or row is not acceptable."""
+
+
+class DatasetExistsError(DatasetError):
+    """Saving would replace a saved dataset of that name holding other pairs; the user must confirm."""
+
+
+class TrainingError(AppError):
+    """Training cannot start or failed."""
+
+
+class TrainingCancelled(TrainingError):
+    """The user stopped training; nothing was saved."""
+
+
+class AdapterError(AppError):
+    """An adapter name is taken or invalid, or its files are damaged."""
+
+
+class ExportError(AppError):
+    """The adapter cannot be written as a GGUF LoRA."""
+
+
+class DataDirError(AppError):
+    """DATA_DIR cannot be written (read-only, missing permissions, or the disk is full)."""
+
+
 class EvaluationError(AppError):
     """A question set, an evaluation run or an imported report cannot be used."""

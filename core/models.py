@@ -14,9 +14,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -34,7 +37,7 @@ log = logging.getLogger(__name__)
 
 Backend = Literal["llama.cpp", "ollama"]
 BUNDLED_NAME = "SmolLM2-135M-Instruct"
-CONNECTION_HELP = "start it with `ollama serve`, or unset OLLAMA_HOST to use the embedded models only"
+CONNECTION_HELP = "start it with `ollama serve`, or set OLLAMA_HOST=off to use the embedded models only"
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,9 @@ class LoadedModel:
         except (ValueError, RuntimeError) as e:
             raise ModelError(f"llama.cpp could not load {path.name}: {e}") from e
         self.lock = threading.Lock()
+        self.closed = False
         self.path = path
+        self.lora_path = lora_path
         self.n_ctx = self.llama.n_ctx()
         self.chat_template = str(self.llama.metadata.get("tokenizer.chat_template", ""))
         self._formatter = self._make_formatter()
@@ -148,15 +153,46 @@ class LoadedModel:
         return str(self._formatter(messages=messages).prompt)
 
     def count_tokens(self, text: str) -> int:
+        """Tokens in `text` (special tokens parsed); waits for the model like a generation does."""
+        with self.lock:
+            self._check_open()
+            return self.count_tokens_locked(text)
+
+    def count_tokens_locked(self, text: str) -> int:
+        """`count_tokens` for a caller that already holds `lock`."""
         return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ModelError(f"{self.path.name} was unloaded to free memory; ask again to load it anew.")
+
+    def close(self) -> None:
+        """Free llama.cpp's memory once the current call on the model is done."""
+        with self.lock:
+            if not self.closed:
+                self.closed = True
+                self.llama.close()
+
+
+DEFAULT_MAX_LOADED = 3
 
 
 class EmbeddedEngine:
-    """Loads llama.cpp models lazily, once each, and hands out the loaded model with its lock."""
+    """Loads llama.cpp models lazily and keeps the `max_loaded` most recently used (adapters included).
 
-    def __init__(self) -> None:
-        self._models: dict[tuple[Path, Path | None, int], LoadedModel] = {}
+    Each base + adapter is a llama.cpp model of its own (about 200 MB for SmolLM2 with its context):
+    without a bound, every fine-tuned model asked once would stay in memory for good.
+    """
+
+    def __init__(self, max_loaded: int = DEFAULT_MAX_LOADED) -> None:
+        self.max_loaded = max(1, max_loaded)
+        self._models: OrderedDict[tuple[Path, Path | None, int], LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
+
+    def loaded(self) -> list[LoadedModel]:
+        """The models in memory now, least recently used first."""
+        with self._lock:
+            return list(self._models.values())
 
     def get(self, info: ModelInfo) -> LoadedModel:
         if info.path is None:
@@ -167,18 +203,36 @@ class EmbeddedEngine:
         except FileNotFoundError as e:
             raise ModelError(f"{info.label} was deleted; pick another model.") from e
         key = (info.path, info.adapter, version)
+        evicted: list[LoadedModel] = []
         with self._lock:
-            if key not in self._models:
-                self._models[key] = LoadedModel(info.path, lora_path=info.adapter)
-            return self._models[key]
+            model = self._models.get(key)
+            if model is None:
+                model = LoadedModel(info.path, lora_path=info.adapter)
+                self._models[key] = model
+                while len(self._models) > self.max_loaded:
+                    evicted.append(self._models.popitem(last=False)[1])
+            self._models.move_to_end(key)
+        # Outside the engine lock: closing waits for a generation still running on that model.
+        for old in evicted:
+            log.info("Unloading %s (%s) to stay within %d loaded models", old.path.name, old.lora_path, self.max_loaded)
+            old.close()
+        return model
 
     def unload(self, adapter: Path) -> None:
         """Free every loaded copy of the base with this adapter (after the adapter is deleted)."""
         with self._lock:
-            for key in [k for k in self._models if k[1] == adapter]:
-                loaded = self._models.pop(key)
-                with loaded.lock:
-                    loaded.llama.close()
+            gone = [self._models.pop(k) for k in [k for k in self._models if k[1] == adapter]]
+        for loaded in gone:  # not under the engine lock: others may load and use models meanwhile
+            loaded.close()
+
+
+@contextmanager
+def _held(lock: threading.Lock) -> Iterator[None]:
+    """Release a lock acquired already (by a timed `acquire`) when the block ends."""
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def to_dicts(messages: list[BaseMessage]) -> list[dict[str, str]]:
@@ -207,49 +261,93 @@ class LlamaCppChat(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
+        """Stream from a worker thread that holds the model's lock; this generator never holds it.
+
+        A consumer may abandon the stream between tokens (a page rerun, a closed browser tab): closing
+        it stops the worker at the next token and returns once the model is free for the next caller.
+        Even a stream never closed frees the model after at most `max_tokens`.
+        """
         dicts = to_dicts(messages)
         prompt = self.loaded.format_prompt(dicts)
-        prompt_tokens = self.loaded.count_tokens(prompt)
-        if prompt_tokens + self.max_tokens > self.loaded.n_ctx:
-            raise ModelError(
-                f"The prompt is {prompt_tokens} tokens; with {self.max_tokens} for the answer that is over "
-                f"{self.model_id}'s context of {self.loaded.n_ctx}. Lower top-k or the chunk size."
-            )
-        text: list[str] = []
-        asked = time.perf_counter()
-        with self.loaded.lock:
-            # Say how long other calls held the model, so latency is not blamed on this one.
-            yield ChatGenerationChunk(
-                message=AIMessageChunk(content="", response_metadata={"queued_s": time.perf_counter() - asked})
-            )
-            stream = self.loaded.llama.create_chat_completion(
-                messages=dicts,  # type: ignore[arg-type]
-                stream=True,
-                temperature=self.temperature,
-                max_tokens=self.max_tokens,
-                stop=stop,
-            )
-            for part in stream:
-                raw: Any = part["choices"][0]["delta"]  # type: ignore[index]
-                delta = str(raw.get("content") or "")
-                if delta:
-                    text.append(delta)
-                    chunk = ChatGenerationChunk(message=AIMessageChunk(content=delta))
-                    if run_manager:
-                        run_manager.on_llm_new_token(delta, chunk=chunk)
-                    yield chunk
-        completion_tokens = self.loaded.count_tokens("".join(text))
-        yield ChatGenerationChunk(
-            message=AIMessageChunk(
-                content="",
-                usage_metadata={
-                    "input_tokens": prompt_tokens,
-                    "output_tokens": completion_tokens,
-                    "total_tokens": prompt_tokens + completion_tokens,
-                },
-                response_metadata={"model": self.model_id},
-            )
+        events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        halt = threading.Event()
+        worker = threading.Thread(
+            target=self._generate_locked, args=(dicts, prompt, stop, events, halt), daemon=True, name="llama.cpp"
         )
+        worker.start()
+        try:
+            while True:
+                kind, value = events.get()
+                if kind == "error":
+                    raise value
+                if kind == "done":
+                    yield ChatGenerationChunk(message=AIMessageChunk(content="", **value))
+                    return
+                if kind == "queued":
+                    # Say how long other calls held the model, so latency is not blamed on this one.
+                    meta = {"queued_s": value}
+                    yield ChatGenerationChunk(message=AIMessageChunk(content="", response_metadata=meta))
+                    continue
+                chunk = ChatGenerationChunk(message=AIMessageChunk(content=value))
+                if run_manager:
+                    run_manager.on_llm_new_token(value, chunk=chunk)
+                yield chunk
+        finally:
+            halt.set()
+            worker.join()
+
+    def _generate_locked(
+        self,
+        dicts: list[dict[str, str]],
+        prompt: str,
+        stop: list[str] | None,
+        events: queue.Queue[tuple[str, Any]],
+        halt: threading.Event,
+    ) -> None:
+        """The generation itself, under the model's lock, in the worker thread; hands out events."""
+        loaded = self.loaded
+        asked = time.perf_counter()
+        # Wait for the model in short slices, so a stream closed while queued gives up its place at once.
+        while not loaded.lock.acquire(timeout=0.05):
+            if halt.is_set():
+                return
+        try:
+            with _held(loaded.lock):
+                events.put(("queued", time.perf_counter() - asked))
+                loaded._check_open()
+                prompt_tokens = loaded.count_tokens_locked(prompt)
+                if prompt_tokens + self.max_tokens > loaded.n_ctx:
+                    raise ModelError(
+                        f"The prompt is {prompt_tokens} tokens; with {self.max_tokens} for the answer that is over "
+                        f"{self.model_id}'s context of {loaded.n_ctx}. Lower top-k or the chunk size."
+                    )
+                text: list[str] = []
+                stream = loaded.llama.create_chat_completion(
+                    messages=dicts,  # type: ignore[arg-type]
+                    stream=True,
+                    temperature=self.temperature,
+                    max_tokens=self.max_tokens,
+                    stop=stop,
+                )
+                for part in stream:
+                    if halt.is_set():
+                        getattr(stream, "close", lambda: None)()
+                        return
+                    raw: Any = part["choices"][0]["delta"]  # type: ignore[index]
+                    delta = str(raw.get("content") or "")
+                    if delta:
+                        text.append(delta)
+                        events.put(("delta", delta))
+                completion_tokens = loaded.count_tokens_locked("".join(text))
+        except Exception as e:  # noqa: BLE001 - raised again in the consumer's thread
+            events.put(("error", e))
+            return
+        usage = {
+            "input_tokens": prompt_tokens,
+            "output_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+        events.put(("done", {"usage_metadata": usage, "response_metadata": {"model": self.model_id}}))
 
     def _generate(
         self,
@@ -399,14 +497,26 @@ class ModelCatalog:
 
 def translate_error(model_id: str, e: Exception, host: str | None = None) -> ModelError:
     """A library exception from a chat call, as an error that says what happened and what to do."""
+    import httpx
+    import ollama
+
     if isinstance(e, ModelError):
         return e
-    name = type(e).__name__
-    if name in {"ConnectError", "ConnectTimeout", "ConnectionError", "ConnectionRefusedError"}:
-        return _ollama_error(host or "its host", e)
-    if name == "ResponseError":  # ollama's own error text, verbatim
-        status = getattr(e, "status_code", None)
-        text = getattr(e, "error", str(e))
-        hint = f" Pull it with `ollama pull {model_id.removeprefix('ollama:')}`." if status == 404 else ""
-        return ModelError(f"Ollama refused {model_id}: {text}.{hint}")
+    where = host or "its host"
+    if isinstance(e, httpx.TimeoutException):
+        return ModelUnavailableError(
+            f"Ollama at {where} did not answer {model_id} in time ({type(e).__name__}); it may be loading the "
+            "model or overloaded. Try again, or pick a smaller model."
+        )
+    if isinstance(e, httpx.ConnectError | ConnectionError):
+        # ollama's client turns httpx.ConnectError into the built-in ConnectionError.
+        return _ollama_error(where, e)
+    if isinstance(e, httpx.TransportError):  # RemoteProtocolError, ReadError: the server went away mid-answer
+        return ModelUnavailableError(
+            f"Ollama at {where} dropped the connection while answering with {model_id} ({e}); check that "
+            "`ollama serve` is still running, then ask again."
+        )
+    if isinstance(e, ollama.ResponseError):  # ollama's own error text, verbatim
+        hint = f" Pull it with `ollama pull {model_id.removeprefix('ollama:')}`." if e.status_code == 404 else ""
+        return ModelError(f"Ollama refused {model_id}: {e.error}.{hint}")
     return ModelError(f"{model_id} failed while answering: {e}")

@@ -18,12 +18,16 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
 from core.errors import TemplateError
 from core.files import atomic_write_text, now_iso
 
 TEMPLATE_VARIABLES = frozenset({"question", "context", "examples"})
 SOURCE_VARIABLES = frozenset({"n", "source", "page", "heading", "text"})
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _-]{0,63}$")
+_FOLDER_SEP = re.compile(r"[ _]+")
+DEFAULT_SOURCE_FORMAT = "[{n}] {source}, page {page}:\n{text}"
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ class PromptTemplate:
     system: str
     user: str
     examples: tuple[Example, ...] = ()
-    source_format: str = "[{n}] {source}, page {page}:\n{text}"
+    source_format: str = DEFAULT_SOURCE_FORMAT
     description: str = ""
     version: int = 0
     saved: str = ""
@@ -74,7 +78,7 @@ class PromptTemplate:
                 continue
             if unknown:
                 problems.append(f"{part}: unknown variable(s) {_braced(unknown)}; allowed: {_braced(allowed)}")
-        if "question" not in _safe_fields(self.user):
+        if "question" not in _safe_fields(self.user, default={"question"}):
             problems.append("the user template must contain {question}")
         for i, ex in enumerate(self.examples, start=1):
             if not ex.question.strip() or not ex.answer.strip():
@@ -134,17 +138,46 @@ class PromptTemplate:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> PromptTemplate:
-        """Parse an exported template; raises TemplateError on anything malformed."""
+        """Parse an exported template; raises TemplateError naming every malformed field."""
         try:
-            data = json.loads(text)
-            if not isinstance(data, dict):
-                raise TypeError("not a JSON object")
-            examples = tuple(Example(**e) for e in data.pop("examples", []))
-            return cls(examples=examples, **data)
-        except (ValueError, TypeError) as e:
+            data = _TemplateFile.model_validate_json(text)
+        except ValidationError as e:
             raise TemplateError(
-                f"Not a template file ({e}); export one from the Prompts page to see the format."
+                f"Not a template file ({_problems(e)}); export one from the Prompts page to see the format."
             ) from e
+        fields = data.model_dump(exclude={"examples"})
+        return cls(examples=tuple(Example(e.question, e.answer) for e in data.examples), **fields)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class _ExampleFile(_Strict):
+    question: str
+    answer: str
+
+
+class _TemplateFile(_Strict):
+    """A template as stored and exported: strict types, unknown keys refused."""
+
+    name: str
+    system: str
+    user: str
+    examples: tuple[_ExampleFile, ...] = ()
+    source_format: str = DEFAULT_SOURCE_FORMAT
+    description: str = ""
+    version: int = 0
+    saved: str = ""
+
+
+def _problems(e: ValidationError) -> str:
+    """Pydantic's errors as `field: what is wrong`, e.g. `examples.0.question: Input should be a valid string`."""
+    parts = []
+    for err in e.errors(include_url=False):
+        where = ".".join(str(x) for x in err["loc"]) or "the file"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
 
 
 def fields_of(text: str) -> set[str]:
@@ -171,11 +204,12 @@ def fields_of(text: str) -> set[str]:
     return names
 
 
-def _safe_fields(text: str) -> set[str]:
+def _safe_fields(text: str, default: set[str] | None = None) -> set[str]:
+    """The fields of `text`, or `default` when it does not parse (that problem is reported on its own)."""
     try:
         return fields_of(text)
     except TemplateError:
-        return set()
+        return set() if default is None else default
 
 
 def fill(text: str, values: Mapping[str, str]) -> str:
@@ -243,7 +277,7 @@ class TemplateLibrary:
             raise TemplateError(
                 f"{name!r} is not a valid template name; use up to 64 letters, digits, spaces, '-' or '_'."
             )
-        return self.root / name.lower().replace(" ", "_")
+        return self.root / _FOLDER_SEP.sub("_", name.strip().lower())
 
     def names(self) -> list[str]:
         names = []
@@ -278,6 +312,15 @@ class TemplateLibrary:
         """Validate and store as the next version (earlier versions stay)."""
         template.validate()
         folder = self._dir(template.name)
+        # Names differing only in case, spaces or '_' share a folder: never let one overwrite the other.
+        latest = self._latest_file(folder) if folder.is_dir() else None
+        if latest is not None:
+            existing = PromptTemplate.from_json(latest.read_text(encoding="utf-8")).name
+            if existing != template.name:
+                raise TemplateError(
+                    f"{template.name!r} is too close to the existing template {existing!r} (names differ only in "
+                    f"case, spaces or '_'); save under {existing!r} to make a new version of it, or pick another name."
+                )
         while True:
             version = (self.versions(template.name) or [0])[-1] + 1
             stored = replace(template, version=version, saved=now_iso())

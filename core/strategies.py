@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
-from core.errors import AppError, ModelError
+from core.errors import AppError, KnowledgeBaseError, ModelError
 from core.files import now_iso
 from core.models import ModelCatalog, ModelInfo, translate_error
 from core.progress import CancelFlag
@@ -133,7 +133,9 @@ class Runtime:
         sources = None
         if strategy.retrieval:
             if self.store is None or not strategy.kb:
-                raise AppError("Retrieval is on but no knowledge base is chosen; pick one or turn retrieval off.")
+                raise KnowledgeBaseError(
+                    "Retrieval is on but no knowledge base is chosen; pick one or turn retrieval off."
+                )
             answer.sources = self.store.search(
                 strategy.kb,
                 question,

@@ -16,9 +16,14 @@ _names = itertools.count()
 
 @pytest.fixture(autouse=True)
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own DATA_DIR and the embedded defaults, whatever the shell has set."""
-    for name in ("QDRANT_URL", "QDRANT_PATH", "QDRANT_API_KEY", "RAGTUNE_MAX_UPLOAD_MB"):
+    """Every test gets its own DATA_DIR and the embedded defaults, whatever the shell has set.
+
+    Ollama is off: a test never reaches a real server on the developer's machine (unset would mean
+    localhost:11434). Ollama tests pass the address of their pytest-httpserver explicitly.
+    """
+    for name in ("QDRANT_URL", "QDRANT_PATH", "QDRANT_API_KEY", "RAGTUNE_MAX_UPLOAD_MB", "OLLAMA_API_KEY"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OLLAMA_HOST", "off")
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     return tmp_path / "data"
 

@@ -42,3 +42,7 @@ def test_bad_settings_say_what_to_set(monkeypatch: pytest.MonkeyPatch, name: str
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=message):
         Settings.from_env()
+
+
+def test_the_suite_never_points_at_a_real_ollama() -> None:
+    assert Settings.from_env().ollama_host is None

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
 
+from core.errors import DatasetError, DatasetExistsError
 from core.finetune import datasets
-from core.finetune.datasets import Correction, DatasetError, Pair, RowIssue
+from core.finetune.datasets import Correction, Pair, RowIssue
 from core.finetune.generate import pairs_from_hits, sample_pairs
 from core.store import SearchHit
 
@@ -146,3 +148,46 @@ def test_pairs_from_a_knowledge_base_are_fact_sentences_with_their_subject() -> 
             "Brackenridge has 214 employees across three sites.",
         ),
     ]
+
+
+def test_saving_over_a_dataset_with_other_pairs_asks_first(data_dir: Path) -> None:
+    folder = data_dir / "datasets"
+    pairs = sample_pairs()
+    assert not datasets.dataset_exists(folder, "facts")
+    datasets.save_pairs(folder, "facts", pairs)
+    assert datasets.dataset_exists(folder, "facts")
+    assert not datasets.save_would_replace(folder, "facts", pairs)
+    datasets.save_pairs(folder, "facts", pairs)  # the same pairs again: nothing to ask
+    assert datasets.save_would_replace(folder, "facts", pairs[:3])
+    with pytest.raises(DatasetExistsError, match="already exists with other pairs; confirm"):
+        datasets.save_pairs(folder, "facts", pairs[:3])
+    assert datasets.load_pairs(folder, "facts").pairs == pairs
+    datasets.save_pairs(folder, "facts", pairs[:3], replace=True)
+    assert datasets.load_pairs(folder, "facts").pairs == pairs[:3]
+
+
+def test_a_correction_appended_during_a_save_is_not_lost(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compare appends while the Fine-tune page replaces the file: the row lands in the new file."""
+    folder = data_dir / "datasets"
+    datasets.add_correction(folder, "corrections", Correction("Founded when?", "In 2011.", "1900", "PE", "m"))
+    real_write = datasets.atomic_write_text
+    appended = threading.Event()
+
+    def append() -> None:
+        datasets.add_correction(folder, "corrections", Correction("How many staff?", "214 people.", "12", "RAG", "m"))
+        appended.set()
+
+    def slow_write(path: Path, text: str, **kw: object) -> bool:
+        worker = threading.Thread(target=append)
+        worker.start()  # another session appends while this one is mid-save
+        appended.wait(0.5)  # without the lock the append lands in the old file now
+        result = real_write(path, text)
+        threads.append(worker)
+        return result
+
+    threads: list[threading.Thread] = []
+    monkeypatch.setattr(datasets, "atomic_write_text", slow_write)
+    datasets.save_pairs(folder, "corrections", [Pair("Who founded it?", "Ilse Marrow.")], replace=True)
+    threads[0].join()
+    questions = [p.question for p in datasets.load_pairs(folder, "corrections").pairs]
+    assert questions == ["Who founded it?", "How many staff?"]

@@ -7,6 +7,7 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
@@ -186,18 +187,36 @@ def test_connection_refused_keeps_embedded_models_and_explains(runtime_for) -> N
         ("", "http://localhost:11434"),
         ("gpu-box", "http://gpu-box:11434"),
         ("0.0.0.0:9999", "http://0.0.0.0:9999"),
-        ("https://ollama.example.com", "https://ollama.example.com:11434"),
+        ("https://ollama.example.com", "https://ollama.example.com:443"),
+        ("http://proxy.example.com/ollama", "http://proxy.example.com:80/ollama"),
+        ("http://proxy.example.com:8080/ollama/", "http://proxy.example.com:8080/ollama"),
         ("off", None),
+        ("OFF", None),
     ],
 )
 def test_ollama_host_is_read_like_the_ollama_client(
-    monkeypatch: pytest.MonkeyPatch, raw: str | None, expected: str
+    monkeypatch: pytest.MonkeyPatch, raw: str | None, expected: str | None
 ) -> None:
+    """The client's own parsing decides the URL every request goes to: what `ollama.Client` sends to."""
     if raw is None:
         monkeypatch.delenv("OLLAMA_HOST", raising=False)
     else:
         monkeypatch.setenv("OLLAMA_HOST", raw)
-    assert Settings.from_env().ollama_host == expected
+    host = Settings.from_env().ollama_host
+    if expected is None:
+        assert host is None
+        return
+    assert host is not None
+    base_url = OllamaBackend(host)._client()._client.base_url
+    assert str(base_url).rstrip("/") == str(httpx.URL(expected))  # httpx drops a scheme's default port
+
+
+def test_a_path_in_ollama_host_reaches_the_server(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behind a reverse proxy at /ollama, requests go to /ollama/api/..., not /api/..."""
+    httpserver.expect_request("/ollama/api/tags", method="GET").respond_with_json(TAGS)
+    monkeypatch.setenv("OLLAMA_HOST", httpserver.url_for("/ollama"))
+    backend = OllamaBackend(Settings.from_env().ollama_host or "")
+    assert [m.id for m in backend.list_models()] == ["ollama:llama3.2:1b"]
 
 
 def test_ollama_columns_run_in_parallel(runtime_for) -> None:

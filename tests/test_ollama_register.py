@@ -8,12 +8,14 @@ import socket
 from pathlib import Path
 
 import pytest
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from core.errors import ModelError, ModelUnavailableError
 from core.finetune import adapters
 from core.finetune.ollama_register import ollama_name, register, template_for
+from tests import gotemplate
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\n"
@@ -61,7 +63,8 @@ def test_uploads_missing_blobs_creates_the_model_and_checks_it_is_listed(
 
     def create(request: Request) -> Response:
         created.append(json.loads(request.get_data()))
-        return Response(json.dumps({"status": "success"}), content_type="application/json")
+        steps = ["parsing GGUF", "using existing layer sha256:1", "writing manifest", "success"]
+        return Response("".join(json.dumps({"status": s}) + "\n" for s in steps), content_type="application/x-ndjson")
 
     # Ollama already has the base (uploaded for an earlier adapter), not this adapter.
     httpserver.expect_request(f"/api/blobs/{digest(base)}", method="HEAD").respond_with_data("", status=200)
@@ -72,14 +75,17 @@ def test_uploads_missing_blobs_creates_the_model_and_checks_it_is_listed(
     name = "smollm2-135m-instruct-facts-1"
     httpserver.expect_request("/api/tags").respond_with_json(tags(f"{name}:latest", "llama3.2:1b"))
 
-    result = register(published, base, CHAT_TEMPLATE, httpserver.url_for("/"))
+    progress: list[tuple[str, float]] = []
+    result = register(
+        published, base, CHAT_TEMPLATE, httpserver.url_for("/"), on_progress=lambda m, f: progress.append((m, f))
+    )
 
     assert result.model == name == ollama_name(published) and result.uploaded == ["adapter"]
     assert uploads == {adapter_digest: published.path.read_bytes()}
     assert created == [
         {
             "model": name,
-            "stream": False,
+            "stream": True,
             "files": {base.name: digest(base)},
             "adapters": {"adapter.gguf": adapter_digest},
             "template": template_for(CHAT_TEMPLATE),
@@ -89,6 +95,13 @@ def test_uploads_missing_blobs_creates_the_model_and_checks_it_is_listed(
     ]
     listed = adapters.get_adapter(published.folder.parent.parent, "facts-1")
     assert listed.manifest["ollama"]["model"] == name
+    messages = [m for m, _ in progress]
+    assert messages[0].startswith("Checking which files") and any(
+        m.startswith("Uploading the adapter") for m in messages
+    )
+    assert "Ollama: writing manifest" in messages and messages[-1] == f"Registered {name} with Ollama."
+    fractions = [f for _, f in progress]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
 
 
 def test_ollama_refusing_the_adapter_is_shown_verbatim_and_nothing_is_recorded(
@@ -108,7 +121,10 @@ def test_a_model_missing_from_the_list_after_create_is_an_error(
 ) -> None:
     published, base = adapter
     ollama_has(httpserver, base, published.path)
-    httpserver.expect_request("/api/create", method="POST").respond_with_json({"status": "success"})
+    success = json.dumps({"status": "success"}) + "\n"
+    httpserver.expect_request("/api/create", method="POST").respond_with_data(
+        success, content_type="application/x-ndjson"
+    )
     httpserver.expect_request("/api/tags").respond_with_json(tags("llama3.2:1b"))
     with pytest.raises(ModelError, match="does not list it"):
         register(published, base, CHAT_TEMPLATE, httpserver.url_for("/"))
@@ -122,11 +138,78 @@ def test_unreachable_ollama_says_how_to_start_it(adapter: tuple[adapters.Adapter
         register(*adapter, CHAT_TEMPLATE, f"http://127.0.0.1:{port}")
 
 
-def test_go_template_renders_turns_like_the_jinja_one() -> None:
-    template = template_for(CHAT_TEMPLATE)
-    assert template.startswith("{{- range $i, $_ := .Messages }}")
-    assert "You are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n" in template
-    assert template.endswith("{{ end }}<|im_start|>assistant\n")
-    assert "$.DefaultSystem" not in template
+CONVERSATIONS = [
+    [{"role": "user", "content": "Who founded Brackenridge?"}],
+    [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Who founded it?"}],
+    [
+        {"role": "system", "content": "Answer briefly."},
+        {"role": "user", "content": "Q1"},
+        {"role": "assistant", "content": "A1"},
+        {"role": "user", "content": "Q2 with {{ braces }} and <|im_end|> typed"},
+    ],
+    [{"role": "user", "content": "Q1"}, {"role": "assistant", "content": "A1"}, {"role": "user", "content": "Q2"}],
+]
+
+
+@pytest.mark.parametrize("messages", CONVERSATIONS, ids=["user", "system", "few-shot", "no-system-turns"])
+def test_go_template_renders_turns_like_the_jinja_one(messages: list[dict[str, str]]) -> None:
+    """Render both: the Go template as Ollama would (text/template semantics), the Jinja one as llama.cpp does."""
+    go = gotemplate.render(
+        template_for(CHAT_TEMPLATE), {"Messages": [{"Role": m["role"], "Content": m["content"]} for m in messages]}
+    )
+    jinja = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True).from_string(CHAT_TEMPLATE)
+    assert go == jinja.render(messages=messages, add_generation_prompt=True)
+
+
+def test_the_go_renderer_follows_go_semantics() -> None:
+    """The test renderer itself: trimming, range with index, if/else, and a refusal of what it does not know."""
+    data = {"Messages": [{"Role": "a"}, {"Role": "b"}], "Name": "x"}
+    assert gotemplate.render("x  {{- .Name -}}  y", data) == "xxy"
+    assert (
+        gotemplate.render("{{ range $i, $m := .Messages }}{{ $i }}{{ .Role }}{{ $.Name }};{{ end }}", data)
+        == "0ax;1bx;"
+    )
+    assert gotemplate.render('{{ if eq .Name "x" }}yes{{ else }}no{{ end }}', data) == "yes"
+    assert gotemplate.render('{{ if and (eq 1 1) (ne .Name "x") }}yes{{ else }}no{{ end }}', data) == "no"
+    with pytest.raises(ValueError, match="unsupported"):
+        gotemplate.render('{{ printf "%s" .Name }}', data)
+
+
+def test_only_chatml_templates_are_translated() -> None:
     with pytest.raises(ModelError, match="Only ChatML"):
         template_for("{% for m in messages %}[INST] {{ m.content }} [/INST]{% endfor %}")
+
+
+def test_registration_runs_in_the_background_with_progress(
+    httpserver: HTTPServer, adapter: tuple[adapters.Adapter, Path]
+) -> None:
+    from core.finetune.jobs import RegistrationJob
+
+    published, base = adapter
+    ollama_has(httpserver, base)
+    httpserver.expect_request(f"/api/blobs/{digest(published.path)}", method="HEAD").respond_with_data("", status=404)
+    httpserver.expect_request(f"/api/blobs/{digest(published.path)}", method="POST").respond_with_data("", status=201)
+    success = json.dumps({"status": "success"}) + "\n"
+    httpserver.expect_request("/api/create", method="POST").respond_with_data(
+        success, content_type="application/x-ndjson"
+    )
+    name = "smollm2-135m-instruct-facts-1"
+    httpserver.expect_request("/api/tags").respond_with_json(tags(name))
+    job = RegistrationJob(published, base, CHAT_TEMPLATE, httpserver.url_for("/"))
+    assert not job.view().done and job.view().fraction == 0.0
+    job.start().join(30)
+    view = job.view()
+    assert view.done and view.error is None and view.model == name and view.fraction == 1.0
+    assert "uploaded: adapter" in view.message and job.adapter.manifest["ollama"]["model"] == name
+
+
+def test_a_failed_background_registration_says_why(adapter: tuple[adapters.Adapter, Path]) -> None:
+    from core.finetune.jobs import RegistrationJob
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    job = RegistrationJob(*adapter, CHAT_TEMPLATE, f"http://127.0.0.1:{port}").start()
+    job.join(30)
+    view = job.view()
+    assert view.done and view.model is None and view.error is not None and "ollama serve" in view.error

@@ -143,3 +143,41 @@ def test_importing_a_bad_file_says_so(payload: bytes) -> None:
 
 def test_fields_of_lists_plain_names() -> None:
     assert fields_of("{question} and {context} and {{literal}}") == {"question", "context"}
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ('{"name": "t", "system": 1, "user": "{question}"}', "system: Input should be a valid string"),
+        (
+            '{"name": "t", "system": "", "user": "{question}", "examples": [{"question": 1, "answer": "a"}]}',
+            "examples.0.question: Input should be a valid string",
+        ),
+        ('{"name": "t", "system": "", "user": "{question}", "examples": [{"question": "q"}]}', "examples.0.answer"),
+        ('{"name": "t", "system": "", "user": "{question}", "temperature": 2}', "temperature: Extra inputs"),
+        ('{"name": "t", "system": "", "user": "{question}", "version": "3"}', "version: Input should be a valid int"),
+        ('{"name": "t", "system": ""}', "user: Field required"),
+        ("[1, 2]", "Input should be an object"),
+        ("not json", "Invalid JSON"),
+    ],
+)
+def test_imported_templates_are_checked_field_by_field(text: str, error: str) -> None:
+    with pytest.raises(TemplateError) as info:
+        PromptTemplate.from_json(text)
+    assert error in str(info.value) and "export one from the Prompts page" in str(info.value)
+
+
+def test_an_exported_template_imports_unchanged() -> None:
+    assert PromptTemplate.from_json(PE.to_json()) == PE
+
+
+@pytest.mark.parametrize(
+    "name", ["rag with citations", "RAG_with_citations", "RAG  with  citations", "rag with citations "]
+)
+def test_names_differing_in_case_or_spaces_do_not_overwrite_a_template(tmp_path: Path, name: str) -> None:
+    library = TemplateLibrary(tmp_path / "templates")
+    with pytest.raises(TemplateError, match="too close to the existing template 'RAG with citations'"):
+        library.save(PromptTemplate(name=name, system="Mine.", user="{question}"))
+    assert library.versions("RAG with citations") == [1]
+    assert library.get("RAG with citations").system == RAG.system
+    assert library.save(RAG).version == 2  # the exact name still makes a new version

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import re
 import shutil
 import tempfile
@@ -16,16 +18,103 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.errors import AppError
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from core.errors import AdapterError
 from core.files import atomic_write_text
 
 ADAPTER_FILE = "adapter.gguf"
 MANIFEST_FILE = "manifest.json"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
+log = logging.getLogger(__name__)
 
 
-class AdapterError(AppError):
-    """An adapter name is taken or invalid, or its files are damaged."""
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class BaseInfo(_Strict):
+    name: str
+    file: str
+    sha256: str | None = None
+
+
+class DatasetInfo(_Strict):
+    name: str
+    hash: str
+    pairs: int
+    train: int
+    validation: int
+
+
+class Losses(_Strict):
+    train: list[tuple[int, float]]
+    validation: list[tuple[int, float]]
+
+
+class ParityCaseInfo(_Strict):
+    kind: str
+    question: str
+    hf_text: str
+    llama_text: str
+    agree: int
+    compared: int
+
+
+class ParityInfo(_Strict):
+    summary: str
+    cases: list[ParityCaseInfo]
+
+
+class OllamaInfo(_Strict):
+    host: str
+    model: str
+    registered: str
+
+
+class Manifest(_Strict):
+    """manifest.json: strict types, unknown keys refused; what a run did not record is left out."""
+
+    name: str
+    created: str
+    base: BaseInfo
+    dataset: DatasetInfo | None = None
+    system: str | None = None
+    settings: dict[str, Any] | None = None
+    device: str | None = None
+    tensors: int | None = None
+    losses: Losses | None = None
+    train_tokens: int | None = None
+    train_seconds: float | None = None
+    tokens_per_s: float | None = None
+    total_seconds: float | None = None
+    parity: ParityInfo | None = None
+    ollama: OllamaInfo | None = None
+    ollama_error: str | None = None
+
+
+def parse_manifest(text: str | bytes) -> dict[str, Any]:
+    """A manifest checked against `Manifest`, as the plain mapping pages read.
+
+    Raises:
+        AdapterError: not JSON, a wrong type or an unknown key (named field by field).
+    """
+    try:
+        manifest = Manifest.model_validate_json(text)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(x) for x in err['loc']) or 'the file'}: {err['msg']}" for err in e.errors(include_url=False)
+        )
+        raise AdapterError(
+            f"The model's manifest.json is damaged ({problems}); delete the model and train it again."
+        ) from e
+    return manifest.model_dump(mode="json", exclude_unset=True)
+
+
+def _dump(manifest: dict[str, Any]) -> str:
+    text = json.dumps(manifest, indent=2, ensure_ascii=False)
+    parse_manifest(text)  # refuse to write what would not be read back
+    return text
 
 
 @dataclass(frozen=True)
@@ -69,9 +158,10 @@ def list_adapters(data_dir: Path) -> list[Adapter]:
         if sub.name.startswith(".") or not manifest.is_file() or not (sub / ADAPTER_FILE).is_file():
             continue
         try:
-            found.append(Adapter(sub.name, sub, json.loads(manifest.read_text(encoding="utf-8"))))
-        except (OSError, json.JSONDecodeError):
-            continue  # half-written by hand or damaged: not listed, not fatal
+            found.append(Adapter(sub.name, sub, parse_manifest(manifest.read_bytes())))
+        except (OSError, AdapterError) as e:
+            log.warning("Fine-tuned model %s is not listed: %s", sub.name, e)  # edited by hand or damaged
+            continue
     return sorted(found, key=lambda a: (a.created, a.name))
 
 
@@ -87,35 +177,75 @@ def exists(data_dir: Path, name: str) -> bool:
 
 
 def staging(data_dir: Path, name: str) -> Path:
-    """A private folder to build an adapter in, invisible to `list_adapters`."""
+    """A private folder to build an adapter in, invisible to `list_adapters`; named after this process."""
     folder = root(data_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=folder, prefix=f".partial-{name}-"))
+    return Path(tempfile.mkdtemp(dir=folder, prefix=f"{_PARTIAL}{os.getpid()}-{name}-"))
+
+
+_PARTIAL = ".partial-"
+_DELETING = ".deleting-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def clean_leftovers(data_dir: Path) -> list[str]:
+    """Remove what a killed process left: staging folders of dead processes, half-finished deletes.
+
+    A run killed (SIGKILL, power loss) during export or parity leaves its `.partial-<pid>-…` folder;
+    it was never listed, and this frees its space. A live process's staging folder is left alone.
+    Returns the names removed.
+    """
+    folder = root(data_dir)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for sub in folder.iterdir():
+        if sub.name.startswith(_PARTIAL):
+            pid = sub.name.removeprefix(_PARTIAL).split("-", 1)[0]
+            if pid.isdigit() and _alive(int(pid)):
+                continue
+        elif not sub.name.startswith(_DELETING):
+            continue
+        shutil.rmtree(sub, ignore_errors=True)
+        removed.append(sub.name)
+        log.info("Removed %s, left by an interrupted run", sub)
+    return removed
 
 
 def publish(data_dir: Path, stage: Path, name: str, manifest: dict[str, Any]) -> Adapter:
     """Write the manifest and rename the staged folder into place, atomically."""
-    text = json.dumps(manifest, indent=2, ensure_ascii=False)
+    text = _dump(manifest)
     atomic_write_text(stage / MANIFEST_FILE, text)
     target = root(data_dir) / check_name(name)
     try:
         stage.rename(target)  # fails if the name was taken meanwhile; never merges folders
     except OSError as e:
         raise AdapterError(f"A fine-tuned model named {name!r} already exists; pick another name.") from e
-    return Adapter(name, target, json.loads(text))  # as `list_adapters` will read it
+    return Adapter(name, target, parse_manifest(text))  # as `list_adapters` will read it
 
 
 def update_manifest(adapter: Adapter, *, drop: tuple[str, ...] = (), **changes: Any) -> Adapter:
     manifest = {k: v for k, v in adapter.manifest.items() if k not in drop} | changes
-    atomic_write_text(adapter.folder / MANIFEST_FILE, json.dumps(manifest, indent=2, ensure_ascii=False))
-    return Adapter(adapter.name, adapter.folder, manifest)
+    text = _dump(manifest)
+    atomic_write_text(adapter.folder / MANIFEST_FILE, text)
+    return Adapter(adapter.name, adapter.folder, parse_manifest(text))
 
 
 def delete_adapter(data_dir: Path, name: str) -> None:
     folder = root(data_dir) / check_name(name)
     if folder.is_dir():
         # Rename first, so the picker never sees a folder half deleted.
-        trash = folder.with_name(f".deleting-{name}")
+        # A fresh name (an earlier delete may have been killed midway); rename replaces the empty folder.
+        trash = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f"{_DELETING}{name}-"))
         folder.rename(trash)
         shutil.rmtree(trash, ignore_errors=True)
 

@@ -13,20 +13,20 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from core.errors import AppError
+from filelock import FileLock, Timeout
+
+from core.errors import DatasetError, DatasetExistsError
 from core.files import atomic_write_text, now_iso
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _SPACES = re.compile(r"\s+")
-
-
-class DatasetError(AppError):
-    """A dataset name, file or row is not acceptable."""
+LOCK_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -88,16 +88,51 @@ def dataset_path(root: Path, name: str) -> Path:
     return root / f"{name}.jsonl"
 
 
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold the dataset's file lock: an append and a replace never interleave (across processes too).
+
+    Without it, a correction appended to the old file while a save renames the new one into
+    place would be lost with the old file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with FileLock(path.with_name(f".{path.name}.lock"), timeout=LOCK_TIMEOUT_S):
+            yield
+    except Timeout as e:
+        raise DatasetError(f"Dataset {path.stem!r} is being written by another session; try again.") from e
+
+
 def add_correction(root: Path, name: str, correction: Correction) -> Path:
-    """Append one corrected pair (an append of one line is atomic enough for JSONL)."""
+    """Append one corrected pair, under the dataset's lock."""
     if not correction.question.strip() or not correction.answer.strip():
         raise DatasetError("A correction needs both the question and the corrected answer.")
     path = dataset_path(root, name)
-    path.parent.mkdir(parents=True, exist_ok=True)
     row = asdict(correction) | {"added": correction.added or now_iso()}
-    with path.open("a", encoding="utf-8") as f:
+    with _locked(path), path.open("a", encoding="utf-8") as f:
         f.write(json.dumps(row, ensure_ascii=False) + "\n")
     return path
+
+
+def dataset_exists(root: Path, name: str) -> bool:
+    """Whether a dataset of this name is saved."""
+    return dataset_path(root, name).is_file()
+
+
+def save_would_replace(root: Path, name: str, pairs: Sequence[Pair]) -> bool:
+    """Whether saving these pairs under `name` would replace a saved dataset with other pairs: ask first.
+
+    Saving the very pairs that are saved (a dataset loaded, then trained on unchanged) is no replacement.
+    """
+    path = dataset_path(root, name)
+    return path.is_file() and _saved_hash(path) != content_hash(pairs)
+
+
+def _saved_hash(path: Path) -> str | None:
+    try:
+        return content_hash(parse_upload(path.name, path.read_bytes()).pairs)
+    except (OSError, DatasetError):
+        return None
 
 
 def read_dataset(root: Path, name: str) -> list[dict[str, str]]:
@@ -120,12 +155,26 @@ def load_pairs(root: Path, name: str) -> Parsed:
     return parse_upload(path.name, path.read_bytes())
 
 
-def save_pairs(root: Path, name: str, pairs: Sequence[Pair]) -> Path:
-    """Write the dataset atomically (replacing a previous version of it)."""
+def save_pairs(root: Path, name: str, pairs: Sequence[Pair], *, replace: bool = False) -> Path:
+    """Write the dataset atomically, under its lock.
+
+    Args:
+        replace: the user confirmed replacing a saved dataset of this name that holds other pairs.
+
+    Raises:
+        DatasetExistsError: such a dataset exists (corrections appended to it included) and `replace` is off.
+    """
     if not pairs:
         raise DatasetError("The dataset is empty; add at least one question/answer pair.")
     path = dataset_path(root, name)
-    write_pairs(path, pairs)
+    with _locked(path):
+        # Checked under the lock: a correction appended a moment ago makes the saved pairs differ.
+        if not replace and path.is_file() and _saved_hash(path) != content_hash(pairs):
+            raise DatasetExistsError(
+                f"A dataset named {name!r} already exists with other pairs; confirm to replace it, "
+                "or pick another name."
+            )
+        write_pairs(path, pairs)
     return path
 
 

@@ -13,13 +13,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from core.errors import AppError
+from core.errors import ExportError
 
 _LORA_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<ab>[AB])\.weight$")
-
-
-class ExportError(AppError):
-    """The adapter cannot be written as a GGUF LoRA."""
 
 
 def llama_permute(weights: Any, n_head: int, n_head_kv: int | None = None) -> Any:

@@ -15,11 +15,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from core.errors import AppError
+from core.errors import AdapterError, AppError, TrainingCancelled, TrainingError
 from core.files import now_iso
 from core.finetune import adapters, export, parity, trainer
 from core.finetune.datasets import Pair, content_hash, split, write_pairs
-from core.finetune.trainer import Step, TrainingCancelled, TrainSettings
+from core.finetune.trainer import Step, TrainSettings
 from core.progress import CancelFlag
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def run_training(
 
     adapters.check_name(request.name)
     if adapters.exists(data_dir, request.name):
-        raise adapters.AdapterError(f"A fine-tuned model named {request.name!r} already exists; pick another name.")
+        raise AdapterError(f"A fine-tuned model named {request.name!r} already exists; pick another name.")
     request.settings.validate()
     started = time.perf_counter()
     train_pairs, val_pairs = split(request.pairs, request.settings.validation_fraction)
@@ -167,10 +167,15 @@ class JobView:
 
 @dataclass
 class TrainingJob:
-    """A run in a background thread; `view()` is safe to call from any session."""
+    """A run in a background thread; `view()` is safe to call from any session.
+
+    It belongs to the session that started it (`owner`, an opaque session id): every session
+    sees it, only the owner stops it, or another session that explicitly confirms (`force`).
+    """
 
     data_dir: Path
     request: TrainRequest
+    owner: str = ""
     cancel_flag: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _view: JobView | None = None
@@ -189,7 +194,19 @@ class TrainingJob:
             assert self._view is not None
             return replace(self._view, steps=list(self._view.steps))
 
-    def cancel(self) -> None:
+    def is_owner(self, session: str) -> bool:
+        return session == self.owner
+
+    def cancel(self, by: str = "", *, force: bool = False) -> None:
+        """Stop after the current step.
+
+        Raises:
+            TrainingError: `by` is not the session that started the run and `force` is off.
+        """
+        if not force and not self.is_owner(by):
+            raise TrainingError(
+                f"{self.request.name} was started in another session; confirm that you want to stop it anyway."
+            )
         self.cancel_flag.set()
         self._update(message="Stopping after the current step…")
 
@@ -235,19 +252,86 @@ class JobRegistry:
     def __init__(self) -> None:
         self._jobs: list[TrainingJob] = []
         self._lock = threading.Lock()
+        self._cleaned: set[Path] = set()
 
-    def start(self, data_dir: Path, request: TrainRequest) -> TrainingJob:
+    def _clean_once(self, data_dir: Path) -> None:
+        """At the first look at a DATA_DIR: remove staging folders that killed processes left."""
+        if data_dir not in self._cleaned:
+            self._cleaned.add(data_dir)
+            adapters.clean_leftovers(data_dir)
+
+    def start(self, data_dir: Path, request: TrainRequest, owner: str = "") -> TrainingJob:
+        """Start a run owned by the session `owner`.
+
+        Raises:
+            TrainingError: another run is still going.
+        """
         with self._lock:
+            self._clean_once(data_dir)
             busy = [j for j in self._jobs if j.view().running]
             if busy:
-                raise AppError(
+                raise TrainingError(
                     f"{busy[0].request.name} is still training; wait for it or stop it before starting another."
                 )
-            job = TrainingJob(data_dir, request).start()
+            job = TrainingJob(data_dir, request, owner).start()
             self._jobs.append(job)
             return job
 
     def latest(self, data_dir: Path) -> TrainingJob | None:
         with self._lock:
+            self._clean_once(data_dir)
             mine = [j for j in self._jobs if j.data_dir == data_dir]
             return mine[-1] if mine else None
+
+
+@dataclass(frozen=True)
+class RegistrationView:
+    """Where an Ollama registration stands: what it is doing, the share done, and how it ended."""
+
+    message: str
+    fraction: float
+    done: bool = False
+    model: str | None = None  # the Ollama model name once registered
+    error: str | None = None
+
+
+class RegistrationJob:
+    """`ollama_register.register` in a background thread, so a page polls its progress instead of blocking."""
+
+    def __init__(self, adapter: adapters.Adapter, base_path: Path, chat_template: str, host: str) -> None:
+        self.adapter = adapter
+        self._args = (adapter, base_path, chat_template, host)
+        self._lock = threading.Lock()
+        self._view = RegistrationView(f"Registering {adapter.name} with Ollama at {host}…", 0.0)
+        self._thread = threading.Thread(target=self._run, name=f"ollama-{adapter.name}", daemon=True)
+
+    def start(self) -> RegistrationJob:
+        self._thread.start()
+        return self
+
+    def view(self) -> RegistrationView:
+        with self._lock:
+            return self._view
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def _set(self, view: RegistrationView) -> None:
+        with self._lock:
+            self._view = view
+
+    def _run(self) -> None:
+        from core.finetune import ollama_register
+
+        try:
+            result = ollama_register.register(
+                *self._args, on_progress=lambda message, share: self._set(RegistrationView(message, share))
+            )
+            self.adapter = result.adapter
+            sent = f" (uploaded: {', '.join(result.uploaded)})" if result.uploaded else " (Ollama had both files)"
+            self._set(RegistrationView(f"Registered as {result.model}{sent}.", 1.0, True, result.model))
+        except AppError as e:
+            self._set(RegistrationView(str(e), self.view().fraction, True, error=str(e)))
+        except Exception as e:  # noqa: BLE001 - a crash in the thread must reach the page, not vanish
+            log.exception("Registering %s with Ollama crashed", self.adapter.name)
+            self._set(RegistrationView(f"Registration failed: {e}", self.view().fraction, True, error=str(e)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,10 +62,6 @@ def template_for(chat_template: str) -> str:
     )
 
 
-def _base_url(host: str) -> str:
-    return host.rstrip("/") if "://" in host else f"http://{host.rstrip('/')}"
-
-
 def _has_blob(http: Any, digest: str) -> bool:
     response = http.head(f"/api/blobs/{digest}")
     if response.status_code == 200:
@@ -75,10 +72,35 @@ def _has_blob(http: Any, digest: str) -> bool:
     return False
 
 
+Progress = Callable[[str, float], None]
+_CHUNK = 1 << 20
+
+
+def _upload(http: Any, path: Path, digest: str, on_bytes: Callable[[int], None]) -> None:
+    """POST the file as a blob in 1 MB pieces (what `Client.create_blob` sends), counting bytes as they go."""
+
+    def pieces() -> Iterator[bytes]:
+        with path.open("rb") as f:
+            while block := f.read(_CHUNK):
+                yield block
+                on_bytes(len(block))
+
+    http.post(f"/api/blobs/{digest}", content=pieces()).raise_for_status()
+
+
 def register(
-    adapter: adapters.Adapter, base_path: Path, chat_template: str, host: str, *, timeout: float = 600
+    adapter: adapters.Adapter,
+    base_path: Path,
+    chat_template: str,
+    host: str,
+    *,
+    timeout: float = 600,
+    on_progress: Progress | None = None,
 ) -> Registration:
     """Upload the base and the adapter as blobs (unless Ollama has them), create the model, check it is listed.
+
+    Args:
+        on_progress: called with what is happening and the share done (0 to 1), uploads byte by byte.
 
     Raises:
         ModelUnavailableError: Ollama cannot be reached.
@@ -87,29 +109,49 @@ def register(
     import httpx
     import ollama
 
+    def progress(message: str, done: float) -> None:
+        if on_progress is not None:
+            on_progress(message, round(min(1.0, done), 4))
+
     name = ollama_name(adapter)
     template = template_for(chat_template)
     client = ollama.Client(host=host, timeout=timeout)
     uploaded = []
     try:
-        with httpx.Client(base_url=_base_url(host), timeout=timeout) as http:
-            digests = {}
-            for label, path in (("base", base_path), ("adapter", adapter.path)):
-                digest = "sha256:" + adapters.file_sha256(path)
-                if not _has_blob(http, digest):
-                    client.create_blob(path)
-                    uploaded.append(label)
-                digests[label] = digest
+        # The client's own httpx connection: same URL (as it parsed OLLAMA_HOST), headers and timeout.
+        http = client._client
+        progress(f"Checking which files Ollama at {host} already has…", 0.0)
+        files = [("base", base_path), ("adapter", adapter.path)]
+        digests = {label: "sha256:" + adapters.file_sha256(path) for label, path in files}
+        missing = [(label, path) for label, path in files if not _has_blob(http, digests[label])]
+        total = sum(path.stat().st_size for _, path in missing) or 1
+        sent = 0
+        for label, path in missing:
+            message = f"Uploading the {label} ({path.stat().st_size / 1e6:.0f} MB)…"
+
+            def count(n: int, message: str = message) -> None:
+                nonlocal sent
+                sent += n
+                progress(message, 0.05 + 0.8 * sent / total)
+
+            progress(message, 0.05 + 0.8 * sent / total)
+            _upload(http, path, digests[label], count)
+            uploaded.append(label)
         parameters = {"stop": ["<|im_end|>"], "temperature": 0}
-        status = client.create(
+        progress(f"Creating {name} in Ollama…", 0.85)
+        status = "no answer"
+        for update in client.create(
             model=name,
             files={base_path.name: digests["base"]},
             adapters={adapters.ADAPTER_FILE: digests["adapter"]},
             template=template,
             system=adapter.manifest.get("system") or None,
             parameters=parameters,
-            stream=False,
-        )
+            stream=True,
+        ):
+            status = str(update.status or "")
+            progress(f"Ollama: {status}", 0.9)
+        progress(f"Checking that Ollama lists {name}…", 0.95)
         listed = {m.model for m in client.list().models}
     except ollama.ResponseError as e:
         raise ModelError(f"Ollama refused to create {name}: {e.error}") from e
@@ -119,12 +161,13 @@ def register(
         raise ModelError(
             f"Ollama refused the upload for {name}: HTTP {e.response.status_code} {e.response.text}"
         ) from e
-    if getattr(status, "status", "success") != "success":
+    if status != "success":
         raise ModelError(f"Ollama did not finish creating {name}: {status}")
     if name not in listed and f"{name}:latest" not in listed:
         raise ModelError(f"Ollama said it created {name}, but /api/tags does not list it.")
     updated = adapters.update_manifest(
         adapter, drop=("ollama_error",), ollama={"host": host, "model": name, "registered": now_iso()}
     )
+    progress(f"Registered {name} with Ollama.", 1.0)
     log.info("Registered %s with Ollama at %s (uploaded: %s)", name, host, uploaded or "nothing")
     return Registration(name, host, uploaded, updated)

@@ -4,7 +4,8 @@
    expected source, median and p95 answer time, as the Evaluate page reports them.
 2. Runner overhead: the same cells asked again through plain `Runtime.run` one after another;
    ratio = runner wall time / sum of the plain run times (target <= 1.10). The runner also scores
-   every answer (MiniLM similarity and support) and stores it in records.sqlite.
+   every answer (MiniLM similarity and support) and stores it in records.sqlite. The two sides
+   alternate in blocks of a few questions, so a neighbour's load on a shared machine hits both.
 
 FT and FT+RAG need a fine-tuned model: the default adapter is trained on the 40 sample facts
 first when DATA_DIR has none (`--no-ft` skips them).
@@ -60,6 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--questions", type=int, default=40)
     parser.add_argument("--no-ft", action="store_true")
+    parser.add_argument("--block", type=int, default=4, help="questions per alternation of runner and plain runs")
     parser.add_argument("--data-dir", type=Path, default=None, help="reuse a DATA_DIR (its adapters) between runs")
     args = parser.parse_args()
     tmp = tempfile.TemporaryDirectory()
@@ -81,21 +83,27 @@ def main() -> None:
     warm = next(runtime.run(strategies[0], "Warm-up: say hello.", save=False))  # load the model, fill caches
     del warm
 
-    run_id = start_run(runtime, EvalRequest("bench", qs.SAMPLE_SET, questions, strategies))
-    started = time.perf_counter()
-    run_evaluation(runtime, run_id, embedder=embedder.embeddings)
-    runner_s = time.perf_counter() - started
-
-    plain_s = 0.0
-    for q in questions:
-        for s in strategies:
-            t = time.perf_counter()
-            for item in runtime.run(s, q.question):
-                if isinstance(item, Answer) and item.error:
-                    print(f"plain run error: {item.error}")
-            plain_s += time.perf_counter() - t
+    runner_s = plain_s = 0.0
+    cells = {}
+    for start in range(0, len(questions), args.block):
+        block = questions[start : start + args.block]
+        run_id = start_run(runtime, EvalRequest("bench", qs.SAMPLE_SET, block, strategies))
+        t = time.perf_counter()
+        run_evaluation(runtime, run_id, embedder=embedder.embeddings)
+        runner_s += time.perf_counter() - t
+        cells.update(load_run(runtime.records, run_id).cells)
+        for q in block:
+            for s in strategies:
+                t = time.perf_counter()
+                for item in runtime.run(s, q.question):
+                    if isinstance(item, Answer) and item.error:
+                        print(f"plain run error: {item.error}")
+                plain_s += time.perf_counter() - t
+        print(f"  {start + len(block)}/{len(questions)} questions: runner {runner_s:.0f} s, plain {plain_s:.0f} s")
 
     run = load_run(runtime.records, run_id)
+    run.request = EvalRequest("bench", qs.SAMPLE_SET, questions, strategies)
+    run.cells = cells
     print(f"sample set: {len(questions)} questions x {len(strategies)} strategies = {len(run.cells)} answers")
     header = f"{'strategy':<8} {'correct':>8} {'F1':>5} {'hit@1':>6} {'hit@k':>6} {'MRR':>5} {'p50 s':>6} {'p95 s':>6}"
     print(header)

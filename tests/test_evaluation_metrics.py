@@ -19,6 +19,7 @@ from core.evaluation import metrics as m
         ("带薪产假为20周。", ["带", "薪", "产", "假", "为", "20", "周"]),
         ("２０周，ＨＸ-4 传感器", ["20", "周", "hx", "4", "传", "感", "器"]),
         ("「東京」です！", ["東", "京", "で", "す"]),
+        ("120 metres, 2 litres; 48 centimetres", ["120", "meters", "2", "liters", "48", "centimeters"]),
         ("", []),
         ("The a an ...", []),
     ],
@@ -123,3 +124,9 @@ def test_supported_share_uses_each_sentence_best_chunk() -> None:
     assert m.supported_share(sentences, [], 0.7) is None
     assert m.supported_share([], chunks, 0.7) is None
     assert m.cosine([0.0, 0.0], [1.0, 0.0]) == 0.0
+    # a sentence whose numbers are not in the sources is unsupported, however close its wording
+    assert m.supported_share(sentences, chunks, 0.7, [True, True, False]) == pytest.approx(1 / 3)
+
+
+def test_claims_skip_fragments() -> None:
+    assert m.claims("1. The cap is 45 euros. 2. Yes!") == ["The cap is 45 euros."]

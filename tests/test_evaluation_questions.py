@@ -67,7 +67,8 @@ def test_csv_with_optional_columns_and_chinese_rows(data_dir: Path) -> None:
     parsed = qs.parse_upload("set.csv", data)
     assert parsed.issues == []
     first, second = parsed.questions
-    assert (first.question, first.answer, first.source, first.page, first.tag) == ("产假多长？", "20周", "手册.pdf", 5, "hr")
+    expected = ("产假多长？", "20周", "手册.pdf", 5, "hr")
+    assert (first.question, first.answer, first.source, first.page, first.tag) == expected
     assert (second.source, second.page, second.tag) == (None, None, None)
     assert first.id == qs.question_id(" 产假多长？ ")  # stable across whitespace
 

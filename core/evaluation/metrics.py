@@ -5,12 +5,12 @@ whitespace) with three additions, each because the sample answers needed it:
 - NFKC first, so full-width digits and letters (２０, ＡＢ) equal their ASCII forms;
 - punctuation is every Unicode punctuation character, so Chinese `，。：` go too, but a `.`, `,` or
   `:` between two digits stays (`3.8`, `10:00`, `1,500` are one token, not `38` or `1000`);
-- number words zero to twenty become digits (`six months` = `6 months`).
+- number words zero to twenty become digits (`six months` = `6 months`);
+- British -metre/-litre spellings become -meter/-liter (the sample answers say metres, models say meters).
 Tokens are whitespace-separated words, except that each CJK character (Han, kana) is a token of its
 own: Chinese has no spaces, and a character is the unit CMRC and DuReader score F1 over.
 
-The headline check, `correct`, is calibrated by hand (tests/data/calibration.jsonl, see
-`is_correct`).
+The headline check, `is_correct`, is calibrated by hand (tests/fixtures/calibration.jsonl).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ _CJK_CHAR = re.compile(f"[{_CJK}]")
 _TOKEN = re.compile(f"[{_CJK}]|[^\\s{_CJK}]+")
 _NUMBER_SEPARATOR = re.compile(r"(?<=\d)[.,:](?=\d)")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？；])")
+_SPELLING = re.compile(r"^(\w*?)(met|lit)re(s?)$")
 _KEEP = "\x00"  # stands in for a separator inside a number while punctuation is dropped
 
 
@@ -57,7 +58,7 @@ def tokens(text: str) -> list[str]:
     for token in _TOKEN.findall(text):
         if token in _ARTICLES:
             continue
-        out.append(_NUMBER_WORDS.get(token, token))
+        out.append(_NUMBER_WORDS.get(token) or _SPELLING.sub(r"\1\2er\3", token))
     return out
 
 
@@ -113,12 +114,13 @@ RECALL_THRESHOLD = 0.6
 def is_correct(answer: str, expected: str) -> bool:
     """The headline check: contains, or most of the expected tokens and every one of its numbers.
 
-    `contains` alone was too strict for a model that rephrases ("10:00 to 15:00 local time, Monday to
-    Thursday" versus "from 10:00 to 15:00, Monday to Thursday"); token F1 punished wordy but right
-    answers. On 80 hand-labelled answers of the sample set (PE and RAG, tests/data/calibration.jsonl),
-    this rule agrees with the labels more often than contains, F1 >= 0.5 or similarity >= 0.7 (the
-    test prints and checks the agreement). Numbers must all appear because they carry the facts
-    (a wrong year or price with the right words around it is wrong).
+    `contains` alone is too strict for a model that rephrases ("the extension of the travel desk is
+    2210" for "Extension 2210"); token F1 punishes wordy but right answers. On 80 hand-labelled
+    answers of the sample set (40 PE, 40 RAG; tests/fixtures/calibration.jsonl) this rule agrees with
+    the labels on 97.5%, contains on 95%, token F1 >= 0.3 on 91%, >= 0.5 on 86%, exact match on 81%.
+    Its two misses: a right amount without the expected condition (recall 2/8), and a list of
+    versions that includes the right one. Numbers (and codes with digits) must all appear because
+    they carry the facts: a wrong year or price with the right words around it is wrong.
     """
     if not tokens(answer):
         return False
@@ -142,16 +144,32 @@ def sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s and s.strip() and tokens(s)]
 
 
-def supported_share(sentence_vectors: Sequence[Sequence[float]], chunk_vectors: Sequence[Sequence[float]],
-                    threshold: float) -> float | None:  # fmt: skip
-    """Share of answer sentences whose best cosine against any retrieved chunk is >= threshold.
+def supported_share(
+    sentence_vectors: Sequence[Sequence[float]],
+    source_vectors: Sequence[Sequence[float]],
+    threshold: float,
+    numbers_found: Sequence[bool] | None = None,
+) -> float | None:
+    """Share of answer sentences whose best cosine against a source sentence is >= threshold.
 
+    `numbers_found[i]` False marks sentence i unsupported whatever its cosine: MiniLM scores
+    "the cap is 25 euros" close to "the cap is 45 euros", so every number must also be in the sources.
     None when there is nothing to judge (no sentences, or nothing retrieved).
     """
-    if not sentence_vectors or not chunk_vectors:
+    if not sentence_vectors or not source_vectors:
         return None
-    supported = sum(1 for s in sentence_vectors if max(cosine(s, c) for c in chunk_vectors) >= threshold)
+    found = numbers_found or [True] * len(sentence_vectors)
+    supported = sum(
+        1
+        for s, ok in zip(sentence_vectors, found, strict=True)
+        if ok and max(cosine(s, c) for c in source_vectors) >= threshold
+    )
     return supported / len(sentence_vectors)
+
+
+def claims(text: str) -> list[str]:
+    """The sentences of an answer worth checking against sources: three tokens or more ("1." is not a claim)."""
+    return [s for s in sentences(text) if len(tokens(s)) >= 3]
 
 
 def source_rank(retrieved: Sequence[tuple[str, int]], source: str | None, page: int | None = None) -> int | None:

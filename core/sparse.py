@@ -15,6 +15,7 @@ so a query (each of its terms weighted 1) scores chunks by BM25.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 import zlib
@@ -135,3 +136,53 @@ def document_vectors(texts: Sequence[str], analyser: str) -> list[SparseVector]:
 
 def _hashed(words: Iterable[str]) -> Counter[int]:
     return Counter(_index(w) for w in words)
+
+
+class KeywordIndex:
+    """An in-memory inverted index over one collection's keyword vectors, scored as Qdrant scores them.
+
+    Qdrant local mode scores sparse vectors point by point in Python (about half a second at
+    10,000 chunks); this index answers the same query (BM25 weights times Qdrant's IDF,
+    ln(1 + (N - df + 0.5) / (df + 0.5))) with numpy in about a millisecond. Local mode has a
+    single writer, so the store that owns it drops it on every write and rebuilds it on demand.
+    """
+
+    def __init__(self, point_ids: Sequence[str], doc_ids: Sequence[str], vectors: Sequence[SparseVector]) -> None:
+        import numpy as np
+
+        self.point_ids = list(point_ids)
+        self.doc_ids = np.array(doc_ids, dtype=object)
+        rows = np.repeat(np.arange(len(vectors), dtype=np.int64), [len(v.indices) for v in vectors])
+        terms_ = np.fromiter((i for v in vectors for i in v.indices), dtype=np.int64, count=len(rows))
+        values = np.fromiter((x for v in vectors for x in v.values), dtype=np.float32, count=len(rows))
+        order = np.argsort(terms_, kind="stable")
+        self._terms, starts = np.unique(terms_[order], return_index=True)
+        self._starts = np.append(starts, len(order))
+        self._rows = rows[order]
+        self._values = values[order]
+
+    def __len__(self) -> int:
+        return len(self.point_ids)
+
+    def search(self, query: SparseVector, limit: int, doc_ids: set[str] | None = None) -> list[tuple[str, float]]:
+        """The best `limit` (point id, score) pairs with any query term, among chunks of `doc_ids` if given."""
+        import numpy as np
+
+        n = len(self.point_ids)
+        scores = np.zeros(n, dtype=np.float32)
+        hit = np.zeros(n, dtype=bool)
+        for term, weight in zip(query.indices, query.values, strict=True):
+            at = int(np.searchsorted(self._terms, term))
+            if at == len(self._terms) or self._terms[at] != term:
+                continue
+            lo, hi = self._starts[at], self._starts[at + 1]
+            idf = math.log((n - (hi - lo) + 0.5) / ((hi - lo) + 0.5) + 1)
+            scores[self._rows[lo:hi]] += weight * idf * self._values[lo:hi]
+            hit[self._rows[lo:hi]] = True
+        if doc_ids is not None:
+            hit &= np.fromiter((d in doc_ids for d in self.doc_ids), dtype=bool, count=n)
+        candidates = np.flatnonzero(hit)
+        if len(candidates) > limit:
+            candidates = candidates[np.argpartition(-scores[candidates], limit - 1)[:limit]]
+        best = sorted(candidates.tolist(), key=lambda r: -scores[r])
+        return [(self.point_ids[r], float(scores[r])) for r in best]

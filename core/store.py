@@ -22,6 +22,7 @@ import httpx
 from langchain_qdrant import QdrantVectorStore
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException
+from qdrant_client.hybrid.fusion import distribution_based_score_fusion
 
 from core import sparse
 from core.config import Settings
@@ -180,6 +181,9 @@ class Store:
         self.server = server
         self._lock = threading.RLock()
         self._vectorstores: dict[str, QdrantVectorStore] = {}
+        # Local mode scores sparse vectors point by point in Python; a server has its own inverted index.
+        self.in_process_keywords = not server
+        self._keyword_indexes: dict[str, sparse.KeywordIndex] = {}
         with self._guard("preparing the manifest"):
             self.manifest = Manifest(client, server=server)
 
@@ -288,6 +292,7 @@ class Store:
             self.manifest.remove_kb(name)
             self.client.delete_collection(name)
             self._vectorstores.pop(name, None)
+            self._keyword_indexes.pop(name, None)
 
     def _load(self, model_name: str) -> EmbeddingModel:
         if self.catalog is None:
@@ -373,6 +378,7 @@ class Store:
             points.append(models.PointStruct(id=chunk.point_id, vector=point_vector, payload=payload))
         for start in range(0, len(points), 256):
             with self._guard(f"storing chunks in {kb!r}"):
+                self._keyword_indexes.pop(kb, None)
                 self.client.upsert(kb, points=points[start : start + 256])
 
     def commit(self, record: DocumentRecord) -> None:
@@ -388,6 +394,7 @@ class Store:
 
     def delete_chunks(self, kb: str, doc_id: str) -> None:
         with self._guard(f"deleting chunks from {kb!r}"):
+            self._keyword_indexes.pop(kb, None)
             self.client.delete(kb, points_selector=models.FilterSelector(filter=_doc_filter([doc_id])))
 
     def count_chunks(self, kb: str, doc_id: str | None = None) -> int:
@@ -454,11 +461,72 @@ class Store:
                 return []
             keywords, run_mode = None, "dense"  # only stop words: nothing for the keyword side
         with self._guard(f"searching {kb!r}"):
+            if self.in_process_keywords and keywords is not None:
+                return self._query_in_process(info, run_mode, dense, keywords, k, score_threshold, committed)
             found = self._query(info, run_mode, dense, keywords, k, score_threshold, None)
             if any(h.doc_id not in committed for h in found):
                 flt = _doc_filter(sorted(committed))
                 found = self._query(info, run_mode, dense, keywords, k, score_threshold, flt)
         return found
+
+    def _query_in_process(
+        self,
+        kb: KnowledgeBase,
+        mode: RetrievalMode,
+        dense: list[float] | None,
+        keywords: sparse.SparseVector,
+        k: int,
+        score_threshold: float | None,
+        committed: set[str],
+    ) -> list[SearchHit]:
+        """Keyword and hybrid search in local mode: keywords scored by a `KeywordIndex`, fused as Qdrant fuses."""
+        depth = max(PREFETCH, k) if mode == "hybrid" else k
+        keyword_points = [
+            models.ScoredPoint(id=point_id, version=0, score=score)
+            for point_id, score in self._keyword_index(kb).search(keywords, depth, committed)
+        ]
+        if mode == "sparse" or dense is None:
+            fused = keyword_points
+        else:
+            using = kb.dense_vector or None
+
+            def dense_side(flt: models.Filter | None) -> list[models.ScoredPoint]:
+                return self.client.query_points(
+                    kb.name, query=dense, using=using, limit=depth, score_threshold=score_threshold, query_filter=flt
+                ).points
+
+            dense_points = dense_side(None)
+            if any(self._hit(p.payload, 0).doc_id not in committed for p in dense_points):
+                dense_points = dense_side(_doc_filter(sorted(committed)))
+            fused = distribution_based_score_fusion([dense_points, keyword_points], limit=k)
+        missing = [p.id for p in fused if p.payload is None]
+        payloads = {str(r.id): r.payload for r in self.client.retrieve(kb.name, missing)} if missing else {}
+        return [self._hit(p.payload if p.payload is not None else payloads.get(str(p.id)), p.score) for p in fused]
+
+    def _keyword_index(self, kb: KnowledgeBase) -> sparse.KeywordIndex:
+        """The knowledge base's keyword index, read from its stored keyword vectors once after each write."""
+        index = self._keyword_indexes.get(kb.name)
+        if index is not None:
+            return index
+        point_ids: list[str] = []
+        doc_ids: list[str] = []
+        vectors: list[sparse.SparseVector] = []
+        offset = None
+        while True:
+            points, offset = self.client.scroll(
+                kb.name, limit=1024, offset=offset, with_payload=[f"{METADATA_KEY}.doc_id"], with_vectors=[SPARSE]
+            )
+            for p in points:
+                stored = p.vector.get(SPARSE) if isinstance(p.vector, dict) else None
+                if isinstance(stored, models.SparseVector):
+                    point_ids.append(str(p.id))
+                    doc_ids.append(self._hit(p.payload, 0).doc_id)
+                    vectors.append(sparse.SparseVector(list(stored.indices), list(stored.values)))
+            if offset is None:
+                break
+        index = sparse.KeywordIndex(point_ids, doc_ids, vectors)
+        self._keyword_indexes[kb.name] = index
+        return index
 
     def _query(
         self,

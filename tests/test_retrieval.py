@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from qdrant_client import models
 
@@ -55,6 +57,28 @@ def test_keyword_and_hybrid_search_find_an_exact_code_that_dense_cannot(store: S
         top = store.search(kb, "Who services valve QX-0031?", k=3, mode=mode)
         assert top[0].chunk_index == 31, mode
     assert store.get_kb(kb).mode_for(None) == "hybrid"  # the default, by measurement
+
+
+@pytest.mark.parametrize("mode", ["sparse", "hybrid"])
+def test_in_process_keyword_scoring_ranks_and_scores_as_qdrant_does(store: Store, kb: str, mode: str) -> None:
+    """Local mode scores keywords in a numpy index; Qdrant's own Query API must agree with it."""
+    rng = random.Random(3)
+    words = [f"w{i}" for i in range(150)]
+    texts = [" ".join(rng.choices(words, k=rng.randint(5, 40))) for _ in range(300)]
+    chunks = [Chunk("cd" * 16, "words.txt", 1, i, t, 0, len(t)) for i, t in enumerate(texts)]
+    vectors = [[rng.gauss(0, 1) for _ in range(384)] for _ in chunks]
+    store.upsert_chunks(kb, chunks, vectors)
+    store.commit(DocumentRecord(kb, chunks[0].doc_id, "words.txt", "text", 1, 300, 100, "now"))
+    for query in ("w1 w2 w3", "w42 w42 w7 w100", "w149 w0"):
+        store.in_process_keywords = True
+        ours = store.search(kb, query, k=8, mode=mode)
+        store.in_process_keywords = False
+        qdrants = store.search(kb, query, k=8, mode=mode)
+        assert [h.score for h in ours] == pytest.approx([h.score for h in qdrants], rel=1e-4), query
+        # Chunks with equal scores may come in either order; each one's score must agree.
+        theirs = {h.chunk_index: h.score for h in qdrants}
+        assert all(theirs.get(h.chunk_index, h.score) == pytest.approx(h.score, rel=1e-4) for h in ours)
+        assert ours[0].chunk_index == qdrants[0].chunk_index
 
 
 def test_unfinished_chunks_stay_invisible_in_every_mode(store: Store, kb: str) -> None:

@@ -151,6 +151,22 @@ def test_chinese_text_splits_at_sentence_ends_and_weighs_cjk_characters() -> Non
     assert "".join(c.text for c in chunks) == text
 
 
+def test_chinese_sample_answers_are_on_their_pages_and_chunks_end_at_sentence_ends(settings: Settings) -> None:
+    pages = {(u.filename, p.number): p.text for u in CHINESE.uploads() for p in parse(u.data, u.filename).pages}
+    questions = CHINESE.questions()
+    assert len(questions) >= 20 and len({q.id for q in questions}) == len(questions)
+    for q in questions:
+        page = pages[(q.source, q.page)]
+        words = sparse.terms(q.answer, "chinese")
+        found = [w for w in words if w in page.lower()]
+        assert len(found) >= 0.6 * len(words), f"{q.id}: only {found} of {words} on {q.source} page {q.page}"
+    for u in CHINESE.uploads():
+        doc = parse(u.data, u.filename)
+        for c in split(doc, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap):
+            after = doc.pages[c.page - 1].text[c.end : c.end + 1]
+            assert c.text.rstrip()[-1] in "。！？" or after in ("", "\n"), f"{u.filename}: cut mid-sentence: {c.text}"
+
+
 @pytest.mark.slow
 def test_chinese_sample_is_found_by_multilingual_hybrid_search(settings: Settings, minilm: EmbeddingModel) -> None:
     """The Chinese sample with the model and analyser it loads with: hit@3 measured 100% (30/30)."""

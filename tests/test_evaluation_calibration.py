@@ -13,7 +13,8 @@ from pathlib import Path
 
 from core.evaluation import metrics as m
 
-ROWS = [json.loads(line) for line in (Path(__file__).parent / "fixtures" / "calibration.jsonl").read_text().splitlines()]
+FIXTURE = Path(__file__).parent / "fixtures" / "calibration.jsonl"
+ROWS = [json.loads(line) for line in FIXTURE.read_text().splitlines()]
 CHECKS: dict[str, Callable[[str, str], bool]] = {
     "headline (contains, or recall >= 0.6 with every number)": m.is_correct,
     "contains": m.contains,

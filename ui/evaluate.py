@@ -340,7 +340,7 @@ def show_recommendation(rec: Recommendation) -> None:
 def freshness_frame(rows: Sequence[FreshnessRow]) -> pd.DataFrame:
     return pd.DataFrame(
         [asdict(r) | {"follows new fact": r.followed, "repeats old fact": r.repeated_old} for r in rows]
-    )
+    ).rename(columns={"retrieved_new": "sources state the new fact"})
 
 
 SOURCES = ("Sample set", "Saved set", "Upload CSV/JSONL", "Corrected in Compare", "Control set")
@@ -492,8 +492,9 @@ def forgetting_section(runtime: Runtime, models: list[ModelInfo], jobs: EvalJobs
 def freshness_section(runtime: Runtime, available: dict[str, Preset], kbs: list[str]) -> list[FreshnessRow]:
     """The freshness experiment on the sample knowledge base; its rows stay in the session."""
     st.caption(
-        "Changes two figures in the sample support policy (TideCare Plus price, loaner shipping time), re-ingests it, "
-        "asks those questions with RAG and the newest fine-tuned model before and after, then restores the document."
+        "Changes two figures in the sample support policy (the warranty's length, the TideCare Plus price), "
+        "re-ingests it, asks those questions with RAG and the newest fine-tuned model before and after, "
+        "then restores the document."
     )
     state = st.session_state
     if SAMPLE_KB_NAME not in kbs:

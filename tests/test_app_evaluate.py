@@ -36,6 +36,8 @@ def test_without_runs_the_page_offers_the_sample_set() -> None:
     at = open_page()
     assert at.title[0].value == "📊 Evaluate"
     assert any("**sample**: 40 questions" in c.value for c in at.caption)
+    at.selectbox(key="evaluate.sample").set_value("qingwu").run()
+    assert any("**sample-qingwu**: 30 questions" in c.value for c in at.caption)
     assert any("No evaluation yet" in i.value for i in at.info)
     at.radio(key="evaluate.source").set_value("Control set").run()
     assert any("**control**: 40 questions" in c.value for c in at.caption)

@@ -66,6 +66,13 @@ def test_exact_f1_contains(answer: str, expected: str, exact: bool, f1: float, c
         ("Paris is the capital.", "Paris", True),
         ("带薪产假为20周。", "20周", True),
         ("带薪产假为12周。", "20周", False),
+        ("Brackenridge has 214 employees.", "214 people.", True),  # a number and one word: the number is the fact
+        ("Brackenridge has 2140 employees.", "214 people.", False),
+        ("青梧科技由林若溪和顾北辰于2014年创立。", "林若溪和顾北辰，2014年。", True),  # recall 9/9, 于 breaks contains
+        ("青梧科技由林若溪创立。", "林若溪和顾北辰，2014年。", False),  # the year is missing
+        ("青梧科技现在有386名员工。", "386人。", True),
+        ("青梧科技现在有368名员工。", "386人。", False),
+        ("滤芯每六个月更换一次。", "每6个月更换滤芯。", False),  # Chinese numerals are not mapped (a known limit)
     ],
 )  # fmt: skip
 def test_headline_correct(answer: str, expected: str, correct: bool) -> None:

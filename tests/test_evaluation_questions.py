@@ -99,6 +99,8 @@ def test_a_bad_upload_changes_nothing_stored(data_dir: Path) -> None:
 def test_builtin_sets() -> None:
     sample = qs.sample_set()
     assert len(sample.questions) == 40 and all(q.source and q.page for q in sample.questions)
+    chinese = qs.sample_set("qingwu")
+    assert chinese.name == "sample-qingwu" and len(chinese.questions) >= 30 and chinese.questions[0].source
     control = qs.control_set()
     assert len(control.questions) >= 30 and {q.tag for q in control.questions} == {"control"}
 

@@ -21,7 +21,7 @@ from core.evaluation.runner import EvalJobs, EvalRequest, EvalView, start_run
 from core.finetune.datasets import RowIssue
 from core.models import ModelInfo
 from core.records import Records, RunRow
-from core.samples import SAMPLE_KB_NAME
+from core.samples import SAMPLE_KB_NAME, SAMPLES
 from core.strategies import Preset, Runtime, Strategy
 from ui import components, resources
 
@@ -355,8 +355,12 @@ def question_set_picker(data_dir: Path) -> qs.QuestionSet | None:
     source = st.radio("Source", SOURCES, horizontal=True, key="evaluate.source")
     chosen: qs.QuestionSet | None = None
     if source == "Sample set":
-        chosen = qs.sample_set()
-        st.caption("40 questions about the fictional company of the sample knowledge base, with source and page.")
+        samples = {s.kb_name: s for s in SAMPLES.values()}
+        kb = st.selectbox("Sample", list(samples), format_func=lambda k: f"{k} ({samples[k].language})",
+                          key="evaluate.sample")  # fmt: skip
+        chosen = qs.sample_set(kb)
+        st.caption(f"Questions about the fictional company of the sample knowledge base {kb}, with source and page; "
+                   f"give RAG columns the knowledge base {kb}.")  # fmt: skip
     elif source == "Saved set":
         saved = {s.name: s for s in qs.list_sets(data_dir)}
         if not saved:

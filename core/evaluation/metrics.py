@@ -112,24 +112,30 @@ RECALL_THRESHOLD = 0.6
 
 
 def is_correct(answer: str, expected: str) -> bool:
-    """The headline check: contains, or most of the expected tokens and every one of its numbers.
+    """The headline check: contains; or every number of the expected answer and most of its words.
 
     `contains` alone is too strict for a model that rephrases ("the extension of the travel desk is
-    2210" for "Extension 2210"); token F1 punishes wordy but right answers. On 80 hand-labelled
-    answers of the sample set (40 PE, 40 RAG; tests/fixtures/calibration.jsonl) this rule agrees with
-    the labels on 97.5%, contains on 95%, token F1 >= 0.3 on 91%, >= 0.5 on 86%, exact match on 81%.
-    Its two misses: a right amount without the expected condition (recall 2/8), and a list of
-    versions that includes the right one. Numbers (and codes with digits) must all appear because
-    they carry the facts: a wrong year or price with the right words around it is wrong.
+    2210" for "Extension 2210"); token F1 punishes wordy but right answers. So: every number (and
+    code with digits) of the expected answer must appear, since numbers carry the facts (a wrong
+    year or price with the right words around it is wrong), and then either 60% of the expected
+    tokens appear, or the expected answer is a number with at most two other tokens ("214 people",
+    "386人": the unit may be worded otherwise, "214 employees", "386名员工").
+
+    On 80 hand-labelled answers of the sample set (40 PE, 40 RAG; tests/fixtures/calibration.jsonl)
+    it agrees with the labels on 97.5%, contains on 95%, token F1 >= 0.3 on 91%, >= 0.5 on 86%,
+    exact match on 81%. Its two misses: a right amount without the expected condition (recall
+    2/8), and a list of versions that includes the right one.
     """
-    if not tokens(answer):
+    answer_tokens = tokens(answer)
+    if not answer_tokens:
         return False
     if contains(answer, expected):
         return True
-    answer_tokens = set(tokens(answer))
-    if any(n not in answer_tokens for n in numbers(expected)):
+    expected_numbers = numbers(expected)
+    if any(n not in answer_tokens for n in expected_numbers):
         return False
-    return token_recall(answer, expected) >= RECALL_THRESHOLD
+    others = [t for t in tokens(expected) if t not in expected_numbers]
+    return token_recall(answer, expected) >= RECALL_THRESHOLD or (bool(expected_numbers) and len(others) <= 2)
 
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:

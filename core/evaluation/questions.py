@@ -20,7 +20,7 @@ from typing import Any
 from core.errors import EvaluationError
 from core.files import atomic_write_text
 from core.finetune.datasets import RowIssue, list_datasets, read_dataset
-from core.samples import SAMPLES_DIR, load_questions
+from core.samples import SAMPLE_KB_NAME, SAMPLES, SAMPLES_DIR
 
 CONTROL_FILE = SAMPLES_DIR / "control_questions.jsonl"
 SAMPLE_SET = "sample"
@@ -240,10 +240,12 @@ def list_sets(data_dir: Path) -> list[QuestionSet]:
     return found
 
 
-def sample_set() -> QuestionSet:
-    """The 40 sample questions about the fictional company, with their source documents and pages."""
+def sample_set(kb_name: str = SAMPLE_KB_NAME) -> QuestionSet:
+    """A sample knowledge base's questions (the English one by default), with source documents and pages."""
+    sample = SAMPLES[kb_name]
+    name = SAMPLE_SET if kb_name == SAMPLE_KB_NAME else f"{SAMPLE_SET}-{kb_name}"
     return QuestionSet(
-        SAMPLE_SET, tuple(EvalQuestion(q.id, q.question, q.answer, q.source, q.page) for q in load_questions())
+        name, tuple(EvalQuestion(q.id, q.question, q.answer, q.source, q.page) for q in sample.questions())
     )
 
 

@@ -55,6 +55,8 @@ strategies = ui.unique_names(picked)
 st.subheader("3 · Run")
 busy = (job := jobs.latest()) is not None and job.view().running
 if chosen is not None:
+    if state.get("evaluate.limit", 0) > len(chosen.questions):  # a smaller set was chosen since
+        state["evaluate.limit"] = len(chosen.questions)
     limit = st.number_input("Questions to ask", 1, len(chosen.questions), len(chosen.questions), key="evaluate.limit")
     default_name = f"{chosen.name} · {now_iso()[:16].replace('T', ' ')}"
     run_name = st.text_input("Run name", value=default_name, key="evaluate.name")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ BUNDLED_MODEL = "all-MiniLM-L6-v2"
 BUNDLED_DIMENSION = 384
 MULTILINGUAL_MODEL = "multilingual-e5-small"
 OLLAMA_PREFIX = "ollama:"
+TUNED_PREFIX = "tuned:"
 BATCH_SIZE = 32
 # What each bundled model is for, as shown where a knowledge base is created.
 BUNDLED_MODELS: dict[str, str] = {
@@ -66,9 +68,32 @@ def bundled_model_path() -> Path:
 
 def load_bundled() -> EmbeddingModel:
     """Load MiniLM on the CPU with normalized vectors (cosine = dot product)."""
+    return _load_sentence_transformer(bundled_model_path(), BUNDLED_MODEL)
+
+
+def tuned_model_dir(data_dir: Path, name: str) -> Path:
+    """Where a tuned embedding model lives: DATA_DIR/embeddings/<name>.
+
+    Raises:
+        EmbeddingError: the name is not a plain one.
+
+    """
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,47}", name or ""):
+        raise EmbeddingError(f"{name!r} is not a valid model name; use 1-48 letters, digits, '-' or '_'.")
+    return data_dir / "embeddings" / name
+
+
+def tuned_names(data_dir: Path) -> list[str]:
+    """Catalog names of the tuned embedding models saved under DATA_DIR (complete ones only)."""
+    root = data_dir / "embeddings"
+    if not root.is_dir():
+        return []
+    return [TUNED_PREFIX + p.name for p in sorted(root.iterdir()) if (p / "config.json").is_file()]
+
+
+def _load_sentence_transformer(path: Path, name: str) -> EmbeddingModel:
     from langchain_huggingface import HuggingFaceEmbeddings
 
-    path = bundled_model_path()
     try:
         hf = HuggingFaceEmbeddings(
             model_name=str(path),
@@ -77,11 +102,11 @@ def load_bundled() -> EmbeddingModel:
             query_encode_kwargs={"normalize_embeddings": True},
         )
     except Exception as e:  # noqa: BLE001 - any load failure gets one clear message
-        raise EmbeddingError(f"Could not load the bundled embedding model from {path}: {e}") from e
+        raise EmbeddingError(f"Could not load the embedding model {name} from {path}: {e}") from e
     client = hf._client
     dimension = client.get_embedding_dimension() or BUNDLED_DIMENSION
     return EmbeddingModel(
-        name=BUNDLED_MODEL,
+        name=name,
         dimension=dimension,
         embeddings=hf,
         max_tokens=client.max_seq_length or 256,
@@ -174,8 +199,15 @@ def load_ollama(model: str, host: str) -> EmbeddingModel:
 class EmbeddingCatalog:
     """Embedding models by the name a knowledge base records, each loaded once and shared."""
 
-    def __init__(self, *, ollama_host: str | None = None, preloaded: Sequence[EmbeddingModel] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        ollama_host: str | None = None,
+        data_dir: Path | None = None,
+        preloaded: Sequence[EmbeddingModel] = (),
+    ) -> None:
         self.ollama_host = ollama_host
+        self.data_dir = data_dir
         self._models = {m.name: m for m in preloaded}
         self._lock = threading.Lock()
 
@@ -196,6 +228,11 @@ class EmbeddingCatalog:
             return load_bundled()
         if name == MULTILINGUAL_MODEL:
             return load_multilingual()
+        if name.startswith(TUNED_PREFIX) and self.data_dir is not None:
+            path = tuned_model_dir(self.data_dir, name.removeprefix(TUNED_PREFIX))
+            if not (path / "config.json").is_file():
+                raise EmbeddingError(f"The tuned embedding model {name} is not in {path.parent}; train it again.")
+            return _load_sentence_transformer(path, name)
         if name.startswith(OLLAMA_PREFIX):
             if not self.ollama_host:
                 raise EmbeddingError(f"{name} is an Ollama model but Ollama is off; set OLLAMA_HOST to its server.")

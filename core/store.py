@@ -15,7 +15,7 @@ import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal, get_args
 
 import httpx
@@ -293,6 +293,42 @@ class Store:
             self.client.delete_collection(name)
             self._vectorstores.pop(name, None)
             self._keyword_indexes.pop(name, None)
+
+    def copy_kb(self, source: str, target: str, *, embedding_model: str) -> KnowledgeBase:
+        """A new knowledge base with the finished documents of `source`, re-embedded with another model.
+
+        Same chunks (ids, text, metadata), chunking, analyser and mode; documents are committed
+        one by one after their chunks, as in ingest.
+        """
+        src = self.require_kb(source)
+        kb = self.create_kb(
+            target,
+            chunk_size=src.chunk_size,
+            chunk_overlap=src.chunk_overlap,
+            embedding_model=embedding_model,
+            analyser=src.analyser,
+            retrieval_mode=src.retrieval_mode if src.analyser else None,  # type: ignore[arg-type]
+        )
+        embeddings = self.embedder_for(kb).embeddings
+        for record in self.list_documents(source):
+            with self._guard(f"reading chunks from {source!r}"):
+                points, _ = self.client.scroll(
+                    source, scroll_filter=_doc_filter([record.doc_id]), limit=record.chunks + 1
+                )
+            texts = [str((p.payload or {}).get(CONTENT_KEY, "")) for p in points]
+            vectors = embeddings.embed_documents(texts)
+            keywords = sparse.document_vectors(texts, kb.analyser) if kb.analyser else None
+            copies = []
+            for i, (p, vector) in enumerate(zip(points, vectors, strict=True)):
+                named: dict[str, Any] = {DENSE: vector}
+                if keywords is not None:
+                    named[SPARSE] = models.SparseVector(indices=keywords[i].indices, values=keywords[i].values)
+                copies.append(models.PointStruct(id=p.id, vector=named, payload=p.payload))
+            for start in range(0, len(copies), 256):
+                with self._guard(f"storing chunks in {target!r}"):
+                    self.client.upsert(target, points=copies[start : start + 256])
+            self.commit(replace(record, kb=target))
+        return kb
 
     def _load(self, model_name: str) -> EmbeddingModel:
         if self.catalog is None:

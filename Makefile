@@ -51,6 +51,7 @@ lint: $(VENV)/.dev-installed
 bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/generate.py
+	$(BIN)/python bench/retrieval.py
 	$(BIN)/python bench/finetune.py
 
 clean:

@@ -129,3 +129,16 @@ def test_ollama_strategies_answer_in_parallel(tmp_path: Path) -> None:
     (x0, x1), (y0, y1) = spans["x"][0], spans["y"][0]
     assert y0 < x1 and x0 < y1  # the two strategies' first requests overlapped
     assert spans["x"][1][0] >= x1  # one strategy's questions still come one after another
+
+
+def test_a_stored_run_is_rescored_with_the_checks_as_defined_now(tmp_path: Path) -> None:
+    records = Records(tmp_path / "r.sqlite")
+    request = EvalRequest("old", "set", QUESTIONS[:1], (A,))
+    run_id = records.create_run(created="then", name="old", question_set="set", set_hash=request.set_hash,
+                                spec=request.spec())  # fmt: skip
+    row = {"created": "then", "question": "Question 0?", "strategy": "A", "model": "m", "template": "t",
+           "template_version": 1, "answer": "It is answer 0.", "detail": {}, "run_id": run_id, "question_id": "q0",
+           "metrics": {"correct": False, "similarity": 0.9}}  # fmt: skip
+    records.add_answer(row)
+    [c] = report.load_run(records, run_id).cells.values()
+    assert c.correct and c.metrics["contains"] is True and c.metrics["similarity"] == 0.9

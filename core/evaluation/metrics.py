@@ -138,6 +138,17 @@ def is_correct(answer: str, expected: str) -> bool:
     return token_recall(answer, expected) >= RECALL_THRESHOLD or (bool(expected_numbers) and len(others) <= 2)
 
 
+def text_scores(answer: str, expected: str) -> dict[str, bool | float]:
+    """The checks that need only the two texts (stored with each answer, recomputed when a run is read)."""
+    return {
+        "correct": is_correct(answer, expected),
+        "exact": exact_match(answer, expected),
+        "contains": contains(answer, expected),
+        "f1": round(token_f1(answer, expected), 4),
+        "recall": round(token_recall(answer, expected), 4),
+    }
+
+
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:
     """Cosine similarity; 0.0 when either vector is all zeros."""
     dot = sum(x * y for x, y in zip(a, b, strict=True))

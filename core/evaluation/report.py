@@ -6,7 +6,7 @@ import csv
 import io
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from core.errors import EvaluationError
@@ -92,7 +92,14 @@ def load_run(records: Records, run_id: int) -> RunData:
 
 def _from_row(run: RunRow, answers: Sequence[AnswerRow]) -> RunData:
     request = EvalRequest.from_spec(run.name, run.question_set, run.spec)
-    cells = {(a.question_id or "", a.strategy): _cell(a) for a in answers}
+    expected = {q.id: q.answer for q in request.questions}
+    cells = {}
+    for a in answers:
+        c = _cell(a)
+        if c.question_id in expected:  # text checks as defined now, so old runs compare fairly with new ones
+            text = c.answer if c.error is None else ""
+            c = replace(c, metrics=c.metrics | metrics.text_scores(text, expected[c.question_id]))
+        cells[(c.question_id, c.strategy)] = c
     return RunData(run.id, run.name, run.created, run.status, run.question_set, request, cells)
 
 

@@ -93,11 +93,7 @@ def score(
     """Every metric of one answer; similarity and support need the embedder (None without it)."""
     text = answer.text if answer.error is None else ""
     m: dict[str, Any] = {
-        "correct": metrics.is_correct(text, question.answer),
-        "exact": metrics.exact_match(text, question.answer),
-        "contains": metrics.contains(text, question.answer),
-        "f1": round(metrics.token_f1(text, question.answer), 4),
-        "recall": round(metrics.token_recall(text, question.answer), 4),
+        **metrics.text_scores(text, question.answer),
         "similarity": None,
         "supported": None,
         "rank": None,

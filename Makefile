@@ -53,6 +53,7 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/generate.py
 	$(BIN)/python bench/retrieval.py
 	$(BIN)/python bench/finetune.py
+	$(BIN)/python bench/evaluate.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

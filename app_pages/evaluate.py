@@ -60,10 +60,13 @@ if chosen is not None:
     limit = st.number_input("Questions to ask", 1, len(chosen.questions), len(chosen.questions), key="evaluate.limit")
     default_name = f"{chosen.name} · {now_iso()[:16].replace('T', ' ')}"
     run_name = st.text_input("Run name", value=default_name, key="evaluate.name")
+    judge = ui.judge_picker(models)
     cells = int(limit) * len(strategies)
     if st.button(f"▶️ Evaluate ({cells} answers)", type="primary", key="evaluate.start", disabled=busy or not cells):
         try:
-            request = EvalRequest(run_name, chosen.name, chosen.questions[: int(limit)], tuple(strategies))
+            request = EvalRequest(
+                run_name, chosen.name, chosen.questions[: int(limit)], tuple(strategies), judge_model=judge
+            )
             state["evaluate.run_id"] = start_run(runtime, request)
             jobs.start(runtime, state["evaluate.run_id"], resources.embedder().embeddings)
         except AppError as e:

@@ -14,6 +14,7 @@ from werkzeug import Request, Response
 from core.config import Settings
 from core.errors import EvaluationError
 from core.evaluation import report
+from core.evaluation.judge import JUDGE_SYSTEM, parse_verdict
 from core.evaluation.questions import EvalQuestion
 from core.evaluation.report import Cell, RunData
 from core.evaluation.runner import EvalRequest, run_evaluation, start_run
@@ -142,3 +143,44 @@ def test_a_stored_run_is_rescored_with_the_checks_as_defined_now(tmp_path: Path)
     records.add_answer(row)
     [c] = report.load_run(records, run_id).cells.values()
     assert c.correct and c.metrics["contains"] is True and c.metrics["similarity"] == 0.9
+
+
+@pytest.mark.parametrize(
+    ("reply", "verdict"),
+    [("CORRECT", True), ("correct.", True), ("WRONG", False), ("Incorrect: the year differs", False), ("maybe", None)],
+)
+def test_judge_replies_are_parsed(reply: str, verdict: bool | None) -> None:
+    assert parse_verdict(reply) is verdict
+
+
+def test_an_ollama_judge_grades_every_answer_and_its_reply_is_kept(tmp_path: Path, httpserver: HTTPServer) -> None:
+    def chat(request: Request) -> Response:
+        body = json.loads(request.data)
+        text = body["messages"][-1]["content"]
+        if body["model"] == "judge":
+            reply = "CORRECT" if "Expected answer: answer 0\nAnswer to grade: answer 0" in text else "WRONG"
+            assert body["messages"][0]["content"] == JUDGE_SYSTEM
+        else:
+            reply = "answer 0"
+        lines = [{"model": body["model"], "message": {"role": "assistant", "content": reply}, "done": False},
+                 {"model": body["model"], "message": {"role": "assistant", "content": ""}, "done": True,
+                  "done_reason": "stop", "prompt_eval_count": 3, "eval_count": 1}]  # fmt: skip
+        return Response("".join(json.dumps(o) + "\n" for o in lines), content_type="application/x-ndjson")
+
+    httpserver.expect_request("/api/show", method="POST").respond_with_json({"model_info": {}})
+    httpserver.expect_request("/api/chat", method="POST").respond_with_handler(chat)
+    host = httpserver.url_for("/").rstrip("/")
+    catalog = ModelCatalog(Settings.from_env(ollama_host=host), EmbeddedEngine(), OllamaBackend(host, timeout=5))
+    runtime = Runtime(None, TemplateLibrary(tmp_path / "t"), catalog, Records(tmp_path / "r.sqlite"))
+    request = EvalRequest(
+        "j", "set", QUESTIONS[:2], (Strategy("X", "ollama:x", "Plain question"),), judge_model="ollama:judge"
+    )
+    run_id = start_run(runtime, request)
+    assert run_evaluation(runtime, run_id) == "done"
+    data = report.load_run(runtime.records, run_id)
+    assert [(c.metrics["judge"], c.metrics["judge_reply"]) for c in data.cells.values()] == [
+        (True, "CORRECT"), (False, "WRONG")
+    ]  # fmt: skip
+    assert report.summarize(data)[0].judge == 0.5
+    with pytest.raises(EvaluationError, match="must be an Ollama model"):
+        EvalRequest("j", "set", QUESTIONS, (A,), judge_model="llama.cpp:small").check()

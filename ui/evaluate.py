@@ -14,6 +14,7 @@ from core.errors import AppError
 from core.evaluation import control, report
 from core.evaluation import questions as qs
 from core.evaluation.freshness import FreshnessRow, followed_share, run_freshness
+from core.evaluation.judge import JUDGE_SYSTEM, JUDGE_USER
 from core.evaluation.metrics import Forgetting
 from core.evaluation.recommend import Recommendation
 from core.evaluation.report import RunData, Summary, compare_runs, matrix
@@ -137,6 +138,7 @@ def summary_frame(summaries: Sequence[Summary]) -> pd.DataFrame:
                 "p95 (s)": s.total_p95,
                 "tokens in": s.tokens_in,
                 "tokens out": s.tokens_out,
+                "LLM judge": s.judge,
                 "answers": s.answered,
                 "errors": s.errors,
                 "model": s.model,
@@ -151,7 +153,7 @@ def show_summary(summaries: Sequence[Summary]) -> None:
         summary_frame(summaries),
         hide_index=True,
         width="stretch",
-        column_config={c: pct for c in ("correct", "exact", "contains", "supported", "hit@1", "hit@k")}
+        column_config={c: pct for c in ("correct", "exact", "contains", "supported", "hit@1", "hit@k", "LLM judge")}
         | {
             c: st.column_config.NumberColumn(format="%.2f")
             for c in ("token F1", "similarity", "MRR", "first token p50 (s)", "p50 (s)", "p95 (s)")
@@ -521,3 +523,15 @@ def freshness_section(runtime: Runtime, available: dict[str, Preset], kbs: list[
         for name, share in followed_share(rows).items():
             st.markdown(f"- **{components.md_escape(name)}** followed {share:.0%} of the changed facts.")
     return rows
+
+
+def judge_picker(models: list[ModelInfo]) -> str | None:
+    """An optional Ollama model that grades every answer too; its prompt is shown."""
+    judges = [m.id for m in models if m.backend == "ollama"]
+    if not judges:
+        st.caption("LLM judge: none (it needs an Ollama model; the embedded one is too small to judge).")
+        return None
+    picked = st.selectbox("LLM judge (optional)", ["none", *judges], key="evaluate.judge")
+    with st.expander("The judge's prompt"):
+        st.code(f"{JUDGE_SYSTEM}\n\n{JUDGE_USER}", language=None, wrap_lines=True)
+    return None if picked == "none" else picked

@@ -128,6 +128,7 @@ class Summary:
     total_p95: float | None
     tokens_in: float | None
     tokens_out: float | None
+    judge: float | None = None  # share the LLM judge called correct (None without a judge)
 
 
 def _rate(values: Sequence[bool]) -> float | None:
@@ -145,6 +146,7 @@ def summarize(run: RunData) -> list[Summary]:
         sims = [float(c.metrics["similarity"]) for c in ok if c.metrics.get("similarity") is not None]
         sup = [float(c.metrics["supported"]) for c in ok if c.metrics.get("supported") is not None]
         totals = [c.total_s for c in ok if c.total_s is not None]
+        verdicts = [bool(c.metrics["judge"]) for c in cells if c.metrics.get("judge") is not None]
         out.append(
             Summary(
                 strategy=s.name,
@@ -168,6 +170,7 @@ def summarize(run: RunData) -> list[Summary]:
                 total_p95=metrics.percentile(totals, 95),
                 tokens_in=metrics.mean([float(c.prompt_tokens) for c in ok if c.prompt_tokens is not None]),
                 tokens_out=metrics.mean([float(c.completion_tokens) for c in ok if c.completion_tokens is not None]),
+                judge=_rate(verdicts),
             )
         )
     return out

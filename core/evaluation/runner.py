@@ -21,7 +21,7 @@ from typing import Any
 from langchain_core.embeddings import Embeddings
 
 from core.errors import AppError, EvaluationError
-from core.evaluation import metrics
+from core.evaluation import judge, metrics
 from core.evaluation.questions import EvalQuestion, content_hash
 from core.files import now_iso
 from core.progress import CancelFlag
@@ -46,6 +46,7 @@ class EvalRequest:
     questions: tuple[EvalQuestion, ...]
     strategies: tuple[Strategy, ...]
     supported_threshold: float = SUPPORTED_THRESHOLD
+    judge_model: str | None = None  # an Ollama model that also grades every answer (optional)
 
     def check(self) -> None:
         if not self.questions:
@@ -56,6 +57,8 @@ class EvalRequest:
         if len(set(names)) != len(names):
             twice = sorted({n for n in names if names.count(n) > 1})
             raise EvaluationError(f"Two strategies are named {', '.join(twice)}; give each column its own name.")
+        if self.judge_model:
+            judge.check_judge(self.judge_model)
 
     @property
     def set_hash(self) -> str:
@@ -66,6 +69,7 @@ class EvalRequest:
             "questions": [asdict(q) for q in self.questions],
             "strategies": [asdict(s) for s in self.strategies],
             "supported_threshold": self.supported_threshold,
+            "judge_model": self.judge_model,
         }
 
     @classmethod
@@ -77,6 +81,7 @@ class EvalRequest:
             tuple(EvalQuestion(**q) for q in spec["questions"]),
             tuple(Strategy(**{k: v for k, v in s.items() if k in known}) for s in spec["strategies"]),
             float(spec.get("supported_threshold", SUPPORTED_THRESHOLD)),
+            spec.get("judge_model"),
         )
 
 
@@ -188,6 +193,10 @@ def run_evaluation(
         if cancelled():
             return  # maybe cut short: not stored, asked again on resume
         m = score(question, answer, embedder, request.supported_threshold)
+        if request.judge_model:
+            text = answer.text if answer.error is None else ""
+            verdict = judge.judge(runtime.models, request.judge_model, question.question, question.answer, text)
+            m["judge"], m["judge_reply"] = verdict
         runtime.records.add_answer(answer_record(answer) | {"run_id": run_id, "question_id": question.id, "metrics": m})
         with lock:
             done[0] += 1

@@ -10,6 +10,7 @@ from core.errors import AppError
 from core.ingest import Upload, ingest
 from core.samples import CHINESE, ENGLISH, SAMPLE_KB_NAME, Sample
 from core.sparse import ANALYSERS
+from core.store import DEFAULT_MODE, RETRIEVAL_MODES
 from ui import components, resources
 from ui.state import default, init_state
 
@@ -58,6 +59,8 @@ with new_popover, st.form("documents.new_kb", border=False):
     model = st.selectbox("Embedding model", list(BUNDLED_MODELS), format_func=BUNDLED_MODELS.get, key="documents.model")
     ollama_model = st.text_input("…or an Ollama embedding model", placeholder="bge-m3", key="documents.ollama_model")
     analyser = st.selectbox("Keyword analyser", list(ANALYSERS), format_func=ANALYSERS.get, key="documents.analyser")
+    modes = sorted(RETRIEVAL_MODES, key=lambda m: m != DEFAULT_MODE)  # the default first
+    mode = st.selectbox("Search", modes, key="documents.mode", help="Dense: meaning; sparse: keywords; hybrid: both.")
     if st.form_submit_button("Create knowledge base"):
         try:
             store.create_kb(
@@ -66,6 +69,7 @@ with new_popover, st.form("documents.new_kb", border=False):
                 chunk_overlap=int(overlap),
                 embedding_model=OLLAMA_PREFIX + ollama_model.strip() if ollama_model.strip() else model,
                 analyser=analyser,
+                retrieval_mode=mode,
             )
         except AppError as e:
             st.error(str(e))

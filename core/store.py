@@ -326,6 +326,7 @@ class Store:
                 copies.append(models.PointStruct(id=p.id, vector=named, payload=p.payload))
             for start in range(0, len(copies), 256):
                 with self._guard(f"storing chunks in {target!r}"):
+                    self._keyword_indexes.pop(target, None)
                     self.client.upsert(target, points=copies[start : start + 256])
             self.commit(replace(record, kb=target))
         return kb

@@ -94,6 +94,9 @@ if run is None:
     st.stop()
 summaries = report.summarize(run)
 ui.show_summary(summaries)
+train = control.training_seconds(settings.data_dir, models)
+if used := {s.model: train[s.model] for s in run.strategies if s.model in train}:
+    st.caption("Training time (from each adapter's manifest): " + ", ".join(f"{m} {t:.0f} s" for m, t in used.items()))
 f1, f2 = st.columns(2)
 failures_only = f1.toggle("Failures only", key="evaluate.failures_only")
 disagree_only = f2.toggle("Strategies disagree", key="evaluate.disagree_only")
@@ -141,7 +144,6 @@ weights = Weights(
     w[2].slider("Documents change often", 0, 5, 1, key="evaluate.w.freshness"),
     w[3].slider("Little training budget", 0, 5, 1, key="evaluate.w.budget"),
 )
-train = control.training_seconds(settings.data_dir, models)
 ui.show_recommendation(
     recommend(summaries, weights, train_seconds=train, forgetting=forgot, freshness=freshness.followed_share(fresh))
 )

@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.config import Settings
 from core.embeddings import EmbeddingModel
+from core.finetune.datasets import load_pairs
 from core.ingest import ingest
 from core.samples import sample_uploads
 from core.store import Store
@@ -43,7 +44,7 @@ def test_without_runs_the_page_offers_the_sample_set() -> None:
     assert any("**control**: 40 questions" in c.value for c in at.caption)
 
 
-def test_a_small_run_fills_the_matrix_charts_and_recommendation(minilm: EmbeddingModel) -> None:
+def test_a_small_run_fills_the_matrix_charts_and_recommendation(minilm: EmbeddingModel, data_dir: Path) -> None:
     with Store.open(Settings.from_env(), minilm) as store:
         store.create_kb("brackenridge", chunk_size=800, chunk_overlap=120)
         ingest(store, "brackenridge", sample_uploads())
@@ -68,6 +69,15 @@ def test_a_small_run_fills_the_matrix_charts_and_recommendation(minilm: Embeddin
     assert '"mark": {"type": "boxplot"' in specs[2] or '"boxplot"' in specs[2]
     assert any("ranks first" in m.value for m in at.markdown)
     assert any("No fine-tuned model was evaluated" in i.value for i in at.info)
+
+    wrong = [q for q in matrix["id"] if not str(matrix.set_index("id").loc[q, "PE"]).startswith("✅")]
+    at.selectbox(key="evaluate.fail_strategy").set_value("PE").run()
+    at.button(key="evaluate.send_failures").click().run()
+    assert not at.exception
+    assert [p.question for p in load_pairs(data_dir / "datasets", "failures-pe").pairs] == [
+        q for q in frame_with(at, "expected")["question"] if q in set(matrix.set_index("id").loc[wrong, "question"])
+    ]
+    assert any("failures-pe" in s.value for s in at.success)
 
     at.toggle(key="evaluate.failures_only").set_value(True).run()
     assert not at.exception

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models import BaseChatModel, LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict
@@ -249,10 +249,24 @@ class LlamaCppChat(BaseChatModel):
     model_id: str
     temperature: float = 0.0
     max_tokens: int = 256
+    stop: list[str] | None = None  # stop sequences for every call, besides those a call passes
 
     @property
     def _llm_type(self) -> str:
         return "llama.cpp"
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        """The standard tracing parameters (provider, model, temperature, max tokens, stop)."""
+        params = LangSmithParams(
+            ls_provider="llamacpp",
+            ls_model_name=str(kwargs.get("model", self.model_id)),
+            ls_model_type="chat",
+            ls_temperature=self.temperature,
+            ls_max_tokens=self.max_tokens,
+        )
+        if stops := stop or self.stop:
+            params["ls_stop"] = stops
+        return params
 
     def _stream(
         self,
@@ -269,6 +283,7 @@ class LlamaCppChat(BaseChatModel):
         """
         dicts = to_dicts(messages)
         prompt = self.loaded.format_prompt(dicts)
+        stop = [*(self.stop or []), *(stop or [])] or None
         events: queue.Queue[tuple[str, Any]] = queue.Queue()
         halt = threading.Event()
         worker = threading.Thread(
@@ -347,7 +362,8 @@ class LlamaCppChat(BaseChatModel):
             "output_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
         }
-        events.put(("done", {"usage_metadata": usage, "response_metadata": {"model": self.model_id}}))
+        meta = {"model_name": self.model_id, "model_provider": "llamacpp"}
+        events.put(("done", {"usage_metadata": usage, "response_metadata": meta}))
 
     def _generate(
         self,

@@ -9,32 +9,26 @@ the end-of-turn token, so the model learns to stop where serving stops.
 from __future__ import annotations
 
 import copy
+import gc
 import logging
 import math
 import os
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.errors import AppError
+from core.errors import TrainingCancelled, TrainingError
 from core.finetune.datasets import Pair
 from core.progress import CancelFlag
 
 log = logging.getLogger(__name__)
 
 IGNORE = -100
-
-
-class TrainingError(AppError):
-    """Training cannot start or failed."""
-
-
-class TrainingCancelled(AppError):
-    """The user stopped training; nothing was saved."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +107,13 @@ _bases: dict[Path, tuple[Any, Any]] = {}
 _bases_lock = threading.Lock()
 
 
+def release_base() -> None:
+    """Drop the cached float32 base (the next run loads it again)."""
+    with _bases_lock:
+        _bases.clear()
+    gc.collect()
+
+
 def load_base(path: Path) -> tuple[Any, Any]:
     """The GGUF as a float32 transformers model and its tokenizer, loaded once per process.
 
@@ -121,6 +122,7 @@ def load_base(path: Path) -> tuple[Any, Any]:
     """
     with _bases_lock:
         if path not in _bases:
+            _bases.clear()  # one float32 base at a time (540 MB for SmolLM2-135M): a new base replaces it
             try:
                 import torch
                 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -138,6 +140,9 @@ def load_base(path: Path) -> tuple[Any, Any]:
                     "supported architecture such as Llama."
                 ) from e
             model.eval()  # type: ignore[no-untyped-call]
+            if tokenizer.pad_token is None:
+                tokenizer.pad_token = tokenizer.eos_token
+            tokenizer.padding_side = "right"  # positions as serving sees them; the collator pads after the text
             log.info("Loaded %s for training in %.1f s", path.name, time.perf_counter() - started)
             _bases[path] = (model, tokenizer)
         return _bases[path]
@@ -176,18 +181,16 @@ def end_of_turn(tokenizer: Any) -> int:
     return int(token if isinstance(token, int) and token != tokenizer.unk_token_id else tokenizer.eos_token_id)
 
 
-def collate(batch: Sequence[Encoded], pad_id: int) -> dict[str, Any]:
-    import torch
+def collator(tokenizer: Any) -> Callable[[Sequence[Encoded]], dict[str, Any]]:
+    """Batches padded by DataCollatorForSeq2Seq: on the right, labels with IGNORE, with an attention mask."""
+    from transformers import DataCollatorForSeq2Seq
 
-    width = max(len(e.input_ids) for e in batch)
-    ids = [e.input_ids + [pad_id] * (width - len(e.input_ids)) for e in batch]
-    labels = [e.labels + [IGNORE] * (width - len(e.labels)) for e in batch]
-    mask = [[1] * len(e.input_ids) + [0] * (width - len(e.input_ids)) for e in batch]
-    return {
-        "input_ids": torch.tensor(ids),
-        "labels": torch.tensor(labels),
-        "attention_mask": torch.tensor(mask),
-    }
+    pad = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE, return_tensors="pt")
+
+    def collate(batch: Sequence[Encoded]) -> dict[str, Any]:
+        return dict(pad([{"input_ids": e.input_ids, "labels": e.labels} for e in batch]))
+
+    return collate
 
 
 def device() -> str:
@@ -214,13 +217,13 @@ def lora_model(base: Any, settings: TrainSettings) -> Any:
         raise TrainingError(f"LoRA cannot target {', '.join(settings.target_modules)}: {e}") from e
 
 
-def _lr_factor(step: int, total: int) -> float:
-    """Linear warm-up over the first 10% of steps, then cosine decay to 10% of the peak."""
-    warmup = max(1, total // 10)
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+def scheduler_for(optimizer: Any, total: int) -> Any:
+    """Linear warm-up over the first 10% of steps, then cosine decay to 10% of the peak (transformers')."""
+    from transformers import get_cosine_with_min_lr_schedule_with_warmup
+
+    return get_cosine_with_min_lr_schedule_with_warmup(
+        optimizer, num_warmup_steps=total // 10, num_training_steps=total, min_lr_rate=0.1
+    )
 
 
 def _batches(data: list[Encoded], size: int, rng: random.Random) -> list[list[Encoded]]:
@@ -229,7 +232,9 @@ def _batches(data: list[Encoded], size: int, rng: random.Random) -> list[list[En
     return [order[i : i + size] for i in range(0, len(order), size)]
 
 
-def evaluate(model: Any, data: Sequence[Encoded], pad_id: int, batch_size: int) -> float:
+def evaluate(
+    model: Any, data: Sequence[Encoded], collate: Callable[[Sequence[Encoded]], dict[str, Any]], batch_size: int
+) -> float:
     """Mean loss per answer token."""
     import torch
 
@@ -237,7 +242,7 @@ def evaluate(model: Any, data: Sequence[Encoded], pad_id: int, batch_size: int) 
     model.eval()
     with torch.no_grad():
         for i in range(0, len(data), batch_size):
-            batch = {k: v.to(model.device) for k, v in collate(data[i : i + batch_size], pad_id).items()}
+            batch = {k: v.to(model.device) for k, v in collate(data[i : i + batch_size]).items()}
             n = int((batch["labels"][:, 1:] != IGNORE).sum())
             total += float(model(**batch).loss) * n
             count += n
@@ -261,12 +266,42 @@ def train(
         TrainingCancelled: `cancel` was set (the model is discarded).
         TrainingError: bad settings, an example over `max_length`, or no data.
     """
-    import torch
-
     settings.validate()
     if not train_pairs:
         raise TrainingError("There is nothing to train on; the dataset has no training pairs.")
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    with torch_threads(max(1, os.cpu_count() or 1)):
+        return _train(base_path, train_pairs, val_pairs, settings, system=system, on_step=on_step, cancel=cancel)
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Use `n` torch threads for this thread's work, then give the process its previous setting back.
+
+    `torch.set_num_threads` is process-wide: left set, it would size every later torch call in the
+    server (embeddings in other sessions among them) for a training run long finished.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(
+    base_path: Path,
+    train_pairs: Sequence[Pair],
+    val_pairs: Sequence[Pair],
+    settings: TrainSettings,
+    *,
+    system: str | None,
+    on_step: Callable[[Step], None] | None,
+    cancel: CancelFlag | None,
+) -> Trained:
+    import torch
+
     torch.manual_seed(settings.seed)
     base, tokenizer = load_base(base_path)
     train_data = [encode(tokenizer, p, system) for p in train_pairs]
@@ -277,7 +312,7 @@ def train(
             f"Rows {too_long[:10]} are longer than the maximum length of {settings.max_length} tokens; "
             "shorten them or raise the maximum length."
         )
-    pad = pad_id(tokenizer)
+    collate = collator(tokenizer)
 
     model = lora_model(base, settings).to(device())
     model.train()
@@ -285,7 +320,7 @@ def train(
     optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=0.0)
     per_epoch = math.ceil(len(train_data) / settings.batch_size)
     total = settings.max_steps or settings.epochs * per_epoch
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, total))
+    scheduler = scheduler_for(optimizer, total)
     rng = random.Random(settings.seed)
 
     result = Trained(model=model, tokenizer=tokenizer)
@@ -296,7 +331,7 @@ def train(
         for batch_items in _batches(train_data, settings.batch_size, rng):
             if cancel is not None and cancel.is_set():
                 raise TrainingCancelled("Training was stopped; no adapter was saved.")
-            batch = {k: v.to(model.device) for k, v in collate(batch_items, pad).items()}
+            batch = {k: v.to(model.device) for k, v in collate(batch_items).items()}
             loss = model(**batch).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -309,7 +344,7 @@ def train(
             val_loss = None
             if val_data and (step % per_epoch == 0 or step == total):
                 eval_started = time.perf_counter()
-                val_loss = evaluate(model, val_data, pad, settings.batch_size)
+                val_loss = evaluate(model, val_data, collate, settings.batch_size)
                 eval_s += time.perf_counter() - eval_started
             report = Step(
                 step=step,

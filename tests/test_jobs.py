@@ -1,0 +1,76 @@
+"""Training runs under several sessions: who may stop one, and torch's threads (no model needed)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from core.errors import TrainingError
+from core.finetune import trainer
+from core.finetune.datasets import Pair
+from core.finetune.jobs import TrainingJob, TrainRequest
+from core.finetune.trainer import Trained, TrainSettings
+
+REQUEST = TrainRequest("facts-1", "facts", (Pair("q?", "a."),), Path("base.gguf"), "SmolLM2")
+
+
+def test_only_the_session_that_started_a_run_stops_it_unless_another_confirms(tmp_path: Path) -> None:
+    job = TrainingJob(tmp_path, REQUEST, owner="session-a")  # not started: only its state matters here
+    assert job.is_owner("session-a") and not job.is_owner("session-b")
+    with pytest.raises(TrainingError, match="started in another session; confirm"):
+        job.cancel("session-b")
+    assert not job.cancel_flag.is_set()
+    job.cancel("session-b", force=True)
+    assert job.cancel_flag.is_set()
+    owned = TrainingJob(tmp_path, REQUEST, owner="session-a")
+    owned.cancel("session-a")
+    assert owned.cancel_flag.is_set() and "Stopping" in owned.view().message
+
+
+def test_torch_threads_are_set_for_the_run_and_given_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[int] = []
+
+    def fake_train(*args: object, **kwargs: object) -> Trained:
+        seen.append(torch.get_num_threads())
+        return Trained(model=None, tokenizer=None)
+
+    monkeypatch.setattr(trainer, "_train", fake_train)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # what the server runs with
+    try:
+        trainer.train(Path("base.gguf"), [Pair("q?", "a.")], [], TrainSettings())
+        assert seen == [max(1, os.cpu_count() or 1)]
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_batches_are_padded_on_the_right_with_ignored_labels() -> None:
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "a": 1, "b": 2, "c": 3, "d": 4}
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(WordLevel(vocab, unk_token="<pad>")))
+    tokenizer.pad_token, tokenizer.padding_side = "<pad>", "right"
+    batch = trainer.collator(tokenizer)([trainer.Encoded([1, 2, 3], [trainer.IGNORE, 2, 3]), trainer.Encoded([4], [4])])
+    assert batch["input_ids"].tolist() == [[1, 2, 3], [4, 0, 0]]
+    assert batch["labels"].tolist() == [[-100, 2, 3], [4, -100, -100]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+def test_learning_rate_warms_up_then_decays_to_a_tenth() -> None:
+    weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.AdamW([weight], lr=1.0)
+    schedule = trainer.scheduler_for(optimizer, 20)
+    rates = []
+    for _ in range(20):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert rates[:3] == [0.0, 0.5, 1.0]  # two warm-up steps (10%), then the peak
+    assert all(a >= b for a, b in zip(rates[2:], rates[3:], strict=False))  # then only down
+    assert rates[-1] == pytest.approx(0.1, abs=0.01)

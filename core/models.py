@@ -391,9 +391,15 @@ def _ollama_error(host: str, e: Exception) -> ModelUnavailableError:
 class OllamaBackend:
     """Ollama's documented HTTP API through the official client and langchain-ollama."""
 
-    def __init__(self, host: str, *, timeout: float = 3.0) -> None:
+    def __init__(self, host: str, *, timeout: float = 3.0, read_timeout: float = 120.0) -> None:
+        """Args: `timeout` for connecting and listing; `read_timeout`, the longest silence in an answer.
+
+        A server that stops sending (hung, or loading a model too big for it) fails its column after
+        `read_timeout` seconds instead of holding it for ten minutes; other columns carry on.
+        """
         self.host = host
         self.timeout = timeout
+        self.read_timeout = read_timeout
 
     def _client(self) -> Any:
         import ollama
@@ -420,6 +426,7 @@ class OllamaBackend:
         return next((int(v) for k, v in info.items() if k.endswith(".context_length")), None)
 
     def chat(self, name: str, *, temperature: float, max_tokens: int, num_ctx: int) -> BaseChatModel:
+        import httpx
         from langchain_ollama import ChatOllama
 
         chat: BaseChatModel = ChatOllama(
@@ -428,7 +435,7 @@ class OllamaBackend:
             temperature=temperature,
             num_predict=max_tokens,
             num_ctx=num_ctx,
-            client_kwargs={"timeout": 600},
+            client_kwargs={"timeout": httpx.Timeout(self.read_timeout, connect=self.timeout)},
         )
         return chat
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -260,3 +261,103 @@ def test_gguf_files_in_data_dir_models_are_listed(data_dir: Path) -> None:
     (data_dir / "models" / "notes.txt").write_text("not a model")
     ids = [m.id for m in embedded_models(Settings.from_env())]
     assert ids == ["llama.cpp:SmolLM2-135M-Instruct", "llama.cpp:my-tuned-model.gguf"]
+
+
+def _serve_two_models(slow_chat: object) -> HTTPServer:
+    """`fast:1b` answers at once; `slow:70b` is handled by `slow_chat` (threaded: requests overlap)."""
+
+    def chat(request: Request) -> Response:
+        if json.loads(request.data)["model"] == "slow:70b":
+            return slow_chat(request)  # type: ignore[operator, no-any-return]
+        return Response(ndjson(chunk("ok"), DONE), content_type="application/x-ndjson")
+
+    server = HTTPServer(threaded=True)
+    server.expect_request("/api/show", method="POST").respond_with_json({"model_info": {}})
+    server.expect_request("/api/chat", method="POST").respond_with_handler(chat)
+    server.start()
+    return server
+
+
+def _columns(host: str, tmp_path: Path, read_timeout: float = 30) -> dict[str, Answer]:
+    from core.strategies import run_many
+
+    catalog = ModelCatalog(
+        Settings.from_env(ollama_host=host), EmbeddedEngine(), OllamaBackend(host, read_timeout=read_timeout)
+    )
+    runtime = Runtime(None, TemplateLibrary(tmp_path / "t"), catalog, Records(tmp_path / "r.sqlite"))
+    jobs = [(m, Strategy(m, f"ollama:{m}", "Plain question")) for m in ("slow:70b", "fast:1b")]
+    return {k: v for k, v in run_many(runtime, jobs, "Hi") if isinstance(v, Answer)}
+
+
+def test_a_silent_ollama_fails_its_column_after_the_read_timeout_and_others_finish(tmp_path: Path) -> None:
+    release = threading.Event()
+
+    def hang(request: Request) -> Response:
+        release.wait(30)  # a server that accepted the request and never answers
+        return Response(ndjson(DONE), content_type="application/x-ndjson")
+
+    server = _serve_two_models(hang)
+    try:
+        answers = _columns(server.url_for("/").rstrip("/"), tmp_path, read_timeout=1)
+    finally:
+        release.set()
+        server.clear()
+        server.stop()
+    assert answers["fast:1b"].error is None and answers["fast:1b"].text == "ok"
+    slow = answers["slow:70b"]
+    assert slow.error is not None and "did not answer ollama:slow:70b in time" in slow.error
+
+
+def test_ollama_dropping_the_connection_mid_answer_keeps_the_text_and_says_so(tmp_path: Path) -> None:
+    """The server process dies after the first token: a truncated chunked body, then a closed socket."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        for _ in range(2):  # /api/show, then /api/chat
+            conn, _ = listener.accept()
+            with conn:
+                request = conn.recv(65536).decode("latin-1")
+                if request.startswith("POST /api/show"):
+                    body = json.dumps({"model_info": {}}).encode()
+                    conn.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                        + str(len(body)).encode()
+                        + b"\r\nConnection: close\r\n\r\n"
+                        + body
+                    )
+                    continue
+                line = (json.dumps(chunk("The answer is")) + "\n").encode()
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n" + f"{len(line):x}\r\n".encode() + line + b"\r\n"
+                )
+        listener.close()
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    host = f"http://127.0.0.1:{port}"
+    catalog = ModelCatalog(Settings.from_env(ollama_host=host), EmbeddedEngine(), OllamaBackend(host))
+    runtime = Runtime(None, TemplateLibrary(tmp_path / "t"), catalog, Records(tmp_path / "r.sqlite"))
+    deltas, answer = run(runtime, Strategy("PE", "ollama:llama3.2:1b", "Plain question"), "Why?")
+    server.join(10)
+    assert deltas == ["The answer is"] and answer.text == "The answer is"
+    assert answer.error is not None and "dropped the connection" in answer.error
+
+
+def test_ollama_refusing_one_model_fails_only_that_column(tmp_path: Path) -> None:
+    def refuse(request: Request) -> Response:
+        return Response(json.dumps({"error": "model requires more system memory (64 GiB) than is available"}), 500)
+
+    server = _serve_two_models(refuse)
+    try:
+        answers = _columns(server.url_for("/").rstrip("/"), tmp_path)
+    finally:
+        server.clear()
+        server.stop()
+    assert answers["fast:1b"].error is None and answers["fast:1b"].text == "ok"
+    assert answers["slow:70b"].error == (
+        "Ollama refused ollama:slow:70b: model requires more system memory (64 GiB) than is available."
+    )

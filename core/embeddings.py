@@ -91,25 +91,39 @@ def tuned_names(data_dir: Path) -> list[str]:
     return [TUNED_PREFIX + p.name for p in sorted(root.iterdir()) if (p / "config.json").is_file()]
 
 
-def _load_sentence_transformer(path: Path, name: str) -> EmbeddingModel:
-    from langchain_huggingface import HuggingFaceEmbeddings
+class SentenceTransformerEmbeddings(Embeddings):
+    """A loaded `SentenceTransformer` as LangChain `Embeddings`: normalized vectors, newlines as spaces.
 
+    It embeds exactly as langchain-huggingface's `HuggingFaceEmbeddings` did for the knowledge bases
+    built so far (same replacement of newlines, same normalization), without reaching into its
+    private `_client` for the model's dimension and window.
+    """
+
+    def __init__(self, model: Any, batch_size: int = BATCH_SIZE) -> None:
+        self.model = model
+        self.batch_size = batch_size
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        flat = [t.replace("\n", " ") for t in texts]
+        vectors = self.model.encode(flat, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True)
+        return [[float(x) for x in v] for v in vectors]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
+
+
+def _load_sentence_transformer(path: Path, name: str) -> EmbeddingModel:
     try:
-        hf = HuggingFaceEmbeddings(
-            model_name=str(path),
-            model_kwargs={"device": "cpu", "local_files_only": True},
-            encode_kwargs={"batch_size": BATCH_SIZE, "normalize_embeddings": True},
-            query_encode_kwargs={"normalize_embeddings": True},
-        )
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
     except Exception as e:  # noqa: BLE001 - any load failure gets one clear message
         raise EmbeddingError(f"Could not load the embedding model {name} from {path}: {e}") from e
-    client = hf._client
-    dimension = client.get_embedding_dimension() or BUNDLED_DIMENSION
     return EmbeddingModel(
         name=name,
-        dimension=dimension,
-        embeddings=hf,
-        max_tokens=client.max_seq_length or 256,
+        dimension=model.get_embedding_dimension() or BUNDLED_DIMENSION,
+        embeddings=SentenceTransformerEmbeddings(model),
+        max_tokens=model.max_seq_length or 256,
     )
 
 

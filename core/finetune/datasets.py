@@ -8,6 +8,7 @@ without the user choosing to.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -22,7 +23,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from core.errors import DatasetError, DatasetExistsError
-from core.files import atomic_write_text, now_iso
+from core.files import atomic_write_text, data_dir_error, now_iso
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _SPACES = re.compile(r"\s+")
@@ -95,12 +96,18 @@ def _locked(path: Path) -> Iterator[None]:
     Without it, a correction appended to the old file while a save renames the new one into
     place would be lost with the old file.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(path.with_name(f".{path.name}.lock"), timeout=LOCK_TIMEOUT_S)
     try:
-        with FileLock(path.with_name(f".{path.name}.lock"), timeout=LOCK_TIMEOUT_S):
-            yield
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
     except Timeout as e:
         raise DatasetError(f"Dataset {path.stem!r} is being written by another session; try again.") from e
+    except OSError as e:
+        raise data_dir_error(path.parent, e) from e
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def add_correction(root: Path, name: str, correction: Correction) -> Path:
@@ -109,8 +116,17 @@ def add_correction(root: Path, name: str, correction: Correction) -> Path:
         raise DatasetError("A correction needs both the question and the corrected answer.")
     path = dataset_path(root, name)
     row = asdict(correction) | {"added": correction.added or now_iso()}
-    with _locked(path), path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    line = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+    with _locked(path):
+        size = path.stat().st_size if path.exists() else 0
+        try:
+            with path.open("ab") as f:
+                f.write(line)
+        except OSError as e:
+            # A full disk may take part of the line: cut it off, so the file stays valid JSONL.
+            with contextlib.suppress(OSError), path.open("r+b") as f:
+                f.truncate(size)
+            raise data_dir_error(path, e) from e
     return path
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from core.errors import AdapterError, AppError, TrainingCancelled, TrainingError
-from core.files import now_iso
+from core.files import data_dir_error, now_iso
 from core.finetune import adapters, export, parity, trainer
 from core.finetune.datasets import Pair, content_hash, split, write_pairs
 from core.finetune.trainer import Step, TrainSettings
@@ -53,9 +53,22 @@ def run_training(
 
     Raises:
         TrainingCancelled: `cancel` was set; nothing is left on disk.
-        AppError: bad name or settings, a dataset problem, an export failure.
+        AppError: bad name or settings, a dataset problem, an export failure, a full or read-only DATA_DIR.
     """
+    try:
+        return _run_training(data_dir, request, on_phase=on_phase, on_step=on_step, cancel=cancel)
+    except OSError as e:  # a full disk or a read-only DATA_DIR while exporting: the staging folder is gone
+        raise data_dir_error(data_dir, e) from e
 
+
+def _run_training(
+    data_dir: Path,
+    request: TrainRequest,
+    *,
+    on_phase: Callable[[Phase, str], None] | None,
+    on_step: Callable[[Step], None] | None,
+    cancel: CancelFlag | None,
+) -> adapters.Adapter:
     def phase(p: Phase, message: str) -> None:
         if cancel is not None and cancel.is_set():
             raise TrainingCancelled("Training was stopped; no adapter was saved.")

@@ -7,6 +7,7 @@ suite itself (the `has_*` / `supports_*` flags below say so).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
@@ -22,6 +23,13 @@ pytestmark = pytest.mark.slow
 @cache
 def loaded() -> LoadedModel:
     return LoadedModel(bundled_gguf())
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_the_model() -> Iterator[None]:
+    """Free llama.cpp before the interpreter shuts down (its finalizer fails once modules are gone)."""
+    yield
+    loaded().close()
 
 
 class _Params:

@@ -33,7 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "finetune.notice": None,
     "finetune.error": None,
     "evaluate.set": "sample",
-    "evaluate.ncols": 2,
+    "evaluate.ncols": 4,  # PE, RAG, FT, FT+RAG: the FT columns say what they need until a model exists
     **{f"evaluate.col{i}.preset": preset for i, preset in enumerate(("PE", "RAG", "FT", "FT+RAG"))},
     "evaluate.run_id": None,
     "evaluate.imported": None,

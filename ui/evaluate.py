@@ -417,7 +417,8 @@ def run_picker(records: Records, jobs: EvalJobs) -> RunData | None:
     state = st.session_state
     with st.expander("Import a JSON export"):
         upload = st.file_uploader("Evaluation JSON", type=["json"], key="evaluate.import")
-        if upload is not None:
+        if upload is not None and state.get("evaluate.import_seen") != upload.file_id:  # a new file, not a rerun
+            state["evaluate.import_seen"] = upload.file_id
             state["evaluate.imported"] = upload.getvalue().decode("utf-8", "replace")
     if state["evaluate.imported"]:
         try:

@@ -19,9 +19,9 @@ st.caption("Ask once; each column answers with its own strategy. Open a column's
 st.html(
     """<style>
 .st-key-compare-grid [data-testid="stHorizontalBlock"] { flex-wrap: wrap; }
-.st-key-compare-grid [data-testid="stColumn"] { min-width: min(100%, 20rem); }
+.st-key-compare-grid [data-testid="stColumn"] { min-width: min(100%, 16rem); }
 .st-key-compare-grid [data-testid="stColumn"]:has(.st-key-compare-placeholder-0, .st-key-compare-placeholder-1,
-  .st-key-compare-placeholder-2, .st-key-compare-placeholder-3) { min-width: min(100%, 12rem); }
+  .st-key-compare-placeholder-2, .st-key-compare-placeholder-3) { min-width: min(100%, 6.5rem); }
 </style>"""
 )
 
@@ -67,7 +67,7 @@ if ask and not question.strip():
     st.warning("Type a question first.")
     ask = False
 
-widths = [1 if available[state[f"compare.col{i}.preset"]].disabled_reason else 3 for i in range(n)]
+widths = [1.4 if available[state[f"compare.col{i}.preset"]].disabled_reason else 3 for i in range(n)]
 columns = st.container(key="compare-grid").columns(widths, border=True)
 template_names = runtime.templates.names()
 strategies = {}

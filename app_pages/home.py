@@ -46,12 +46,14 @@ except AppError as e:
     st.error(str(e))
     n_kbs = 0
 n_tuned = len(adapters.list_adapters(settings.data_dir))
+n_runs = len(resources.records().runs())
 
 st.subheader("The path")
 steps = [
     ("app_pages/documents.py", "1 · Add documents", "📄", n_kbs > 0, f"{n_kbs} knowledge base(s)"),
     ("app_pages/compare.py", "2 · Compare answers", "⚖️", None, "ask one question, see every strategy"),
     ("app_pages/finetune.py", "3 · Fine-tune", "🎯", n_tuned > 0, f"{n_tuned} fine-tuned model(s)"),
+    ("app_pages/evaluate.py", "4 · Evaluate and choose", "📊", n_runs > 0, f"{n_runs} evaluation run(s)"),
 ]
 for page, label, icon, done, detail in steps:
     mark = "✅" if done else ("⬜" if done is False else "➡️")
@@ -71,6 +73,15 @@ elif n_tuned == 0:
     )
     st.page_link("app_pages/compare.py", label="Go to Compare", icon="⚖️")
     st.page_link("app_pages/finetune.py", label="Go to Fine-tune", icon="🎯")
+elif n_runs == 0:
+    st.info(
+        "You have documents and a fine-tuned model. Measure all four strategies on your own questions in "
+        "**Evaluate** (or the sample's 40) and read which one it recommends, and why."
+    )
+    st.page_link("app_pages/evaluate.py", label="Go to Evaluate", icon="📊")
 else:
-    st.info("You have documents and a fine-tuned model: compare all four strategies on your own questions.")
-    st.page_link("app_pages/compare.py", label="Go to Compare", icon="⚖️")
+    st.info(
+        "Everything is in place. Open **Evaluate** for the latest run and its recommendation; after you edit "
+        "documents or retrain, run it again and compare the runs."
+    )
+    st.page_link("app_pages/evaluate.py", label="Go to Evaluate", icon="📊")

@@ -10,7 +10,7 @@ import streamlit as st
 from core.errors import AppError
 from core.models import BUNDLED_NAME
 from core.prompts import Example, PromptTemplate, Source
-from ui import resources
+from ui import components, resources
 from ui.state import init_state
 
 SAMPLE_QUESTION = "How long is parental leave at full pay?"
@@ -67,15 +67,17 @@ current = library.get(name, version)
 st.caption(current.description or "No description.")
 
 key = f"prompts.edit.{name}.v{version}"
-system = st.text_area("System prompt", current.system, height=110, key=f"{key}.system")
-user = st.text_area(
+editor = st.container(key="prompts-editor")
+components.commit_while_typing("prompts-editor")
+system = editor.text_area("System prompt", current.system, height=110, key=f"{key}.system")
+user = editor.text_area(
     "User template",
     current.user,
     height=110,
     key=f"{key}.user",
     help="Variables: {question}, {context} (retrieved sources), {examples} (few-shot as text).",
 )
-source_format = st.text_input(
+source_format = editor.text_input(
     "How each source is listed",
     current.source_format,
     key=f"{key}.source_format",

@@ -37,6 +37,8 @@ def test_invalid_edit_is_explained_and_cannot_be_saved() -> None:
     at.text_area(key=f"prompts.edit.{RAG}.v1.user").input("Tell me {question.__class__}")
     at.run()
     assert "no attribute or index access" in at.error[0].value
+    assert "`{question.__class__}`" in at.error[0].value  # code as code: Markdown cannot eat the underscores
+    assert "must contain {question}" not in at.error[0].value  # it does contain it
     assert at.button(key="prompts.save").disabled
 
 
@@ -48,6 +50,7 @@ def test_saving_makes_a_new_version_and_the_diff_shows_the_change() -> None:
     at.run()
     assert not at.exception
     assert at.selectbox(key=f"prompts.version.{RAG}").options == ["2", "1"]
+    assert at.selectbox(key=f"prompts.version.{RAG}").value == 2  # the picker shows what was just saved
     diff = at.code[-1].value
     assert "+Answer only from the sources. Be brief." in diff and diff.count("\n-") >= 1
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -100,6 +101,15 @@ def app_url(app: Server) -> str:
     return app.url
 
 
+def upload(page: Page, path: Path) -> None:
+    """Into the page's file uploader, once the last run's (stale, replaced after an upload) is gone."""
+    from playwright.sync_api import expect
+
+    files = page.locator("input[type=file]")
+    expect(files).to_have_count(1, timeout=30_000)
+    files.set_input_files(str(path))
+
+
 def shot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / name), full_page=True)
@@ -117,7 +127,7 @@ def test_a_new_users_journey_in_a_browser(app: Server, tmp_path: Path) -> None:
         page.goto(app.url)
         # First visit: what the app is for, the four strategies, and what to do first.
         expect(page.get_by_text("You have no knowledge base yet")).to_be_visible(timeout=60_000)
-        expect(page.get_by_text("Fine-tuning + RAG")).to_be_visible()
+        expect(page.get_by_text("🎯📚 Fine-tuning + RAG")).to_be_visible()
         expect(page.get_by_text("Qdrant local mode")).to_be_visible()
         shot(page, "start.png")
 
@@ -133,7 +143,7 @@ def test_a_new_users_journey_in_a_browser(app: Server, tmp_path: Path) -> None:
 
         evil = tmp_path / "evil.txt"
         evil.write_text("Gate code is 7781. <script>alert('owned')</script> <img src=x onerror=alert(1)>")
-        page.locator("input[type=file]").set_input_files(str(evil))
+        upload(page, evil)
         page.get_by_role("button", name="Add 1 file(s) to brackenridge").click()
         expect(page.get_by_text("1 file(s) added")).to_be_visible(timeout=60_000)
         search.fill("gate code")
@@ -141,7 +151,7 @@ def test_a_new_users_journey_in_a_browser(app: Server, tmp_path: Path) -> None:
         expect(page.get_by_text("<script>alert('owned')</script>").first).to_be_visible(timeout=30_000)
         scanned = tmp_path / "scan.pdf"
         scanned.write_bytes(scanned_pdf())
-        page.locator("input[type=file]").set_input_files(str(scanned))
+        upload(page, scanned)
         page.get_by_role("button", name="Add 1 file(s) to brackenridge").click()
         # The advice the table would cut off is shown in full.
         expect(page.get_by_text("scan.pdf: ").first).to_contain_text("OCR", timeout=60_000)
@@ -158,31 +168,29 @@ def test_a_new_users_journey_in_a_browser(app: Server, tmp_path: Path) -> None:
         expect(page.get_by_text("employee_handbook.pdf · page 5").first).to_be_visible()
         columns = page.locator(".st-key-compare-grid [data-testid='stColumn']")
         widths = [columns.nth(i).bounding_box()["width"] for i in range(4)]  # type: ignore[index]
-        assert widths[2] < widths[1] / 2 and widths[3] < widths[1] / 2  # "not yet" columns take little room
+        assert max(widths[2:]) < 0.6 * min(widths[:2])  # "not yet" columns take little room
         shot(page, "compare.png")
 
         # Wrong answer: one click on Save saves.
         page.get_by_role("button", name="Wrong answer").nth(1).click()
         page.get_by_label("Correct answer").fill("20 weeks at full pay.")
         page.get_by_role("button", name="Save correction").click()
-        expect(page.get_by_text("Saved to dataset corrections").first).to_be_visible(timeout=30_000)
+        expect(page.get_by_text("Saved the correction to dataset corrections").first).to_be_visible(timeout=30_000)
 
         # Prompts: errors show code as code, no false "must contain {question}", and a save moves the picker.
         page.get_by_role("link", name="Prompts").click()
-        user = page.get_by_label("User template")
+        user = page.get_by_role("textbox", name="User template")
         expect(user).to_be_visible(timeout=30_000)
-        user.fill("Tell me {question.__class__}")
-        user.press("Tab")
+        page.wait_for_function("document.body.dataset.commitWhileTyping === 'on'", timeout=30_000)
+        user.fill("Tell me {question.__class__}")  # no Tab, no click elsewhere: checked while typing
         error = page.locator("[data-testid='stAlertContentError']").first
         expect(error.locator("code").first).to_have_text("{question.__class__}", timeout=30_000)
         expect(error).not_to_contain_text("must contain")
-        user.fill("Sources:\n{context}\n\nQuestion: {question}")
-        user.press("Tab")
+        user.fill("Answer in one short sentence.\n\n{question}")
         expect(page.get_by_text("Valid template.")).to_be_visible(timeout=30_000)
         page.get_by_role("button", name="Save as a new version").click()
-        expect(page.get_by_text("Saved RAG with citations v2.")).to_be_visible(timeout=30_000)
-        version = page.locator("[data-testid='stSelectbox']").filter(has_text="Version")
-        expect(version).to_contain_text("2")
+        expect(page.get_by_text(re.compile(r"Saved .+ v2\."))).to_be_visible(timeout=30_000)
+        expect(page.get_by_role("combobox", name="Version")).to_have_value("2")
         shot(page, "prompts.png")
 
         # Fine-tune on the sample facts (a few steps, to keep the test short), then all four side by side.
@@ -195,7 +203,7 @@ def test_a_new_users_journey_in_a_browser(app: Server, tmp_path: Path) -> None:
         steps.press("Tab")
         page.get_by_role("button", name="Train").click()
         try:
-            expect(page.get_by_text("is trained and registered")).to_be_visible(timeout=240_000)
+            expect(page.get_by_text("is trained and registered")).to_be_visible(timeout=480_000)
         finally:
             shot(page, "finetune.png")
         expect(page.get_by_text("leading tokens agree").first).to_be_visible(timeout=30_000)
@@ -226,7 +234,7 @@ def test_a_new_users_journey_in_a_browser(app: Server, tmp_path: Path) -> None:
         expect(page.get_by_text("3 file(s) added")).to_have_count(0)  # the sample's report is gone
         farm = tmp_path / "farm.txt"
         farm.write_text("The north barn holds 40 dairy cows. Milking starts at 5 am.")
-        page.locator("input[type=file]").set_input_files(str(farm))
+        upload(page, farm)
         page.get_by_role("button", name="Add 1 file(s) to farm").click()
         expect(page.get_by_text("1 file(s) added")).to_be_visible(timeout=60_000)
         page.get_by_role("link", name="Compare").click()

@@ -98,3 +98,38 @@ def hit_card(rank: int, hit: SearchHit, *, show_score: bool = True, expanded: bo
     title = f"#{rank} · {where}" + (f" · score {hit.score:.3f}" if show_score else "")
     with st.expander(title, expanded=rank == 1 if expanded is None else expanded):
         st.text(hit.text)
+
+
+# Streamlit commits a text box's value on blur or Ctrl+Enter only. This script commits it (the same
+# Ctrl+Enter a user would press) after a short pause in typing, for boxes inside a keyed container,
+# so that checks run as you type. Our own code, no user content.
+_LIVE_JS = """
+export default function (component) {
+  const scope = component.data && component.data.scope;
+  window.__ragtuneLive = window.__ragtuneLive || {};
+  if (!scope || window.__ragtuneLive[scope]) return;
+  window.__ragtuneLive[scope] = true;
+  document.body.dataset.commitWhileTyping = "on";  // lets a browser test wait until typing is watched
+  let timer;
+  document.addEventListener("input", (event) => {
+    const box = event.target;
+    if (!(box instanceof HTMLTextAreaElement || box instanceof HTMLInputElement)) return;
+    if (!box.closest("." + scope)) return;
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      const keys = { key: "Enter", code: "Enter", keyCode: 13, which: 13, bubbles: true, cancelable: true };
+      const commit = box instanceof HTMLTextAreaElement ? { ...keys, ctrlKey: true } : keys;
+      box.dispatchEvent(new KeyboardEvent("keydown", commit));
+    }, 600);
+  }, true);
+}
+"""
+_live = None
+
+
+def commit_while_typing(container_key: str) -> None:
+    """Text boxes inside `st.container(key=container_key)` commit after a pause in typing."""
+    global _live
+    if _live is None:
+        _live = st.components.v2.component("ragtune_commit_while_typing", js=_LIVE_JS)
+    _live(data={"scope": f"st-key-{container_key}"}, key=f"live.{container_key}")

@@ -1,0 +1,36 @@
+"""The Fine-tune page's loss chart and model card wording, as pure functions."""
+
+from __future__ import annotations
+
+from ui.finetune import loss_frame, overfitting_note, when
+
+
+def test_validation_points_are_their_own_series_not_gaps_in_a_joined_table() -> None:
+    train = [[1, 3.9], [2, 3.1], [3, 2.0], [4, 1.2]]
+    validation = [[2, 3.7], [4, 3.9]]
+    frame = loss_frame(train, validation)
+    assert frame[frame.series == "validation"][["step", "loss"]].values.tolist() == [[2, 3.7], [4, 3.9]]
+    assert len(frame[frame.series == "train"]) == 4
+    assert not frame.isna().any().any()  # nothing for the line to break on
+    assert frame["step"].dtype.kind == "i"  # whole steps on the axis, not 1.000000
+
+
+def test_rising_validation_loss_is_said_in_words() -> None:
+    train = [[1, 3.9], [2, 2.0], [3, 0.5], [4, 0.02]]
+    note = overfitting_note(train, [[1, 3.68], [2, 3.9], [4, 4.17]])
+    assert note is not None
+    assert "rose from 3.68 (step 1) to 4.17 (step 4)" in note and "fell to 0.02" in note
+    assert "fewer epochs" in note
+
+
+def test_falling_or_flat_validation_loss_says_nothing() -> None:
+    train = [[1, 3.9], [2, 2.0], [3, 1.5]]
+    assert overfitting_note(train, [[1, 3.7], [3, 2.9]]) is None
+    assert overfitting_note(train, [[1, 3.0], [3, 3.01]]) is None  # noise, not a trend
+    assert overfitting_note(train, [[3, 2.9]]) is None  # one point is no trend
+
+
+def test_model_card_time_reads_as_a_date_not_iso() -> None:
+    shown = when("2026-11-24T14:05:09+00:00")
+    assert "2026" in shown and "T" not in shown and "+00:00" not in shown
+    assert when("") == "at an unknown time"

@@ -16,21 +16,24 @@ else
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 endif
 LLAMA_PIN := $(shell grep -E '^llama-cpp-python==' requirements.txt)
+# Named after the pin, so that only a new llama-cpp-python version rebuilds it, not any other change
+# to requirements.txt.
+LLAMA_STAMP := $(VENV)/.llama-$(subst ==,-,$(LLAMA_PIN))
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.llama-installed: requirements.txt | $(BIN)/python
+$(LLAMA_STAMP): | $(BIN)/python
 	@echo "Building $(LLAMA_PIN) from source (about 5 minutes on 2 cores)..."
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet --no-cache-dir "$(LLAMA_PIN)"
 	touch $@
 
-$(VENV)/.app-installed: requirements.txt $(VENV)/.llama-installed | $(BIN)/python
+$(VENV)/.app-installed: requirements.txt $(LLAMA_STAMP) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.dev-installed: requirements.txt requirements-dev.txt $(VENV)/.llama-installed | $(BIN)/python
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt $(LLAMA_STAMP) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.app-installed
 

@@ -62,7 +62,7 @@ def test_a_small_run_fills_the_matrix_charts_and_recommendation(minilm: Embeddin
     summary, matrix = frame_with(at, "hit@k"), frame_with(at, "expected")
     assert list(summary["strategy"]) == ["PE", "RAG"] and list(summary["answers"]) == [2, 2]
     assert summary.loc[1, "hit@k"] >= 0.5 and summary["hit@k"].isna()[0]  # PE retrieves nothing: no hit rate
-    assert list(matrix.columns) == ["id", "question", "expected", "PE", "RAG"]
+    assert list(matrix.columns) == ["id", "PE", "RAG", "question", "expected"]
     assert all(str(v)[0] in "✅❌" for v in matrix["RAG"])
     specs = [c.proto.spec for c in at.get("vega_lite_chart")]
     assert len(specs) == 4  # metrics by strategy, correct vs p50, answer times, hit@k (no forgetting run yet)

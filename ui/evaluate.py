@@ -157,7 +157,8 @@ def show_summary(summaries: Sequence[Summary]) -> None:
         | {
             c: st.column_config.NumberColumn(format="%.2f")
             for c in ("token F1", "similarity", "MRR", "first token p50 (s)", "p50 (s)", "p95 (s)")
-        },
+        }
+        | {c: st.column_config.NumberColumn(format="%.0f") for c in ("tokens in", "tokens out")},
     )
 
 
@@ -175,7 +176,7 @@ def show_matrix(run: RunData, failures_only: bool, disagree_only: bool) -> None:
             v = r["cells"][n]
             line[n] = "…" if v is None else f"{'✅' if v[0] else '❌'} {v[1]:.2f}"
         data.append(line)
-    frame = pd.DataFrame(data, columns=["id", "question", "expected", *names])
+    frame = pd.DataFrame(data, columns=["id", *names, "question", "expected"])  # verdicts first: visible at once
 
     def colour(value: object) -> str:
         text = str(value)

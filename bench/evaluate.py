@@ -8,9 +8,11 @@
    alternate in blocks of a few questions, so a neighbour's load on a shared machine hits both.
 
 FT and FT+RAG need a fine-tuned model: the default adapter is trained on the 40 sample facts
-first when DATA_DIR has none (`--no-ft` skips them).
+first when DATA_DIR has none (`--no-ft` skips them). `--control` also asks the 40 control
+questions of the base and each fine-tuned model and prints forgetting (`--questions 0 --control`:
+only that).
 
-Run: .venv/bin/python bench/evaluate.py [--questions 40] [--no-ft] [--data-dir DIR]
+Run: .venv/bin/python bench/evaluate.py [--questions 40] [--no-ft] [--control] [--data-dir DIR]
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core.config import Settings  # noqa: E402
-from core.embeddings import load_bundled  # noqa: E402
+from core.embeddings import EmbeddingModel, load_bundled  # noqa: E402
+from core.evaluation import control  # noqa: E402
 from core.evaluation import questions as qs  # noqa: E402
 from core.evaluation.report import load_run, summarize  # noqa: E402
 from core.evaluation.runner import EvalRequest, run_evaluation, start_run  # noqa: E402
@@ -51,6 +54,21 @@ def train_default(data_dir: Path) -> None:
     print(f"trained the default adapter on the 40 sample facts in {time.perf_counter() - started:.0f} s")
 
 
+def control_run(runtime: Runtime, catalog: ModelCatalog, embedder: EmbeddingModel) -> None:
+    columns = control.control_strategies(catalog.available())
+    if len(columns) < 2:
+        print("control set: no fine-tuned model, nothing to compare")
+        return
+    run_id = start_run(runtime, EvalRequest("control", qs.CONTROL_SET, qs.control_set().questions, tuple(columns)))
+    started = time.perf_counter()
+    run_evaluation(runtime, run_id, embedder=embedder.embeddings)
+    run = load_run(runtime.records, run_id)
+    known = control.base_known(run)
+    print(f"control set ({time.perf_counter() - started:.0f} s): the base answers {known} of {len(run.questions)}")
+    for model, f in control.forgetting_by_model(run).items():
+        print(f"  {model}: keeps {fmt(f.tuned_accuracy, True)} of those {f.kept} (forgetting {fmt(f.drop, True)})")
+
+
 def fmt(x: float | None, pct: bool = False) -> str:
     if x is None:
         return "–"
@@ -61,6 +79,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--questions", type=int, default=40)
     parser.add_argument("--no-ft", action="store_true")
+    parser.add_argument("--control", action="store_true", help="also measure forgetting on the control set")
     parser.add_argument("--block", type=int, default=4, help="questions per alternation of runner and plain runs")
     parser.add_argument("--data-dir", type=Path, default=None, help="reuse a DATA_DIR (its adapters) between runs")
     args = parser.parse_args()
@@ -83,6 +102,10 @@ def main() -> None:
     warm = next(runtime.run(strategies[0], "Warm-up: say hello.", save=False))  # load the model, fill caches
     del warm
 
+    if args.control:
+        control_run(runtime, catalog, embedder)
+    if not questions:
+        return
     runner_s = plain_s = 0.0
     cells = {}
     for start in range(0, len(questions), args.block):

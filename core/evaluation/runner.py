@@ -190,8 +190,8 @@ def run_evaluation(
             if isinstance(item, Answer):
                 answer = item
         assert answer is not None
-        if cancelled():
-            return  # maybe cut short: not stored, asked again on resume
+        if cancelled() and answer.error is not None:
+            return  # cut short by Stop: not stored, asked again on resume (a finished answer is kept)
         m = score(question, answer, embedder, request.supported_threshold)
         if request.judge_model:
             text = answer.text if answer.error is None else ""

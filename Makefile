@@ -57,6 +57,8 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/retrieval.py
 	$(BIN)/python bench/finetune.py
 	$(BIN)/python bench/evaluate.py
+	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/concurrency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -49,7 +49,7 @@ def main() -> None:
     started = time.perf_counter()
     model = load_bundled()
     load_s = time.perf_counter() - started
-    st_model = model.embeddings._client  # type: ignore[attr-defined]
+    st_model = model.embeddings.model  # type: ignore[attr-defined]
 
     uploads = corpus(args.copies)
     docs = [parse(u.data, u.filename) for u in uploads]

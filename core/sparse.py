@@ -151,7 +151,9 @@ class KeywordIndex:
         import numpy as np
 
         self.point_ids = list(point_ids)
-        self.doc_ids = np.array(doc_ids, dtype=object)
+        self._doc_names = sorted(set(doc_ids))
+        codes = {name: i for i, name in enumerate(self._doc_names)}
+        self._doc_codes = np.fromiter((codes[d] for d in doc_ids), dtype=np.int64, count=len(doc_ids))
         rows = np.repeat(np.arange(len(vectors), dtype=np.int64), [len(v.indices) for v in vectors])
         terms_ = np.fromiter((i for v in vectors for i in v.indices), dtype=np.int64, count=len(rows))
         values = np.fromiter((x for v in vectors for x in v.values), dtype=np.float32, count=len(rows))
@@ -180,7 +182,8 @@ class KeywordIndex:
             scores[self._rows[lo:hi]] += weight * idf * self._values[lo:hi]
             hit[self._rows[lo:hi]] = True
         if doc_ids is not None:
-            hit &= np.fromiter((d in doc_ids for d in self.doc_ids), dtype=bool, count=n)
+            allowed = [code for code, name in enumerate(self._doc_names) if name in doc_ids]
+            hit &= np.isin(self._doc_codes, allowed)
         candidates = np.flatnonzero(hit)
         if len(candidates) > limit:
             candidates = candidates[np.argpartition(-scores[candidates], limit - 1)[:limit]]

@@ -76,7 +76,7 @@ def test_retrieval_finds_the_expected_page_for_most_questions(store: Store, kb: 
 def test_default_chunks_fit_the_embedding_window(minilm: EmbeddingModel) -> None:
     """MiniLM silently truncates past 256 word pieces; default chunks must stay inside (measured max 184)."""
     settings = Settings.from_env()
-    tokenizer = minilm.embeddings._client.tokenizer  # type: ignore[attr-defined]
+    tokenizer = minilm.embeddings.model.tokenizer  # type: ignore[attr-defined]
     lengths = [
         len(tokenizer(c.text)["input_ids"])
         for u in sample_uploads()

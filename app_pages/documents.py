@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.documents import SUPPORTED_EXTENSIONS
-from core.embeddings import BUNDLED_MODELS, OLLAMA_PREFIX
+from core.embeddings import BUNDLED_MODELS, OLLAMA_PREFIX, tuned_names
 from core.errors import AppError
 from core.ingest import Upload, ingest
 from core.samples import CHINESE, ENGLISH, SAMPLE_KB_NAME, Sample
@@ -56,7 +56,10 @@ with new_popover, st.form("documents.new_kb", border=False):
     new_name = st.text_input("Name", placeholder="handbook", key="documents.new_name")
     size = st.number_input("Chunk size (characters)", 200, 4000, settings.chunk_size, 50, key="documents.chunk_size")
     overlap = st.number_input("Overlap (characters)", 0, 1000, settings.chunk_overlap, 10, key="documents.overlap")
-    model = st.selectbox("Embedding model", list(BUNDLED_MODELS), format_func=BUNDLED_MODELS.get, key="documents.model")
+    models = list(BUNDLED_MODELS) + tuned_names(settings.data_dir)  # tuned: trained by core.retriever
+    model = st.selectbox(
+        "Embedding model", models, format_func=lambda m: BUNDLED_MODELS.get(m, m), key="documents.model"
+    )
     ollama_model = st.text_input("…or an Ollama embedding model", placeholder="bge-m3", key="documents.ollama_model")
     analyser = st.selectbox("Keyword analyser", list(ANALYSERS), format_func=ANALYSERS.get, key="documents.analyser")
     modes = sorted(RETRIEVAL_MODES, key=lambda m: m != DEFAULT_MODE)  # the default first

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.errors import AppError
+from core.files import ensure_writable
 from ui import resources
 from ui.sidebar import render_sidebar
 from ui.state import init_state, remember
 
 st.set_page_config(page_title="RAGTune Playground", page_icon="🧪", layout="wide")
+try:
+    ensure_writable(resources.settings().data_dir)
+except AppError as e:
+    st.error(f"RAGTune cannot start: {e}")
+    st.stop()
 # Before any page: restore sticky choices (new session: from DATA_DIR), then keep what the last click changed.
 prefs = resources.preferences()
 init_state(st.session_state, prefs.load)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import asdict
 
 import streamlit as st
@@ -35,10 +36,18 @@ def load(pairs: list[datasets.Pair], name: str, notice: str) -> None:
     state["finetune.notice"] = notice
 
 
-def cancel() -> None:
+# This tab's id: a run belongs to the tab that started it; another tab (or this one after a refresh)
+# sees it and may stop it only after confirming.
+session = state.setdefault("finetune.session", uuid.uuid4().hex)
+
+
+def cancel(force: bool = False) -> None:
     job = jobs.latest(settings.data_dir)
-    if job is not None:
-        job.cancel()
+    try:
+        if job is not None:
+            job.cancel(session, force=force)
+    except AppError as e:
+        state["finetune.error"] = str(e)
 
 
 def delete(name: str) -> None:
@@ -55,7 +64,7 @@ def delete(name: str) -> None:
 
 def register(name: str) -> None:
     try:
-        state["finetune.notice"] = "🦙 " + resources.register_with_ollama(name)
+        state["finetune.registration"] = resources.register_with_ollama(name)
     except AppError as e:
         state["finetune.error"] = str(e)
 
@@ -138,14 +147,27 @@ else:
     if too_long:
         st.warning("Shorten these rows or raise the maximum length in the settings:")
         ui.issues_table(too_long)
-    if st.button("🚀 Train", type="primary", key="finetune.train", disabled=running or not pairs or bool(too_long)):
+    clicked = st.button(
+        "🚀 Train", type="primary", key="finetune.train", disabled=running or not pairs or bool(too_long)
+    )
+    confirmed = state.pop("finetune.replace_ok", False)
+    if (clicked or confirmed) and datasets.save_would_replace(folder, dataset, pairs) and not confirmed:
+        st.warning(f"A saved dataset named {dataset} holds other pairs: replace it with these {len(pairs)}, "
+                   "or give this one another name above.")  # fmt: skip
+        st.button(
+            "Replace it and train",
+            key="finetune.replace",
+            on_click=state.__setitem__,
+            args=("finetune.replace_ok", True),
+        )
+    elif clicked or confirmed:
         try:
-            datasets.save_pairs(folder, dataset, pairs)
+            datasets.save_pairs(folder, dataset, pairs, replace=True)
             base = resources.base_model()
             request = TrainRequest(
                 model_name, dataset, tuple(pairs), base.path, base.label, train_settings, system, settings.ollama_host
             )
-            jobs.start(settings.data_dir, request)
+            jobs.start(settings.data_dir, request, owner=session)
             state["finetune.notice"] = None
         except AppError as e:
             st.error(str(e))
@@ -158,14 +180,32 @@ def progress() -> None:
         return
     view = job.view()
     st.caption(f"**{view.request.name}** on {view.request.dataset} ({len(view.request.pairs)} pairs)")
-    ui.job_panel(view, cancel)
+    ui.job_panel(view, cancel, mine=job.is_owner(session))
     if not view.running and state.get("finetune.seen") != view.request.name:
         state["finetune.seen"] = view.request.name
         resources.models_changed()
         st.rerun()  # the whole page: the new model's card appears below
 
 
+@st.fragment(run_every=1.0)
+def registration() -> None:
+    job = state["finetune.registration"]
+    view = job.view()
+    if not view.done:
+        st.progress(view.fraction, text=f"🦙 {view.message}")
+        return
+    del state["finetune.registration"]
+    if view.error:
+        state["finetune.error"] = f"🦙 {job.adapter.name} is not in Ollama: {view.error}"
+    else:
+        state["finetune.notice"] = f"🦙 {job.adapter.name}: {view.message}"
+    resources.models_changed()
+    st.rerun()
+
+
 progress()
+if state.get("finetune.registration") is not None:
+    registration()
 st.subheader("Fine-tuned models")
 tuned = {m.adapter: m.id for m in resources.available_models()[0] if m.adapter is not None}
 if not listed:

@@ -56,3 +56,10 @@ class CountingEmbeddings(Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         return self.inner.embed_query(text)
+
+
+def shown(label: str) -> str:
+    """A Streamlit label as the browser shows it: Markdown's backslash escapes removed."""
+    import re
+
+    return re.sub(r"\\(.)", r"\1", label)

@@ -13,6 +13,7 @@ from core.embeddings import EmbeddingModel
 from core.ingest import Upload, ingest
 from core.samples import sample_uploads
 from core.store import Store
+from tests.helpers import shown
 
 pytestmark = pytest.mark.slow
 PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "compare.py")
@@ -58,7 +59,7 @@ def test_four_presets_side_by_side_with_ft_disabled(sample_loaded: None) -> None
     pe, rag, ft, ft_rag = strategy_columns(at)
     assert "No fine-tuned model yet" in ft.info[0].value and "No fine-tuned model yet" in ft_rag.info[0].value
     assert "20 weeks" in " ".join(m.value for m in rag.markdown)
-    sources = [e.label for e in rag.expander if e.label.startswith("#")]
+    sources = [shown(e.label) for e in rag.expander if e.label.startswith("#")]
     assert sources and "employee_handbook.pdf · page 5" in sources[0]
     assert not [e for e in pe.expander if e.label.startswith("#")]  # PE retrieves nothing
     for col in (pe, rag):
@@ -175,7 +176,7 @@ def test_rag_columns_use_the_knowledge_base_chosen_on_documents(sample_loaded: N
     at.text_input(key="compare.question").input("How many cows are in the north barn?")
     at.button(key="compare.ask").click()
     at.run()
-    sources = [e.label for e in strategy_columns(at)[1].expander if e.label.startswith("#")]
+    sources = [shown(e.label) for e in strategy_columns(at)[1].expander if e.label.startswith("#")]
     assert sources and all("barn.txt" in label for label in sources)  # retrieved from farm, not the sample
     refreshed = AppTest.from_file(APP, default_timeout=120)  # a browser refresh: a new session
     refreshed.run()

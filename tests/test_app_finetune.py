@@ -119,3 +119,24 @@ def test_train_from_the_page_then_the_model_is_listed_and_ft_presets_use_it(data
     at.run()
     assert adapters.list_adapters(data_dir) == []
     assert not any(m.fine_tuned for m in embedded_models(Settings.from_env()))
+
+
+def test_training_over_a_saved_dataset_with_other_pairs_asks_first(data_dir: Path) -> None:
+    from core.finetune.datasets import Pair, save_pairs
+
+    save_pairs(data_dir / "datasets", "sample-facts", [Pair("Who keeps the lighthouse?", "Mara Quell.")])
+    at = open_page()
+    at.button(key="finetune.load_sample").click()
+    at.run()
+    at.button(key="finetune.train").click()
+    at.run()
+    assert not at.exception and not at.error
+    assert "A saved dataset named sample-facts holds other pairs" in at.warning[0].value
+    assert len(load_pairs(data_dir / "datasets", "sample-facts").pairs) == 1  # nothing replaced yet
+    assert resources_jobs_latest(data_dir) is None  # and nothing started
+
+
+def resources_jobs_latest(data_dir: Path):  # type: ignore[no-untyped-def]
+    from ui import resources
+
+    return resources.training_jobs().latest(data_dir)

@@ -9,6 +9,7 @@ import streamlit as st
 
 from core.ingest import FileReport
 from core.store import DocumentRecord, SearchHit
+from ui.labels import label_text
 
 STATUS_LABELS = {
     "added": "✅ added",
@@ -94,7 +95,7 @@ def documents_table(docs: Sequence[DocumentRecord]) -> None:
 
 def hit_card(rank: int, hit: SearchHit, *, show_score: bool = True, expanded: bool | None = None) -> None:
     """One chunk: where it comes from, its score, and its text shown verbatim."""
-    where = f"{hit.filename} · page {hit.page}" + (f" · {hit.heading}" if hit.heading else "")
+    where = label_text(f"{hit.filename} · page {hit.page}" + (f" · {hit.heading}" if hit.heading else ""), None)
     title = f"#{rank} · {where}" + (f" · score {hit.score:.3f}" if show_score else "")
     with st.expander(title, expanded=rank == 1 if expanded is None else expanded):
         st.text(hit.text)

@@ -151,8 +151,11 @@ def loss_chart(train: Sequence[Sequence[float]], validation: Sequence[Sequence[f
         st.warning(f"📈 {note}")
 
 
-def job_panel(view: JobView, on_cancel: Any) -> None:
-    """Phase, progress, elapsed and estimated time, live loss curve and a Stop button."""
+def job_panel(view: JobView, on_cancel: Any, *, mine: bool = True) -> None:
+    """Phase, progress, elapsed and estimated time, live loss curve and a Stop button.
+
+    A run started in another tab (`mine` false) is shown too; stopping it takes a confirmation.
+    """
     last = view.steps[-1] if view.steps else None
     done = last.step / last.total_steps if last else 0.0
     if view.phase == "training" and last:
@@ -164,7 +167,12 @@ def job_panel(view: JobView, on_cancel: Any) -> None:
         text = f"{view.message} ({minutes(view.elapsed_s)} elapsed)"
     if view.running:
         st.progress(done, text=text)
-        st.button("⏹ Stop training", key="finetune.cancel", on_click=on_cancel)
+        if mine:
+            st.button("⏹ Stop training", key="finetune.cancel", on_click=on_cancel)
+        else:
+            st.caption("This run was started in another tab or session.")
+            sure = st.checkbox("Stop someone else's run", key="finetune.cancel_other")
+            st.button("⏹ Stop it", key="finetune.cancel", disabled=not sure, on_click=on_cancel, args=(True,))
     elif view.phase == "done":
         st.success(f"✅ {view.adapter} is trained and registered: pick it in Compare (FT and FT+RAG use it).")
     elif view.phase == "cancelled":

@@ -12,9 +12,9 @@ import streamlit as st
 
 from core.config import Settings
 from core.embeddings import EmbeddingCatalog, EmbeddingModel, load_bundled
-from core.errors import AppError
-from core.finetune import adapters, ollama_register
-from core.finetune.jobs import JobRegistry
+from core.errors import AdapterError, AppError, ModelUnavailableError
+from core.finetune import adapters
+from core.finetune.jobs import JobRegistry, RegistrationJob
 from core.models import EmbeddedEngine, ModelCatalog, ModelInfo, OllamaBackend, embedded_models
 from core.preferences import Preferences
 from core.prompts import TemplateLibrary
@@ -121,17 +121,14 @@ def base_model() -> ModelInfo:
     return embedded_models(settings())[0]
 
 
-def register_with_ollama(name: str) -> str:
-    """Upload a fine-tuned model to Ollama and create it there; says what happened."""
+def register_with_ollama(name: str) -> RegistrationJob:
+    """Start uploading a fine-tuned model to Ollama and creating it there, in the background."""
     s = settings()
     if not s.ollama_host:
-        raise AppError("Ollama is off (OLLAMA_HOST=off); set OLLAMA_HOST to register models with it.")
+        raise ModelUnavailableError("Ollama is off (OLLAMA_HOST=off); set OLLAMA_HOST to register models with it.")
     adapter = adapters.get_adapter(s.data_dir, name)
     tuned = next((m for m in embedded_models(s) if m.adapter == adapter.path), None)
     if tuned is None or tuned.path is None:
-        raise AppError(f"The base model of {name} is gone; it cannot be registered.")
+        raise AdapterError(f"The base model of {name} is gone; it cannot be registered.")
     base = replace(tuned, adapter=None)  # the base as loaded for the base model's own answers
-    result = ollama_register.register(adapter, tuned.path, engine().get(base).chat_template, s.ollama_host)
-    models_changed()
-    sent = f" (uploaded: {', '.join(result.uploaded)})" if result.uploaded else " (Ollama had both files already)"
-    return f"Registered {name} with Ollama at {result.host} as {result.model}{sent}."
+    return RegistrationJob(adapter, tuned.path, engine().get(base).chat_template, s.ollama_host).start()

@@ -1,4 +1,4 @@
-"""The bundled fictional knowledge bases (English and Chinese) and their question sets."""
+"""The bundled fictional knowledge bases (English, Chinese, and an English one held out) and their question sets."""
 
 from __future__ import annotations
 
@@ -54,7 +54,17 @@ CHINESE = Sample(
     MULTILINGUAL_MODEL,
     "chinese",
 )
-SAMPLES = {s.kb_name: s for s in (ENGLISH, CHINESE)}
+# A fictional makerspace, Corvane: member manual (five pages, form feeds) and laser-room rules. Held out:
+# no default (template, top-k, chunking) is chosen on it; it only reports how well they carry over.
+HOLDOUT = Sample(
+    "corvane",
+    "English, held out",
+    SAMPLES_DIR / "holdout" / "knowledge_base",
+    SAMPLES_DIR / "holdout" / "questions.jsonl",
+    BUNDLED_MODEL,
+    "english",
+)
+SAMPLES = {s.kb_name: s for s in (ENGLISH, CHINESE, HOLDOUT)}
 
 
 def sample_uploads() -> list[Upload]:

@@ -1,0 +1,104 @@
+"""Answer quality with the app's defaults, on the sample set and on the held-out set.
+
+For each question set (the English sample `brackenridge`, 40 questions; the held-out `corvane`,
+24 questions that no default was chosen on), its knowledge base is ingested with the default
+chunking and asked through the Evaluate runner by the presets as Compare builds them: PE, RAG and,
+when DATA_DIR holds a fine-tuned model, FT and FT+RAG with the newest one. Printed per strategy:
+correct (the headline check, `core.evaluation.metrics.is_correct`), hit@k of the retrieval against
+the expected source, the median answer time and the total time its answers took.
+
+Run: .venv/bin/python bench/quality.py [--limit N] [--sets brackenridge,corvane] [--data-dir DIR]
+     [--strategies PE,RAG,FT,FT+RAG] [--failures]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from core.config import Settings  # noqa: E402
+from core.embeddings import load_bundled  # noqa: E402
+from core.evaluation import questions as qs  # noqa: E402
+from core.evaluation.report import load_run, summarize  # noqa: E402
+from core.evaluation.runner import EvalRequest, run_evaluation, start_run  # noqa: E402
+from core.ingest import ingest  # noqa: E402
+from core.models import EmbeddedEngine, ModelCatalog  # noqa: E402
+from core.prompts import TemplateLibrary  # noqa: E402
+from core.records import Records  # noqa: E402
+from core.samples import ENGLISH, HOLDOUT, SAMPLES  # noqa: E402
+from core.store import Store  # noqa: E402
+from core.strategies import Runtime, presets  # noqa: E402
+
+
+def pct(x: float | None) -> str:
+    return "–" if x is None else f"{x:.0%}"
+
+
+def secs(x: float | None) -> str:
+    return "–" if x is None else f"{x:.1f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--limit", type=int, default=None, help="ask only the first N questions of each set")
+    parser.add_argument("--sets", default=f"{ENGLISH.kb_name},{HOLDOUT.kb_name}")
+    parser.add_argument("--strategies", default="PE,RAG,FT,FT+RAG", help="those that cannot run yet are skipped")
+    parser.add_argument("--data-dir", type=Path, default=None, help="a DATA_DIR to reuse (its adapters, its ingest)")
+    parser.add_argument("--failures", action="store_true", help="print each wrong answer")
+    args = parser.parse_args()
+    tmp = tempfile.TemporaryDirectory()
+    data_dir = args.data_dir or Path(tmp.name)
+    settings = Settings.from_env(data_dir=data_dir, ollama_host=None, qdrant_url=None, qdrant_path=None)
+    embedder = load_bundled()
+    store = Store.open(settings, embedder)
+    catalog = ModelCatalog(settings, EmbeddedEngine(), None)
+    runtime = Runtime(store, TemplateLibrary(data_dir / "templates"), catalog, Records(data_dir / "records.sqlite"))
+    tuned = [m.id for m in catalog.available() if m.fine_tuned]
+    print(f"fine-tuned model: {tuned[-1] if tuned else 'none (FT and FT+RAG skipped)'}")
+    for kb in args.sets.split(","):
+        sample = SAMPLES[kb]
+        if kb not in [k.name for k in store.list_kbs()]:
+            store.create_kb(
+                kb,
+                chunk_size=settings.chunk_size,
+                chunk_overlap=settings.chunk_overlap,
+                embedding_model=sample.embedding_model,
+                analyser=sample.analyser,
+            )
+            ingest(store, kb, sample.uploads())
+        available = presets(catalog.available(), kb)
+        strategies = tuple(
+            available[n].strategy
+            for n in args.strategies.split(",")
+            if n in available and available[n].disabled_reason is None
+        )
+        question_set = qs.sample_set(kb)
+        questions = question_set.questions[: args.limit]
+        run_id = start_run(runtime, EvalRequest(f"quality {kb}", question_set.name, questions, strategies))
+        started = time.perf_counter()
+        run_evaluation(runtime, run_id, embedder=embedder.embeddings)
+        wall = time.perf_counter() - started
+        run = load_run(runtime.records, run_id)
+        print(f"\n{kb} ({sample.language}): {len(questions)} questions, {wall:.0f} s in all")
+        print(f"{'strategy':<8} {'correct':>8} {'hit@k':>6} {'p50 s':>6} {'total s':>8}")
+        for s in summarize(run):
+            total = sum(c.total_s or 0.0 for (_, name), c in run.cells.items() if name == s.strategy)
+            correct = f"{pct(s.correct)}"
+            print(f"{s.strategy:<8} {correct:>8} {pct(s.hit_at_k):>6} {secs(s.total_p50):>6} {total:>8.0f}")
+        if args.failures:
+            for q in questions:
+                for s in strategies:
+                    cell = run.cell(q.id, s.name)
+                    if cell is not None and not cell.correct:
+                        print(f"  {s.name} {q.id} expected {q.answer!r}, got {cell.answer[:150]!r}")
+    store.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core.config import Settings  # noqa: E402
 from core.documents import Chunk  # noqa: E402
 from core.embeddings import load_bundled  # noqa: E402
-from core.models import BUNDLED_NAME, EmbeddedEngine, ModelCatalog  # noqa: E402
+from core.models import BUNDLED_NAME, REPEAT_PENALTY, EmbeddedEngine, ModelCatalog  # noqa: E402
 from core.prompts import TemplateLibrary  # noqa: E402
 from core.records import Records  # noqa: E402
 from core.store import DocumentRecord, Store  # noqa: E402
@@ -40,7 +40,9 @@ def raw_run(llama, messages: list[dict[str, str]], max_tokens: int) -> tuple[flo
     start = time.perf_counter()
     first = None
     parts = []
-    for part in llama.create_chat_completion(messages=messages, stream=True, temperature=0.0, max_tokens=max_tokens):
+    for part in llama.create_chat_completion(
+        messages=messages, stream=True, temperature=0.0, max_tokens=max_tokens, repeat_penalty=REPEAT_PENALTY
+    ):
         delta = part["choices"][0]["delta"].get("content")
         if delta:
             first = first or time.perf_counter()

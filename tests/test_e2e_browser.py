@@ -224,6 +224,18 @@ def test_a_new_users_journey_in_a_browser(app: Server, tmp_path: Path) -> None:
         shot(page, "compare-800.png")
         page.set_viewport_size({"width": 1400, "height": 1000})
 
+        # Evaluate: all four strategies on two sample questions; the matrix, the charts and a recommendation.
+        page.get_by_role("link", name="Evaluate").click()
+        limit = page.get_by_role("spinbutton", name="Questions to ask")
+        expect(limit).to_be_visible(timeout=60_000)
+        limit.fill("2")
+        limit.press("Tab")
+        page.get_by_role("button", name="Evaluate (8 answers)").click()
+        expect(page.get_by_text("ranks first").first).to_be_visible(timeout=480_000)
+        expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=30_000)
+        assert page.locator("[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg").count() >= 4
+        shot(page, "evaluate.png")
+
         # Another knowledge base chosen on Documents is Compare's, and stays so after a refresh.
         page.get_by_role("link", name="Documents").click()
         page.get_by_role("button", name="New").click()

@@ -161,8 +161,10 @@ files = st.file_uploader(
     help=f"Up to {settings.max_upload_mb} MB a file. Unchanged files are skipped; "
     "a changed file replaces its earlier version.",
 )
-if files and st.button(f"Add {len(files)} file(s) to {kb_name}", type="primary", key="documents.add"):
-    run_ingest(kb_name, [Upload(f.name, f.getvalue()) for f in files], "Adding documents…")
+if files and len(files) > settings.max_upload_files:
+    st.warning(f"{len(files)} files chosen; add at most {settings.max_upload_files} at a time (remove some above).")
+elif files and st.button(f"Add {len(files)} file(s) to {kb_name}", type="primary", key="documents.add"):
+    run_ingest(kb_name, [Upload(f.name, f.getvalue) for f in files], "Adding documents…")  # read one at a time
 if state["documents.reports"]:
     components.ingest_report(state["documents.reports"])
 

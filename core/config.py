@@ -10,6 +10,7 @@ from typing import Any
 from core.errors import ConfigError
 
 DEFAULT_MAX_UPLOAD_MB = 50
+DEFAULT_MAX_UPLOAD_FILES = 50  # per batch: each file is parsed and kept as text until its group is embedded
 # all-MiniLM-L6-v2 reads at most 256 word pieces; English runs about 4-5 characters a
 # piece, so 800 characters stays inside the window with room to spare (a test checks it).
 DEFAULT_CHUNK_SIZE = 800
@@ -51,6 +52,7 @@ class Settings:
     qdrant_api_key: str | None = None
     qdrant_path: Path | None = None
     max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB
+    max_upload_files: int = DEFAULT_MAX_UPLOAD_FILES
     chunk_size: int = DEFAULT_CHUNK_SIZE
     chunk_overlap: int = DEFAULT_CHUNK_OVERLAP
     ollama_host: str | None = DEFAULT_OLLAMA_HOST
@@ -59,7 +61,7 @@ class Settings:
     def from_env(cls, **overrides: Any) -> Settings:
         """Build settings: explicit argument > environment variable > default.
 
-        Variables: DATA_DIR, QDRANT_URL, QDRANT_API_KEY, QDRANT_PATH, RAGTUNE_MAX_UPLOAD_MB,
+        Variables: DATA_DIR, QDRANT_URL, QDRANT_API_KEY, QDRANT_PATH, RAGTUNE_MAX_UPLOAD_MB, RAGTUNE_MAX_UPLOAD_FILES,
         RAGTUNE_CHUNK_SIZE, RAGTUNE_CHUNK_OVERLAP, OLLAMA_HOST (the variable the ollama client
         reads; `off` disables Ollama).
         """
@@ -70,6 +72,7 @@ class Settings:
             qdrant_api_key=env.get("QDRANT_API_KEY") or None,
             qdrant_path=Path(env["QDRANT_PATH"]) if env.get("QDRANT_PATH") else None,
             max_upload_mb=_env_int("RAGTUNE_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB),
+            max_upload_files=_env_int("RAGTUNE_MAX_UPLOAD_FILES", DEFAULT_MAX_UPLOAD_FILES),
             chunk_size=_env_int("RAGTUNE_CHUNK_SIZE", DEFAULT_CHUNK_SIZE),
             chunk_overlap=_env_int("RAGTUNE_CHUNK_OVERLAP", DEFAULT_CHUNK_OVERLAP),
             ollama_host=_ollama_host(env.get("OLLAMA_HOST")),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -23,8 +23,17 @@ Status = Literal["added", "replaced", "unchanged", "refused", "cancelled"]
 
 @dataclass(frozen=True)
 class Upload:
+    """A file to add: its bytes, or a function that reads them when their turn comes.
+
+    With a reader, `ingest` holds one file's bytes at a time, not a copy of every file in a batch.
+    """
+
     filename: str
-    data: bytes
+    source: bytes | Callable[[], bytes]
+
+    @property
+    def data(self) -> bytes:
+        return self.source if isinstance(self.source, bytes) else self.source()
 
 
 @dataclass(frozen=True)
@@ -83,7 +92,8 @@ def ingest(
         started = time.perf_counter()
         try:
             name = documents.check_filename(upload.filename)
-            doc_id = documents.document_id(upload.data)
+            data = upload.data  # read once, dropped after parsing: the parsed text is what is kept
+            doc_id = documents.document_id(data)
             existing = store.find_document(kb, doc_id=doc_id)
             if existing is not None or doc_id in seen:
                 same_as = existing.filename if existing else seen[doc_id]
@@ -98,7 +108,7 @@ def ingest(
                     doc_id=doc_id,
                 )
                 continue
-            doc = documents.parse(upload.data, name, max_bytes=max_bytes)
+            doc = documents.parse(data, name, max_bytes=max_bytes)
             chunks = documents.split(doc, chunk_size=info.chunk_size, chunk_overlap=info.chunk_overlap)
         except DocumentError as e:
             reports[i] = FileReport(upload.filename, "refused", seconds=time.perf_counter() - started, message=str(e))

@@ -167,3 +167,14 @@ def test_locked_storage_shows_what_to_do_and_the_page_survives(data_dir: Path) -
         assert any("in use by another process" in e.value for e in at.error)
     finally:
         holder.close()
+
+
+def test_too_many_files_in_one_batch_are_refused_before_anything_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAGTUNE_MAX_UPLOAD_FILES", "2")
+    at = start()
+    create_kb(at, "piers")
+    at.file_uploader[0].set_value([(f"{n}.txt", b"The ferry leaves at 08:15.", "text/plain") for n in "abc"])
+    at.run()
+    assert not at.exception
+    assert "3 files chosen; add at most 2 at a time" in at.warning[0].value
+    assert not [b for b in at.button if b.key == "documents.add"]

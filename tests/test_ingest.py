@@ -299,3 +299,20 @@ def test_unreachable_qdrant_server_says_what_to_do(minilm: EmbeddingModel) -> No
         Store.open(settings, minilm)
     message = str(info.value)
     assert f"127.0.0.1:{port}" in message and "unset QDRANT_URL" in message
+
+
+def test_uploads_given_as_readers_are_read_one_at_a_time(store: Store, kb: str) -> None:
+    """The page hands over readers, so a batch never holds a copy of every file at once."""
+    reads: list[str] = []
+
+    def reader(name: str, text: str):  # type: ignore[no-untyped-def]
+        def read() -> bytes:
+            reads.append(name)
+            return text.encode()
+
+        return read
+
+    uploads = [Upload(f"{n}.txt", reader(f"{n}.txt", f"Buoy {n} sits {n * 7} metres off the pier.")) for n in "abc"]
+    reports = ingest(store, kb, uploads)
+    assert [r.status for r in reports] == ["added", "added", "added"]
+    assert reads == ["a.txt", "b.txt", "c.txt"]  # each read once, in turn

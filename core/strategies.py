@@ -82,8 +82,8 @@ def presets(catalog: list[ModelInfo], kb: str | None) -> dict[str, Preset]:
     no_kb = None if kb else "Create a knowledge base on the Documents page first."
     no_ft = None if tuned else "No fine-tuned model yet: train one on the Fine-tune page."
     ft_id = tuned[-1].id if tuned else base_id
-    # Top-2: the 135M embedded model gets lost in longer context. On 14 sample questions its answers
-    # held the key fact 7 times at top-2 and 4 at top-4 (20/40 on the whole set at top-2).
+    # Top-2 of excerpts (the RAG template's {excerpt}: a chunk's best sentence and the next): on 20 sample
+    # questions 14 right at top-2, 13 at top-3; whole chunks, numbered, got 0 of 10 (bench/quality.py).
     k = RAG_TOP_K
     return {
         "PE": Preset(Strategy("PE", base_id, PE_TEMPLATE)),

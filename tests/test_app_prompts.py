@@ -27,7 +27,7 @@ def test_builtins_are_listed_and_previewed_with_a_token_count() -> None:
     assert set(at.selectbox(key="prompts.name").options) >= {RAG, "Few-shot assistant", "Plain question"}
     assert at.success[0].value == "Valid template."
     shown = " ".join(t.value for t in at.text)
-    assert "[1] employee_handbook.pdf, page 5:" in shown
+    assert "Text:\nBrackenridge offers 20 weeks of parental leave at full pay to every parent." in shown
     prompt = next(e for e in at.expander if e.label.startswith("Exact prompt for"))
     assert prompt.label.endswith("tokens") and int(prompt.label.split(": ")[1].split()[0]) > 50
 

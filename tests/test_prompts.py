@@ -1,11 +1,21 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from core.errors import TemplateError
-from core.prompts import BUILTINS, Example, PromptTemplate, Source, TemplateLibrary, fields_of
+from core.prompts import (
+    BUILTINS,
+    RETIRED_BUILTINS,
+    Example,
+    PromptTemplate,
+    Source,
+    TemplateLibrary,
+    excerpt,
+    fields_of,
+)
 
 RAG = next(t for t in BUILTINS if t.name == "RAG with citations")
 PE = next(t for t in BUILTINS if t.name == "Few-shot assistant")
@@ -79,10 +89,59 @@ def test_examples_variable_places_examples_as_text() -> None:
 
 def test_sources_are_numbered_by_the_source_format() -> None:
     sources = [Source("handbook.pdf", 5, "Parental leave is 20 weeks."), Source("faq.txt", 2, "Ask HR.")]
-    user = RAG.render("How long is parental leave?", sources)[-1]["content"]
+    numbered = template("Sources:\n{context}\n\nQuestion: {question}")
+    user = numbered.render("How long is parental leave?", sources)[-1]["content"]
     assert "[1] handbook.pdf, page 5:\nParental leave is 20 weeks." in user
     assert "[2] faq.txt, page 2:\nAsk HR." in user
     assert user.endswith("Question: How long is parental leave?")
+
+
+def test_builtin_rag_lists_the_matching_sentences_unnumbered() -> None:
+    chunk = "Time off\nAnnual leave is 27 days. Parental leave is 20 weeks at full pay. The canteen opens at 07:30."
+    sources = [Source("handbook.pdf", 5, chunk), Source("faq.txt", 2, "Ask HR.")]
+    user = RAG.render("How long is parental leave at full pay?", sources)[-1]["content"]
+    assert user == (
+        "Read the text and answer the question with a full sentence.\n\n"
+        "Text:\nParental leave is 20 weeks at full pay. The canteen opens at 07:30.\n\n"
+        "Ask HR.\n\n"
+        "Question: How long is parental leave at full pay?"
+    )
+    assert "[1]" not in user and "handbook.pdf" not in user
+
+
+TEXT = "Leave\nAnnual leave is 27 days. Parental leave is 20 weeks. Ask HR for the form. The canteen opens at 07:30."
+
+
+@pytest.mark.parametrize(
+    ("question", "n", "expected"),
+    [
+        ("How long is parental leave?", 1, "Parental leave is 20 weeks. Ask HR for the form."),  # and the next one
+        ("When does the canteen open?", 1, "The canteen opens at 07:30."),  # the last has no next
+        (
+            "Parental leave, and the canteen?",
+            2,
+            "Parental leave is 20 weeks. Ask HR for the form. The canteen opens at 07:30.",
+        ),
+        ("What does it cost?", 1, "Leave Annual leave is 27 days."),  # nothing matches: the first
+        ("", 9, TEXT.replace("\n", " ")),
+    ],
+)
+def test_excerpt_keeps_the_best_sentences_and_their_next_in_text_order(question: str, n: int, expected: str) -> None:
+    assert excerpt(TEXT, question, n) == expected
+
+
+def test_unedited_earlier_builtin_is_upgraded_and_an_edited_one_kept(tmp_path: Path) -> None:
+    old = RETIRED_BUILTINS[0]
+    library = TemplateLibrary(tmp_path / "a")
+    for v in library.versions(old.name):
+        (tmp_path / "a" / "rag_with_citations" / f"v{v}.json").unlink()
+    library.save(old)
+    upgraded = TemplateLibrary(tmp_path / "a")
+    assert upgraded.versions(old.name) == [1, 2] and upgraded.get(old.name).user == RAG.user
+    assert TemplateLibrary(tmp_path / "a").versions(old.name) == [1, 2]  # once only
+    edited = TemplateLibrary(tmp_path / "b")
+    edited.save(replace(RAG, system="Mine."))
+    assert TemplateLibrary(tmp_path / "b").get(RAG.name).system == "Mine."
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from core.errors import AppError
 from core.samples import SAMPLE_KB_NAME
 from core.strategies import Answer, presets, run_many
 from ui import compare, resources
-from ui.state import SHADOW, forget, init_state
+from ui.state import SHADOW, forget, index_of, init_state, remembered
 
 init_state(st.session_state)
 state = st.session_state
@@ -52,6 +52,7 @@ with st.form("compare.ask_form", border=False, enter_to_submit=True):
     q_col, b_col = st.columns([6, 1], vertical_alignment="bottom")
     question = q_col.text_input(
         "Question",
+        value=remembered(state, "compare.question", ""),
         key="compare.question",
         placeholder="How long is parental leave at full pay?"
         if kb == SAMPLE_KB_NAME
@@ -62,12 +63,18 @@ h_col, n_col = st.columns([5, 1], vertical_alignment="bottom")
 history = runtime.records.recent_questions()
 if history:
     h_col.selectbox("Or pick a past question", [""] + history, key="compare.history", on_change=reuse_question)
-n = n_col.selectbox("Columns", [2, 3, 4], key="compare.ncols")
+n = n_col.selectbox(
+    "Columns", [2, 3, 4], index=index_of([2, 3, 4], remembered(state, "compare.ncols", 4)), key="compare.ncols"
+)
 if ask and not question.strip():
     st.warning("Type a question first.")
     ask = False
 
-widths = [1.4 if available[state[f"compare.col{i}.preset"]].disabled_reason else 3 for i in range(n)]
+order = list(compare.PRESET_ORDER)
+widths = [
+    1.4 if available[remembered(state, f"compare.col{i}.preset", order[i], order)].disabled_reason else 3
+    for i in range(n)
+]
 columns = st.container(key="compare-grid").columns(widths, border=True)
 template_names = runtime.templates.names()
 strategies = {}

@@ -12,7 +12,7 @@ from core.samples import CHINESE, ENGLISH, SAMPLE_KB_NAME, Sample
 from core.sparse import ANALYSERS
 from core.store import DEFAULT_MODE, RETRIEVAL_MODES
 from ui import components, resources
-from ui.state import default, init_state
+from ui.state import index_of, init_state
 
 init_state(st.session_state)
 state = st.session_state
@@ -109,7 +109,6 @@ if not kbs:
     st.stop()
 if state["kb"] not in kbs:
     state["kb"] = next(iter(kbs))
-default(state, "documents.kb", state["kb"], list(kbs))
 
 
 def choose_kb() -> None:
@@ -118,7 +117,9 @@ def choose_kb() -> None:
     state["documents.reports"] = []
 
 
-kb_name = left.selectbox("Knowledge base", list(kbs), key="documents.kb", on_change=choose_kb)
+kb_name = left.selectbox(
+    "Knowledge base", list(kbs), index=index_of(list(kbs), state["kb"]), key="documents.kb", on_change=choose_kb
+)
 state["kb"] = kb_name
 kb = kbs[kb_name]
 st.caption(

@@ -116,7 +116,7 @@ def shot(page: Page, name: str) -> None:
 
 
 @pytest.mark.timeout(1200)
-def test_a_new_users_journey_in_a_browser(app: Server, tmp_path: Path) -> None:
+def test_a_new_users_journey_in_a_browser(app: Server, tmp_path: Path, data_dir: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
@@ -235,6 +235,10 @@ def test_a_new_users_journey_in_a_browser(app: Server, tmp_path: Path) -> None:
         expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=30_000)
         assert page.locator("[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg").count() >= 4
         shot(page, "evaluate.png")
+        page.locator("[data-testid='stVegaLiteChart']").first.scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "evaluate-charts.png"))
+        page.get_by_text("ranks first").first.scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "evaluate-recommendation.png"))
 
         # Another knowledge base chosen on Documents is Compare's, and stays so after a refresh.
         page.get_by_role("link", name="Documents").click()
@@ -251,8 +255,10 @@ def test_a_new_users_journey_in_a_browser(app: Server, tmp_path: Path) -> None:
         expect(page.get_by_text("1 file(s) added")).to_be_visible(timeout=60_000)
         page.get_by_role("link", name="Compare").click()
         expect(page.get_by_text("📚 farm · top-2").first).to_be_visible(timeout=30_000)
+        saved = (data_dir / "preferences.json").read_text()
         page.reload()
         expect(page.get_by_text("📚 farm · top-2").first).to_be_visible(timeout=60_000)
+        print("preferences before the refresh:", saved)
         expect(page.get_by_label("Question", exact=True)).to_have_value("How many people does Brackenridge employ?")
         assert dialogs == []
 

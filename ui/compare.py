@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from typing import Any
 
 import streamlit as st
 
@@ -12,7 +13,7 @@ from core.finetune.datasets import Correction, add_correction
 from core.models import ModelInfo
 from core.strategies import Answer, Preset, Strategy
 from ui import components, resources
-from ui.state import default
+from ui.state import index_of, remembered
 
 PRESET_ORDER = ("PE", "RAG", "FT", "FT+RAG")
 
@@ -26,7 +27,10 @@ def column_settings(
     choices remembered across pages and refreshes are what the widgets show.
     """
     state = st.session_state
-    name = st.selectbox("Strategy", PRESET_ORDER, key=f"compare.col{i}.preset")
+    first = remembered(state, f"compare.col{i}.preset", PRESET_ORDER[i % 4], list(PRESET_ORDER))
+    name = st.selectbox(
+        "Strategy", PRESET_ORDER, index=index_of(list(PRESET_ORDER), first), key=f"compare.col{i}.preset"
+    )
     preset = presets[name]
     if preset.disabled_reason:
         with st.container(key=f"compare-placeholder-{i}"):
@@ -35,25 +39,28 @@ def column_settings(
     s = preset.strategy
     key = f"compare.col{i}.{name}"
     labels = {m.id: m.label for m in models}
-    default(state, f"{key}.model", s.model if s.model in labels else next(iter(labels), None), list(labels))
-    default(state, f"{key}.template", s.template if s.template in templates else templates[0], templates)
-    default(state, f"{key}.retrieval", s.retrieval)
-    default(state, f"{key}.kb", s.kb if s.kb in kbs else (kbs[0] if kbs else None), kbs or None)
-    default(state, f"{key}.top_k", s.top_k)
-    default(state, f"{key}.threshold", 0.0)
-    default(state, f"{key}.temperature", s.temperature)
-    default(state, f"{key}.max_tokens", s.max_tokens)
+    ids = list(labels)
+
+    def was(field: str, default: Any, options: list[Any] | None = None) -> Any:
+        return remembered(state, f"{key}.{field}", default, options)
+
     with st.expander("Settings"):
-        model = st.selectbox("Model", list(labels), format_func=labels.__getitem__, key=f"{key}.model")
-        template = st.selectbox("Template", templates, key=f"{key}.template")
-        retrieval = st.toggle("Retrieval", key=f"{key}.retrieval")
+        model = st.selectbox(
+            "Model", ids, index=index_of(ids, was("model", s.model, ids)), format_func=labels.__getitem__,
+            key=f"{key}.model",
+        )  # fmt: skip
+        template = st.selectbox(
+            "Template", templates, index=index_of(templates, was("template", s.template, templates)),
+            key=f"{key}.template",
+        )  # fmt: skip
+        retrieval = st.toggle("Retrieval", value=was("retrieval", s.retrieval), key=f"{key}.retrieval")
         kb, top_k, threshold, mode = s.kb, s.top_k, s.score_threshold, s.retrieval_mode
         if retrieval:
             if not kbs:
                 st.warning("No knowledge base yet: add documents on the Documents page.")
                 return None
-            kb = st.selectbox("Knowledge base", kbs, key=f"{key}.kb")
-            top_k = st.slider("Top-k", 1, 10, key=f"{key}.top_k")
+            kb = st.selectbox("Knowledge base", kbs, index=index_of(kbs, was("kb", s.kb, kbs)), key=f"{key}.kb")
+            top_k = st.slider("Top-k", 1, 10, was("top_k", s.top_k), key=f"{key}.top_k")
             mode = st.selectbox(
                 "Search",
                 [None, "hybrid", "dense", "sparse"],
@@ -66,14 +73,19 @@ def column_settings(
                     "Score threshold",
                     0.0,
                     1.0,
+                    was("threshold", 0.0),
                     step=0.05,
                     key=f"{key}.threshold",
                     help="Drop chunks scoring below this (0 keeps all).",
                 )  # fmt: skip
                 or None
             )
-        temperature = st.slider("Temperature", 0.0, 1.5, step=0.1, key=f"{key}.temperature")
-        max_tokens = st.slider("Max answer tokens", 32, 1024, step=32, key=f"{key}.max_tokens")
+        temperature = st.slider(
+            "Temperature", 0.0, 1.5, was("temperature", s.temperature), 0.1, key=f"{key}.temperature"
+        )
+        max_tokens = st.slider(
+            "Max answer tokens", 32, 1024, was("max_tokens", s.max_tokens), 32, key=f"{key}.max_tokens"
+        )
     if retrieval:
         st.caption(f"📚 {kb} · top-{top_k}")
     return replace(

@@ -2,7 +2,9 @@
 
 Some choices are *sticky*: they survive a switch to another page (Streamlit drops the state of
 widgets a page run did not draw) and a browser refresh (a new session), through a shadow copy in
-session state and `core.preferences` on disk.
+session state and `core.preferences` on disk. A sticky widget gets its remembered value as its own
+default (`remembered`), never through session state: a widget the browser draws afresh reports its
+default, and a default of "" or the slider's minimum would then overwrite what was remembered.
 """
 
 from __future__ import annotations
@@ -19,10 +21,7 @@ DEFAULTS: dict[str, Any] = {
     "documents.new_round": 0,
     "documents.search": "",
     "documents.error": None,
-    "compare.question": "",
-    "compare.ncols": 4,
     "compare.answers": {},
-    **{f"compare.col{i}.preset": preset for i, preset in enumerate(("PE", "RAG", "FT", "FT+RAG"))},
     "prompts.name": None,
     "prompts.error": None,
     "prompts.notice": None,
@@ -50,6 +49,9 @@ _STICKY = re.compile(
 )
 
 
+PLAIN_STICKY = ("kb", "compare.kb_seen")  # sticky values that belong to no widget
+
+
 def is_sticky(key: str) -> bool:
     return _STICKY.fullmatch(key) is not None
 
@@ -61,9 +63,9 @@ def init_state(state: MutableMapping[str, Any], saved: Callable[[], Mapping[str,
     """
     if SHADOW not in state:
         state[SHADOW] = {k: v for k, v in (saved() if saved else {}).items() if is_sticky(k)}
-    for key, value in state[SHADOW].items():
-        if key not in state:
-            state[key] = copy.deepcopy(value)
+    for key in PLAIN_STICKY:  # widgets' sticky values go to the widgets themselves (`remembered`)
+        if key not in state and key in state[SHADOW]:
+            state[key] = copy.deepcopy(state[SHADOW][key])
     for key, value in DEFAULTS.items():
         if key not in state:
             state[key] = copy.deepcopy(value)
@@ -90,10 +92,14 @@ def forget(
         save(dict.fromkeys(keys))
 
 
-def default(state: MutableMapping[str, Any], key: str, value: Any, options: list[Any] | None = None) -> None:
-    """Seed a widget's value through session state, so the widget is drawn without a default.
+def remembered(state: Mapping[str, Any], key: str, default: Any, options: list[Any] | None = None) -> Any:
+    """The value a sticky widget was left at (this run's, else the shadow's), or `default`.
 
-    A remembered value that is no longer among the options is replaced.
+    A value no longer among `options` (a deleted model or knowledge base) gives `default`.
     """
-    if key not in state or (options is not None and state[key] not in options):
-        state[key] = value
+    value = state[key] if key in state else state.get(SHADOW, {}).get(key, default)
+    return value if options is None or value in options else default
+
+
+def index_of(options: list[Any], value: Any) -> int:
+    return options.index(value) if value in options else 0

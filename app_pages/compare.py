@@ -37,8 +37,12 @@ if ollama_error:
 kb = state["kb"] if state["kb"] in kbs else (kbs[0] if kbs else None)
 if state.get("compare.kb_seen") != kb:
     # Another knowledge base was chosen on Documents: every column follows it.
+    # Set, not dropped: a widget keeps what the browser shows unless its value is set anew.
     chosen = [k for k in {*state.keys(), *state[SHADOW]} if k.startswith("compare.col") and k.endswith(".kb")]
-    forget(state, chosen, resources.preferences().update)
+    if kb is None:
+        forget(state, chosen, resources.preferences().update)
+    for k in chosen if kb is not None else []:
+        state[k] = state[SHADOW][k] = kb
     state["compare.kb_seen"] = kb
 available = presets(models, kb)
 

@@ -117,6 +117,10 @@ def choose_kb() -> None:
     state["documents.reports"] = []
 
 
+if state["kb"] != state.get("documents.kb"):
+    # Chosen elsewhere (created, loaded, deleted, or on another page): set the picker's value, since a
+    # widget keeps what the browser shows when only its default changes.
+    state["documents.kb"] = state["kb"]
 kb_name = left.selectbox(
     "Knowledge base", list(kbs), index=index_of(list(kbs), state["kb"]), key="documents.kb", on_change=choose_kb
 )

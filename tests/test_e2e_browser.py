@@ -251,7 +251,7 @@ def test_a_new_users_journey_in_a_browser(app: Server, tmp_path: Path, data_dir:
         farm = tmp_path / "farm.txt"
         farm.write_text("The north barn holds 40 dairy cows. Milking starts at 5 am.")
         upload(page, farm)
-        page.get_by_role("button", name="Add 1 file(s) to farm").click()
+        page.get_by_role("button", name="Add 1 file(s) to farm").click(timeout=90_000)
         expect(page.get_by_text("1 file(s) added")).to_be_visible(timeout=60_000)
         page.get_by_role("link", name="Compare").click()
         expect(page.get_by_text("📚 farm · top-2").first).to_be_visible(timeout=30_000)

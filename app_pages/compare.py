@@ -19,7 +19,7 @@ st.caption("Ask once; each column answers with its own strategy. Open a column's
 st.html(
     """<style>
 .st-key-compare-grid [data-testid="stHorizontalBlock"] { flex-wrap: wrap; }
-.st-key-compare-grid [data-testid="stColumn"] { min-width: min(100%, 16rem); }
+.st-key-compare-grid [data-testid="stColumn"] { min-width: min(100%, 13.5rem); }
 .st-key-compare-grid [data-testid="stColumn"]:has(.st-key-compare-placeholder-0, .st-key-compare-placeholder-1,
   .st-key-compare-placeholder-2, .st-key-compare-placeholder-3) { min-width: min(100%, 6.5rem); }
 </style>"""

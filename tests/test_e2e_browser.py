@@ -216,11 +216,13 @@ def test_a_new_users_journey_in_a_browser(app: Server, tmp_path: Path, data_dir:
         expect(page.get_by_text("first token")).to_have_count(4, timeout=240_000)
         expect(page.get_by_text("No fine-tuned model yet")).to_have_count(0)
         shot(page, "compare-4.png")
+        tops = {round(columns.nth(i).bounding_box()["y"]) for i in range(4)}  # type: ignore[index]
+        assert len(tops) == 1, tops  # four on one row on a wide screen
         page.set_viewport_size({"width": 800, "height": 1000})
         page.wait_for_timeout(1000)
         columns = page.locator(".st-key-compare-grid [data-testid='stColumn']")
         narrowest = min(columns.nth(i).bounding_box()["width"] for i in range(4))  # type: ignore[index]
-        assert narrowest >= 250, narrowest  # wrapped onto rows, not squeezed letter by letter
+        assert narrowest >= 200, narrowest  # wrapped onto rows, not squeezed letter by letter
         shot(page, "compare-800.png")
         page.set_viewport_size({"width": 1400, "height": 1000})
 

@@ -40,21 +40,10 @@ from core.records import Records  # noqa: E402
 from core.samples import ENGLISH  # noqa: E402
 from core.store import Store  # noqa: E402
 from core.strategies import Answer, Runtime, presets  # noqa: E402
+from tests.helpers import group_cpu_seconds  # noqa: E402
 
 QUESTION = "How long is parental leave at full pay?"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
-
-
-def group_cpu_seconds(pgid: int) -> float:
-    ticks = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def direct(settings: Settings, rounds: int) -> float:

@@ -63,3 +63,19 @@ def shown(label: str) -> str:
     import re
 
     return re.sub(r"\\(.)", r"\1", label)
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU time of every process in a process group (make and the streamlit it starts)."""
+    import os
+    from pathlib import Path
+
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ...; utime/stime at 11/12
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.helpers import scanned_pdf
+from tests.helpers import group_cpu_seconds, scanned_pdf
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -36,19 +36,6 @@ def free_port() -> int:
 
 
 ARTIFACTS = ROOT / "test-artifacts"
-
-
-def group_cpu_seconds(pgid: int) -> float:
-    """User + system CPU time of every process in a process group (make and the streamlit it starts)."""
-    ticks = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ...; utime/stime at 11/12
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass

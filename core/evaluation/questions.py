@@ -19,7 +19,7 @@ from typing import Any
 
 from core.errors import EvaluationError
 from core.files import atomic_write_text
-from core.finetune.datasets import RowIssue, list_datasets, read_dataset
+from core.finetune.datasets import RowIssue, jsonl_objects, list_datasets, read_dataset
 from core.samples import SAMPLE_KB_NAME, SAMPLES, SAMPLES_DIR
 
 CONTROL_FILE = SAMPLES_DIR / "control_questions.jsonl"
@@ -142,18 +142,8 @@ def parse_upload(filename: str, data: bytes) -> ParsedSet:
     numbered: list[tuple[int, EvalQuestion]] = []
     rows = 0
     if suffix == ".jsonl":
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            rows += 1
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                issues.append(RowIssue(number, "", f"is not valid JSON ({e.msg} at column {e.colno})"))
-                continue
-            if not isinstance(obj, dict):
-                issues.append(RowIssue(number, "", "must be a JSON object"))
-                continue
+        objects, rows = jsonl_objects(text, issues)
+        for number, obj in objects:
             if (q := _row(obj, number, issues)) is not None:
                 numbered.append((number, q))
     else:

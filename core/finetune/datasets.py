@@ -273,8 +273,13 @@ def _pair(
     return Pair(q, a, system or None) if ok and q and a else None
 
 
-def _parse_jsonl(text: str, issues: list[RowIssue]) -> tuple[list[tuple[int, Pair]], int]:
-    pairs, rows = [], 0
+def jsonl_objects(text: str, issues: list[RowIssue]) -> tuple[list[tuple[int, dict[str, Any]]], int]:
+    """The JSON objects of a JSONL upload with their line numbers, and how many non-blank rows it has.
+
+    A line that is not valid JSON, or not an object, becomes a RowIssue instead.
+    """
+    objects: list[tuple[int, dict[str, Any]]] = []
+    rows = 0
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -287,6 +292,14 @@ def _parse_jsonl(text: str, issues: list[RowIssue]) -> tuple[list[tuple[int, Pai
         if not isinstance(obj, dict):
             issues.append(RowIssue(number, "", "must be a JSON object"))
             continue
+        objects.append((number, obj))
+    return objects, rows
+
+
+def _parse_jsonl(text: str, issues: list[RowIssue]) -> tuple[list[tuple[int, Pair]], int]:
+    pairs = []
+    objects, rows = jsonl_objects(text, issues)
+    for number, obj in objects:
         pair = (
             _pair_from_messages(obj["messages"], number, issues)
             if "messages" in obj

@@ -190,7 +190,7 @@ def test_a_new_users_journey_in_a_browser(app: Server, tmp_path: Path, data_dir:
         steps.press("Tab")
         page.get_by_role("button", name="Train").click()
         try:
-            expect(page.get_by_text("is trained and registered")).to_be_visible(timeout=480_000)
+            expect(page.get_by_text("is trained and registered").first).to_be_visible(timeout=480_000)
         finally:
             shot(page, "finetune.png")
         expect(page.get_by_text("leading tokens agree").first).to_be_visible(timeout=30_000)

@@ -191,7 +191,8 @@ def test_locked_local_storage_is_refused_clearly_and_keeps_its_data(
         [
             sys.executable,
             "-c",
-            f"from qdrant_client import QdrantClient; c = QdrantClient(path={str(path)!r}); input()",
+            f"from qdrant_client import QdrantClient; c = QdrantClient(path={str(path)!r}); print('ready', flush=True)"
+            "; input()",
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -199,16 +200,12 @@ def test_locked_local_storage_is_refused_clearly_and_keeps_its_data(
         text=True,
     )
     try:
-        # Wait until the other process really holds the lock.
-        for _ in range(100):
-            try:
-                Store.open(settings, minilm).close()
-            except StoreLockedError as e:
-                message = str(e)
-                break
-            threading.Event().wait(0.1)
-        else:
-            pytest.fail("the second process never took the lock")
+        # The other process says when it holds the lock (polling with our own opens raced it: an open of
+        # ours could make its open fail).
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready", holder.stderr
+        with pytest.raises(StoreLockedError) as refused:
+            Store.open(settings, minilm)
+        message = str(refused.value)
         assert "in use by another process" in message and "QDRANT_URL" in message
     finally:
         holder.communicate("\n", timeout=30)

@@ -32,11 +32,16 @@ LOCK_TIMEOUT_S = 10.0
 
 @dataclass(frozen=True)
 class Pair:
-    """One training example: the question, the wanted answer, and an optional system prompt."""
+    """One training example: the question, the wanted answer, and an optional system prompt.
+
+    `evidence` is the sentence the answer was drawn from (pairs generated from a knowledge base), shown
+    for review; it is not trained on and does not count in the dataset's version.
+    """
 
     question: str
     answer: str
     system: str | None = None
+    evidence: str = ""
 
     def messages(self, default_system: str | None = None) -> list[dict[str, str]]:
         """As chat messages, formatted later with the base model's own chat template."""
@@ -195,8 +200,8 @@ def save_pairs(root: Path, name: str, pairs: Sequence[Pair], *, replace: bool = 
 
 
 def write_pairs(path: Path, pairs: Iterable[Pair]) -> None:
-    """Pairs as JSONL (`question`, `answer`, and `system` when set), written atomically."""
-    rows = [{k: v for k, v in asdict(p).items() if v is not None} for p in pairs]
+    """Pairs as JSONL (`question`, `answer`, and `system` and `evidence` when set), written atomically."""
+    rows = [{k: v for k, v in asdict(p).items() if v is not None and v != ""} for p in pairs]
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
@@ -257,6 +262,7 @@ def _pair(
     issues: list[RowIssue],
     fields: tuple[str, str] = ("question", "answer"),
     system: str | None = None,
+    evidence: str | None = None,
 ) -> Pair | None:
     q, a = _text(question), _text(answer)
     ok = True
@@ -270,7 +276,7 @@ def _pair(
         elif not value:
             issues.append(RowIssue(row, field, "is empty"))
             ok = False
-    return Pair(q, a, system or None) if ok and q and a else None
+    return Pair(q, a, system or None, evidence or "") if ok and q and a else None
 
 
 def jsonl_objects(text: str, issues: list[RowIssue]) -> tuple[list[tuple[int, dict[str, Any]]], int]:
@@ -303,7 +309,14 @@ def _parse_jsonl(text: str, issues: list[RowIssue]) -> tuple[list[tuple[int, Pai
         pair = (
             _pair_from_messages(obj["messages"], number, issues)
             if "messages" in obj
-            else _pair(obj.get("question"), obj.get("answer"), number, issues, system=_text(obj.get("system")))
+            else _pair(
+                obj.get("question"),
+                obj.get("answer"),
+                number,
+                issues,
+                system=_text(obj.get("system")),
+                evidence=_text(obj.get("evidence")),
+            )
         )
         if pair:
             pairs.append((number, pair))

@@ -49,6 +49,12 @@ def run_ingest(kb_name: str, uploads: list[Upload], label: str) -> None:
     st.rerun()
 
 
+def embedding_label(model: str) -> str:
+    if model.startswith(OLLAMA_PREFIX):
+        return f"{model.removeprefix(OLLAMA_PREFIX)} (Ollama)"
+    return BUNDLED_MODELS.get(model, model)
+
+
 left, middle, right = st.columns([3, 1, 1], vertical_alignment="bottom")
 # A new key after each creation draws the popover closed again.
 new_popover = middle.popover("➕ New", width="stretch", key=f"documents.new.{state['documents.new_round']}")
@@ -56,11 +62,15 @@ with new_popover, st.form("documents.new_kb", border=False):
     new_name = st.text_input("Name", placeholder="handbook", key="documents.new_name")
     size = st.number_input("Chunk size (characters)", 200, 4000, settings.chunk_size, 50, key="documents.chunk_size")
     overlap = st.number_input("Overlap (characters)", 0, 1000, settings.chunk_overlap, 10, key="documents.overlap")
-    models = list(BUNDLED_MODELS) + tuned_names(settings.data_dir)  # tuned: trained by core.retriever
-    model = st.selectbox(
-        "Embedding model", models, format_func=lambda m: BUNDLED_MODELS.get(m, m), key="documents.model"
+    ollama_models, ollama_error = resources.ollama_embeddings()  # those the Ollama server has pulled
+    models = list(BUNDLED_MODELS) + tuned_names(settings.data_dir) + ollama_models  # tuned: core.retriever
+    model = st.selectbox("Embedding model", models, format_func=embedding_label, key="documents.model")
+    ollama_model = st.text_input(
+        "…or an Ollama embedding model by name",
+        placeholder="bge-m3",
+        key="documents.ollama_model",
+        help=ollama_error or "Any embedding model of the Ollama server at OLLAMA_HOST (`ollama pull` it first).",
     )
-    ollama_model = st.text_input("…or an Ollama embedding model", placeholder="bge-m3", key="documents.ollama_model")
     analyser = st.selectbox("Keyword analyser", list(ANALYSERS), format_func=ANALYSERS.get, key="documents.analyser")
     modes = sorted(RETRIEVAL_MODES, key=lambda m: m != DEFAULT_MODE)  # the default first
     mode = st.selectbox("Search", modes, key="documents.mode", help="Dense: meaning; sparse: keywords; hybrid: both.")

@@ -210,6 +210,41 @@ def load_ollama(model: str, host: str) -> EmbeddingModel:
     return EmbeddingModel(name=OLLAMA_PREFIX + model, dimension=dimension, embeddings=embeddings, max_tokens=512)
 
 
+# Model families that only embed, for an Ollama too old to report `capabilities` in /api/show.
+_EMBEDDING_FAMILIES = frozenset({"bert", "nomic-bert", "xlm-roberta", "jina-bert", "jina-bert-v2", "new-bert"})
+
+
+def ollama_embedding_models(host: str, *, timeout: float = 3.0) -> list[str]:
+    """Catalog names (`ollama:<model>`) of the embedding models pulled on the Ollama server at `host`.
+
+    A model counts when `/api/show` lists the `embedding` capability (or, from an Ollama that
+    reports no capabilities, when its family is an encoder such as BERT).
+
+    Raises:
+        EmbeddingError: Ollama does not answer.
+
+    """
+    import ollama
+
+    client = ollama.Client(host=host, timeout=timeout)
+    try:
+        listed = client.list().models
+    except Exception as e:  # noqa: BLE001 - connection refused, timeouts, HTTP errors alike
+        raise EmbeddingError(f"Ollama is not reachable at {host} ({e}); start it with `ollama serve`.") from e
+    names = []
+    for m in listed:
+        if not m.model:
+            continue
+        try:
+            capabilities = client.show(m.model).capabilities
+        except Exception:  # noqa: BLE001 - a model Ollama cannot describe is not offered
+            continue
+        family = (m.details.family if m.details else None) or ""
+        if "embedding" in (capabilities or []) or (capabilities is None and family in _EMBEDDING_FAMILIES):
+            names.append(OLLAMA_PREFIX + m.model)
+    return names
+
+
 class EmbeddingCatalog:
     """Embedding models by the name a knowledge base records, each loaded once and shared."""
 

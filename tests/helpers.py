@@ -1,12 +1,16 @@
-"""Builders for test files: real PDFs (fpdf2, pypdf) and a counting embeddings wrapper."""
+"""Builders for test files: real PDFs (fpdf2, pypdf), a counting embeddings wrapper, an Ollama for embeddings."""
 
 from __future__ import annotations
 
 import io
+import json
+import math
 
 from fpdf import FPDF
 from langchain_core.embeddings import Embeddings
 from pypdf import PdfWriter
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 
 def make_pdf(pages: list[str]) -> bytes:
@@ -79,3 +83,69 @@ def group_cpu_seconds(pgid: int) -> float:
         if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ...; utime/stime at 11/12
             ticks += int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def fake_vector(text: str) -> list[float]:
+    """Deterministic 8-dimensional vector: letter counts, so similar texts get similar vectors."""
+    v = [float(text.lower().count(ch)) + 0.01 for ch in "aeiorstn"]
+    norm = math.sqrt(sum(x * x for x in v))
+    return [x / norm for x in v]
+
+
+# The models of the Ollama below (/api/tags, /api/show): a chat model, two embedding models (one as an
+# Ollama too old to report capabilities shows it, known by its BERT family), one /api/show cannot describe.
+OLLAMA_MODELS = {
+    "llama3.2:1b": ("llama", ["completion", "tools"]),
+    "bge-m3:latest": ("bert", ["embedding"]),
+    "nomic-embed-text:latest": ("nomic-bert", None),
+    "broken:latest": ("llama", "missing"),
+}
+EMBEDDING_MODEL = "bge-m3"  # the one that embeds, by either name (`bge-m3`, `bge-m3:latest`)
+
+
+def _tag(name: str, family: str) -> dict[str, object]:
+    details = {"format": "gguf", "family": family, "parameter_size": "1B", "quantization_level": "F16"}
+    return {
+        "name": name,
+        "model": name,
+        "modified_at": "2026-10-01T10:00:00Z",
+        "size": 1,
+        "digest": "0" * 64,
+        "details": details,
+    }
+
+
+def serve_ollama_embeddings(httpserver: HTTPServer) -> list[dict[str, object]]:
+    """Ollama's `/api/tags`, `/api/show` and `/api/embed` (bge-m3 only); returns the embed requests as they come."""
+    requests: list[dict[str, object]] = []
+
+    def embed(request: Request) -> Response:
+        body = json.loads(request.data)
+        requests.append(body)
+        if str(body["model"]).removesuffix(":latest") != EMBEDDING_MODEL:
+            error = {"error": f'model "{body["model"]}" not found, try pulling it first'}
+            return Response(json.dumps(error), status=404, content_type="application/json")
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        answer = {"model": body["model"], "embeddings": [fake_vector(t) for t in inputs], "total_duration": 1000}
+        return Response(json.dumps(answer), content_type="application/json")
+
+    def show(request: Request) -> Response:
+        family, capabilities = OLLAMA_MODELS[json.loads(request.data)["model"]]
+        if capabilities == "missing":
+            return Response(json.dumps({"error": "model not found"}), status=404, content_type="application/json")
+        body: dict[str, object] = {
+            "modelfile": "",
+            "parameters": "",
+            "template": "",
+            "details": {"family": family},
+            "model_info": {"general.architecture": family},
+        }
+        if capabilities is not None:
+            body["capabilities"] = capabilities
+        return Response(json.dumps(body), content_type="application/json")
+
+    tags = {"models": [_tag(name, family) for name, (family, _) in OLLAMA_MODELS.items()]}
+    httpserver.expect_request("/api/tags", method="GET").respond_with_json(tags)
+    httpserver.expect_request("/api/show", method="POST").respond_with_handler(show)
+    httpserver.expect_request("/api/embed", method="POST").respond_with_handler(embed)
+    return requests

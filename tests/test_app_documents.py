@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pytest_httpserver import HTTPServer
 from qdrant_client import QdrantClient
 from streamlit.testing.v1 import AppTest
 
-from tests.helpers import PNG_BYTES, shown
+from tests.helpers import PNG_BYTES, serve_ollama_embeddings, shown
 
 pytestmark = pytest.mark.slow
 
@@ -178,3 +179,21 @@ def test_too_many_files_in_one_batch_are_refused_before_anything_is_read(monkeyp
     assert not at.exception
     assert "3 files chosen; add at most 2 at a time" in at.warning[0].value
     assert not [b for b in at.button if b.key == "documents.add"]
+
+
+def test_ollama_embedding_models_are_offered_and_the_sidebar_names_the_choice(
+    httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    requests = serve_ollama_embeddings(httpserver)
+    monkeypatch.setenv("OLLAMA_HOST", httpserver.url_for("/").rstrip("/"))
+    at = start()
+    picker = at.selectbox(key="documents.model")
+    assert picker.options[-2:] == ["bge-m3:latest (Ollama)", "nomic-embed-text:latest (Ollama)"]
+    assert not [m for m in picker.options if "llama3.2" in m]  # a chat model does not embed
+    picker.set_value("ollama:bge-m3:latest")
+    at.selectbox(key="documents.analyser").set_value("chinese")
+    create_kb(at, "olla")
+    assert {r["model"] for r in requests} == {"bge-m3:latest"}
+    sidebar = " ".join(c.value for c in at.sidebar.caption)
+    assert "`olla`: embeddings `ollama:bge-m3:latest` (8 dims)" in sidebar
+    assert "keywords: jieba words" in sidebar and "search: hybrid" in sidebar

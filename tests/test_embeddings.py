@@ -2,44 +2,40 @@
 
 from __future__ import annotations
 
-import json
-import math
-
 import pytest
 from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
 
 from core.config import Settings
-from core.embeddings import MULTILINGUAL_MODEL, OLLAMA_PREFIX, EmbeddingCatalog, EmbeddingModel
+from core.embeddings import (
+    MULTILINGUAL_MODEL,
+    OLLAMA_PREFIX,
+    EmbeddingCatalog,
+    EmbeddingModel,
+    ollama_embedding_models,
+)
 from core.errors import EmbeddingError, EmbeddingMismatchError
 from core.ingest import Upload, ingest
 from core.store import Store
-
-
-def fake_vector(text: str) -> list[float]:
-    """Deterministic 8-dimensional vector: letter counts, so similar texts get similar vectors."""
-    v = [float(text.lower().count(ch)) + 0.01 for ch in "aeiorstn"]
-    norm = math.sqrt(sum(x * x for x in v))
-    return [x / norm for x in v]
+from tests.helpers import serve_ollama_embeddings
 
 
 @pytest.fixture
 def ollama(httpserver: HTTPServer) -> tuple[HTTPServer, list[dict[str, object]]]:
-    """An Ollama speaking `/api/embed` for the model `bge-m3` (and refusing others as Ollama does)."""
-    requests: list[dict[str, object]] = []
+    """An Ollama with bge-m3 speaking `/api/embed` (refusing other models as Ollama does) and listing its models."""
+    return httpserver, serve_ollama_embeddings(httpserver)
 
-    def embed(request: Request) -> Response:
-        body = json.loads(request.data)
-        requests.append(body)
-        if body["model"] != "bge-m3":
-            error = {"error": f'model "{body["model"]}" not found, try pulling it first'}
-            return Response(json.dumps(error), status=404, content_type="application/json")
-        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        answer = {"model": "bge-m3", "embeddings": [fake_vector(t) for t in inputs], "total_duration": 1000}
-        return Response(json.dumps(answer), content_type="application/json")
 
-    httpserver.expect_request("/api/embed", method="POST").respond_with_handler(embed)
-    return httpserver, requests
+def test_the_ollama_servers_embedding_models_are_listed_and_chat_models_are_not(
+    ollama: tuple[HTTPServer, list[dict[str, object]]],
+) -> None:
+    server, _ = ollama
+    listed = ollama_embedding_models(server.url_for("/").rstrip("/"))
+    assert listed == ["ollama:bge-m3:latest", "ollama:nomic-embed-text:latest"]
+
+
+def test_listing_from_an_unreachable_ollama_says_how_to_start_it() -> None:
+    with pytest.raises(EmbeddingError, match="ollama serve"):
+        ollama_embedding_models("http://127.0.0.1:9", timeout=1)
 
 
 def test_ollama_embedding_model_is_chosen_recorded_and_used_for_ingest_and_search(

@@ -11,7 +11,7 @@ from dataclasses import replace
 import streamlit as st
 
 from core.config import Settings
-from core.embeddings import EmbeddingCatalog, EmbeddingModel, load_bundled
+from core.embeddings import EmbeddingCatalog, EmbeddingModel, load_bundled, ollama_embedding_models
 from core.errors import AdapterError, AppError, ModelUnavailableError
 from core.finetune import adapters
 from core.finetune.jobs import JobRegistry, RegistrationJob
@@ -34,16 +34,18 @@ def embedder() -> EmbeddingModel:
 
 
 @st.cache_resource(show_spinner="Opening Qdrant…")
-def _store(qdrant_url: str | None, local_path: str) -> Store:
+def _store(qdrant_url: str | None, local_path: str, data_dir: str) -> Store:
     # Knowledge bases built with another model (multilingual E5, Ollama's) load it by the name they record.
-    catalog = EmbeddingCatalog(ollama_host=settings().ollama_host, preloaded=[embedder()])
-    return Store.open(settings(), embedder(), catalog)
+    # Tuned ones (core.retriever) are found under DATA_DIR.
+    s = settings()
+    catalog = EmbeddingCatalog(ollama_host=s.ollama_host, data_dir=s.data_dir, preloaded=[embedder()])
+    return Store.open(s, embedder(), catalog)
 
 
 def store() -> Store:
     """The Store for the current settings (raises AppError, which pages show)."""
     s = settings()
-    return _store(s.qdrant_url, str(s.local_qdrant_path.resolve()))
+    return _store(s.qdrant_url, str(s.local_qdrant_path.resolve()), str(s.data_dir.resolve()))
 
 
 @st.cache_resource
@@ -94,6 +96,20 @@ def available_models() -> tuple[list[ModelInfo], str | None]:
     """Models for pickers, and why Ollama is missing from them (re-checked every 15 s)."""
     s = settings()
     return _available(str(s.data_dir.resolve()), s.ollama_host)
+
+
+@st.cache_data(ttl=15, show_spinner=False)
+def _ollama_embeddings(ollama_host: str) -> tuple[list[str], str | None]:
+    try:
+        return ollama_embedding_models(ollama_host), None
+    except AppError as e:
+        return [], str(e)
+
+
+def ollama_embeddings() -> tuple[list[str], str | None]:
+    """The Ollama server's embedding models (`ollama:<name>`), and why none could be listed (re-checked every 15 s)."""
+    host = settings().ollama_host
+    return _ollama_embeddings(host) if host else ([], None)
 
 
 def runtime() -> Runtime:

@@ -1,4 +1,4 @@
-"""Sidebar shown on every page: which Qdrant and which embedding model are in use."""
+"""Sidebar shown on every page: which Qdrant, and how the chosen knowledge base is embedded and searched."""
 
 from __future__ import annotations
 
@@ -7,7 +7,21 @@ import streamlit as st
 from core.embeddings import BUNDLED_DIMENSION, BUNDLED_MODEL
 from core.errors import AppError
 from core.models import BUNDLED_NAME
+from core.sparse import ANALYSERS
+from core.store import KnowledgeBase
 from ui import resources
+
+
+def describe_kb(kb: KnowledgeBase) -> str:
+    """One line: the knowledge base, its embedding model, keyword analyser and search mode.
+
+    Names go in code spans (neither can hold a backtick), so an underscore in one is not emphasis.
+    """
+    analyser = ANALYSERS.get(kb.analyser or "", "none (dense only)")
+    return (
+        f"📚 `{kb.name}`: embeddings `{kb.embedding_model}` ({kb.dimension} dims) · keywords: {analyser} · "
+        f"search: {kb.mode_for(None)}"
+    )
 
 
 def render_sidebar() -> None:
@@ -19,13 +33,16 @@ def render_sidebar() -> None:
             st.error(str(e))
             return
         st.caption(f"🗄️ {s.describe_qdrant()}")
-        st.caption(f"🔤 Embeddings: {BUNDLED_MODEL} ({BUNDLED_DIMENSION} dims, bundled, CPU)")
+        st.caption(f"🔤 Embeddings: {BUNDLED_MODEL} ({BUNDLED_DIMENSION} dims, bundled, CPU) by default")
         try:
-            count = len(resources.store().list_kbs())
+            kbs = {kb.name: kb for kb in resources.store().list_kbs()}
         except AppError as e:
             st.error(f"Qdrant: {e}")
         else:
-            st.caption(f"✅ Qdrant ready · {count} knowledge base{'s' if count != 1 else ''}")
+            st.caption(f"✅ Qdrant ready · {len(kbs)} knowledge base{'s' if len(kbs) != 1 else ''}")
+            chosen = kbs.get(st.session_state.get("kb") or "")
+            if chosen is not None:
+                st.caption(describe_kb(chosen))
         st.caption(f"🧠 Chat: {BUNDLED_NAME} (embedded, llama.cpp)")
         if not s.ollama_host:
             st.caption("Ollama: off (OLLAMA_HOST=off)")

@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from core.documents import is_cjk
 from core.errors import TemplateError
 from core.files import atomic_write_text, now_iso
 
@@ -38,6 +39,8 @@ _QUESTION_WORDS = {
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _-]{0,63}$")
 _FOLDER_SEP = re.compile(r"[ _]+")
 DEFAULT_SOURCE_FORMAT = "[{n}] {source}, page {page}:\n{text}"
+# Added to the prompt of a Chinese question ("Answer in Chinese."); see `language_instruction`.
+ANSWER_IN_CHINESE = "请用中文回答。"
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,10 @@ class PromptTemplate:
             for ex in self.examples:
                 messages.append({"role": "user", "content": ex.question})
                 messages.append({"role": "assistant", "content": ex.answer})
-        messages.append({"role": "user", "content": fill(self.user, values)})
+        user = fill(self.user, values)
+        if instruction := language_instruction(question):
+            user = f"{user}\n\n{instruction}"
+        messages.append({"role": "user", "content": user})
         return messages
 
     def format_context(self, sources: Sequence[Source], question: str = "") -> str:
@@ -165,6 +171,15 @@ class PromptTemplate:
             ) from e
         fields = data.model_dump(exclude={"examples"})
         return cls(examples=tuple(Example(e.question, e.answer) for e in data.examples), **fields)
+
+
+def language_instruction(question: str) -> str | None:
+    """What a prompt adds so that the answer comes in the question's language: Chinese, for a Chinese question.
+
+    Templates and few-shot examples are usually English, and a model tends to answer in the language
+    of most of its prompt; the line goes last in the user message, where small models heed it most.
+    """
+    return ANSWER_IN_CHINESE if is_cjk(question) else None
 
 
 class _Strict(BaseModel):

@@ -156,6 +156,23 @@ def test_retrieval_and_template_must_agree(t: PromptTemplate, sources: list[Sour
         t.render("q", sources)
 
 
+@pytest.mark.parametrize(
+    ("question", "chinese"),
+    [
+        ("净水器的滤芯多久更换一次？", True),
+        ("青梧科技的客服电话是多少", True),
+        ("How long is parental leave at full pay?", False),
+        ("What does the 青梧 handbook say about parental leave?", False),  # an English question naming a 青梧
+        ("", False),
+    ],
+)
+def test_a_chinese_question_asks_for_a_chinese_answer_last_in_the_prompt(question: str, chinese: bool) -> None:
+    for t, sources in ((PE, None), (RAG, [Source("手册.md", 1, "滤芯每六个月更换一次。")])):
+        messages = t.render(question, sources)
+        assert messages[-1]["content"].endswith("\n\n请用中文回答。") is chinese
+        assert sum("请用中文回答" in m["content"] for m in messages) == int(chinese)  # once, not in examples
+
+
 def test_no_sources_found_is_said_in_the_prompt() -> None:
     assert "(no matching passages were found)" in RAG.render("q", [])[-1]["content"]
 

@@ -8,6 +8,7 @@ from core.errors import AppError
 from core.samples import SAMPLE_KB_NAME
 from core.strategies import Answer, presets, run_many
 from ui import compare, resources
+from ui.notices import chinese_model_notice
 from ui.state import SHADOW, forget, index_of, init_state, remembered
 
 init_state(st.session_state)
@@ -79,6 +80,7 @@ widths = [
     1.4 if available[remembered(state, f"compare.col{i}.preset", order[i], order)].disabled_reason else 3
     for i in range(n)
 ]
+notice_slot = st.empty()  # above the columns, filled once they have said which strategies run
 columns = st.container(key="compare-grid").columns(widths, border=True)
 template_names = runtime.templates.names()
 strategies = {}
@@ -87,6 +89,8 @@ for i, col in enumerate(columns):
         strategy = compare.column_settings(i, available, models, template_names, kbs)
         if strategy is not None:
             strategies[i] = strategy
+if notice := chinese_model_notice(strategies.values(), [question], runtime.store, [m.id for m in models]):
+    notice_slot.warning(notice, icon="🀄")
 
 if ask and strategies:
     # Workers stream into queues; this thread alone draws, so each column fills as its tokens come.

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import queue
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -42,6 +43,22 @@ BUNDLED_NAME = "SmolLM2-135M-Instruct"
 # 15/40 correct and answers a third shorter (47.7 -> 30.7 tokens on average).
 REPEAT_PENALTY = 1.1
 CONNECTION_HELP = "start it with `ollama serve`, or set OLLAMA_HOST=off to use the embedded models only"
+
+
+# Chat models that read and write Chinese well, by the family their (Ollama) name starts with.
+_CHINESE_SPEAKING = re.compile(r"(qwen|glm|chatglm|deepseek|yi[-:]|internlm|baichuan|minicpm)", re.IGNORECASE)
+# Suggested when none is pulled: small enough for a laptop CPU, and trained on Chinese and English.
+SUGGESTED_CHINESE_MODEL = "qwen2.5:1.5b"
+
+
+def is_english_only(model_id: str) -> bool:
+    """Whether the model is the embedded SmolLM2 or fine-tuned from it: it was trained on English text only."""
+    return model_id.removeprefix("llama.cpp:").split("+", 1)[0] == BUNDLED_NAME
+
+
+def chinese_speaking(model_ids: list[str]) -> list[str]:
+    """The Ollama models among these whose family speaks Chinese (Qwen, GLM, DeepSeek, Yi, …)."""
+    return [m for m in model_ids if m.startswith("ollama:") and _CHINESE_SPEAKING.match(m.removeprefix("ollama:"))]
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from qdrant_client.hybrid.fusion import distribution_based_score_fusion
 
 from core import sparse
 from core.config import Settings
-from core.documents import Chunk
+from core.documents import Chunk, is_cjk
 from core.embeddings import EmbeddingCatalog, EmbeddingModel
 from core.errors import (
     EmbeddingError,
@@ -398,6 +398,14 @@ class Store:
                     validate_collection_config=False,
                 )
             return self._vectorstores[name]
+
+    def is_chinese(self, name: str) -> bool:
+        """Whether the knowledge base holds Chinese text: its analyser is jieba's, or its first chunks are CJK."""
+        kb = self.get_kb(name)
+        if kb.analyser == "chinese":
+            return True
+        texts = [h.text for d in self.list_documents(name)[:3] for h in self.chunks_of(name, d.doc_id, limit=2)]
+        return is_cjk(" ".join(texts))
 
     # Documents
 

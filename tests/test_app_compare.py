@@ -197,3 +197,19 @@ def test_typing_then_clicking_ask_asks_and_an_empty_question_is_explained(sample
     at.run()
     assert not at.exception
     assert any("first token" in c.value for c in strategy_columns(at)[0].caption)
+
+
+def test_a_chinese_knowledge_base_on_the_english_embedded_model_gets_a_notice(
+    data_dir: Path, minilm: EmbeddingModel
+) -> None:
+    with Store.open(Settings.from_env(), minilm) as store:
+        store.create_kb("qingwu", chunk_size=300, chunk_overlap=0, analyser="chinese")
+        ingest(store, "qingwu", [Upload("手册.md", "反渗透膜滤芯每三十六个月更换一次。".encode())])
+    at = AppTest.from_file(PAGE, default_timeout=240)
+    at.run()
+    assert not at.exception
+    [notice] = [w.value for w in at.warning if "is Chinese" in w.value]
+    assert "`qingwu` is Chinese, but RAG answers with the embedded SmolLM2" in notice
+    assert "ollama pull qwen2.5:1.5b" in notice
+    at.selectbox(key="compare.col1.preset").set_value("PE").run()  # no column reads it now
+    assert not [w for w in at.warning if "is Chinese" in w.value]

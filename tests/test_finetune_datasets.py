@@ -9,8 +9,7 @@ import pytest
 from core.errors import DatasetError, DatasetExistsError
 from core.finetune import datasets
 from core.finetune.datasets import Correction, Pair, RowIssue
-from core.finetune.generate import pairs_from_hits, sample_pairs
-from core.store import SearchHit
+from core.finetune.generate import sample_pairs
 
 
 def jsonl(*rows: object) -> bytes:
@@ -123,31 +122,6 @@ def test_split_is_stable_when_rows_are_added_and_tiny_sets_keep_every_pair() -> 
     assert set(val2) <= set(val) | set(pairs[:-1])  # held-out pairs follow their question's hash
     assert len(set(val) & set(val2)) >= 3
     assert datasets.split(pairs[:4], 0.2) == (pairs[:4], [])
-
-
-def test_pairs_from_a_knowledge_base_are_fact_sentences_with_their_subject() -> None:
-    hit = SearchHit(
-        "Working hours. The HX4 pump must be recalibrated every six months using part HX-WB7. "
-        "It is reviewed every January. Brackenridge has 214 employees across three sites. "
-        "Tides are nice. The sea is very calm in the bay this week.",
-        1.0,
-        "doc",
-        "tidewell_hx4_manual.md",
-        2,
-        0,
-        "Maintenance",
-    )
-    pairs = pairs_from_hits([hit, hit])
-    assert pairs == [
-        Pair(
-            "What does tidewell_hx4_manual say about the HX4 pump?",
-            "The HX4 pump must be recalibrated every six months using part HX-WB7.",
-        ),
-        Pair(
-            "What does tidewell_hx4_manual say about Brackenridge?",
-            "Brackenridge has 214 employees across three sites.",
-        ),
-    ]
 
 
 def test_saving_over_a_dataset_with_other_pairs_asks_first(data_dir: Path) -> None:

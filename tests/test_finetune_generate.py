@@ -5,8 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from core.finetune import datasets
+import pytest
+
+from core import documents
+from core.finetune import datasets, generate
 from core.finetune.datasets import Pair
+from core.samples import SAMPLES
+from core.store import SearchHit
 
 
 def test_evidence_round_trips_and_old_files_load_without_it(data_dir: Path) -> None:
@@ -22,3 +27,107 @@ def test_evidence_round_trips_and_old_files_load_without_it(data_dir: Path) -> N
     old = folder / "old.jsonl"
     old.write_text(json.dumps({"question": "Who founded it?", "answer": "Ilse Marrow."}) + "\n")
     assert datasets.load_pairs(folder, "old").pairs == [Pair("Who founded it?", "Ilse Marrow.")]
+
+
+@pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        ("The HX4 pump must be recalibrated every six months.",
+         [("How often must the HX4 pump be recalibrated?", "every six months")]),
+        ("Support is reached at extension 4410.", [("What extension is support reached at?", "4410")]),
+        ("The company was founded in 2011 in Port Vellan by Ilse Marrow.",
+         [("When was the company founded?", "in 2011"), ("Where was the company founded?", "in Port Vellan"),
+          ("Who was the company founded by?", "Ilse Marrow")]),
+        ("Brackenridge employs 214 people across three sites.", [("How many people does Brackenridge employ?", "214")]),
+        ("The IT helpdesk is on internal extension 4040 and is staffed from 08:00 to 18:00 on working days.",
+         [("What extension is the IT helpdesk on?", "4040"),
+          ("When is the IT helpdesk staffed?", "from 08:00 to 18:00 on working days")]),
+        ("Replace the wiper brush every six months (part HX-WB7).",
+         [("How often should you replace the wiper brush?", "every six months")]),
+        ("Basin manager: Oskar Lindqvist.", [("Who is the basin manager?", "Oskar Lindqvist")]),
+        ("Studio membership costs 74 euros per month and includes a Night Key and one locker.",
+         [("How much does studio membership cost?", "74 euros per month")]),
+        ("The Green Card induction lasts 3 hours and runs every Tuesday and Saturday morning.",
+         [("How long does the Green Card induction last?", "3 hours"),
+          ("When does the Green Card induction run?", "every Tuesday and Saturday morning")]),
+        ("The housing is made of titanium grade 2 and is rated to a depth of 120 metres.",
+         [("What is the housing made of?", "titanium grade 2"), ("What depth is the housing rated to?", "120 metres")]),
+        ("The first-aid kits are checked on the first Monday of each month.",
+         [("When are the first-aid kits checked?", "on the first Monday of each month")]),
+        ("Employees may work remotely up to three days per week.",
+         [("How many days per week may employees work remotely?", "up to three")]),
+        ("Lost or stolen equipment must be reported to the IT helpdesk within 24 hours.",
+         [("How soon must lost or stolen equipment be reported to the IT helpdesk?", "within 24 hours")]),
+        ("A full memory takes about 12 minutes to download over Bluetooth.",
+         [("How long does a full memory take to download over Bluetooth?", "about 12 minutes")]),
+        ("Carried-over days must be used by 31 March, after which they expire.",
+         [("By when must carried-over days be used?", "by 31 March")]),
+        ("Every employee has a personal learning budget of 1,800 euros per year for courses and books.",
+         [("What personal learning budget does every employee have?", "1,800 euros per year")]),
+        ("The test basin at Kelder Quay is 40 metres long, 12 metres wide and 6 metres deep.",
+         [("How long is the test basin at Kelder Quay?", "40 metres")]),
+        ("Salaries are reviewed once a year, with changes taking effect on 1 April.",
+         [("How often are salaries reviewed?", "once a year")]),  # 1 April is when changes apply, not reviews
+    ],
+)  # fmt: skip
+def test_a_sentence_becomes_the_questions_a_user_would_ask(sentence: str, expected: list[tuple[str, str]]) -> None:
+    assert generate.questions_for(sentence, proper={"Brackenridge", "Kelder", "Quay"}) == expected
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "It is reviewed every January by the People team.",  # the subject needs the sentence before
+        "If you are ill, tell your manager before 10:00 on the first day of absence.",
+        "Our mission is simple: make measurements of the ocean that people can trust.",
+        "The default is 15 minutes.",  # "How long is the default?" asks about nothing in particular
+        "Harassment, discrimination and bullying are not tolerated.",
+        "New: bulk export of several sondes into one CSV file.",
+        "How long does the warranty last?",
+        "保修期为两年，自购买之日起计算。",
+        "Tides are nice.",
+        "The version you are reading is edition 9, approved on 14 January 2026.",
+        # a list cut at its first comma would give a partial answer
+        "Our instruments are used by harbour authorities, fish farms and research institutes in 31 countries.",
+        "Remove the batteries if the sonde will be stored for more than one month.",
+        "The sky is blue and the grass is green.",
+        "Colorless green ideas sleep furiously.",
+    ],
+)
+def test_a_sentence_no_rule_fits_gives_no_question(sentence: str) -> None:
+    assert generate.questions_for(sentence) == []
+
+
+def hit(text: str, filename: str = "handbook.pdf", index: int = 0) -> SearchHit:
+    return SearchHit(text, 1.0, "doc", filename, 1, index, None)
+
+
+def test_pairs_from_hits_keep_the_sentence_as_evidence_once_each_in_reading_order() -> None:
+    text = (
+        "Brackenridge Tidal Systems - Employee Handbook\nWorking hours\n"
+        "Brackenridge employs 214 people across three\nsites. It is reviewed every January by Brackenridge.\n"
+        "- Replace the wiper brush every six months (part HX-WB7).\n"
+        "Page 3"
+    )
+    pairs = generate.pairs_from_hits([hit(text), hit(text, index=1)])
+    assert pairs == [
+        Pair("How many people does Brackenridge employ?", "214",
+             evidence="Brackenridge employs 214 people across three sites."),
+        Pair("How often should you replace the wiper brush?", "every six months",
+             evidence="Replace the wiper brush every six months (part HX-WB7)."),
+    ]  # fmt: skip
+    assert generate.pairs_from_hits([hit(text)], limit=1) == pairs[:1]
+
+
+def test_the_sample_knowledge_bases_give_questions_with_answers_found_in_their_sentence() -> None:
+    for sample in (SAMPLES["brackenridge"], SAMPLES["corvane"]):
+        hits = []
+        for upload in sample.uploads():
+            doc = documents.parse(upload.data, upload.filename)
+            hits += [hit(c.text, c.filename, c.index) for c in documents.split(doc, chunk_size=800, chunk_overlap=120)]
+        pairs = generate.pairs_from_hits(hits)
+        assert len(pairs) >= 20, sample.kb_name
+        for pair in pairs:
+            assert pair.question.endswith("?") and pair.question[0].isupper()
+            assert pair.answer.lower() in pair.evidence.lower()
+            assert not pair.question.startswith("What does")

@@ -109,11 +109,25 @@ try:
             st.info("No knowledge base yet: add documents on the Documents page.")
         else:
             kb = st.selectbox("Knowledge base", kbs, key="finetune.kb")
-            st.caption("Each sentence that states a fact (a number, a code, a name) becomes an answer; the question "
-                       "names its source and subject. Review and edit them below before training.")  # fmt: skip
+            st.caption("Sentences that state a fact become the questions a reader would ask (how often, when, "
+                       "where, who, how many…), each answered by a short part of its sentence; sentences that give "
+                       "no sensible question are skipped. Review and edit them below before training.")  # fmt: skip
             if st.button("Generate pairs", key="finetune.generate"):
                 pairs = generate.pairs_from_kb(resources.store(), kb)
-                load(pairs, f"{kb}-facts", f"Generated {len(pairs)} pairs from {kb}; review them below.")
+                load(pairs, f"{kb}-facts", f"Generated {len(pairs)} questions from {kb}; review them below.")
+            writers = [m for m in resources.available_models()[0] if m.backend == "ollama"]
+            if writers:
+                writer = st.selectbox("Or have an Ollama model write them", [m.id for m in writers],
+                                      format_func=lambda i: i.removeprefix("ollama:"),
+                                      key="finetune.writer")  # fmt: skip
+                if st.button(f"Write the questions with {writer.removeprefix('ollama:')}", key="finetune.write"):
+                    bar = st.progress(0.0, text="Writing questions…")
+                    pairs = generate.pairs_written_by(
+                        resources.catalog(), writer, generate.kb_hits(resources.store(), kb),
+                        progress=lambda done, total, text: bar.progress(done / max(total, 1), text=text),
+                    )  # fmt: skip
+                    name = writer.removeprefix("ollama:")
+                    load(pairs, f"{kb}-questions", f"{name} wrote {len(pairs)} questions from {kb}; review them below.")
 except AppError as e:
     st.error(str(e))
 

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from core import documents
+from core.config import Settings
+from core.errors import ModelError
 from core.finetune import datasets, generate
 from core.finetune.datasets import Pair
+from core.models import EmbeddedEngine, ModelCatalog, OllamaBackend
 from core.samples import SAMPLES
 from core.store import SearchHit
+from tests.test_ollama import DONE, chunk, ndjson, serve_show
 
 
 def test_evidence_round_trips_and_old_files_load_without_it(data_dir: Path) -> None:
@@ -131,3 +138,65 @@ def test_the_sample_knowledge_bases_give_questions_with_answers_found_in_their_s
             assert pair.question.endswith("?") and pair.question[0].isupper()
             assert pair.answer.lower() in pair.evidence.lower()
             assert not pair.question.startswith("What does")
+
+
+def ollama_catalog(host: str) -> ModelCatalog:
+    return ModelCatalog(Settings.from_env(ollama_host=host), EmbeddedEngine(), OllamaBackend(host, timeout=5))
+
+
+def test_an_ollama_model_writes_the_questions_and_unfounded_ones_are_dropped(httpserver: HTTPServer) -> None:
+    requests: list[dict[str, Any]] = []
+    reply = {
+        "pairs": [
+            {"sentence": 1, "question": "How often must the HX4 pump be recalibrated?", "answer": "every six months"},
+            {"sentence": 2, "question": "What extension reaches support", "answer": "4410."},
+            {"sentence": 2, "question": "Who answers the phone?", "answer": "Mara Quell"},  # not in the sentence
+            {"sentence": 7, "question": "What is the capital of France?", "answer": "Paris"},  # no such sentence
+        ]
+    }
+
+    def chat(request: Request) -> Response:
+        requests.append(json.loads(request.data))
+        text = json.dumps(reply)
+        return Response(ndjson(chunk(text[:40]), chunk(text[40:]), DONE), content_type="application/x-ndjson")
+
+    serve_show(httpserver)
+    httpserver.expect_request("/api/chat", method="POST").respond_with_handler(chat)
+    text = "# Maintenance\nThe HX4 pump must be recalibrated every six months.\nSupport is reached at extension 4410."
+    reports: list[tuple[int, int, str]] = []
+    pairs = generate.pairs_written_by(
+        ollama_catalog(httpserver.url_for("/").rstrip("/")),
+        "ollama:llama3.2:1b",
+        [hit(text, "hx4_manual.md")],
+        progress=lambda done, total, message: reports.append((done, total, message)),
+    )
+    assert pairs == [
+        Pair("How often must the HX4 pump be recalibrated?", "every six months",
+             evidence="The HX4 pump must be recalibrated every six months."),
+        Pair("What extension reaches support?", "4410", evidence="Support is reached at extension 4410."),
+    ]  # fmt: skip
+    [request] = requests
+    assert request["model"] == "llama3.2:1b" and request["options"]["temperature"] == 0.0
+    assert request["messages"][0] == {"role": "system", "content": generate.WRITER_SYSTEM}
+    assert request["messages"][1]["content"] == (
+        "Document: hx4_manual\n\n1. The HX4 pump must be recalibrated every six months.\n"
+        "2. Support is reached at extension 4410."
+    )
+    assert reports[0][:2] == (0, 1) and reports[-1] == (1, 1, "2 questions written")
+
+
+def test_a_reply_that_is_not_json_gives_no_pairs_and_a_missing_model_says_how_to_get_it(
+    httpserver: HTTPServer,
+) -> None:
+    serve_show(httpserver)
+    httpserver.expect_oneshot_request("/api/chat", method="POST").respond_with_data(
+        ndjson(chunk("Here are some questions: 1. What?"), DONE), content_type="application/x-ndjson"
+    )
+    catalog = ollama_catalog(httpserver.url_for("/").rstrip("/"))
+    hits = [hit("The HX4 pump must be recalibrated every six months.")]
+    assert generate.pairs_written_by(catalog, "ollama:llama3.2:1b", hits) == []
+    httpserver.expect_request("/api/chat", method="POST").respond_with_json(
+        {"error": "model 'qwen3:8b' not found"}, status=404
+    )
+    with pytest.raises(ModelError, match=r"ollama pull qwen3:8b"):
+        generate.pairs_written_by(catalog, "ollama:qwen3:8b", hits)

@@ -13,13 +13,20 @@ editable table before anything is saved.
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import PurePath
 
 from core.finetune.datasets import Pair
+from core.models import ModelCatalog, translate_error
+from core.progress import CancelFlag, Progress
 from core.samples import load_questions
 from core.store import SearchHit, Store
+
+log = logging.getLogger(__name__)
 
 _MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
 _DAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
@@ -579,10 +586,94 @@ def pairs_from_hits(hits: Iterable[SearchHit], *, limit: int = 200) -> list[Pair
     return out
 
 
+def kb_hits(store: Store, kb: str) -> list[SearchHit]:
+    """Every chunk of every document in the knowledge base, in reading order."""
+    return [h for doc in store.list_documents(kb) for h in store.chunks_of(kb, doc.doc_id)]
+
+
 def pairs_from_kb(store: Store, kb: str, *, limit: int = 200) -> list[Pair]:
     """Questions drawn from every document in the knowledge base, in reading order."""
-    hits = [h for doc in store.list_documents(kb) for h in store.chunks_of(kb, doc.doc_id)]
-    return pairs_from_hits(hits, limit=limit)
+    return pairs_from_hits(kb_hits(store, kb), limit=limit)
+
+
+WRITER_SYSTEM = (
+    "You turn the numbered sentences of a document into the questions its readers would ask. For each "
+    "sentence that states a fact, write one short question that someone who has not read the document would "
+    "ask, that the sentence answers, and that makes sense on its own (name the thing; no 'it' or 'this'). "
+    "Give the shortest answer, copied word for word from the sentence. Skip sentences that answer nothing "
+    'useful. Reply with JSON only: {"pairs": [{"sentence": 1, "question": "...", "answer": "..."}]}'
+)
+
+
+def pairs_written_by(
+    catalog: ModelCatalog,
+    model_id: str,
+    hits: Iterable[SearchHit],
+    *,
+    limit: int = 200,
+    progress: Progress | None = None,
+    cancel: CancelFlag | None = None,
+) -> list[Pair]:
+    """Questions written by a chat model (an Ollama one: the embedded 135M model cannot), one call per chunk.
+
+    A pair is kept only if its answer is written in the sentence it names, so an invented answer or a
+    sentence number out of range is dropped rather than shown. Each pair keeps its sentence as evidence.
+
+    Raises:
+        ModelError: the model failed or could not be reached; pairs written before are lost with it.
+    """
+    chunks = [(hit, [s for s in sentences(hit.text) if len(s.split()) >= 4]) for hit in hits]
+    chunks = [(hit, found) for hit, found in chunks if found]
+    seen: set[str] = set()
+    out: list[Pair] = []
+    for done, (hit, found) in enumerate(chunks):
+        if (cancel is not None and cancel.is_set()) or len(out) >= limit:
+            break
+        if progress is not None:
+            progress(done, len(chunks), f"Writing questions for {hit.filename}, part {hit.chunk_index + 1}")
+        numbered = "\n".join(f"{i}. {s}" for i, s in enumerate(found, start=1))
+        messages = [
+            {"role": "system", "content": WRITER_SYSTEM},
+            {"role": "user", "content": f"Document: {PurePath(hit.filename).stem}\n\n{numbered}"},
+        ]
+        try:
+            prepared = catalog.prepare(model_id, messages, temperature=0.0, max_tokens=1024)
+            reply = prepared.chat.invoke(messages).content
+        except Exception as e:  # noqa: BLE001 - httpx, ollama and langchain errors alike
+            raise translate_error(model_id, e, catalog.settings.ollama_host) from e
+        for question, answer, sentence in _written_pairs(str(reply), found):
+            if question.casefold() not in seen:
+                seen.add(question.casefold())
+                out.append(Pair(question, answer, evidence=sentence))
+    if progress is not None:
+        progress(len(chunks), len(chunks), f"{len(out)} questions written")
+    return out[:limit]
+
+
+def _written_pairs(reply: str, numbered: Sequence[str]) -> list[tuple[str, str, str]]:
+    """The (question, answer, sentence) rows of a writer's JSON reply that hold up; the rest are dropped."""
+    start, end = reply.find("{"), reply.rfind("}")
+    try:
+        data = json.loads(reply[start : end + 1]) if 0 <= start < end else {}
+    except json.JSONDecodeError:
+        log.info("The question writer's reply is not JSON: %.200s", reply)
+        return []
+    rows = data.get("pairs") if isinstance(data, dict) else None
+    out: list[tuple[str, str, str]] = []
+    for row in rows if isinstance(rows, list) else []:
+        if not isinstance(row, dict):
+            continue
+        number, question, answer = row.get("sentence"), row.get("question"), row.get("answer")
+        if not (isinstance(number, int) and 1 <= number <= len(numbered)):
+            continue
+        if not (isinstance(question, str) and isinstance(answer, str)):
+            continue
+        question, answer = " ".join(question.split()), " ".join(answer.split()).strip(" .")
+        sentence = numbered[number - 1]
+        if len(question) < 8 or not answer or answer.casefold() not in sentence.casefold():
+            continue
+        out.append((question if question.endswith("?") else question + "?", answer, sentence))
+    return out
 
 
 def sample_pairs() -> list[Pair]:

@@ -1,0 +1,83 @@
+"""The Fine-tune page's questions drawn from a knowledge base, by rules or by an Ollama model (AppTest)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pytest_httpserver import HTTPServer
+from streamlit.testing.v1 import AppTest
+from werkzeug import Request, Response
+
+from core.config import Settings
+from core.embeddings import EmbeddingModel
+from core.ingest import Upload, ingest
+from core.store import Store
+from tests.test_ollama import DONE, TAGS, chunk, ndjson, serve_show
+
+pytestmark = pytest.mark.slow
+PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "finetune.py")
+MANUAL = b"""# HX4 pump
+
+## Maintenance
+The HX4 pump must be recalibrated every six months. Support is reached at extension 4410.
+It is reviewed every January.
+"""
+
+
+@pytest.fixture
+def kb_loaded(data_dir: Path, minilm: EmbeddingModel) -> None:
+    with Store.open(Settings.from_env(), minilm) as store:
+        store.create_kb("pumps", chunk_size=800, chunk_overlap=120)
+        ingest(store, "pumps", [Upload("hx4_manual.md", MANUAL)])
+
+
+def open_kb_source() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    at.radio(key="finetune.source").set_value("From a knowledge base")
+    at.run()
+    assert not at.exception
+    return at
+
+
+def test_generated_pairs_are_questions_with_a_short_answer(kb_loaded: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OLLAMA_HOST", "off")
+    at = open_kb_source()
+    assert not [b for b in at.button if b.key == "finetune.write"]  # no Ollama, no offer
+    at.button(key="finetune.generate").click()
+    at.run()
+    assert not at.exception
+    assert at.session_state["finetune.pairs"] == [
+        {"question": "How often must the HX4 pump be recalibrated?", "answer": "every six months"},
+        {"question": "What extension is support reached at?", "answer": "4410"},
+    ]
+    assert "Generated 2 questions from pumps" in at.info[0].value
+
+
+def test_an_ollama_model_writes_the_questions_into_the_editor(
+    kb_loaded: None, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reply = {"pairs": [{"sentence": 2, "question": "Which extension reaches support?", "answer": "4410"}]}
+
+    def chat(request: Request) -> Response:
+        assert (
+            "1. The HX4 pump must be recalibrated every six months."
+            in json.loads(request.data)["messages"][1]["content"]
+        )
+        return Response(ndjson(chunk(json.dumps(reply)), DONE), content_type="application/x-ndjson")
+
+    httpserver.expect_request("/api/tags", method="GET").respond_with_json(TAGS)
+    serve_show(httpserver)
+    httpserver.expect_request("/api/chat", method="POST").respond_with_handler(chat)
+    monkeypatch.setenv("OLLAMA_HOST", httpserver.url_for("/").rstrip("/"))
+    at = open_kb_source()
+    write = at.button(key="finetune.write")
+    assert write.label == "Write the questions with llama3.2:1b"
+    write.click()
+    at.run()
+    assert not at.exception
+    assert at.session_state["finetune.pairs"] == [{"question": "Which extension reaches support?", "answer": "4410"}]
+    assert at.text_input(key="finetune.name").value == "pumps-questions"
+    assert "llama3.2:1b wrote 1 questions from pumps" in at.info[0].value

@@ -72,6 +72,23 @@ class OllamaInfo(_Strict):
     registered: str
 
 
+class ModeInfo(_Strict):
+    """How the training data was made (core.finetune.modes): the mode, and the settings it used."""
+
+    name: str  # ft_then_rag, joint, staged or iterative
+    kb: str | None = None
+    template: str | None = None
+    template_version: int | None = None
+    top_k: int | None = None
+    without_golden: float | None = None  # share of examples rendered without the chunk that holds the answer
+    examples: int | None = None
+    golden_retrieved: int | None = None  # examples whose answer chunk retrieval found by itself
+    golden_unfound: int | None = None  # examples whose answer no chunk of the knowledge base holds
+    source_run: int | None = None  # the evaluation run whose failures it learned (staged, iterative)
+    round: int | None = None  # iterative: which round trained it
+    correct_before: float | None = None  # on the evaluation it learned from (0-1)
+
+
 class Manifest(_Strict):
     """manifest.json: strict types, unknown keys refused; what a run did not record is left out."""
 
@@ -91,6 +108,7 @@ class Manifest(_Strict):
     parity: ParityInfo | None = None
     ollama: OllamaInfo | None = None
     ollama_error: str | None = None
+    mode: ModeInfo | None = None  # absent in manifests written before the modes existed
 
 
 def parse_manifest(text: str | bytes) -> dict[str, Any]:

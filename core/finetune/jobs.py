@@ -13,12 +13,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from core.errors import AdapterError, AppError, TrainingCancelled, TrainingError
 from core.files import data_dir_error, now_iso
 from core.finetune import adapters, export, parity, trainer
 from core.finetune.datasets import Pair, content_hash, split, write_pairs
+from core.finetune.examples import Example, Rendered, split_like, write_examples
 from core.finetune.trainer import Step, TrainSettings
 from core.progress import CancelFlag
 
@@ -39,6 +40,18 @@ class TrainRequest:
     settings: TrainSettings = TrainSettings()
     system: str | None = None
     ollama_host: str | None = None  # also register the model there when it answers
+    # Pre-rendered prompts (retrieval-aware training), one per pair, trained on instead of the plain FT prompt;
+    # each follows its pair to the training or the validation side.
+    examples: tuple[Rendered, ...] = ()
+    mode: dict[str, Any] | None = None  # how the examples were made (core.finetune.modes), kept in the manifest
+
+    def split(self) -> tuple[list[Example], list[Example]]:
+        """The training and validation examples: the pairs themselves, or their rendered prompts."""
+        train_pairs, val_pairs = split(self.pairs, self.settings.validation_fraction)
+        if not self.examples:
+            return list(train_pairs), list(val_pairs)
+        train_examples, val_examples = split_like(self.examples, val_pairs)
+        return list(train_examples), list(val_examples)
 
 
 def run_training(
@@ -80,10 +93,11 @@ def _run_training(
         raise AdapterError(f"A fine-tuned model named {request.name!r} already exists; pick another name.")
     request.settings.validate()
     started = time.perf_counter()
-    train_pairs, val_pairs = split(request.pairs, request.settings.validation_fraction)
+    train_pairs, val_pairs = request.split()
     phase("loading", f"Loading {request.base_name} for training (dequantizing the GGUF)…")
     trainer.load_base(request.base_path)
-    phase("training", f"Training on {len(train_pairs)} pairs, validating on {len(val_pairs)}…")
+    what = "examples" if request.examples else "pairs"
+    phase("training", f"Training on {len(train_pairs)} {what}, validating on {len(val_pairs)}…")
     trained = trainer.train(
         request.base_path,
         train_pairs,
@@ -99,8 +113,12 @@ def _run_training(
         n_tensors = export.write_gguf_lora(
             trained.model, stage / adapters.ADAPTER_FILE, alpha=request.settings.alpha, name=request.name
         )
-        write_pairs(stage / "train.jsonl", train_pairs)
-        write_pairs(stage / "validation.jsonl", val_pairs)
+        if request.examples:
+            write_examples(stage / "train.jsonl", train_pairs)
+            write_examples(stage / "validation.jsonl", val_pairs)
+        else:
+            write_pairs(stage / "train.jsonl", [p for p in train_pairs if isinstance(p, Pair)])
+            write_pairs(stage / "validation.jsonl", [p for p in val_pairs if isinstance(p, Pair)])
         phase("checking", "Checking that llama.cpp with the adapter answers like the trained model…")
         probes = [("trained", p.question) for p in train_pairs[:3]] + [("control", q) for q in parity.CONTROL_QUESTIONS]
         cases = parity.check(trained, request.base_path, stage / adapters.ADAPTER_FILE, probes, system=request.system)
@@ -134,6 +152,8 @@ def _run_training(
             "total_seconds": round(time.perf_counter() - started, 2),
             "parity": {"summary": parity.summary(cases), "cases": [asdict(c) for c in cases]},
         }
+        if request.mode is not None:
+            manifest["mode"] = request.mode
         adapter = adapters.publish(data_dir, stage, request.name, manifest)
     finally:
         if stage.exists():

@@ -2,8 +2,10 @@
 
 A plain loop (no `Trainer`): one forward/backward per batch, AdamW on the LoRA weights only,
 loss on the answer tokens only. Each example is the base model's own chat template applied to
-(system, question), exactly as llama.cpp formats it when serving, followed by the answer and
-the end-of-turn token, so the model learns to stop where serving stops.
+its prompt, exactly as llama.cpp formats it when serving, followed by the answer and the
+end-of-turn token, so the model learns to stop where serving stops. The prompt is (system,
+question) for a `Pair`, or the messages a `Rendered` example carries (a RAG template filled with
+retrieved chunks, for retrieval-aware training).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import TrainingCancelled, TrainingError
-from core.finetune.datasets import Pair
+from core.finetune.examples import Example
 from core.progress import CancelFlag
 
 log = logging.getLogger(__name__)
@@ -164,14 +166,14 @@ def pad_id(tokenizer: Any) -> int:
     return int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
 
 
-def encode(tokenizer: Any, pair: Pair, system: str | None) -> Encoded:
+def encode(tokenizer: Any, example: Example, system: str | None) -> Encoded:
     """The prompt's tokens, then the answer's and the end of turn; the loss counts only the latter.
 
     The prompt and the answer are tokenized apart, as llama.cpp sees them: the prompt is
     tokenized, and the answer is what the model generates after it.
     """
-    prompt = prompt_ids(tokenizer, pair.prompt_messages(system))
-    answer_ids = tokenizer(pair.answer, add_special_tokens=False)["input_ids"] + [end_of_turn(tokenizer)]
+    prompt = prompt_ids(tokenizer, example.prompt_messages(system))
+    answer_ids = tokenizer(example.answer, add_special_tokens=False)["input_ids"] + [end_of_turn(tokenizer)]
     return Encoded(prompt + answer_ids, [IGNORE] * len(prompt) + answer_ids)
 
 
@@ -252,15 +254,17 @@ def evaluate(
 
 def train(
     base_path: Path,
-    train_pairs: Sequence[Pair],
-    val_pairs: Sequence[Pair],
+    train_pairs: Sequence[Example],
+    val_pairs: Sequence[Example],
     settings: TrainSettings,
     *,
     system: str | None = None,
     on_step: Callable[[Step], None] | None = None,
     cancel: CancelFlag | None = None,
 ) -> Trained:
-    """Train a LoRA adapter on the pairs; `on_step` after every step, `cancel` checked between steps.
+    """Train a LoRA adapter on the examples (pairs or rendered prompts); `on_step` after each step.
+
+    `cancel` is checked between steps.
 
     Raises:
         TrainingCancelled: `cancel` was set (the model is discarded).
@@ -292,8 +296,8 @@ def torch_threads(n: int) -> Iterator[None]:
 
 def _train(
     base_path: Path,
-    train_pairs: Sequence[Pair],
-    val_pairs: Sequence[Pair],
+    train_pairs: Sequence[Example],
+    val_pairs: Sequence[Example],
     settings: TrainSettings,
     *,
     system: str | None,

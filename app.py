@@ -24,6 +24,7 @@ page = st.navigation(
     [
         st.Page("app_pages/home.py", title="Start", icon="🧪", default=True),
         st.Page("app_pages/documents.py", title="Documents", icon="📄"),
+        st.Page("app_pages/retriever.py", title="Retriever", icon="🎛️"),
         st.Page("app_pages/compare.py", title="Compare", icon="⚖️"),
         st.Page("app_pages/prompts.py", title="Prompts", icon="📝"),
         st.Page("app_pages/finetune.py", title="Fine-tune", icon="🎯"),

@@ -272,6 +272,11 @@ class EmbeddingCatalog:
                 self._models[name] = self._load(name)
             return self._models[name]
 
+    def forget(self, name: str) -> None:
+        """Drop a loaded model (a tuned one whose files were deleted: its name may be trained again)."""
+        with self._lock:
+            self._models.pop(name, None)
+
     def _load(self, name: str) -> EmbeddingModel:
         if name == BUNDLED_MODEL:
             return load_bundled()

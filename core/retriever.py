@@ -14,16 +14,18 @@ from __future__ import annotations
 import logging
 import random
 import re
+import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
-from core.embeddings import TUNED_PREFIX, bundled_model_path, tuned_model_dir
-from core.errors import EmbeddingError
-from core.finetune.generate import pairs_from_hits
-from core.samples import Question
-from core.store import SearchHit, Store
+from core.embeddings import BUNDLED_MODEL, TUNED_PREFIX, bundled_model_path, tuned_model_dir
+from core.errors import EmbeddingError, TrainingCancelled
+from core.finetune.generate import pairs_from_kb
+from core.progress import CancelFlag, Progress
+from core.store import SearchHit, Store, check_kb_name
 
 log = logging.getLogger(__name__)
 
@@ -47,34 +49,88 @@ class RetrievalScores:
     questions: int
 
 
-def pseudo_labels(store: Store, kb: str, *, limit: int = 400, seed: int = 0) -> list[TrainingPair]:
-    """Questions generated from each chunk (see `core.finetune.generate`), paired with their chunk.
+def _flat(text: str) -> str:
+    return " ".join(text.split())
 
-    A chunk without a fact sentence the generator can phrase as a question (Chinese text, for
-    one) contributes its sentences as queries instead (the inverse cloze task).
+
+def pseudo_labels(store: Store, kb: str, *, limit: int = 400, seed: int = 0) -> list[TrainingPair]:
+    """Questions generated from the knowledge base (`core.finetune.generate.pairs_from_kb`), each with its chunk.
+
+    A question's chunk is the one holding the sentence it was drawn from. A chunk without a fact
+    sentence the generator can phrase as a question (Chinese text, for one) contributes its
+    sentences as queries instead (the inverse cloze task).
     """
+    chunks = [h.text for doc in store.list_documents(kb) for h in store.chunks_of(kb, doc.doc_id)]
+    flat = [_flat(c) for c in chunks]
     out: list[TrainingPair] = []
-    for doc in store.list_documents(kb):
-        for hit in store.chunks_of(kb, doc.doc_id):
-            questions = [p.question for p in pairs_from_hits([hit])]
-            if not questions:
-                questions = [s for s in _SENTENCE_END.split(hit.text) if len(s.strip()) >= 8][:3]
-            out += [TrainingPair(q, hit.text) for q in questions]
+    covered: set[int] = set()
+    for pair in pairs_from_kb(store, kb, limit=10 * limit):
+        sentence = _flat(pair.evidence or pair.answer)
+        i = next((i for i, c in enumerate(flat) if sentence and sentence in c), None)
+        if i is not None:
+            out.append(TrainingPair(pair.question, chunks[i]))
+            covered.add(i)
+    for i, chunk in enumerate(chunks):
+        if i not in covered:
+            out += [TrainingPair(s, chunk) for s in _SENTENCE_END.split(chunk) if len(s.strip()) >= 8][:3]
     random.Random(seed).shuffle(out)
     return out[:limit]
 
 
+class Expected(Protocol):
+    """A question and where its answer is written (`core.samples.Question`, a question set's rows)."""
+
+    @property
+    def question(self) -> str: ...
+    @property
+    def source(self) -> str | None: ...
+    @property
+    def page(self) -> int | None: ...
+
+
 def evaluate(
-    search: Callable[[str], list[SearchHit]], questions: Sequence[Question], *, ks: Sequence[int] = (1, 3, 5)
+    search: Callable[[str], list[SearchHit]], questions: Sequence[Expected], *, ks: Sequence[int] = (1, 3, 5)
 ) -> RetrievalScores:
-    """hit@k and MRR of the expected (file, page) in the ranked results of each question."""
+    """hit@k and MRR of the expected (file, page) in the ranked results of each question.
+
+    A question without a source is skipped; one without a page is found on any page of its file.
+    """
     ranks: list[int | None] = []
     for q in questions:
-        found = [(h.filename, h.page) for h in search(q.question)]
-        ranks.append(found.index((q.source, q.page)) + 1 if (q.source, q.page) in found else None)
+        if not q.source:
+            continue
+        found = [h.filename == q.source and (q.page is None or h.page == q.page) for h in search(q.question)]
+        ranks.append(found.index(True) + 1 if True in found else None)
     n = max(len(ranks), 1)
     hits = {k: sum(r is not None and r <= k for r in ranks) / n for k in ks}
     return RetrievalScores(hits=hits, mrr=sum(1 / r for r in ranks if r) / n, questions=len(ranks))
+
+
+def is_trainable(model: str) -> bool:
+    """Whether a knowledge base embedded with `model` can have its retriever trained here."""
+    return model == BUNDLED_MODEL or model.startswith(TUNED_PREFIX)
+
+
+def trainable_base(data_dir: Path, model: str) -> Path:
+    """The files to train from, for a knowledge base embedded with `model`.
+
+    Raises:
+        EmbeddingError: the model cannot be trained here (multilingual E5 runs in a C engine, Ollama's on a server).
+
+    """
+    if model == BUNDLED_MODEL:
+        return bundled_model_path()
+    if model.startswith(TUNED_PREFIX):
+        return tuned_model_dir(data_dir, model.removeprefix(TUNED_PREFIX))
+    raise EmbeddingError(
+        f"{model} cannot be trained here: only {BUNDLED_MODEL} and models tuned from it can. Create a knowledge "
+        f"base with {BUNDLED_MODEL} (on Documents) and train that one."
+    )
+
+
+def delete_tuned(data_dir: Path, name: str) -> None:
+    """Remove a tuned model's folder (its catalog name is `tuned:<name>`)."""
+    shutil.rmtree(tuned_model_dir(data_dir, name.removeprefix(TUNED_PREFIX)), ignore_errors=True)
 
 
 def train(
@@ -87,11 +143,17 @@ def train(
     batch_size: int = 16,
     learning_rate: float = 2e-5,
     seed: int = 0,
+    progress: Progress | None = None,
+    cancel: CancelFlag | None = None,
 ) -> str:
     """Fine-tune the embedding model on the pairs and save it; returns its catalog name (`tuned:<name>`).
 
+    `progress` hears of every training step; `cancel` stops after the step in progress. Stopped
+    or failed, nothing is left behind (the model is written to a staging folder, renamed when whole).
+
     Raises:
         EmbeddingError: too few pairs, a bad name, or training failed.
+        TrainingCancelled: `cancel` was set.
 
     """
     if len(pairs) < 2:
@@ -107,12 +169,23 @@ def train(
     )
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from sentence_transformers.sentence_transformer.training_args import BatchSamplers
+    from transformers import PrinterCallback, TrainerCallback
+
+    class Report(TrainerCallback):  # type: ignore[misc]
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if progress is not None:
+                loss = next((h["loss"] for h in reversed(state.log_history) if "loss" in h), None)
+                shown = f" · loss {loss:.3f}" if loss is not None else ""
+                step, total = state.global_step, state.max_steps
+                progress(step, total, f"training step {step}/{total}{shown}")
+            if cancel is not None and cancel.is_set():
+                control.should_training_stop = True
 
     started = time.perf_counter()
+    staging = target.with_name(f".{target.name}.staging")
     try:
         model = SentenceTransformer(str(base or bundled_model_path()), device="cpu", local_files_only=True)
         dataset = Dataset.from_dict({"anchor": [p.question for p in pairs], "positive": [p.chunk for p in pairs]})
-        staging = target.with_name(f".{target.name}.staging")
         args = SentenceTransformerTrainingArguments(
             output_dir=str(staging),
             num_train_epochs=epochs,
@@ -124,19 +197,179 @@ def train(
             save_strategy="no",
             report_to=[],
             disable_tqdm=True,
-            logging_steps=10,
+            logging_steps=1,
             use_cpu=True,
             seed=seed,
         )
         trainer = SentenceTransformerTrainer(
-            model=model, args=args, train_dataset=dataset, loss=MultipleNegativesRankingLoss(model)
+            model=model,
+            args=args,
+            train_dataset=dataset,
+            loss=MultipleNegativesRankingLoss(model),
+            callbacks=[Report()],
         )
+        trainer.remove_callback(PrinterCallback)  # it prints every log line to stdout once tqdm is off
         trainer.train()
+        if cancel is not None and cancel.is_set():
+            raise TrainingCancelled("Retriever training was stopped; nothing was saved.")
         model.save(str(staging))
         staging.rename(target)  # listed only once complete
-    except EmbeddingError:
+    except (EmbeddingError, TrainingCancelled):
         raise
     except Exception as e:  # noqa: BLE001 - torch, datasets and I/O errors get one message
         raise EmbeddingError(f"Training the retriever failed: {e}") from e
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # stopped, failed, or renamed already
     log.info("Trained %s on %d pairs in %.1f s", name, len(pairs), time.perf_counter() - started)
     return TUNED_PREFIX + name
+
+
+@dataclass(frozen=True)
+class Round:
+    """One round of retriever training: what it trained on, and the re-embedded knowledge base's scores."""
+
+    number: int
+    model: str
+    kb: str
+    new_pairs: int
+    failures: int
+    scores: RetrievalScores
+    seconds: float
+
+
+@dataclass
+class TuneResult:
+    """Scores before training, each round after, the round kept, and why the rounds stopped."""
+
+    before: RetrievalScores
+    rounds: list[Round] = field(default_factory=list)
+    kept: Round | None = None
+    stopped: str = ""
+
+
+def round_name(name: str, number: int) -> str:
+    """The tuned model and knowledge base of round `number` are both named `<name>-r<number>`."""
+    return f"{name}-r{number}"
+
+
+def tune(
+    store: Store,
+    data_dir: Path,
+    kb: str,
+    name: str,
+    pairs: Sequence[TrainingPair],
+    questions: Sequence[Expected],
+    *,
+    rounds: int = 1,
+    pairs_per_round: int = 64,
+    epochs: int = 1,
+    batch_size: int = 16,
+    mode: str | None = None,
+    ks: Sequence[int] = (1, 3, 5),
+    progress: Progress | None = None,
+    cancel: CancelFlag | None = None,
+    on_round: Callable[[TuneResult], None] | None = None,
+) -> TuneResult:
+    """Train the retriever of `kb` in rounds, re-embed `kb` after each, and keep the best round.
+
+    Round 1 trains the knowledge base's own model on the first `pairs_per_round` pairs. Each later
+    round starts from the previous round's model and trains on its failures (pairs whose chunk its
+    search does not rank first) plus the next `pairs_per_round` pairs it has not seen. After each
+    round the knowledge base is copied, re-embedded with the new model, as `<name>-r<n>`, and
+    measured on `questions` (hit@k, MRR; search `mode`, default the knowledge base's own). The rounds
+    stop when one does not raise MRR over the best so far, at `rounds`, or when nothing is left to
+    train on; `on_round` sees the result so far after each. The best round's model and knowledge
+    base are kept, the others deleted; stopped (`cancel`, or an exception such as Streamlit's
+    rerun), everything this call made is deleted.
+
+    Raises:
+        EmbeddingError: the model cannot be trained, a name is taken, or training failed.
+        KnowledgeBaseError: a round's knowledge base name is not valid.
+        TrainingCancelled: `cancel` was set.
+
+    """
+    source = store.require_kb(kb)
+    base = trainable_base(data_dir, source.embedding_model)
+    names = [round_name(name, n) for n in range(1, rounds + 1)]
+    existing = {k.name for k in store.list_kbs()}
+    for each in names:
+        check_kb_name(each)
+        if each in existing or tuned_model_dir(data_dir, each).exists():
+            raise EmbeddingError(f"{each} exists already (a knowledge base or tuned model); pick another name.")
+    if not [q for q in questions if q.source]:
+        raise EmbeddingError("The question set names no source documents, so hits cannot be counted; pick another.")
+
+    def report(done: int, total: int, message: str) -> None:
+        if progress is not None:
+            progress(done, total, message)
+
+    def measure(kb_name: str) -> RetrievalScores:
+        depth = max(ks)
+        return evaluate(lambda q: store.search(kb_name, q, k=depth, mode=mode), questions, ks=ks)
+
+    report(0, 0, "Measuring the knowledge base before training…")
+    result = TuneResult(before=measure(kb))
+    made: list[str] = []  # round names whose model or knowledge base exists
+    best_mrr = result.before.mrr
+    seen: list[TrainingPair] = []
+    failures: list[TrainingPair] = []
+    try:
+        for number, round_kb in enumerate(names, start=1):
+            started = time.perf_counter()
+            fresh = list(pairs[(number - 1) * pairs_per_round : number * pairs_per_round])
+            batch = failures + fresh
+            if len(batch) < 2:
+                result.stopped = f"Round {number} had nothing left to train on (every pair seen, none failed)."
+                break
+
+            def step(done: int, total: int, message: str, number: int = number) -> None:
+                report(done, total, f"Round {number}: {message}")
+
+            made.append(round_kb)
+            model = train(
+                data_dir, round_kb, batch, base=base, epochs=epochs, batch_size=batch_size, progress=step, cancel=cancel
+            )
+            step(0, 0, f"re-embedding {kb} with {model}…")
+            store.copy_kb(kb, round_kb, embedding_model=model)
+            step(0, 0, "measuring on the question set…")
+            scores = measure(round_kb)
+            seen += fresh
+            step(0, 0, "finding the questions it still gets wrong…")
+            failures = [p for p in seen if not _ranked_first(store, round_kb, p)]
+            seconds = time.perf_counter() - started
+            done = Round(number, model, round_kb, len(fresh), len(batch) - len(fresh), scores, seconds)
+            result.rounds.append(done)
+            if on_round is not None:
+                on_round(result)
+            if result.kept is None or scores.mrr > best_mrr:
+                if result.kept is not None:
+                    _remove_round(store, data_dir, result.kept.kb)
+                    made.remove(result.kept.kb)
+                result.kept, best_mrr, base = done, max(best_mrr, scores.mrr), tuned_model_dir(data_dir, round_kb)
+            else:
+                _remove_round(store, data_dir, round_kb)
+                made.remove(round_kb)
+                result.stopped = f"Round {number} did not raise MRR over round {result.kept.number}; stopped there."
+                break
+            if cancel is not None and cancel.is_set():
+                raise TrainingCancelled("Retriever training was stopped.")
+        else:
+            result.stopped = f"Reached the limit of {rounds} round{'s' if rounds != 1 else ''}."
+    except BaseException:
+        for each in made:  # stopped or failed: nothing of this call stays
+            _remove_round(store, data_dir, each)
+        raise
+    return result
+
+
+def _ranked_first(store: Store, kb: str, pair: TrainingPair) -> bool:
+    hits = store.search(kb, pair.question, k=1, mode="dense")  # training moves the dense side only
+    return bool(hits) and hits[0].text == pair.chunk
+
+
+def _remove_round(store: Store, data_dir: Path, round_name: str) -> None:
+    if round_name in {k.name for k in store.list_kbs()}:
+        store.delete_kb(round_name)
+    if store.catalog is not None:
+        store.catalog.forget(TUNED_PREFIX + round_name)
+    delete_tuned(data_dir, round_name)

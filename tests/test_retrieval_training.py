@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from core import retriever
 from core.config import Settings
 from core.embeddings import EmbeddingCatalog, EmbeddingModel, tuned_names
-from core.errors import EmbeddingError
+from core.errors import EmbeddingError, TrainingCancelled
 from core.ingest import Upload, ingest
 from core.samples import Question
 from core.store import SearchHit, Store
@@ -68,3 +70,32 @@ def test_tuned_retriever_is_saved_listed_and_re_embeds_a_knowledge_base(
     # A fresh process finds the tuned model by the name the knowledge base records.
     with Store.open(settings, minilm, EmbeddingCatalog(data_dir=settings.data_dir)) as store:
         assert "06:00" in store.search("tuned", "When does the north gate open?", k=1)[0].text
+
+
+@pytest.mark.slow
+def test_stopping_a_tuning_run_leaves_nothing_behind(settings: Settings, minilm: EmbeddingModel) -> None:
+    catalog = EmbeddingCatalog(data_dir=settings.data_dir, preloaded=[minilm])
+    questions = [Question("q1", "When does the north gate open?", "06:00", "harbour.md", 1)]
+    with Store.open(settings, minilm, catalog) as store:
+        store.create_kb("base", chunk_size=120, chunk_overlap=0)
+        ingest(store, "base", [Upload("harbour.md", HANDBOOK)])
+        pairs = retriever.pseudo_labels(store, "base")
+        stop = threading.Event()
+        seen: list[str] = []
+
+        def progress(done: int, total: int, message: str) -> None:
+            seen.append(message)
+            if "training step" in message:
+                stop.set()  # as the Stop button would, during round 1's training
+
+        with pytest.raises(TrainingCancelled):
+            retriever.tune(
+                store, settings.data_dir, "base", "gate", pairs, questions, rounds=2, pairs_per_round=4,
+                batch_size=2, progress=progress, cancel=stop,
+            )  # fmt: skip
+        assert any(m.startswith("Round 1: training step 1/") for m in seen)
+        assert [kb.name for kb in store.list_kbs()] == ["base"] and tuned_names(settings.data_dir) == []
+        assert not list((settings.data_dir / "embeddings").iterdir())  # no staging folder either
+        with pytest.raises(EmbeddingError, match="only all-MiniLM-L6-v2"):
+            store.create_kb("e5", chunk_size=120, chunk_overlap=0, embedding_model="multilingual-e5-small")
+            retriever.tune(store, settings.data_dir, "e5", "e5t", pairs, questions)

@@ -8,7 +8,7 @@ from dataclasses import asdict
 import streamlit as st
 
 from core.errors import AppError
-from core.finetune import adapters, datasets, generate
+from core.finetune import adapters, datasets, generate, modes
 from core.finetune.jobs import TrainRequest
 from core.strategies import FT_TEMPLATE
 from ui import finetune as ui
@@ -149,21 +149,42 @@ else:
     dataset = name_col.text_input("Dataset name", key="finetune.name")
     info_col.caption(f"{len(pairs)} pairs · version `{datasets.content_hash(pairs)}`")
 
-    st.subheader("2 · Settings")
+    st.subheader("2 · Mode")
+    mode = ui.mode_picker()
+    joint, rounds = None, modes.MAX_ROUNDS
+    try:
+        kbs = [kb.name for kb in resources.store().list_kbs()] if mode != "ft_then_rag" else []
+    except AppError as e:
+        st.error(str(e))
+        kbs = []
+    if mode != "ft_then_rag" and not kbs:
+        st.info("This mode retrieves from a knowledge base: add documents on the Documents page first.")
+    elif mode != "ft_then_rag":
+        rag_templates = [n for n in resources.templates().names() if resources.templates().get(n).uses_context]
+        joint = ui.joint_form(kbs, rag_templates)
+        if mode == "iterative":
+            rounds = int(st.number_input("Round limit", 1, 6, modes.MAX_ROUNDS, key="finetune.rounds"))
+        if mode in ("staged", "iterative"):
+            st.caption(f"The {len(pairs)} pairs are the questions asked: RAG first, then FT+RAG with each new model.")
+
+    st.subheader("3 · Settings")
     with st.expander("LoRA settings (the defaults suit this model and a few dozen facts)"):
-        train_settings = ui.settings_form()
+        suffix = "" if mode == "ft_then_rag" else ".retrieval"  # the modes that train on RAG prompts share theirs
+        train_settings = ui.settings_form(modes.train_defaults(mode), f"finetune.settings{suffix}")
     count = len(listed) + 1
     model_name = st.text_input("New model name", value=f"{dataset or 'tuned'}-{count}".lower(), key="finetune.model")
 
-    st.subheader("3 · Train")
+    st.subheader("4 · Train")
     system = resources.templates().get(FT_TEMPLATE).system
-    too_long = ui.length_issues(pairs, system, train_settings.max_length)
+    # Joint prompts are checked by the trainer against its longer limit for RAG prompts.
+    too_long = ui.length_issues(pairs, system, train_settings.max_length) if mode == "ft_then_rag" else []
     if too_long:
         st.warning("Shorten these rows or raise the maximum length in the settings:")
         ui.issues_table(too_long)
-    clicked = st.button(
-        "🚀 Train", type="primary", key="finetune.train", disabled=running or not pairs or bool(too_long)
-    )
+    looping = (loop := ui.loop_jobs().latest(settings.data_dir)) is not None and loop.view().running
+    label = {"staged": "🚀 Evaluate, train, evaluate", "iterative": "🚀 Start the rounds"}.get(mode, "🚀 Train")
+    blocked = running or looping or not pairs or bool(too_long) or (mode != "ft_then_rag" and joint is None)
+    clicked = st.button(label, type="primary", key="finetune.train", disabled=blocked)
     confirmed = state.pop("finetune.replace_ok", False)
     if (clicked or confirmed) and datasets.save_would_replace(folder, dataset, pairs) and not confirmed:
         st.warning(f"A saved dataset named {dataset} holds other pairs: replace it with these {len(pairs)}, "
@@ -181,7 +202,7 @@ else:
             request = TrainRequest(
                 model_name, dataset, tuple(pairs), base.path, base.label, train_settings, system, settings.ollama_host
             )
-            jobs.start(settings.data_dir, request, owner=session)
+            ui.start_run(mode, request, joint, rounds, session)
             state["finetune.notice"] = None
         except AppError as e:
             st.error(str(e))
@@ -217,7 +238,24 @@ def registration() -> None:
     st.rerun()
 
 
+@st.fragment(run_every=1.0)
+def loop_progress() -> None:
+    job = ui.loop_jobs().latest(settings.data_dir)
+    if job is None:
+        return
+    view = job.view()
+    st.caption(f"**{view.request.name}**: {modes.MODES[view.request.mode][0]} on {view.request.question_set}")
+    ui.loop_panel(view, job.cancel)
+    if view.request.mode == "staged" and len(view.rounds) == 2 and not view.running:
+        ui.before_after_table(modes.before_after(resources.runtime(), view.rounds[0].run_id, view.rounds[1].run_id))
+    if not view.running and state.get("finetune.loop_seen") != view.started:
+        state["finetune.loop_seen"] = view.started
+        resources.models_changed()
+        st.rerun()
+
+
 progress()
+loop_progress()
 if state.get("finetune.registration") is not None:
     registration()
 st.subheader("Fine-tuned models")

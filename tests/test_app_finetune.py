@@ -140,3 +140,32 @@ def resources_jobs_latest(data_dir: Path):  # type: ignore[no-untyped-def]
     from ui import resources
 
     return resources.training_jobs().latest(data_dir)
+
+
+def test_each_mode_says_what_it_does_and_retrieving_modes_need_a_knowledge_base() -> None:
+    at = open_page()
+    at.button(key="finetune.load_sample").click()
+    at.run()
+    picker = at.radio(key="finetune.mode")
+    assert picker.options == ["FT then RAG", "Joint", "Staged", "Iterative"]
+    assert picker.value == "ft_then_rag" and not at.button(key="finetune.train").disabled
+    for mode in ("joint", "staged", "iterative"):
+        picker.set_value(mode)
+        at.run()
+        assert not at.exception
+        assert "add documents on the Documents page first" in at.info[-1].value
+        assert at.button(key="finetune.train").disabled
+
+
+def test_the_model_card_says_which_mode_made_its_data(data_dir: Path) -> None:
+    from tests.test_adapters import publish
+
+    mode = {"name": "joint", "kb": "brackenridge", "template": "RAG with citations", "template_version": 2,
+            "top_k": 2, "without_golden": 0.2, "examples": 40, "golden_retrieved": 39, "golden_unfound": 0}  # fmt: skip
+    publish(data_dir, "joint-1", mode=mode)
+    publish(data_dir, "plain-1")
+    at = open_page()
+    text = captions(at)
+    assert "Mode: **Joint** · knowledge base brackenridge · RAG with citations v2 · top-2" in text
+    assert "20% of examples without the answer's chunk · answer chunk retrieved for 39/40" in text
+    assert "Mode: FT then RAG (plain questions)" in text

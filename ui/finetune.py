@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any
 
@@ -12,11 +12,12 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core.finetune import adapters
+from core.evaluation.questions import EvalQuestion, question_id
+from core.finetune import adapters, modes
 from core.finetune.datasets import Pair, RowIssue, check_lengths
-from core.finetune.jobs import JobView
+from core.finetune.jobs import JobView, TrainRequest
 from core.finetune.trainer import TrainSettings
-from core.strategies import FT_TEMPLATE, Answer, Strategy
+from core.strategies import FT_TEMPLATE, RAG_TEMPLATE, RAG_TOP_K, Answer, Strategy
 from ui import resources
 
 ALL_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -74,25 +75,25 @@ def length_issues(pairs: Sequence[Pair], system: str | None, max_length: int) ->
     return check_lengths(pairs, count, max_length)
 
 
-def settings_form() -> TrainSettings:
-    """LoRA settings with the trainer's defaults; widget keys live under finetune.settings."""
-    k = "finetune.settings"
+def settings_form(defaults: TrainSettings = DEFAULTS, key: str = "finetune.settings") -> TrainSettings:
+    """LoRA settings starting from `defaults` (the trainer's, or a mode's); widget keys live under `key`."""
+    k = key
     c1, c2, c3, c4 = st.columns(4)
-    epochs = c1.number_input("Epochs", 1, 50, DEFAULTS.epochs, key=f"{k}.epochs")
+    epochs = c1.number_input("Epochs", 1, 50, defaults.epochs, key=f"{k}.epochs")
     max_steps = c2.number_input(
-        "Max steps", 0, 5000, DEFAULTS.max_steps, key=f"{k}.max_steps", help="0: as many as the epochs take."
+        "Max steps", 0, 5000, defaults.max_steps, key=f"{k}.max_steps", help="0: as many as the epochs take."
     )
-    batch = c3.number_input("Batch size", 1, 32, DEFAULTS.batch_size, key=f"{k}.batch")
-    lr = c4.number_input("Learning rate", 1e-5, 0.1, DEFAULTS.learning_rate, format="%.5f", step=1e-4, key=f"{k}.lr")
+    batch = c3.number_input("Batch size", 1, 32, defaults.batch_size, key=f"{k}.batch")
+    lr = c4.number_input("Learning rate", 1e-5, 0.1, defaults.learning_rate, format="%.5f", step=1e-4, key=f"{k}.lr")
     c1, c2, c3, c4 = st.columns(4)
-    rank = c1.number_input("LoRA rank", 1, 128, DEFAULTS.rank, key=f"{k}.rank")
-    alpha = c2.number_input("LoRA alpha", 1, 256, DEFAULTS.alpha, key=f"{k}.alpha")
-    max_length = c3.number_input("Max length (tokens)", 32, 2048, DEFAULTS.max_length, key=f"{k}.max_length")
+    rank = c1.number_input("LoRA rank", 1, 128, defaults.rank, key=f"{k}.rank")
+    alpha = c2.number_input("LoRA alpha", 1, 256, defaults.alpha, key=f"{k}.alpha")
+    max_length = c3.number_input("Max length (tokens)", 32, 2048, defaults.max_length, key=f"{k}.max_length")
     val = c4.number_input(
-        "Validation share", 0.0, 0.45, DEFAULTS.validation_fraction, 0.05, key=f"{k}.val",
+        "Validation share", 0.0, 0.45, defaults.validation_fraction, 0.05, key=f"{k}.val",
         help="Pairs held out to measure validation loss (none when there are fewer than 5 pairs).",
     )  # fmt: skip
-    modules = st.multiselect("Target modules", ALL_MODULES, list(DEFAULTS.target_modules), key=f"{k}.modules")
+    modules = st.multiselect("Target modules", ALL_MODULES, list(defaults.target_modules), key=f"{k}.modules")
     return TrainSettings(
         rank=int(rank),
         alpha=int(alpha),
@@ -213,6 +214,7 @@ def adapter_card(
             f"{data.get('validation')} validation pairs) · {m.get('train_tokens', 0):,} tokens in "
             f"{minutes(m.get('train_seconds', 0))} ({m.get('tokens_per_s', 0)} tokens/s on {m.get('device')})"
         )
+        st.caption(mode_line(m.get("mode")))
         parity = m.get("parity", {})
         st.caption(f"Parity: {parity.get('summary', 'not checked')}")
         losses = m.get("losses", {})
@@ -240,3 +242,163 @@ def adapter_card(
         if on_register is not None:
             c1.button("🦙 Register with Ollama", key=f"{key}.ollama", on_click=on_register, args=(adapter.name,))
         c2.button("🗑 Delete", key=f"{key}.delete", on_click=on_delete, args=(adapter.name,))
+
+
+@st.cache_resource
+def loop_jobs() -> modes.LoopJobs:
+    """Staged and iterative runs of this process: one at a time, visible to every session."""
+    return modes.LoopJobs()
+
+
+def mode_picker() -> modes.Mode:
+    """The four ways to combine RAG and fine-tuning, one line each."""
+    keys = list(modes.MODES)
+    chosen = st.radio(
+        "Mode",
+        keys,
+        format_func=lambda k: modes.MODES[k][0],
+        captions=[modes.MODES[k][1] for k in keys],
+        key="finetune.mode",
+    )
+    return chosen or "ft_then_rag"
+
+
+def joint_form(kbs: Sequence[str], rag_templates: Sequence[str], *, memory_share: bool = True) -> modes.JointSettings:
+    """Where the retrieved chunks come from and how they are rendered; defaults are the FT+RAG preset's."""
+    k = "finetune.joint"
+    c1, c2, c3, c4 = st.columns(4)
+    kb = c1.selectbox("Knowledge base", kbs, key=f"{k}.kb")
+    default = rag_templates.index(RAG_TEMPLATE) if RAG_TEMPLATE in rag_templates else 0
+    template = c2.selectbox("RAG template", rag_templates, index=default, key=f"{k}.template")
+    top_k = c3.number_input("Top-k", 1, 10, RAG_TOP_K, key=f"{k}.top_k", help="Chunks in each example's prompt.")
+    without = c4.slider(
+        "Without the answer's chunk", 0.0, 0.9, modes.WITHOUT_GOLDEN, 0.05, key=f"{k}.without",
+        help="Share of examples whose prompt lacks the chunk that holds the answer: the model learns to answer "
+        "from memory when retrieval misses.", disabled=not memory_share,
+    )  # fmt: skip
+    return modes.JointSettings(str(kb), str(template), None, int(top_k), float(without))
+
+
+def mode_line(mode: dict[str, Any] | None) -> str:
+    """The model card's line about how its data was made."""
+    if not mode:
+        return "Mode: FT then RAG (plain questions)"
+    label = modes.MODES.get(mode.get("name", ""), (str(mode.get("name")), ""))[0]  # type: ignore[call-overload]
+    parts = [f"Mode: **{label}**"]
+    if mode.get("kb"):
+        version = f" v{mode['template_version']}" if mode.get("template_version") else ""
+        parts.append(f"knowledge base {mode['kb']} · {mode.get('template')}{version} · top-{mode.get('top_k')}")
+    if mode.get("without_golden") is not None:
+        parts.append(f"{mode['without_golden']:.0%} of examples without the answer's chunk")
+    if mode.get("examples"):
+        parts.append(f"answer chunk retrieved for {mode.get('golden_retrieved')}/{mode['examples']}")
+    if mode.get("round"):
+        parts.append(f"round {mode['round']}")
+    if mode.get("correct_before") is not None:
+        parts.append(f"learned from run {mode.get('source_run')} ({mode['correct_before']:.0%} correct before)")
+    return " · ".join(parts)
+
+
+def rounds_chart(rounds: Sequence[modes.Round]) -> None:
+    """Correctness per round (round 0: RAG on the base), and the held-out set's when one was measured."""
+    rows = [(r.round, r.correct, "trained-on questions") for r in rounds]
+    rows += [(r.round, r.measured, "measuring set") for r in rounds if r.measured is not None]
+    frame = pd.DataFrame(rows, columns=["round", "correct", "series"])
+    chart = (
+        alt.Chart(frame)
+        .mark_line(point=alt.OverlayMarkDef(size=60))
+        .encode(
+            x=alt.X("round:Q", title="round", axis=alt.Axis(format="d", tickMinStep=1)),
+            y=alt.Y("correct:Q", title="correct", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+            color=alt.Color("series:N", title=None),
+            tooltip=["series", "round", alt.Tooltip("correct:Q", format=".0%")],
+        )
+        .properties(height=220)
+    )
+    st.altair_chart(chart, width="stretch")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "round": r.round,
+                    "evaluated": r.strategy,
+                    "correct": f"{r.correct:.0%}",
+                    "wrong": r.failures,
+                    "trained on": r.trained_on or None,
+                    "training": minutes(r.train_seconds) if r.adapter else "",
+                    "model": r.adapter or "base",
+                    "run": r.run_id,
+                }
+                for r in rounds
+            ]  # fmt: skip
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+
+
+def before_after_table(rows: Sequence[dict[str, Any]]) -> None:
+    """The staged mode's result: each question's verdict before (RAG) and after (FT+RAG)."""
+    fixed = sum(1 for r in rows if r["after"] and not r["before"])
+    broke = sum(1 for r in rows if r["before"] and not r["after"])
+    st.caption(f"{fixed} fixed, {broke} broken, of {len(rows)} questions.")
+    frame = pd.DataFrame(rows, columns=["question", "expected", "before", "after", "before_answer", "after_answer"])
+    st.dataframe(
+        frame,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "before": st.column_config.CheckboxColumn("RAG ✓"),
+            "after": st.column_config.CheckboxColumn("FT+RAG ✓"),
+        },
+    )
+
+
+def loop_panel(view: modes.LoopView, on_cancel: Any) -> None:
+    """Phase and progress of a staged or iterative run, the chart of its rounds, and a Stop button."""
+    done, total = view.cells
+    last = view.steps[-1] if view.steps else None
+    if view.phase == "training" and last:
+        fraction = last.step / last.total_steps
+        text = f"Training: step {last.step}/{last.total_steps} · loss {last.loss:.3f} · {minutes(last.eta_s)} left"
+    elif view.phase == "evaluating" and total:
+        fraction, text = done / total, f"{view.message} {done}/{total}"
+    else:
+        fraction, text = 0.0, view.message
+    rounds = f"round {len(view.rounds)} of at most {view.request.max_rounds + 1} evaluations"
+    if view.running:
+        st.progress(min(1.0, fraction), text=f"{text} ({rounds}, {minutes(view.elapsed_s)} elapsed)")
+        st.button("⏹ Stop", key="finetune.loop.cancel", on_click=on_cancel)
+    elif view.phase == "done":
+        st.success(f"✅ {view.message}")
+    elif view.phase == "cancelled":
+        st.warning(f"⏹ {view.message}")
+    else:
+        st.error(view.message)
+    if view.rounds:
+        rounds_chart(view.rounds)
+
+
+def start_run(
+    mode: modes.Mode, request: TrainRequest, joint: modes.JointSettings | None, rounds: int, owner: str
+) -> None:
+    """Start the chosen mode in the background; joint examples are rendered first (a few seconds of retrieval).
+
+    Raises:
+        AppError: a run is going already, or the settings or the knowledge base are unusable.
+    """
+    data_dir = resources.settings().data_dir
+    if mode == "ft_then_rag" or joint is None:
+        resources.training_jobs().start(data_dir, replace(request, mode=modes.mode_record("ft_then_rag")), owner)
+    elif mode == "joint":
+        with st.spinner(f"Retrieving the chunks for each of the {len(request.pairs)} questions…"):
+            request = modes.joint_request(resources.store(), resources.templates(), request, joint)
+        resources.training_jobs().start(data_dir, request, owner)
+    else:
+        questions = tuple(EvalQuestion(question_id(p.question), p.question, p.answer) for p in request.pairs)
+        loop = modes.LoopRequest(
+            request.name, questions, request.dataset, joint, request.base_path, request.base_name, request.settings,
+            max_rounds=1 if mode == "staged" else rounds, ollama_host=request.ollama_host,
+        )  # fmt: skip
+        embedder = resources.embedder().embeddings
+        loop_jobs().start(modes.LoopJob(data_dir, resources.runtime(), loop, embedder, owner=owner))

@@ -62,6 +62,14 @@ WITHOUT_GOLDEN = 0.2
 # Retrieval-aware examples are RAG prompts of 300-400 tokens: the plain FT default (256) is too short.
 JOINT_MAX_LENGTH = 640
 MAX_ROUNDS = 3
+JOINT_EPOCHS = 3
+
+
+def train_defaults(mode: Mode) -> TrainSettings:
+    """The LoRA settings each mode starts from (chosen on bench/modes.py's figures)."""
+    if mode == "ft_then_rag":
+        return TrainSettings()
+    return replace(TrainSettings(), epochs=JOINT_EPOCHS, max_length=JOINT_MAX_LENGTH)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,158 @@
+"""Which sentence of which retrieved chunk supports an answer: shown under a RAG answer on Compare.
+
+The same test as the Evaluate runner's "supported by sources" (`metrics.supported_share`): an answer
+sentence is supported by a source sentence when every number it states is in that sentence and the
+two are close in meaning (cosine >= SUPPORTED_THRESHOLD; for Chinese or Japanese, which the bundled
+MiniLM does not read, most of the answer's words must be in it instead). A short answer ("20 weeks.") says little
+on its own, so it is read with its question ("How long is parental leave? 20 weeks."). Among the
+sentences that pass, the one sharing most of the answer's words wins. Sentences end at . ! ? and at
+the Chinese and Japanese 。！？；, so a Chinese chunk is split as well as an English one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from core.documents import is_cjk
+from core.evaluation import metrics
+
+SUPPORTED_THRESHOLD = 0.55  # the runner's: an answer sentence counts as supported from here
+SHORT_CLAIM_TOKENS = 10
+SHORT_OVERLAP, LONG_OVERLAP = 0.5, 0.34  # share of the answer's words the sentence must hold
+RECALL = metrics.RECALL_THRESHOLD  # without embeddings
+WHOLE_ANSWER_SLACK = 0.1
+# Words that carry no fact: sharing them says nothing about support.
+_STOPWORD_TEXT = """
+    i me my we our you your he she it its they them their this that these those is are was were be been being
+    am has have had do does did of to in on at by for with from as and or but not no so if than then there
+    what which who whom when where why how can could will would should may might must shall answer question text
+    的 了 是 在 和 与 及 或 吗 呢 吧 啊 也 都 就 而 之 其 为 以 于 被 把 对 从 这 那 个 有
+"""
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+# Sentence ends: . ! ? before white space, the CJK marks anywhere, a blank line.
+_END = re.compile(r"(?<=[.!?])[\"')\]]?\s+|(?<=[。！？；])\s*|\n\s*\n\s*")
+_NEXT_LINE_STARTS = re.compile(r"\s*(?:[-*#|•]|\d+[.)]\s|[A-Z\u3040-\u30ff\u4e00-\u9fff])")
+_OPEN_END = re.compile(r"(?:[.!?。！？；:,]|\b(?:a|an|the|of|and|or|to|in|on|at|by|for|with))$", re.IGNORECASE)
+
+Embed = Callable[[list[str]], list[list[float]]]
+
+
+@dataclass(frozen=True)
+class Support:
+    """A retrieved sentence that supports the answer.
+
+    `chunk` is its source's index (0-based, in the order shown); `start` and `end` place it in that
+    source's text; `score` is its cosine with the answer sentence it supports.
+    """
+
+    chunk: int
+    sentence: str
+    score: float
+    start: int
+    end: int
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of a chunk, white space trimmed; pieces without a word dropped."""
+    breaks = [(m.start(), m.end()) for m in _END.finditer(text)] + _line_breaks(text)
+    spans: list[tuple[int, int]] = []
+    cursor = 0
+    for begin, after in [*sorted(breaks), (len(text), len(text))]:
+        if begin < cursor:
+            continue
+        piece = text[cursor:begin]
+        start, stop = cursor + len(piece) - len(piece.lstrip()), cursor + len(piece.rstrip())
+        if stop > start and metrics.tokens(text[start:stop]):
+            spans.append((start, stop))
+        cursor = after
+    return spans
+
+
+def _line_breaks(text: str) -> list[tuple[int, int]]:
+    """Line ends that end a sentence without a mark: after a heading or a list item, before the next one.
+
+    A long line, or one ending in "the" or "of", is a sentence wrapped over lines (PDF text), not a heading.
+    """
+    out: list[tuple[int, int]] = []
+    pos = 0
+    lines = text.split("\n")
+    for line, following in zip(lines, lines[1:], strict=False):
+        end = pos + len(line)
+        bare = line.strip()
+        short = len(bare.split()) <= 8 or bool(re.match(r"[-*•]|\d+[.)]\s", bare))
+        if bare and short and not _OPEN_END.search(bare) and _NEXT_LINE_STARTS.match(following):
+            out.append((end, end + 1))
+        pos = end + 1
+    return out
+
+
+def _content(text: str) -> Counter[str]:
+    return Counter(t for t in metrics.tokens(text) if t not in _STOPWORDS)
+
+
+def _overlap(claim: Counter[str], sentence: str) -> float:
+    if not claim:
+        return 0.0
+    return sum((claim & _content(sentence)).values()) / sum(claim.values())
+
+
+def supporting_sentences(
+    answer: str,
+    question: str,
+    chunks: Sequence[str],
+    embed: Embed | None,
+    *,
+    threshold: float = SUPPORTED_THRESHOLD,
+    limit: int = 2,
+) -> list[Support]:
+    """The retrieved sentences that best support the answer, one per answer sentence, in answer order.
+
+    Args:
+        embed: texts -> vectors (normalised or not). None: words alone decide, a sentence holding
+            every number and at least 60% of the answer's words counting as support.
+        threshold: the least cosine between an answer sentence (a short one with its question) and a
+            source sentence that supports it.
+
+    Returns:
+        At most `limit` supports, no sentence twice; empty when no retrieved sentence supports the answer.
+    """
+    claims = metrics.claims(answer) or ([answer.strip()] if metrics.tokens(answer) else [])
+    found = [(i, start, end) for i, text in enumerate(chunks) for start, end in sentence_spans(text)]
+    if not claims or not found:
+        return []
+    texts = [chunks[i][start:end] for i, start, end in found]
+    contexts = [c if len(metrics.tokens(c)) >= SHORT_CLAIM_TOKENS else f"{question} {c}".strip() for c in claims]
+    vectors = embed([*contexts, *texts]) if embed is not None else []
+    out: list[Support] = []
+    for k, claim in enumerate(claims):
+        wanted, numbers = _content(claim), metrics.numbers(claim)
+        cjk = is_cjk(claim)
+        best: tuple[float, float, int] | None = None
+        for j, text in enumerate(texts):
+            tokens = set(metrics.tokens(text))
+            if any(n not in tokens for n in numbers):
+                continue  # "45 euros" is no support for an answer of 25 euros, however alike they read
+            overlap = _overlap(wanted, text)
+            closeness = metrics.cosine(vectors[k], vectors[len(claims) + j]) if embed is not None else overlap
+            # Read with its question, a short answer is close to the right sentence whatever it says:
+            # its own words must be there too.
+            least = SHORT_OVERLAP if contexts[k] != claim else LONG_OVERLAP
+            # MiniLM reads English only: for Chinese or Japanese the words decide, the cosine only ranks.
+            by_words = embed is None or cjk
+            # Every word of the answer in the sentence: a long sentence that says more may score lower.
+            needed = threshold - WHOLE_ANSWER_SLACK if overlap == 1.0 else threshold
+            passes = overlap >= least and (overlap >= RECALL if by_words else closeness >= needed)
+            if passes and (best is None or (overlap, closeness) > best[:2]):
+                best = (overlap, closeness, j)
+        if best is None:
+            continue
+        i, start, end = found[best[2]]
+        support = Support(i, texts[best[2]], round(best[1], 4), start, end)
+        if all((s.chunk, s.start) != (i, start) for s in out):
+            out.append(support)
+        if len(out) >= limit:
+            break
+    return out

@@ -12,7 +12,8 @@ from core.config import Settings
 from core.embeddings import EmbeddingModel
 from core.ingest import Upload, ingest
 from core.samples import sample_uploads
-from core.store import Store
+from core.store import SearchHit, Store
+from core.strategies import RAG_TEMPLATE, RAG_TOP_K, Answer, Strategy
 from tests.helpers import shown
 
 pytestmark = pytest.mark.slow
@@ -62,6 +63,9 @@ def test_four_presets_side_by_side_with_ft_disabled(sample_loaded: None) -> None
     sources = [shown(e.label) for e in rag.expander if e.label.startswith("#")]
     assert sources and "employee_handbook.pdf · page 5" in sources[0]
     assert not [e for e in pe.expander if e.label.startswith("#")]  # PE retrieves nothing
+    supported = [m.value for m in rag.markdown if m.value.startswith("**Supported by:** employee\\_handbook")]
+    assert supported or any(c.value.startswith("⚠️ Not supported") for c in rag.caption)
+    assert not [m for m in [*pe.markdown, *pe.caption] if "upported" in m.value]  # PE has no sources to check
     for col in (pe, rag):
         assert any("first token" in c.value and "tokens" not in c.value.split("·")[0] for c in col.caption)
         assert any(e.label == "Exact prompt" for e in col.expander)
@@ -213,3 +217,70 @@ def test_a_chinese_knowledge_base_on_the_english_embedded_model_gets_a_notice(
     assert "ollama pull qwen2.5:1.5b" in notice
     at.selectbox(key="compare.col1.preset").set_value("PE").run()  # no column reads it now
     assert not [w for w in at.warning if "is Chinese" in w.value]
+
+
+LEAVE = (
+    "Sick leave and parental leave\n"
+    "If you are ill, tell your manager before 10:00 on the first day of absence.\n"
+    "Brackenridge offers 20 weeks of parental leave at full pay to every parent, whatever their gender and\n"
+    "however their child arrives in the family. Parental leave may be taken in up to three blocks."
+)
+EXPENSES = "Meals while travelling are reimbursed up to a daily cap of 45 euros in total; alcohol is never reimbursed."
+
+
+@pytest.fixture
+def small_kb(data_dir: Path, minilm: EmbeddingModel) -> None:
+    with Store.open(Settings.from_env(), minilm) as store:
+        store.create_kb("brackenridge", chunk_size=800, chunk_overlap=120)
+        ingest(store, "brackenridge", [Upload("handbook.md", LEAVE.encode())])
+
+
+def shown_answer(text: str) -> AppTest:
+    """The page showing a RAG answer (made here, not by the model, so that what it says is known)."""
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    rag = presets_strategy(at)
+    sources = [
+        SearchHit(EXPENSES, 0.41, "d2", "expenses.txt", 2, 0, None),
+        SearchHit(LEAVE, 0.83, "d1", "employee_handbook.pdf", 5, 3, "Sick leave"),
+    ]
+    at.session_state["compare.question"] = QUESTION
+    at.session_state["compare.answers"] = {1: Answer(QUESTION, rag, text=text, sources=sources)}
+    at.run()
+    assert not at.exception
+    return at
+
+
+def presets_strategy(at: AppTest) -> Strategy:
+    """The RAG preset as the page built it (the column shows an answer only if its strategy matches)."""
+    return Strategy("RAG", at.selectbox(key="compare.col1.RAG.model").value, RAG_TEMPLATE, retrieval=True,
+                    kb="brackenridge", top_k=RAG_TOP_K)  # fmt: skip
+
+
+def test_a_rag_answer_names_and_marks_the_sentence_that_supports_it(small_kb: None) -> None:
+    at = shown_answer("Parental leave is 20 weeks at full pay.")
+    rag = strategy_columns(at)[1]
+    texts = [m.value for m in rag.markdown]
+    assert (
+        "**Supported by:** employee\\_handbook\\.pdf, p. 5 — «Brackenridge offers 20 weeks of parental leave at "
+        "full pay to every parent, whatever their gender and however their child arrives in the family\\.»"
+    ) in texts
+    cards = [e for e in rag.expander if e.label.startswith("#")]
+    assert [shown(c.label).split(" · ")[1] for c in cards] == ["expenses.txt", "employee_handbook.pdf"]
+    assert [c.proto.expanded for c in cards] == [False, True]  # the supporting source is open
+    assert [t.value for t in cards[0].text] == [EXPENSES]  # verbatim, as before
+    [marked] = cards[1].markdown
+    assert ":orange-background[Brackenridge offers 20 weeks of parental leave at full pay" in marked.value
+    assert marked.value.startswith("Sick leave and parental leave  \nIf you are ill")
+    # The citation anchors ride on the Sources heading: no element holds an anchor alone.
+    assert not [t for t in texts if t.strip().startswith("<span") and t.strip().endswith("</span>")]
+    heading = next(t for t in texts if "**Sources**" in t)
+    assert '<span id="src-1-1"></span><span id="src-1-2"></span>**Sources** (2)' in heading
+
+
+def test_an_answer_no_retrieved_sentence_supports_is_said_to_be_unsupported(small_kb: None) -> None:
+    at = shown_answer("The answer is: 2.")
+    rag = strategy_columns(at)[1]
+    assert any(c.value.startswith("⚠️ Not supported: no sentence of the retrieved sources") for c in rag.caption)
+    assert not [m for m in rag.markdown if "Supported by" in m.value]
+    assert all(not c.markdown for c in rag.expander if c.label.startswith("#"))  # nothing marked

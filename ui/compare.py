@@ -9,6 +9,7 @@ from typing import Any
 import streamlit as st
 
 from core.errors import AppError
+from core.evaluation.support import Embed, Support, supporting_sentences
 from core.finetune.datasets import Correction, add_correction
 from core.models import ModelInfo
 from core.strategies import Answer, Preset, Strategy
@@ -118,6 +119,8 @@ def render_answer(i: int, answer: Answer) -> None:
         st.markdown(answer_markdown(answer.text, i, len(answer.sources)))
     if answer.error:
         st.error(answer.error)
+    if answer.strategy.retrieval and answer.text.strip() and not answer.error:
+        support_lines(answer)
     for warning in answer.warnings:
         st.warning(warning)
     ttft = f"{answer.ttft_s:.2f} s" if answer.ttft_s is not None else "–"
@@ -127,14 +130,47 @@ def render_answer(i: int, answer: Answer) -> None:
     s = answer.strategy
     st.caption(f"{s.model} · {s.template} v{answer.template_version}")
     if s.retrieval:
-        st.markdown(f"**Sources** ({len(answer.sources)}) from knowledge base **{components.md_escape(s.kb or '')}**, "
-                    f"top-{s.top_k}")  # fmt: skip
+        supports = supported_by(answer)
+        # The citation anchors ride on the heading: an element of their own showed as an empty block.
+        anchors = "".join(f'<span id="src-{i}-{n}"></span>' for n in range(1, len(answer.sources) + 1))
+        st.markdown(f"{anchors}**Sources** ({len(answer.sources)}) from knowledge base "
+                    f"**{components.md_escape(s.kb or '')}**, top-{s.top_k}", unsafe_allow_html=True)  # fmt: skip
+        marked = {sp.chunk: (sp.start, sp.end) for sp in reversed(supports)}
         for n, hit in enumerate(answer.sources, start=1):
-            st.markdown(f'<span id="src-{i}-{n}"></span>', unsafe_allow_html=True)  # our own anchor, no user text
-            components.hit_card(n, hit, expanded=False)
+            components.hit_card(n, hit, expanded=n - 1 in marked, highlight=marked.get(n - 1))
     with st.expander("Exact prompt"):
         st.code(answer.prompt or "(not sent)", language=None, wrap_lines=True)
     wrong_answer(i, answer)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _supports(answer: str, question: str, chunks: tuple[str, ...]) -> list[Support]:
+    try:
+        embed: Embed | None = resources.embedder().embeddings.embed_documents
+    except AppError:
+        embed = None  # words alone decide
+    return supporting_sentences(answer, question, chunks, embed)
+
+
+def supported_by(answer: Answer) -> list[Support]:
+    """The retrieved sentences that support a RAG answer (computed once per answer, not on every rerun)."""
+    if not answer.sources or not answer.text.strip() or answer.error:
+        return []
+    return _supports(answer.text, answer.question, tuple(h.text for h in answer.sources))
+
+
+def support_lines(answer: Answer) -> None:
+    """Under a RAG answer: which sentence of which source supports it, or plainly that none does."""
+    supports = supported_by(answer)
+    if not answer.sources:
+        return
+    if not supports:
+        st.caption("⚠️ Not supported: no sentence of the retrieved sources supports this answer.")
+        return
+    for sp in supports:
+        hit = answer.sources[sp.chunk]
+        sentence = components.md_escape(" ".join(sp.sentence.split()))
+        st.markdown(f"**Supported by:** {components.md_escape(hit.filename)}, p. {hit.page} — «{sentence}»")
 
 
 def wrong_answer(i: int, answer: Answer) -> None:

@@ -93,12 +93,34 @@ def documents_table(docs: Sequence[DocumentRecord]) -> None:
     )
 
 
-def hit_card(rank: int, hit: SearchHit, *, show_score: bool = True, expanded: bool | None = None) -> None:
-    """One chunk: where it comes from, its score, and its text shown verbatim."""
+def hit_card(
+    rank: int,
+    hit: SearchHit,
+    *,
+    show_score: bool = True,
+    expanded: bool | None = None,
+    highlight: tuple[int, int] | None = None,
+) -> None:
+    """One chunk: where it comes from, its score, and its text shown verbatim.
+
+    Args:
+        highlight: (start, end) of a passage of the text to mark, such as the sentence supporting an answer.
+    """
     where = label_text(f"{hit.filename} · page {hit.page}" + (f" · {hit.heading}" if hit.heading else ""), None)
     title = f"#{rank} · {where}" + (f" · score {hit.score:.3f}" if show_score else "")
     with st.expander(title, expanded=rank == 1 if expanded is None else expanded):
-        st.text(hit.text)
+        if highlight is None:
+            st.text(hit.text)
+            return
+        start, end = highlight
+        before, marked, after = hit.text[:start], hit.text[start:end], hit.text[end:]
+        st.markdown(_lines(before) + _lines(marked, ":orange-background[{}]") + _lines(after))
+
+
+def _lines(text: str, wrap: str = "{}") -> str:
+    """Text as Markdown that shows it as typed, line breaks included; `wrap` formats each non-empty line."""
+    escaped = [md_escape(line).replace("$", "\\$") for line in text.split("\n")]  # $…$ would be maths
+    return "  \n".join(wrap.format(line) if line.strip() else "" for line in escaped)
 
 
 # Streamlit commits a text box's value on blur or Ctrl+Enter only. This script commits it (the same

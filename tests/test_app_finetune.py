@@ -169,3 +169,32 @@ def test_the_model_card_says_which_mode_made_its_data(data_dir: Path) -> None:
     assert "Mode: **Joint** · knowledge base brackenridge · RAG with citations v2 · top-2" in text
     assert "20% of examples without the answer's chunk · answer chunk retrieved for 39/40" in text
     assert "Mode: FT then RAG (plain questions)" in text
+
+
+def test_an_iterative_run_shows_its_rounds_and_why_it_stopped(data_dir: Path) -> None:
+    from dataclasses import replace
+
+    from core.finetune import modes
+    from core.models import bundled_gguf
+    from ui import finetune as ui
+
+    request = modes.LoopRequest("loop", (), "sample", modes.JointSettings("kb"), bundled_gguf(), "SmolLM2",
+                                max_rounds=3)  # fmt: skip
+    job = modes.LoopJob(data_dir, None, request)  # type: ignore[arg-type]  # never started: its view is set below
+    rounds = [modes.Round(0, "RAG", "base", 1, 0.5, 20), modes.Round(1, "FT+RAG r1", "m1", 2, 0.8, 8, "loop-r1", 20),
+              modes.Round(2, "FT+RAG r2", "m2", 3, 0.75, 10, "loop-r2", 28)]  # fmt: skip
+    assert job._view is not None
+    job._view = replace(job._view, phase="done", message="Done: round 2 gained nothing (75% vs 80%).",
+                        rounds=rounds, finished=job._view.started + 60)  # fmt: skip
+    ui.loop_jobs()._jobs.append(job)  # the process's registry, as the page finds it
+    try:
+        at = open_page()
+        assert "Done: round 2 gained nothing (75% vs 80%)." in at.success[0].value
+        table = at.dataframe[0].value
+        assert list(table["correct"]) == ["50%", "80%", "75%"] and list(table["model"]) == [
+            "base",
+            "loop-r1",
+            "loop-r2",
+        ]
+    finally:
+        ui.loop_jobs()._jobs.remove(job)

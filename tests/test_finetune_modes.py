@@ -169,20 +169,20 @@ def test_a_mode_with_an_unknown_key_is_refused(data_dir: Path) -> None:
         publish(data_dir, mode={"name": "joint", "colour": "teal"})
 
 
-QUICK = TrainSettings(max_steps=12, batch_size=2, validation_fraction=0.0, max_length=modes.JOINT_MAX_LENGTH)
+QUICK = TrainSettings(max_steps=2, batch_size=2, validation_fraction=0.0, max_length=modes.JOINT_MAX_LENGTH)
 
 
 @pytest.mark.slow
-def test_joint_training_learns_from_rendered_prompts_and_records_its_mode(
+def test_joint_training_trains_on_rendered_prompts_and_records_its_mode(
     store: Store, facts_kb: str, data_dir: Path
 ) -> None:
     templates = TemplateLibrary(data_dir / "templates")
-    request = TrainRequest("facts-joint", "facts", tuple(PAIRS[:4]), bundled_gguf(), "SmolLM2", QUICK)
-    request = modes.joint_request(store, templates, request, modes.JointSettings(facts_kb, without_golden=0.25))
+    request = TrainRequest("facts-joint", "facts", tuple(PAIRS[:3]), bundled_gguf(), "SmolLM2", QUICK)
+    request = modes.joint_request(store, templates, request, modes.JointSettings(facts_kb, without_golden=0.34))
     adapter = run_training(data_dir, request)
-    assert adapter.manifest["mode"]["name"] == "joint" and adapter.manifest["mode"]["examples"] == 4
+    assert adapter.manifest["mode"]["name"] == "joint" and adapter.manifest["mode"]["examples"] == 3
     rows = [json.loads(line) for line in (adapter.folder / "train.jsonl").read_text().splitlines()]
-    assert [r["messages"][-1]["content"] for r in rows] == [p.answer for p in PAIRS[:4]]
+    assert [r["messages"][-1]["content"] for r in rows] == [p.answer for p in PAIRS[:3]]
     assert all(r["messages"][0]["content"].startswith("Read the text") for r in rows)  # the RAG prompt, not FT's
     assert "leading tokens agree" in adapter.manifest["parity"]["summary"]
 

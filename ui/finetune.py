@@ -365,7 +365,7 @@ def loop_panel(view: modes.LoopView, on_cancel: Any) -> None:
         fraction, text = done / total, f"{view.message} {done}/{total}"
     else:
         fraction, text = 0.0, view.message
-    rounds = f"round {len(view.rounds)} of at most {view.request.max_rounds + 1} evaluations"
+    rounds = f"{len(view.rounds)} of at most {view.request.max_rounds + 1} evaluations done"
     if view.running:
         st.progress(min(1.0, fraction), text=f"{text} ({rounds}, {minutes(view.elapsed_s)} elapsed)")
         st.button("⏹ Stop", key="finetune.loop.cancel", on_click=on_cancel)

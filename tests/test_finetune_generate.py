@@ -73,6 +73,8 @@ def test_evidence_round_trips_and_old_files_load_without_it(data_dir: Path) -> N
          [("What personal learning budget does every employee have?", "1,800 euros per year")]),
         ("The test basin at Kelder Quay is 40 metres long, 12 metres wide and 6 metres deep.",
          [("How long is the test basin at Kelder Quay?", "40 metres")]),
+        ("Fridays are Quiet Fridays.", [("What are Fridays called?", "Quiet Fridays")]),
+        ("The harbour master is Ilse Marrow.", [("Who is the harbour master?", "Ilse Marrow")]),
         ("Salaries are reviewed once a year, with changes taking effect on 1 April.",
          [("How often are salaries reviewed?", "once a year")]),  # 1 April is when changes apply, not reviews
     ],
@@ -99,6 +101,7 @@ def test_a_sentence_becomes_the_questions_a_user_would_ask(sentence: str, expect
         "Remove the batteries if the sonde will be stored for more than one month.",
         "The sky is blue and the grass is green.",
         "Colorless green ideas sleep furiously.",
+        "Support is available Monday to Friday, 07:00 to 19:00 Central European Time.",  # not "What is support?"
     ],
 )
 def test_a_sentence_no_rule_fits_gives_no_question(sentence: str) -> None:

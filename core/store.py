@@ -129,6 +129,7 @@ def open_client(settings: Settings) -> QdrantClient:
         return client
     path = settings.local_qdrant_path
     path.mkdir(parents=True, exist_ok=True)
+    _one_blas_thread()
     try:
         return QdrantClient(path=str(path))
     except RuntimeError as e:
@@ -139,6 +140,19 @@ def open_client(settings: Settings) -> QdrantClient:
                 "to a Qdrant server for shared access."
             ) from e
         raise StoreError(f"Could not open Qdrant local storage in {path}: {e}") from e
+
+
+def _one_blas_thread() -> None:
+    """Run numpy's BLAS on one thread in this process: local mode's search is one matrix-vector product.
+
+    Scoring every stored vector is memory-bound, so a second thread gains little on a quiet machine,
+    and on a busy one OpenBLAS's threads wait for each other (10,000 x 384 at load 6 on 2 cores: about
+    1 ms on one thread, 16 ms on two; `Store.search` dense 16-20 ms -> 8-10 ms). Torch (embeddings,
+    training) has its own thread pool and keeps it.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")  # applied now, kept for the process (not used as a context)
 
 
 def check_kb_name(name: str) -> str:

@@ -78,7 +78,6 @@ def ingest(
 
     """
     info = store.require_kb(kb)
-    embeddings = store.embedder_for(info).embeddings
 
     def report(done: int, total: int, message: str) -> None:
         if progress is not None:
@@ -115,6 +114,55 @@ def ingest(
             continue
         seen[doc_id] = name
         pending[i] = _Pending(doc, chunks, time.perf_counter() - started)
+    reports |= _embed_and_store(store, kb, pending, progress, cancel, group_chunks)
+    return [reports[i] for i in range(len(uploads))]
+
+
+def add_parsed(
+    store: Store,
+    kb: str,
+    docs: Sequence[ParsedDocument],
+    *,
+    progress: Progress | None = None,
+    cancel: CancelFlag | None = None,
+    group_chunks: int = 512,
+) -> list[FileReport]:
+    """Add documents already parsed (e.g. rebuilt from another knowledge base's chunks), as `ingest` does.
+
+    Each is split with the knowledge base's own chunking, embedded with its model and committed whole;
+    one already there (same id) is skipped, one with the name of another document replaces it.
+    """
+    info = store.require_kb(kb)
+    reports: dict[int, FileReport] = {}
+    pending: dict[int, _Pending] = {}
+    for i, doc in enumerate(docs):
+        existing = store.find_document(kb, doc_id=doc.doc_id)
+        if existing is not None:
+            reports[i] = FileReport(doc.filename, "unchanged", existing.pages, existing.chunks, doc_id=doc.doc_id,
+                                    message="Unchanged: already in the knowledge base; skipped.")  # fmt: skip
+            continue
+        started = time.perf_counter()
+        chunks = documents.split(doc, chunk_size=info.chunk_size, chunk_overlap=info.chunk_overlap)
+        pending[i] = _Pending(doc, chunks, time.perf_counter() - started)
+    reports |= _embed_and_store(store, kb, pending, progress, cancel, group_chunks)
+    return [reports[i] for i in range(len(docs))]
+
+
+def _embed_and_store(
+    store: Store,
+    kb: str,
+    pending: dict[int, _Pending],
+    progress: Progress | None,
+    cancel: CancelFlag | None,
+    group_chunks: int,
+) -> dict[int, FileReport]:
+    """Embed the pending documents' chunks group by group and store each document whole."""
+    embeddings = store.embedder_for(store.require_kb(kb)).embeddings
+    reports: dict[int, FileReport] = {}
+
+    def report(done: int, total: int, message: str) -> None:
+        if progress is not None:
+            progress(done, total, message)
 
     total = sum(len(p.chunks) for p in pending.values())
     done = 0
@@ -154,7 +202,7 @@ def ingest(
             offset += len(item.chunks)
         report(done, total, f"Stored {offset} chunks")
     report(done if cancelled else total, total, "Cancelled" if cancelled else "Done")
-    return [reports[i] for i in range(len(uploads))]
+    return reports
 
 
 def _groups(pending: dict[int, _Pending], limit: int) -> list[list[int]]:

@@ -61,6 +61,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")
 CONTENT_KEY = QdrantVectorStore.CONTENT_KEY
 METADATA_KEY = QdrantVectorStore.METADATA_KEY
 _CHUNK_WINDOW = 256
+# Knowledge bases a parameter sweep re-chunks into (core.evaluation.sweep): hidden from the pickers.
+SCRATCH_PREFIX = "sweep--"
 
 
 @dataclass(frozen=True)
@@ -243,10 +245,11 @@ class Store:
 
     # Knowledge bases
 
-    def list_kbs(self) -> list[KnowledgeBase]:
+    def list_kbs(self, *, scratch: bool = False) -> list[KnowledgeBase]:
+        """The app's knowledge bases; a parameter sweep's scratch ones (`SCRATCH_PREFIX`) only with `scratch`."""
         with self._guard("listing knowledge bases"):
             names = sorted(c.name for c in self.client.get_collections().collections)
-            kbs = [self._read_kb(n) for n in names if n != MANIFEST]
+            kbs = [self._read_kb(n) for n in names if n != MANIFEST and (scratch or not n.startswith(SCRATCH_PREFIX))]
         return [kb for kb in kbs if kb is not None]
 
     def _read_kb(self, name: str) -> KnowledgeBase | None:

@@ -24,7 +24,7 @@ from core.errors import AppError, EvaluationError
 from core.evaluation import judge, metrics
 from core.evaluation.questions import EvalQuestion, content_hash
 from core.files import now_iso
-from core.progress import CancelFlag
+from core.progress import CancelFlag, Progress
 from core.strategies import Answer, Runtime, Strategy, answer_record
 
 log = logging.getLogger(__name__)
@@ -291,6 +291,8 @@ class EvalJob:
     runtime: Runtime
     run_id: int
     embedder: Embeddings | None = None
+    # Work before the first answer (a sweep's scratch knowledge bases), with progress and the Stop flag.
+    prepare: Callable[[Progress, CancelFlag], None] | None = None
     cancel_flag: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _view: EvalView | None = None
@@ -334,8 +336,13 @@ class EvalJob:
                 message=f"{cell.strategy} · {cell.question_id}: {verdict} ({cell.seconds:.1f} s)",
             )
 
+    def _preparing(self, done: int, total: int, message: str) -> None:
+        self._update(message=message)
+
     def _run(self) -> None:
         try:
+            if self.prepare is not None:
+                self.prepare(self._preparing, self.cancel_flag)
             status = run_evaluation(self.runtime, self.run_id, embedder=self.embedder, on_cell=self._cell,
                                     cancel=self.cancel_flag)  # fmt: skip
             message = {"done": "Finished.", "stopped": "Stopped; resume to ask only the missing answers."}[status]
@@ -356,12 +363,18 @@ class EvalJobs:
         self._jobs: list[EvalJob] = []
         self._lock = threading.Lock()
 
-    def start(self, runtime: Runtime, run_id: int, embedder: Embeddings | None = None) -> EvalJob:
+    def start(
+        self,
+        runtime: Runtime,
+        run_id: int,
+        embedder: Embeddings | None = None,
+        prepare: Callable[[Progress, CancelFlag], None] | None = None,
+    ) -> EvalJob:
         with self._lock:
             busy = [j for j in self._jobs if j.view().running]
             if busy:
                 raise EvaluationError(f"Evaluation {busy[0].view().name!r} is still running; wait for it or stop it.")
-            job = EvalJob(runtime, run_id, embedder).start()
+            job = EvalJob(runtime, run_id, embedder, prepare).start()
             self._jobs.append(job)
             return job
 

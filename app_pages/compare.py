@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import AppError
+from core.rag_preset import load_rag_preset
 from core.samples import SAMPLE_KB_NAME
 from core.strategies import Answer, presets, run_many
 from ui import compare, resources
@@ -45,7 +46,7 @@ if state.get("compare.kb_seen") != kb:
     for k in chosen if kb is not None else []:
         state[k] = state[SHADOW][k] = kb
     state["compare.kb_seen"] = kb
-available = presets(models, kb)
+available = presets(models, kb, load_rag_preset(resources.settings().data_dir))
 
 
 def reuse_question() -> None:

@@ -10,6 +10,7 @@ from core.evaluation.recommend import Weights, recommend
 from core.evaluation.runner import EvalRequest, start_run
 from core.files import now_iso
 from core.finetune.datasets import Pair, save_pairs
+from core.rag_preset import load_rag_preset
 from core.strategies import presets
 from ui import evaluate as ui
 from ui import resources
@@ -43,7 +44,7 @@ except AppError as e:
 
 st.subheader("2 · Strategies")
 n = st.selectbox("Columns", [1, 2, 3, 4], key="evaluate.ncols")
-available = presets(models, kb)
+available = presets(models, kb, load_rag_preset(settings.data_dir))
 names = runtime.templates.names()
 picked = []
 for i, col in enumerate(st.columns(n, border=True)):

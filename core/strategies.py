@@ -7,7 +7,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TypeVar
 
 from core.errors import AppError, KnowledgeBaseError, ModelError
@@ -15,6 +15,7 @@ from core.files import now_iso
 from core.models import ModelCatalog, ModelInfo, translate_error
 from core.progress import CancelFlag
 from core.prompts import Source, TemplateLibrary
+from core.rag_preset import RagPreset
 from core.records import Records
 from core.store import SearchHit, Store
 
@@ -74,8 +75,12 @@ class Preset:
     disabled_reason: str | None = None
 
 
-def presets(catalog: list[ModelInfo], kb: str | None) -> dict[str, Preset]:
-    """PE, RAG, FT and FT+RAG, built from what exists now (FT needs a fine-tuned model)."""
+def presets(catalog: list[ModelInfo], kb: str | None, rag: RagPreset | None = None) -> dict[str, Preset]:
+    """PE, RAG, FT and FT+RAG, built from what exists now (FT needs a fine-tuned model).
+
+    Args:
+        rag: the saved RAG settings (`core.rag_preset.load_rag_preset`); None: the built-in ones.
+    """
     base = next((m for m in catalog if not m.fine_tuned), None)
     tuned = [m for m in catalog if m.fine_tuned]
     base_id = base.id if base else ""
@@ -84,12 +89,13 @@ def presets(catalog: list[ModelInfo], kb: str | None) -> dict[str, Preset]:
     ft_id = tuned[-1].id if tuned else base_id
     # Top-2 of excerpts (the RAG template's {excerpt}: a chunk's best sentence and the next): on 20 sample
     # questions 14 right at top-2, 13 at top-3; whole chunks, numbered, got 0 of 10 (bench/quality.py).
-    k = RAG_TOP_K
+    k, threshold, template = (rag.top_k, rag.score_threshold, rag.template) if rag else (RAG_TOP_K, None, RAG_TEMPLATE)
+    rag_strategy = Strategy("RAG", base_id, template, retrieval=True, kb=kb, top_k=k, score_threshold=threshold)
     return {
         "PE": Preset(Strategy("PE", base_id, PE_TEMPLATE)),
-        "RAG": Preset(Strategy("RAG", base_id, RAG_TEMPLATE, retrieval=True, kb=kb, top_k=k), no_kb),
+        "RAG": Preset(rag_strategy, no_kb),
         "FT": Preset(Strategy("FT", ft_id, FT_TEMPLATE), no_ft),
-        "FT+RAG": Preset(Strategy("FT+RAG", ft_id, RAG_TEMPLATE, retrieval=True, kb=kb, top_k=k), no_ft or no_kb),
+        "FT+RAG": Preset(replace(rag_strategy, name="FT+RAG", model=ft_id), no_ft or no_kb),
     }
 
 

@@ -13,7 +13,7 @@ from core.finetune.datasets import Pair, save_pairs
 from core.rag_preset import load_rag_preset
 from core.strategies import presets
 from ui import evaluate as ui
-from ui import resources
+from ui import resources, sweep
 from ui.state import init_state
 
 init_state(st.session_state)
@@ -88,7 +88,13 @@ def progress() -> None:
 
 progress()
 
-st.subheader("4 · Results")
+st.subheader("4 · Parameter sweep")
+st.caption("RAG over a grid of chunkings, top-k, score thresholds and templates: one run; heatmaps; apply the best.")
+sweep.setup(runtime, kbs, kb, chosen, available, jobs, busy)
+sweep.results(runtime, busy)
+sweep.scratch_cleanup(busy)
+
+st.subheader("5 · Results")
 run = ui.run_picker(runtime.records, jobs)
 if run is None:
     st.info("No evaluation yet: choose a question set and strategies, then press Evaluate.")
@@ -131,13 +137,13 @@ with e3.popover("🎯 Send failures to fine-tuning"):
         except AppError as e:
             st.error(str(e))
 
-st.subheader("5 · Forgetting")
+st.subheader("6 · Forgetting")
 forgot = ui.forgetting_section(runtime, models, jobs, busy)
 
-st.subheader("6 · Freshness")
+st.subheader("7 · Freshness")
 fresh = ui.freshness_section(runtime, available, kbs)
 
-st.subheader("7 · Recommendation")
+st.subheader("8 · Recommendation")
 w = st.columns(4)
 weights = Weights(
     w[0].slider("Accuracy", 0, 5, 3, key="evaluate.w.accuracy"),

@@ -18,13 +18,14 @@ from core.evaluation.judge import JUDGE_SYSTEM, JUDGE_USER
 from core.evaluation.metrics import Forgetting
 from core.evaluation.recommend import Recommendation
 from core.evaluation.report import RunData, Summary, compare_runs, matrix
-from core.evaluation.runner import EvalJobs, EvalRequest, EvalView, start_run
+from core.evaluation.runner import EvalJobs, EvalRequest, EvalView, load_request, start_run
 from core.finetune.datasets import RowIssue
 from core.models import ModelInfo
 from core.records import Records, RunRow
 from core.samples import SAMPLE_KB_NAME, SAMPLES
 from core.strategies import Preset, Runtime, Strategy
 from ui import components, resources
+from ui.sweep import preparer, sweep_grid
 
 PRESET_ORDER = ("PE", "RAG", "FT", "FT+RAG")
 
@@ -444,7 +445,9 @@ def run_picker(records: Records, jobs: EvalJobs) -> RunData | None:
     resumable = row.status in ("stopped", "failed", "running") and run_id not in live
     if resumable and st.button("⏯️ Resume (asks only the missing answers)", key="evaluate.resume", disabled=bool(live)):
         try:
-            jobs.start(resources.runtime(), run_id, resources.embedder().embeddings)
+            grid = sweep_grid(load_request(resources.runtime(), run_id))
+            prepare = preparer(grid) if grid is not None and grid.kb else None  # scratch knowledge bases first
+            jobs.start(resources.runtime(), run_id, resources.embedder().embeddings, prepare)
             st.rerun()
         except AppError as e:
             st.error(str(e))

@@ -398,7 +398,7 @@ def start_run(
         questions = tuple(EvalQuestion(question_id(p.question), p.question, p.answer) for p in request.pairs)
         loop = modes.LoopRequest(
             request.name, questions, request.dataset, joint, request.base_path, request.base_name, request.settings,
-            max_rounds=1 if mode == "staged" else rounds, ollama_host=request.ollama_host,
+            max_rounds=1 if mode == "staged" else rounds, ollama_host=request.ollama_host, pairs=request.pairs,
         )  # fmt: skip
         embedder = resources.embedder().embeddings
         loop_jobs().start(modes.LoopJob(data_dir, resources.runtime(), loop, embedder, owner=owner))

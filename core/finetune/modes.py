@@ -62,6 +62,7 @@ WITHOUT_GOLDEN = 0.2
 # Retrieval-aware examples are RAG prompts of 300-400 tokens: the plain FT default (256) is too short.
 JOINT_MAX_LENGTH = 640
 MAX_ROUNDS = 3
+FAILURE_REPEAT = 2
 JOINT_EPOCHS = 3
 
 
@@ -310,6 +311,8 @@ class LoopRequest:
     # A finished evaluation run and its RAG column to start from (the Evaluate page's failures): it is
     # round 0, not asked again, and its questions replace `questions`.
     from_run: tuple[int, str] | None = None
+    pairs: tuple[Pair, ...] = ()  # the pairs behind the questions, where known: their evidence sentences are learned
+    replay: bool = True  # train on the questions answered right too (once; each failure twice)
 
     @property
     def mode(self) -> Mode:
@@ -433,18 +436,24 @@ def run_loop(
         if not wrong:
             result.stopped_because = "nothing fails any more"
             break
-        pairs = tuple(Pair(q.question, q.answer) for q in wrong.values())
+        # Failures alone (5 on corvane) taught the adapter to say those answers to everything: 81% -> 27% on the
+        # questions asked. So each failure twice, and every question answered right once (replay).
+        right = [q for q in request.questions if q.id not in wrong]
+        chosen = [*wrong.values()] * FAILURE_REPEAT + (right if request.replay else [])
+        known = {p.question: p for p in request.pairs}
+        pairs = tuple(known.get(q.question, Pair(q.question, q.answer)) for q in chosen)
         name = f"{request.name}-r{r}" if request.max_rounds > 1 else request.name
         train = TrainRequest(name, f"{request.question_set} failures", pairs, request.base_path, request.base_name,
                              request.settings, None, request.ollama_host)  # fmt: skip
-        phase("loading", f"Round {r}: rendering {len(pairs)} failed questions with their retrieved chunks…")
+        phase("loading", f"Round {r}: rendering {len(wrong)} failed and {len(pairs) - FAILURE_REPEAT * len(wrong)} "
+                         "replayed questions with their retrieved chunks…")  # fmt: skip
         train = joint_request(runtime.store, runtime.templates, train, j, mode=request.mode, cancel=cancel,
                               source_run=current.run_id, round=r if request.max_rounds > 1 else None,
                               correct_before=round(current.correct, 4))  # fmt: skip
         adapter = run_training(data_dir, train, on_phase=on_phase, on_step=on_step, cancel=cancel)
         model = model_id_of(runtime, adapter)
         train_s = float(adapter.manifest.get("train_seconds") or 0.0)
-        current = evaluate(r, f"FT+RAG r{r}", model, adapter.name, len(pairs), train_s)
+        current = evaluate(r, f"FT+RAG r{r}", model, adapter.name, len(wrong), train_s)
         if current.correct <= best.correct:
             result.stopped_because = f"round {r} gained nothing ({current.correct:.0%} vs {best.correct:.0%})"
             break

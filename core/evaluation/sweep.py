@@ -386,10 +386,12 @@ def apply_chunking(
         raise
 
 
-# MiniLM on the CPU, chunks of a few hundred characters, a busy 2-core machine: about 40 a second.
-EMBED_S_PER_CHUNK = 0.025
-# A RAG answer of the embedded SmolLM2-135M when no run has been timed yet.
-ANSWER_S = 2.5
+# Re-chunking a scratch knowledge base, per chunk (rebuild, MiniLM on the CPU, keyword vectors, store):
+# bench/sweep.py on the sample at load 6 on 2 cores, 0.12-0.18 s (400/60: 100 chunks in 11.8 s).
+EMBED_S_PER_CHUNK = 0.15
+# An answer of the embedded SmolLM2-135M with the RAG template, scored, before any run was timed:
+# bench/sweep.py, 90 answers in 174 s at the same load.
+ANSWER_S = 2.0
 
 
 def chunks_to_embed(store: Store, grid: Grid) -> int:

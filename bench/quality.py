@@ -11,7 +11,15 @@ Measured (2 loaded cores, no adapter, hybrid retrieval, 800/120 chunking):
                       brackenridge (40)   corvane (24, held out)
   PE                  0%                  4%
   RAG, earlier built-in (numbered whole chunks, top-2)   38%    21%
-  RAG, excerpts, top-2 (now)                             57%    67%   hit@k 98% / 100%
+  RAG, excerpts, top-2, "answer with a full sentence"    57%    67%   hit@k 98% / 100%
+  RAG, excerpts, top-2, "copy the sentence that answers" (now)   60%   75%   (load 5, 4.8 min for both)
+
+Reading variants measured by a prototype on the same 64 questions (correct sample / held out; the
+share of contexts that hold the answer in brackets): one best sentence + the next per chunk, top-2:
+60% / 75% (72% / 92%); two per chunk, top-2: 48% / 50% (88% / 100%); top-1 chunk, two sentences:
+65% / 54% (85% / 96%); whole top-1 chunk: 33% / 75%; two worked examples before the question:
+43% / 50%; "Context: … Answer:": 38% / 50%. More context reaches the answer more often, but the
+135M model then reads worse: the short context wins on both sets together.
 
 Run: .venv/bin/python bench/quality.py [--limit N] [--sets brackenridge,corvane] [--data-dir DIR]
      [--strategies PE,RAG,FT,FT+RAG] [--failures]

@@ -306,10 +306,10 @@ BUILTINS: tuple[PromptTemplate, ...] = (
         name="RAG with citations",
         description=(
             "Retrieval: the sentences of each retrieved chunk that best match the question, unnumbered, then the "
-            "question; the model answers plainly and the chunks it read are shown as its citations."
+            "question; the model copies the sentence that answers it, and the chunks it read are its citations."
         ),
         system="",
-        user="Read the text and answer the question with a full sentence.\n\nText:\n{context}\n\nQuestion: {question}",
+        user="Text:\n{context}\n\nQuestion: {question}\n\nCopy the sentence of the text that answers the question.",
         source_format="{excerpt}",
     ),
     PromptTemplate(
@@ -324,6 +324,16 @@ BUILTINS: tuple[PromptTemplate, ...] = (
 # Earlier texts of the built-ins: a library whose latest version of a built-in is one of these, unedited,
 # gets the current text as its next version (an edited one is the user's and stays).
 RETIRED_BUILTINS: tuple[PromptTemplate, ...] = (
+    PromptTemplate(
+        name="RAG with citations",
+        description=(
+            "Retrieval: the sentences of each retrieved chunk that best match the question, unnumbered, then the "
+            "question; the model answers plainly and the chunks it read are shown as its citations."
+        ),
+        system="",
+        user="Read the text and answer the question with a full sentence.\n\nText:\n{context}\n\nQuestion: {question}",
+        source_format="{excerpt}",
+    ),
     PromptTemplate(
         name="RAG with citations",
         description="Retrieval: numbered sources in the prompt; the answer cites them like [1].",

@@ -101,10 +101,10 @@ def test_builtin_rag_lists_the_matching_sentences_unnumbered() -> None:
     sources = [Source("handbook.pdf", 5, chunk), Source("faq.txt", 2, "Ask HR.")]
     user = RAG.render("How long is parental leave at full pay?", sources)[-1]["content"]
     assert user == (
-        "Read the text and answer the question with a full sentence.\n\n"
         "Text:\nParental leave is 20 weeks at full pay. The canteen opens at 07:30.\n\n"
         "Ask HR.\n\n"
-        "Question: How long is parental leave at full pay?"
+        "Question: How long is parental leave at full pay?\n\n"
+        "Copy the sentence of the text that answers the question."
     )
     assert "[1]" not in user and "handbook.pdf" not in user
 

@@ -4,6 +4,10 @@ Prints how long each scratch knowledge base took to build (chunks, seconds, seco
 page's estimate uses `sweep.EMBED_S_PER_CHUNK`), then correctness and p50 latency per cell, the
 best cell, and the seconds an answer took (the page's first guess is `sweep.ANSWER_S`).
 
+Measured (brackenridge, all 40 questions, RAG preset template, no threshold, shared 2 cores at load 4-6):
+360 answers in 710 s; correct 50-62.5% per cell, best 1200/180 top-2 (62.5%, p50 1.28 s), then 800/120
+top-2 (57.5%, today's default chunking and top-k); top-1 is fastest (p50 0.91-1.24 s) and never best.
+
 Run: .venv/bin/python bench/sweep.py [--kb brackenridge|corvane] [--questions 10] [--top-k 1 2 3]
      [--chunkings 400/60 800/120 1200/180] [--data-dir DIR]
 """

@@ -433,7 +433,7 @@ def run_loop(
     wrong: dict[str, EvalQuestion] = {q.id: q for q in failures(latest, current.strategy)}
     best = current
     for r in range(1, request.max_rounds + 1):
-        if not wrong:
+        if not current.failures:  # the latest evaluation got every question right
             result.stopped_because = "nothing fails any more"
             break
         # Failures alone (5 on corvane) taught the adapter to say those answers to everything: 81% -> 27% on the

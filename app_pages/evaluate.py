@@ -9,11 +9,13 @@ from core.evaluation import control, freshness, report
 from core.evaluation.recommend import Weights, recommend
 from core.evaluation.runner import EvalRequest, start_run
 from core.files import now_iso
+from core.finetune import modes
 from core.finetune.datasets import Pair, save_pairs
 from core.rag_preset import load_rag_preset
-from core.strategies import presets
+from core.strategies import RAG_TOP_K, presets
 from ui import evaluate as ui
 from ui import resources, sweep
+from ui.notices import chinese_model_notice
 from ui.state import init_state
 
 init_state(st.session_state)
@@ -51,7 +53,24 @@ for i, col in enumerate(st.columns(n, border=True)):
     with col:
         if (s := ui.strategy_column(i, available, models, names, kbs)) is not None:
             picked.append(s)
+rag = load_rag_preset(settings.data_dir)
+hybrid = modes.mode_strategies(settings.data_dir, models, kb, top_k=rag.top_k if rag else RAG_TOP_K) if kb else []
+if hybrid:
+    shown = ", ".join(s.name.removeprefix("FT+RAG · ") for s in hybrid)
+    if st.toggle(
+        f"Also every training mode side by side: one FT+RAG column per mode, its newest model ({shown})",
+        key="evaluate.modes",
+        help="Each column serves the newest model trained in that mode (Fine-tune page) with retrieval from "
+        f"{kb}, like the FT+RAG preset.",
+    ):
+        picked += hybrid
 strategies = ui.unique_names(picked)
+if chosen is not None and (
+    notice := chinese_model_notice(
+        strategies, [q.question for q in chosen.questions], resources.store(), [m.id for m in models]
+    )
+):
+    st.warning(notice, icon="🀄")
 
 st.subheader("3 · Run")
 busy = (job := jobs.latest()) is not None and job.view().running

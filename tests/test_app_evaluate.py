@@ -93,3 +93,34 @@ def test_a_small_run_fills_the_matrix_charts_and_recommendation(minilm: Embeddin
     assert any("Showing the imported run" in i.value for i in at.info)
     assert list(frame_with(at, "hit@k")["strategy"]) == ["PE", "RAG"]
     assert list(frame_with(at, "expected")["id"]) == list(matrix["id"])
+
+
+def test_every_training_mode_can_join_as_its_own_ft_rag_column(minilm: EmbeddingModel, data_dir: Path) -> None:
+    from tests.test_adapters import publish
+
+    with Store.open(Settings.from_env(), minilm) as store:
+        store.create_kb("brackenridge", chunk_size=800, chunk_overlap=120)
+        ingest(store, "brackenridge", sample_uploads())
+    joint = {"name": "joint", "kb": "brackenridge", "template": "RAG with citations", "template_version": 3,
+             "top_k": 2, "without_golden": 0.2, "examples": 40, "golden_retrieved": 39,
+             "golden_unfound": 0}  # fmt: skip
+    from core.models import bundled_gguf
+
+    base = {"name": "SmolLM2-135M-Instruct", "file": bundled_gguf().name, "sha256": "ab" * 32}
+    publish(data_dir, "facts-1", base=base)
+    publish(data_dir, "reader-1", base=base, mode=joint)
+    at = open_page()
+    at.number_input(key="evaluate.limit").set_value(2).run()
+    assert at.button(key="evaluate.start").label == "▶️ Evaluate (8 answers)"  # PE, RAG, FT and FT+RAG
+    toggle = at.toggle(key="evaluate.modes")
+    assert "(FT then RAG, Joint)" in toggle.label
+    toggle.set_value(True).run()
+    assert not at.exception, at.exception
+    assert at.button(key="evaluate.start").label == "▶️ Evaluate (12 answers)"  # two columns more
+
+
+def test_a_chinese_question_set_on_the_embedded_model_gets_the_notice() -> None:
+    at = open_page()
+    assert not any("Chinese" in w.value for w in at.warning)
+    at.selectbox(key="evaluate.sample").set_value("qingwu").run()
+    assert any("This question is Chinese" in w.value and "qwen2.5" in w.value.lower() for w in at.warning)

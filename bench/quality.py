@@ -3,8 +3,10 @@
 For each question set (the English sample `brackenridge`, 40 questions; the held-out `corvane`,
 24 questions that no default was chosen on), its knowledge base is ingested with the default
 chunking and asked through the Evaluate runner by the presets as Compare builds them: PE, RAG and,
-when DATA_DIR holds a fine-tuned model, FT and FT+RAG with the newest one. Printed per strategy:
-correct (the headline check, `core.evaluation.metrics.is_correct`), hit@k of the retrieval against
+when DATA_DIR holds a fine-tuned model, FT and FT+RAG with the newest one, plus one FT+RAG column
+per training mode (FT then RAG, Joint, Staged, Iterative) with the newest model trained in it
+(bench/modes.py trains them). Printed per strategy: correct (the headline check,
+`core.evaluation.metrics.is_correct`), hit@k of the retrieval against
 the expected source, the median answer time and the total time its answers took.
 
 Measured (2 loaded cores, no adapter, hybrid retrieval, 800/120 chunking):
@@ -41,6 +43,7 @@ from core.embeddings import load_bundled  # noqa: E402
 from core.evaluation import questions as qs  # noqa: E402
 from core.evaluation.report import load_run, summarize  # noqa: E402
 from core.evaluation.runner import EvalRequest, run_evaluation, start_run  # noqa: E402
+from core.finetune import modes  # noqa: E402
 from core.ingest import ingest  # noqa: E402
 from core.models import EmbeddedEngine, ModelCatalog  # noqa: E402
 from core.prompts import TemplateLibrary  # noqa: E402
@@ -92,6 +95,8 @@ def main() -> None:
             for n in args.strategies.split(",")
             if n in available and available[n].disabled_reason is None
         )
+        if "FT+RAG" in args.strategies.split(","):  # and each training mode's newest model, served the same way
+            strategies += tuple(modes.mode_strategies(data_dir, catalog.available(), kb))
         question_set = qs.sample_set(kb)
         questions = question_set.questions[: args.limit]
         run_id = start_run(runtime, EvalRequest(f"quality {kb}", question_set.name, questions, strategies))

@@ -16,7 +16,7 @@ from core.strategies import RAG_TOP_K, presets
 from ui import evaluate as ui
 from ui import resources, sweep
 from ui.notices import chinese_model_notice
-from ui.state import init_state
+from ui.state import follow_rag_preset, init_state
 
 init_state(st.session_state)
 state = st.session_state
@@ -45,6 +45,8 @@ except AppError as e:
     chosen = None
 
 st.subheader("2 · Strategies")
+if (applied := state.pop("evaluate.follow_preset", None)) is not None:
+    follow_rag_preset(state, applied.top_k, applied.score_threshold, applied.template, resources.preferences().update)
 n = st.selectbox("Columns", [1, 2, 3, 4], key="evaluate.ncols")
 available = presets(models, kb, load_rag_preset(settings.data_dir))
 names = runtime.templates.names()

@@ -45,6 +45,7 @@ def test_a_tiny_sweep_runs_in_the_background_and_applies_the_best(minilm: Embedd
     assert at.multiselect(key="evaluate.sweep.top_k").value == [1, 2, 3]
     assert at.multiselect(key="evaluate.sweep.template").value == [RAG_TEMPLATE]
     assert at.button(key="evaluate.sweep.start").label == "🧪 Sweep (90 answers)"  # 9 settings x 10 questions
+    at.slider(key="evaluate.col1.RAG.top_k").set_value(4).run()  # a column the user set: the best reaches it
     at.text_input(key="evaluate.sweep.chunkings").set_value("400/60, 800/120").run()
     at.multiselect(key="evaluate.sweep.top_k").set_value([2]).run()
     at.number_input(key="evaluate.sweep.limit").set_value(2).run()
@@ -83,6 +84,7 @@ def test_a_tiny_sweep_runs_in_the_background_and_applies_the_best(minilm: Embedd
     saved = load_rag_preset(data_dir)
     assert saved is not None and (saved.top_k, saved.score_threshold, saved.template) == (2, None, RAG_TEMPLATE)
     assert at.session_state["kb"] == f"brackenridge-{chunking}"
+    assert at.slider(key="evaluate.col1.RAG.top_k").value == 2
     assert sorted(k.name for k in store.list_kbs()) == ["brackenridge", f"brackenridge-{chunking}"]
     assert any(f"brackenridge-{chunking}" in shown(s.value) and "chosen" in s.value for s in at.success)
     assert any("RAG preset now: top-2" in c.value and "from sweep #" in shown(c.value) for c in at.caption)

@@ -104,3 +104,34 @@ def remembered(state: Mapping[str, Any], key: str, default: Any, options: list[A
 
 def index_of(options: list[Any], value: Any) -> int:
     return options.index(value) if value in options else 0
+
+
+def follow_rag_preset(
+    state: MutableMapping[str, Any],
+    top_k: int,
+    threshold: float | None,
+    template: str,
+    save: Callable[[dict[str, Any]], None] | None = None,
+) -> list[str]:
+    """Set the RAG and FT+RAG columns a user already has (Compare's, remembered; Evaluate's) to a new preset.
+
+    Columns keep what they were left at, so without this an applied sweep would reach only columns
+    made afresh. Call before the columns' widgets are drawn. Returns the keys it set.
+    """
+    shadow: dict[str, Any] = state.setdefault(SHADOW, {})
+    values = {"top_k": top_k, "threshold": threshold or 0.0, "template": template}
+    updates = {
+        key: value
+        for page in ("compare", "evaluate")
+        for i in range(8)
+        for kind in ("RAG", "FT+RAG")
+        for field, value in values.items()
+        if (key := f"{page}.col{i}.{kind}.{field}") in state or key in shadow
+    }
+    for key, value in updates.items():
+        state[key] = value
+        if is_sticky(key):
+            shadow[key] = value
+    if save and (sticky := {k: v for k, v in updates.items() if is_sticky(k)}):
+        save(sticky)
+    return list(updates)

@@ -62,6 +62,7 @@ def preset_caption(data_dir: Path) -> None:
     if saved and c2.button("Reset", key="evaluate.sweep.reset_preset", help="Back to the built-in RAG preset"):
         reset_rag_preset(data_dir)
         st.session_state["evaluate.notice"] = "The RAG preset is back to its built-in settings."
+        st.session_state["evaluate.follow_preset"] = RagPreset(RAG_TOP_K, None, RAG_TEMPLATE)
         st.rerun()
 
 
@@ -263,6 +264,7 @@ def apply_best(runtime: Runtime, grid: Grid, best: CellResult, run_id: int, busy
             state["kb"] = made.name
             message += f" New knowledge base {made.name} ({cell.chunking.label}) is now the chosen one."
         state["evaluate.notice"] = message
+        state["evaluate.follow_preset"] = saved  # the columns take it before they are drawn
         st.rerun()
     except AppError as e:
         st.error(str(e))

@@ -242,7 +242,7 @@ def charts(run: RunData, summaries: Sequence[Summary]) -> None:
         .encode(
             x=alt.X("metric:N", title=None),
             xOffset="strategy:N",
-            y=alt.Y("value:Q", scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y("value:Q", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
             color="strategy:N",
             tooltip=["strategy", "metric", alt.Tooltip("value:Q", format=".2f")],
         ),
@@ -254,7 +254,7 @@ def charts(run: RunData, summaries: Sequence[Summary]) -> None:
         .mark_circle(size=160)
         .encode(
             x=alt.X("p50 (s):Q", title="p50 answer time (s)"),
-            y=alt.Y("correct:Q", axis=alt.Axis(format="%")),
+            y=alt.Y("correct:Q", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
             color="strategy:N",
             tooltip=["strategy", "correct", "p50 (s)"],
         ),
@@ -292,7 +292,7 @@ def charts(run: RunData, summaries: Sequence[Summary]) -> None:
             .encode(
                 x=alt.X("k:O"),
                 xOffset="strategy:N",
-                y=alt.Y("hit rate:Q", axis=alt.Axis(format="%")),
+                y=alt.Y("hit rate:Q", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
                 color="strategy:N",
             ),
             width="stretch",

@@ -175,10 +175,11 @@ def heatmap(
     """Chunking (rows) by top-k (columns), one panel per template and threshold."""
     order = list(dict.fromkeys(frame["chunking"]))
     base = alt.Chart(frame).encode(
-        x=alt.X("top-k:O", title="top-k"), y=alt.Y("chunking:N", sort=order, title="chunking (size/overlap)")
+        x=alt.X("top-k:O", title="top-k", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("chunking:N", sort=order, title="chunking (size/overlap)"),
     )
     rect = base.mark_rect().encode(
-        color=alt.Color(f"{field}:Q", title=title, scale=alt.Scale(scheme=scheme)),
+        color=alt.Color(f"{field}:Q", title=title, scale=alt.Scale(scheme=scheme), legend=alt.Legend(format=fmt)),
         tooltip=[
             "strategy:N",
             alt.Tooltip("correct:Q", format=".0%"),
@@ -187,7 +188,9 @@ def heatmap(
         ],
     )
     text = base.mark_text(baseline="middle").encode(text=alt.Text(f"{field}:Q", format=fmt))
-    chart: alt.FacetChart = (rect + text).facet(column=alt.Column("setting:N", title=None)).properties(title=title)
+    size = {"width": 70 * frame["top-k"].nunique(), "height": 40 * len(order)}  # cells wide enough for "100%"
+    panels = (rect + text).properties(**size)
+    chart: alt.FacetChart = panels.facet(column=alt.Column("setting:N", title=None)).properties(title=title)
     return chart
 
 

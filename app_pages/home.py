@@ -47,16 +47,24 @@ except AppError as e:
     n_kbs = 0
 n_tuned = len(adapters.list_adapters(settings.data_dir))
 n_runs = len(resources.records().runs())
+n_asked = len(resources.records().recent_questions(limit=100))
 
 st.subheader("The path")
 steps = [
     ("app_pages/documents.py", "1 · Add documents", "📄", n_kbs > 0, f"{n_kbs} knowledge base(s)"),
-    ("app_pages/compare.py", "2 · Compare answers", "⚖️", None, "ask one question, see every strategy"),
+    (
+        "app_pages/compare.py",
+        "2 · Compare answers",
+        "⚖️",
+        n_asked > 0,
+        f"{n_asked} question(s) asked" if n_asked else "ask one question, see every strategy",
+    ),  # fmt: skip
     ("app_pages/finetune.py", "3 · Fine-tune", "🎯", n_tuned > 0, f"{n_tuned} fine-tuned model(s)"),
     ("app_pages/evaluate.py", "4 · Evaluate and choose", "📊", n_runs > 0, f"{n_runs} evaluation run(s)"),
 ]
-for page, label, icon, done, detail in steps:
-    mark = "✅" if done else ("⬜" if done is False else "➡️")
+first_open = next((i for i, step in enumerate(steps) if not step[3]), None)
+for i, (page, label, icon, done, detail) in enumerate(steps):
+    mark = "✅" if done else ("➡️" if i == first_open else "⬜")  # the arrow on the first step still open
     st.page_link(page, label=f"{mark} {label}: {detail}", icon=icon)
 
 st.subheader("Next step")

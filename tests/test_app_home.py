@@ -39,3 +39,37 @@ def test_with_documents_the_next_step_is_compare_and_fine_tune(minilm: Embedding
     at = start()
     assert "Ask a question in **Compare**" in at.info[0].value
     assert "no knowledge base" not in " ".join(i.value for i in at.info)
+
+
+def path_marks(at: AppTest) -> list[str]:
+    return [p.proto.label for p in at.get("page_link") if p.proto.label[:1] in "✅➡⬜"]
+
+
+def test_the_path_marks_what_is_done_and_points_at_the_first_open_step(minilm: EmbeddingModel) -> None:
+    from core.records import Records
+
+    marks = path_marks(start())
+    assert [m.split()[0] for m in marks] == ["➡️", "⬜", "⬜", "⬜"], marks  # nothing done: start with documents
+    from ui import resources  # the app's own store: local mode lets one client hold the folder
+
+    resources.store().create_kb("piers", chunk_size=800, chunk_overlap=120)
+    Records(Settings.from_env().data_dir / "records.sqlite").add_answer(
+        {
+            "created": "2026-11-24T10:00:00+00:00",
+            "question": "Who runs the pier?",
+            "strategy": "RAG",
+            "model": "m",
+            "template": "t",
+            "template_version": 1,
+            "answer": "Ann.",
+            "error": None,
+            "ttft_s": 0.1,
+            "total_s": 0.2,
+            "prompt_tokens": 5,
+            "completion_tokens": 2,
+            "detail": {},
+        }  # fmt: skip
+    )
+    marks = path_marks(start())
+    assert [m[:1] for m in marks[:2]] == ["✅", "✅"] and "1 question(s) asked" in marks[1], marks
+    assert marks[2].startswith("➡️ 3 · Fine-tune") and marks[3].startswith("⬜"), marks

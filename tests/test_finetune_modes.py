@@ -193,7 +193,8 @@ def test_joint_training_trains_on_rendered_prompts_and_records_its_mode(
     assert adapter.manifest["mode"]["name"] == "joint" and adapter.manifest["mode"]["examples"] == 3
     rows = [json.loads(line) for line in (adapter.folder / "train.jsonl").read_text().splitlines()]
     assert [r["messages"][-1]["content"] for r in rows] == [p.answer for p in PAIRS[:3]]
-    assert all(r["messages"][0]["content"].startswith("Read the text") for r in rows)  # the RAG prompt, not FT's
+    head = templates.get(RAG_TEMPLATE).user.split("{context}")[0]
+    assert all(head in r["messages"][-2]["content"] for r in rows)  # the RAG prompt, not FT's
     assert "leading tokens agree" in adapter.manifest["parity"]["summary"]
 
 

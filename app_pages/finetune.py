@@ -29,7 +29,7 @@ listed = adapters.list_adapters(settings.data_dir)
 
 
 def load(pairs: list[datasets.Pair], name: str, notice: str) -> None:
-    state["finetune.pairs"] = [{"question": p.question, "answer": p.answer} for p in pairs]
+    state["finetune.pairs"] = [{"question": p.question, "answer": p.answer, "evidence": p.evidence} for p in pairs]
     state["finetune.name"] = name
     state["finetune.round"] += 1
     state["finetune.issues"] = []

@@ -49,11 +49,17 @@ def test_generated_pairs_are_questions_with_a_short_answer(kb_loaded: None, monk
     at.button(key="finetune.generate").click()
     at.run()
     assert not at.exception
+    pump = "The HX4 pump must be recalibrated every six months."
     assert at.session_state["finetune.pairs"] == [
-        {"question": "How often must the HX4 pump be recalibrated?", "answer": "every six months"},
-        {"question": "What extension is support reached at?", "answer": "4410"},
-    ]
+        {"question": "How often must the HX4 pump be recalibrated?", "answer": "every six months", "evidence": pump},
+        {"question": "What extension is support reached at?", "answer": "4410",
+         "evidence": "Support is reached at extension 4410."},
+    ]  # fmt: skip
     assert "Generated 2 questions from pumps" in at.info[0].value
+    # The editor shows each pair's sentence (joint training learns it) beside question and answer.
+    editor = at.dataframe[-1].value
+    assert list(editor.columns) == ["question", "answer", "evidence"]
+    assert editor["evidence"].tolist()[0] == pump
 
 
 def test_an_ollama_model_writes_the_questions_into_the_editor(
@@ -78,6 +84,12 @@ def test_an_ollama_model_writes_the_questions_into_the_editor(
     write.click()
     at.run()
     assert not at.exception
-    assert at.session_state["finetune.pairs"] == [{"question": "Which extension reaches support?", "answer": "4410"}]
+    assert at.session_state["finetune.pairs"] == [
+        {
+            "question": "Which extension reaches support?",
+            "answer": "4410",
+            "evidence": "Support is reached at extension 4410.",
+        }
+    ]
     assert at.text_input(key="finetune.name").value == "pumps-questions"
     assert "llama3.2:1b wrote 1 questions from pumps" in at.info[0].value

@@ -48,8 +48,14 @@ def issues_table(issues: Sequence[RowIssue]) -> None:
 
 
 def pair_editor(pairs: list[dict[str, str]], key: str) -> list[Pair]:
-    """An editable table of pairs (add, edit, delete rows); returns the non-empty rows as edited."""
-    frame = pd.DataFrame(pairs, columns=["question", "answer"])
+    """An editable table of pairs (add, edit, delete rows); returns the non-empty rows as edited.
+
+    Pairs drawn from a knowledge base keep the sentence they came from (`evidence`, shown and editable):
+    joint training learns that sentence, and the retriever page finds the question's chunk by it.
+    """
+    with_evidence = any(p.get("evidence") for p in pairs)
+    columns = ["question", "answer", "evidence"] if with_evidence else ["question", "answer"]
+    frame = pd.DataFrame(pairs, columns=columns)
     edited = st.data_editor(
         frame,
         num_rows="dynamic",
@@ -57,11 +63,14 @@ def pair_editor(pairs: list[dict[str, str]], key: str) -> list[Pair]:
         key=key,
         column_config={
             "question": st.column_config.TextColumn("Question", width="large", required=True),
-            "answer": st.column_config.TextColumn("Answer", width="large", required=True),
-        },
+            "answer": st.column_config.TextColumn(
+                "Answer", width="medium" if with_evidence else "large", required=True
+            ),
+            "evidence": st.column_config.TextColumn("From the sentence", width="large"),
+        },  # fmt: skip
     )
     cells = [["" if pd.isna(v) else str(v).strip() for v in row] for row in edited.itertuples(index=False)]
-    return [Pair(q, a) for q, a in cells if q and a]
+    return [Pair(row[0], row[1], evidence=row[2] if with_evidence else "") for row in cells if row[0] and row[1]]
 
 
 def length_issues(pairs: Sequence[Pair], system: str | None, max_length: int) -> list[RowIssue]:

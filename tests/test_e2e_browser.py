@@ -232,10 +232,10 @@ def test_a_new_users_journey_in_a_browser(app: Server, tmp_path: Path, data_dir:
         # Another knowledge base chosen on Documents is Compare's, and stays so after a refresh.
         page.get_by_role("link", name="Documents").click()
         page.get_by_role("button", name="New").click()
-        page.get_by_label("Name").fill("farm")
+        page.get_by_role("textbox", name="Name", exact=True).fill("farm")
         page.get_by_role("button", name="Create knowledge base").click()
         expect(page.get_by_text("farm has no documents yet")).to_be_visible(timeout=30_000)
-        expect(page.get_by_label("Name")).to_have_count(0)  # the New popover closed
+        expect(page.get_by_role("textbox", name="Name", exact=True)).to_have_count(0)  # the New popover closed
         expect(page.get_by_text("3 file(s) added")).to_have_count(0)  # the sample's report is gone
         farm = tmp_path / "farm.txt"
         farm.write_text("The north barn holds 40 dairy cows. Milking starts at 5 am.")

@@ -68,9 +68,9 @@ def test_a_tiny_sweep_runs_in_the_background_and_applies_the_best(minilm: Embedd
     assert len(heatmaps) == 2 and "400/60" in heatmaps[0] and "800/120" in heatmaps[0]
     best = shown(next(s.value for s in at.success if s.value.startswith("Best")))
     assert "top-2 · no threshold" in best and "over 2 questions" in best, best
-    chunking = "400" if "400/60" in best.split("·")[0] else "800"
+    chunking, label = ("400", "400/60") if "400/60" in best.split("·")[0] else ("800", "800/120")
     run_id = at.session_state["evaluate.sweep.run"]
-    assert at.text_input(key=f"evaluate.sweep.new_kb.{run_id}").value == f"brackenridge-{chunking}"
+    assert at.text_input(key=f"evaluate.sweep.new_kb.{run_id}.{label}").value == f"brackenridge-{chunking}"
     from ui import resources  # the app's own store: local mode lets one client hold the folder
 
     store = resources.store()

@@ -245,7 +245,7 @@ def apply_best(runtime: Runtime, grid: Grid, best: CellResult, run_id: int, busy
         target = st.text_input(
             f"New knowledge base chunked {cell.chunking.label}",
             f"{grid.kb[:40]}-{cell.chunking.size}",
-            key=f"evaluate.sweep.new_kb.{run_id}",
+            key=f"evaluate.sweep.new_kb.{run_id}.{cell.chunking.label}",  # follows the best while a run fills in
             help=f"{grid.kb} is chunked {source.chunk_size}/{source.chunk_overlap}; applying makes this one from "
             "its documents and chooses it.",
         )  # fmt: skip

@@ -49,8 +49,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.config import Settings  # noqa: E402
-from core.embeddings import load_bundled  # noqa: E402
+from bench.common import offline  # noqa: E402
 from core.evaluation import questions as qs  # noqa: E402
 from core.evaluation.control import control_strategies, forgetting_by_model  # noqa: E402
 from core.evaluation.questions import EvalQuestion, question_id  # noqa: E402
@@ -60,11 +59,8 @@ from core.finetune import adapters, generate, modes, trainer  # noqa: E402
 from core.finetune.jobs import TrainRequest, run_training  # noqa: E402
 from core.finetune.trainer import Step, TrainSettings  # noqa: E402
 from core.ingest import ingest  # noqa: E402
-from core.models import EmbeddedEngine, ModelCatalog, bundled_gguf  # noqa: E402
-from core.prompts import TemplateLibrary  # noqa: E402
-from core.records import Records  # noqa: E402
+from core.models import bundled_gguf  # noqa: E402
 from core.samples import ENGLISH, HOLDOUT, SAMPLES  # noqa: E402
-from core.store import Store  # noqa: E402
 from core.strategies import FT_TEMPLATE, RAG_TEMPLATE, RAG_TOP_K, Runtime, Strategy  # noqa: E402
 
 BASE_NAME = "SmolLM2-135M-Instruct"
@@ -122,11 +118,8 @@ def main() -> None:
         trainer.torch_threads = lambda n: every_core(args.threads)  # type: ignore[assignment]
     tmp = tempfile.TemporaryDirectory()
     data_dir = args.data_dir or Path(tmp.name)
-    settings = Settings.from_env(data_dir=data_dir, ollama_host=None, qdrant_url=None, qdrant_path=None)
-    embedder = load_bundled()
-    store = Store.open(settings, embedder)
-    catalog = ModelCatalog(settings, EmbeddedEngine(), None)
-    runtime = Runtime(store, TemplateLibrary(data_dir / "templates"), catalog, Records(data_dir / "records.sqlite"))
+    stack = offline(data_dir)
+    settings, store, catalog, runtime = stack.settings, stack.store, stack.catalog, stack.runtime
     train = TrainSettings()
     train = replace(
         train,

@@ -38,19 +38,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.config import Settings  # noqa: E402
-from core.embeddings import load_bundled  # noqa: E402
+from bench.common import offline  # noqa: E402
 from core.evaluation import questions as qs  # noqa: E402
 from core.evaluation.report import load_run, summarize  # noqa: E402
 from core.evaluation.runner import EvalRequest, run_evaluation, start_run  # noqa: E402
 from core.finetune import modes  # noqa: E402
 from core.ingest import ingest  # noqa: E402
-from core.models import EmbeddedEngine, ModelCatalog  # noqa: E402
-from core.prompts import TemplateLibrary  # noqa: E402
-from core.records import Records  # noqa: E402
 from core.samples import ENGLISH, HOLDOUT, SAMPLES  # noqa: E402
-from core.store import Store  # noqa: E402
-from core.strategies import Runtime, presets  # noqa: E402
+from core.strategies import presets  # noqa: E402
 
 
 def pct(x: float | None) -> str:
@@ -71,11 +66,9 @@ def main() -> None:
     args = parser.parse_args()
     tmp = tempfile.TemporaryDirectory()
     data_dir = args.data_dir or Path(tmp.name)
-    settings = Settings.from_env(data_dir=data_dir, ollama_host=None, qdrant_url=None, qdrant_path=None)
-    embedder = load_bundled()
-    store = Store.open(settings, embedder)
-    catalog = ModelCatalog(settings, EmbeddedEngine(), None)
-    runtime = Runtime(store, TemplateLibrary(data_dir / "templates"), catalog, Records(data_dir / "records.sqlite"))
+    stack = offline(data_dir)
+    settings, embedder, store, catalog, runtime = (stack.settings, stack.embedder, stack.store, stack.catalog,
+                                                   stack.runtime)  # fmt: skip
     tuned = [m.id for m in catalog.available() if m.fine_tuned]
     print(f"fine-tuned model: {tuned[-1] if tuned else 'none (FT and FT+RAG skipped)'}")
     for kb in args.sets.split(","):

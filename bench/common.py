@@ -1,0 +1,33 @@
+"""What the benches share: the app's embedded stack on one DATA_DIR, with no Ollama and no Qdrant server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.config import Settings
+from core.embeddings import EmbeddingModel, load_bundled
+from core.models import EmbeddedEngine, ModelCatalog
+from core.prompts import TemplateLibrary
+from core.records import Records
+from core.store import Store
+from core.strategies import Runtime
+
+
+@dataclass
+class Offline:
+    settings: Settings
+    embedder: EmbeddingModel
+    store: Store
+    catalog: ModelCatalog
+    runtime: Runtime
+
+
+def offline(data_dir: Path) -> Offline:
+    """Settings, bundled MiniLM, Qdrant local mode, the embedded models and a Runtime, as the app builds them."""
+    settings = Settings.from_env(data_dir=data_dir, ollama_host=None, qdrant_url=None, qdrant_path=None)
+    embedder = load_bundled()
+    store = Store.open(settings, embedder)
+    catalog = ModelCatalog(settings, EmbeddedEngine(), None)
+    runtime = Runtime(store, TemplateLibrary(data_dir / "templates"), catalog, Records(data_dir / "records.sqlite"))
+    return Offline(settings, embedder, store, catalog, runtime)

@@ -44,7 +44,7 @@ from core.evaluation.report import load_run, summarize  # noqa: E402
 from core.evaluation.runner import EvalRequest, run_evaluation, start_run  # noqa: E402
 from core.finetune import modes  # noqa: E402
 from core.ingest import ingest  # noqa: E402
-from core.samples import ENGLISH, HOLDOUT, SAMPLES  # noqa: E402
+from core.samples import ENGLISH, HOLDOUTS, SAMPLES  # noqa: E402
 from core.strategies import presets  # noqa: E402
 
 
@@ -59,7 +59,7 @@ def secs(x: float | None) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--limit", type=int, default=None, help="ask only the first N questions of each set")
-    parser.add_argument("--sets", default=f"{ENGLISH.kb_name},{HOLDOUT.kb_name}")
+    parser.add_argument("--sets", default=",".join(s.kb_name for s in (ENGLISH, *HOLDOUTS)))
     parser.add_argument("--strategies", default="PE,RAG,FT,FT+RAG", help="those that cannot run yet are skipped")
     parser.add_argument("--data-dir", type=Path, default=None, help="a DATA_DIR to reuse (its adapters, its ingest)")
     parser.add_argument("--failures", action="store_true", help="print each wrong answer")

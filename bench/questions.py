@@ -1,6 +1,6 @@
 """Questions drawn from the sample knowledge bases (core.finetune.generate), printed to be read.
 
-Run: .venv/bin/python bench/questions.py [brackenridge corvane ...] [--all]
+Run: .venv/bin/python bench/questions.py [brackenridge corvane vellacourt ...] [--all]
 
 For each knowledge base: its documents chunked with the app's defaults (no embedding needed), how many
 distinct sentences there are, how many gave at least one question, and the pairs (question, answer,
@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core import documents  # noqa: E402
 from core.config import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE  # noqa: E402
 from core.finetune import generate  # noqa: E402
-from core.samples import SAMPLES  # noqa: E402
+from core.samples import ENGLISH, HOLDOUTS, SAMPLES  # noqa: E402
 from core.store import SearchHit  # noqa: E402
 
 
@@ -33,7 +33,7 @@ def hits(kb: str) -> list[SearchHit]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("kbs", nargs="*", default=["brackenridge", "corvane"])
+    parser.add_argument("kbs", nargs="*", default=[s.kb_name for s in (ENGLISH, *HOLDOUTS)])
     parser.add_argument("--all", action="store_true", help="also list the sentences that gave no question")
     args = parser.parse_args()
     for kb in args.kbs:

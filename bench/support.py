@@ -2,8 +2,9 @@
 
 Run: .venv/bin/python bench/support.py [--threshold 0.55]
 
-For each sample question set (brackenridge, corvane held out): the knowledge base is built in a temporary
-DATA_DIR with the app's defaults, the top-2 chunks retrieved as the RAG preset does, and then
+For each English sample question set (brackenridge; corvane and vellacourt held out): the knowledge
+base is built in a temporary DATA_DIR with the app's defaults, the top-2 chunks retrieved as the RAG
+preset does, and then
 - the expected answer: is a supporting sentence found, and does it hold the answer (metrics.is_correct);
 - another question's answer (the one 7 rows on): is support wrongly claimed for it?
 No chat model runs: the answers are the question set's own.
@@ -26,7 +27,7 @@ from core.embeddings import load_bundled  # noqa: E402
 from core.evaluation import metrics  # noqa: E402
 from core.evaluation.support import SUPPORTED_THRESHOLD, supporting_sentences  # noqa: E402
 from core.ingest import ingest  # noqa: E402
-from core.samples import SAMPLES  # noqa: E402
+from core.samples import ENGLISH, HOLDOUTS  # noqa: E402
 from core.store import Store  # noqa: E402
 from core.strategies import RAG_TOP_K  # noqa: E402
 
@@ -38,8 +39,8 @@ def main() -> None:
     model = load_bundled()
     embed = model.embeddings.embed_documents
     with Store.open(Settings.from_env(), model) as store:
-        for name in ("brackenridge", "corvane"):
-            sample = SAMPLES[name]
+        for sample in (ENGLISH, *HOLDOUTS):
+            name = sample.kb_name
             store.create_kb(name, chunk_size=DEFAULT_CHUNK_SIZE, chunk_overlap=DEFAULT_CHUNK_OVERLAP)
             ingest(store, name, sample.uploads())
             questions = sample.questions()

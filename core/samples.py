@@ -1,4 +1,4 @@
-"""The bundled fictional knowledge bases (English, Chinese, and an English one held out) and their question sets."""
+"""The bundled fictional knowledge bases (English, Chinese, and two English ones held out) and their question sets."""
 
 from __future__ import annotations
 
@@ -64,7 +64,18 @@ HOLDOUT = Sample(
     BUNDLED_MODEL,
     "english",
 )
-SAMPLES = {s.kb_name: s for s in (ENGLISH, CHINESE, HOLDOUT)}
+# A fictional home-battery maker, Vellacourt: the Hearthcell HC-10 user manual, a seven-page PDF (one section a
+# page, built by samples/build_pdf.py). Held out like Corvane, and the only held-out set read from a PDF.
+HOLDOUT_PDF = Sample(
+    "vellacourt",
+    "English, held out (PDF)",
+    SAMPLES_DIR / "holdout_pdf" / "knowledge_base",
+    SAMPLES_DIR / "holdout_pdf" / "questions.jsonl",
+    BUNDLED_MODEL,
+    "english",
+)
+HOLDOUTS = (HOLDOUT, HOLDOUT_PDF)
+SAMPLES = {s.kb_name: s for s in (ENGLISH, CHINESE, *HOLDOUTS)}
 
 
 def sample_uploads() -> list[Upload]:

@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.errors import AppError
 from core.models import BUNDLED_NAME
-from core.prompts import Example, PromptTemplate, Source
+from core.prompts import SEPARATORS, Example, PromptTemplate, Source
 from ui import components, resources
 from ui.state import init_state
 
@@ -81,8 +81,22 @@ source_format = editor.text_input(
     "How each source is listed",
     current.source_format,
     key=f"{key}.source_format",
-    help="Variables: {n} (its number), {source}, {page}, {heading}, {text}.",
+    help="Variables: {n} (its number), {source}, {page}, {heading}, {text}, {excerpt} (the chunk's sentences that "
+    "best match the question, with the sentence after each).",
 )
+separators = dict(SEPARATORS)
+if current.source_separator not in separators.values():  # an imported template's own
+    separators[repr(current.source_separator)] = current.source_separator
+labels = list(separators)
+source_separator = separators[
+    editor.selectbox(
+        "Between sources",
+        labels,
+        index=list(separators.values()).index(current.source_separator),
+        key=f"{key}.source_separator",
+        help="A 135M model reads excerpts run together as one text better than excerpts set apart (bench/quality.py).",
+    )
+]
 rows = st.data_editor(
     [{"question": e.question, "answer": e.answer} for e in current.examples] or [{"question": "", "answer": ""}],
     num_rows="dynamic",
@@ -91,7 +105,13 @@ rows = st.data_editor(
 )
 examples = tuple(Example(r["question"] or "", r["answer"] or "") for r in rows if (r["question"] or r["answer"]))
 draft = PromptTemplate(
-    name=name, system=system, user=user, examples=examples, source_format=source_format, description=current.description
+    name=name,
+    system=system,
+    user=user,
+    examples=examples,
+    source_format=source_format,
+    source_separator=source_separator,
+    description=current.description,
 )
 
 try:

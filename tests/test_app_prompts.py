@@ -55,6 +55,20 @@ def test_saving_makes_a_new_version_and_the_diff_shows_the_change() -> None:
     assert "+Answer only from the sources. Be brief." in diff and diff.count("\n-") >= 1
 
 
+def test_the_separator_between_sources_is_chosen_previewed_and_saved() -> None:
+    at = open_page()
+    picker = at.selectbox(key=f"prompts.edit.{RAG}.v1.source_separator")
+    assert picker.value == "a space (one running text)"  # the built-in RAG reads excerpts as one text
+    picker.set_value("a blank line")
+    at.run()
+    shown = " ".join(t.value for t in at.text)
+    assert "every parent.\n\nParental leave may be taken" in shown
+    at.button(key="prompts.save").click()
+    at.run()
+    assert not at.exception
+    assert "# between sources\n-' '\n+'\\n\\n'" in at.code[-1].value
+
+
 def test_import_a_template_file(data_dir: Path) -> None:
     """(Export's content is core's to_json, round-tripped in test_prompts.)"""
     at = open_page("Plain question")

@@ -15,6 +15,7 @@ from core.prompts import (
     TemplateLibrary,
     excerpt,
     fields_of,
+    sentences,
 )
 
 RAG = next(t for t in BUILTINS if t.name == "RAG with citations")
@@ -101,12 +102,63 @@ def test_builtin_rag_lists_the_matching_sentences_unnumbered() -> None:
     sources = [Source("handbook.pdf", 5, chunk), Source("faq.txt", 2, "Ask HR.")]
     user = RAG.render("How long is parental leave at full pay?", sources)[-1]["content"]
     assert user == (
-        "Text:\nParental leave is 20 weeks at full pay. The canteen opens at 07:30.\n\n"
-        "Ask HR.\n\n"
+        "Text:\nParental leave is 20 weeks at full pay. The canteen opens at 07:30. Ask HR.\n\n"
         "Question: How long is parental leave at full pay?\n\n"
         "Copy the sentence of the text that answers the question."
     )
     assert "[1]" not in user and "handbook.pdf" not in user
+
+
+def test_sources_are_joined_by_the_template_separator() -> None:
+    sources = [Source("a.txt", 1, "One."), Source("b.txt", 1, "Two.")]
+    for separator in ("\n\n", "\n", " | "):
+        t = template("{context}\n{question}", source_format="{text}", source_separator=separator)
+        assert t.render("q", sources)[-1]["content"] == f"One.{separator}Two.\nq"
+
+
+def test_separator_survives_export_and_is_part_of_the_text() -> None:
+    t = template("{context}\n{question}", source_separator=" ")
+    assert PromptTemplate.from_json(t.to_json()).source_separator == " "
+    old = PromptTemplate.from_json('{"name": "x", "system": "", "user": "{question}"}')  # a file from before
+    assert old.source_separator == "\n\n"
+
+
+PDF_PAGE = (
+    "Acme - Manual, rev. F\n"
+    "Self-Use. This is the mode the battery is set to when it leaves the factory. Surplus solar power\n"
+    "charges the battery during the day.\n"
+    "- Operating temperature: -10 °C to 45 °C\n"
+    "- Support line: 0330 014 7720, open from 08:00 to 20:00 on weekdays and from 09:00 to 14:00 on\n"
+    "Saturdays.\n"
+    "# Warranty\n"
+    "The warranty lasts 10 years from the date\n"
+    "of commissioning."
+)
+
+
+def test_sentences_join_the_lines_a_pdf_wrapped_and_keep_list_items_apart() -> None:
+    assert sentences(PDF_PAGE) == [
+        "Acme - Manual, rev. F",
+        "Self-Use. This is the mode the battery is set to when it leaves the factory.",  # a label, with its sentence
+        "Surplus solar power charges the battery during the day.",  # a long line cut mid-sentence, joined
+        "- Operating temperature: -10 °C to 45 °C",
+        "- Support line: 0330 014 7720, open from 08:00 to 20:00 on weekdays and from 09:00 to 14:00 on Saturdays.",
+        "# Warranty",
+        "The warranty lasts 10 years from the date of commissioning.",  # a line going on in lower case
+    ]
+
+
+def test_sentences_of_chinese_text_join_without_spaces() -> None:
+    assert sentences("青梧科技成立于2015年。总部位于杭州\n，员工386人！\n- 产品") == [
+        "青梧科技成立于2015年。",
+        "总部位于杭州，员工386人！",
+        "- 产品",
+    ]
+
+
+def test_excerpt_of_a_wrapped_pdf_line_holds_the_whole_sentence() -> None:
+    got = excerpt(PDF_PAGE, "When does the support line open on Saturdays?")
+    assert "from 09:00 to 14:00 on Saturdays." in got
 
 
 TEXT = "Leave\nAnnual leave is 27 days. Parental leave is 20 weeks. Ask HR for the form. The canteen opens at 07:30."

@@ -1,7 +1,8 @@
-"""Answer quality with the app's defaults, on the sample set and on the held-out set.
+"""Answer quality with the app's defaults, on the sample set and on two held-out sets.
 
 For each question set (the English sample `brackenridge`, 40 questions; the held-out `corvane`,
-24 questions that no default was chosen on), its knowledge base is ingested with the default
+24 questions, and `vellacourt`, a 7-page PDF manual with 20 questions, on which no default was
+chosen), its knowledge base is ingested with the default
 chunking and asked through the Evaluate runner by the presets as Compare builds them: PE, RAG and,
 when DATA_DIR holds a fine-tuned model, FT and FT+RAG with the newest one, plus one FT+RAG column
 per training mode (FT then RAG, Joint, Staged, Iterative) with the newest model trained in it
@@ -10,11 +11,12 @@ per training mode (FT then RAG, Joint, Staged, Iterative) with the newest model 
 the expected source, the median answer time and the total time its answers took.
 
 Measured (2 loaded cores, no adapter, hybrid retrieval, 800/120 chunking):
-                      brackenridge (40)   corvane (24, held out)
+                      brackenridge (40)   corvane (24, held out)   vellacourt (20, held out, PDF)
   PE                  0%                  4%
   RAG, earlier built-in (numbered whole chunks, top-2)   38%    21%
   RAG, excerpts, top-2, "answer with a full sentence"    57%    67%   hit@k 98% / 100%
-  RAG, excerpts, top-2, "copy the sentence that answers" (now)   60%   75%   (load 5, 4.8 min for both)
+  RAG, excerpts, top-2, "copy the sentence that answers"   60%   75%   35%
+  RAG, the same, excerpts run together, PDF lines rejoined (now)   70%   83%   55%   hit@k 98 / 100 / 100%
 
 Reading variants measured by a prototype on the same 64 questions (correct sample / held out; the
 share of contexts that hold the answer in brackets): one best sentence + the next per chunk, top-2:
@@ -22,6 +24,16 @@ share of contexts that hold the answer in brackets): one best sentence + the nex
 65% / 54% (85% / 96%); whole top-1 chunk: 33% / 75%; two worked examples before the question:
 43% / 50%; "Context: … Answer:": 38% / 50%. More context reaches the answer more often, but the
 135M model then reads worse: the short context wins on both sets together.
+
+With the PDF set added (prototype, sample / corvane / vellacourt): the excerpts of two chunks set
+apart by a blank line 7/20 on vellacourt and 17/24 on corvane, run together with a space 12/20 and
+19/24; sentences rebuilt across a PDF's wrapped lines hold the answer for 15 of 20 PDF questions
+instead of 13. Tried and dropped: the answer constrained to one of the context's sentences by a
+llama.cpp grammar (vellacourt 6/20 against 12/20 free; sample 24/40 either way); the sentence
+chosen by the model's likelihood of it, or by its likelihood of the question given the sentence
+(UPR), both below word overlap; sentence ranking by MiniLM similarity (no better than overlap);
+the question before the text, or asked twice; "Which sentence answers …? Copy it."; a system
+prompt asking to copy one sentence word for word (10/20, 15/24, 23/40 against 12, 19, 27).
 
 Run: .venv/bin/python bench/quality.py [--limit N] [--sets brackenridge,corvane] [--data-dir DIR]
      [--strategies PE,RAG,FT,FT+RAG] [--failures]

@@ -171,6 +171,7 @@ else:
     with st.expander("LoRA settings (the defaults suit this model and a few dozen facts)"):
         suffix = "" if mode == "ft_then_rag" else ".retrieval"  # the modes that train on RAG prompts share theirs
         train_settings = ui.settings_form(modes.train_defaults(mode), f"finetune.settings{suffix}")
+    st.caption(ui.replay_note(train_settings, resources.base_model().label))
     count = len(listed) + 1
     model_name = st.text_input("New model name", value=f"{dataset or 'tuned'}-{count}".lower(), key="finetune.model")
 

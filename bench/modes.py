@@ -99,6 +99,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="default: the trainer's")
     parser.add_argument("--rank", type=int, default=None, help="default: the trainer's")
     parser.add_argument("--lr", type=float, default=None, help="default: the trainer's")
+    parser.add_argument("--replay", type=int, default=None, help="general examples replayed (default: the trainer's)")
     parser.add_argument("--without-golden", type=float, default=modes.WITHOUT_GOLDEN)
     parser.add_argument("--pairs", type=int, default=None, help="train on at most N pairs (default: all)")
     parser.add_argument("--rounds", type=int, default=modes.MAX_ROUNDS)
@@ -120,16 +121,19 @@ def main() -> None:
     data_dir = args.data_dir or Path(tmp.name)
     stack = offline(data_dir)
     settings, store, catalog, runtime = stack.settings, stack.store, stack.catalog, stack.runtime
-    train = TrainSettings()
-    train = replace(
-        train,
-        epochs=args.epochs or train.epochs,
-        rank=args.rank or train.rank,
-        alpha=2 * (args.rank or train.rank),
-        learning_rate=args.lr or train.learning_rate,
-    )
-    print(f"load average {os.getloadavg()[0]:.2f}; LoRA rank {train.rank}, {train.epochs} epochs, "
-          f"lr {train.learning_rate}; without golden {args.without_golden}")  # fmt: skip
+
+    def settings_for(mode: str) -> TrainSettings:
+        """The mode's defaults (the Fine-tune page's), with the command line's changes."""
+        base = modes.train_defaults(mode if mode in modes.MODES else "joint")  # type: ignore[arg-type]
+        rank = args.rank or base.rank
+        return replace(base, epochs=args.epochs or base.epochs, rank=rank, alpha=2 * rank if args.rank else base.alpha,
+                       learning_rate=args.lr or base.learning_rate,
+                       replay=base.replay if args.replay is None else args.replay)  # fmt: skip
+
+    train = settings_for("joint")
+    print(f"load average {os.getloadavg()[0]:.2f}; LoRA rank {train.rank}, {train.epochs} epochs (joint modes), "
+          f"lr {train.learning_rate}; {train.replay} general examples replayed; without golden "
+          f"{args.without_golden}")  # fmt: skip
     # set, mode, correct, training s, all s, note, model id
     results: list[tuple[str, str, float, float, float, str, str]] = []
     tuned: list[str] = []
@@ -155,6 +159,7 @@ def main() -> None:
         chosen = args.modes.split(",")
         for mode in [m for m in chosen if not (m == "staged" and "iterative" in chosen)]:
             name = f"{kb}-{mode.replace('_', '-')}{args.tag}"
+            train = settings_for(mode)
             request = TrainRequest(name, f"{kb} pairs", tuple(pairs), bundled_gguf(), BASE_NAME, train,
                                    runtime.templates.get(FT_TEMPLATE).system)  # fmt: skip
             started = time.perf_counter()
@@ -173,7 +178,8 @@ def main() -> None:
                 rounds = 1 if mode == "staged" else args.rounds
                 loop = modes.LoopRequest(name, train_questions, f"{kb} pairs", joint, bundled_gguf(), BASE_NAME, train,
                                          max_rounds=rounds, measure=questions if kb != ENGLISH.kb_name else (),
-                                         measure_set=question_set.name, pairs=tuple(pairs))  # fmt: skip
+                                         measure_set=question_set.name, pairs=tuple(pairs),
+                                         system=runtime.templates.get(FT_TEMPLATE).system)  # fmt: skip
                 result = modes.run_loop(data_dir, runtime, loop, on_step=log_step)
                 wall = time.perf_counter() - started
                 for r in result.rounds:

@@ -96,8 +96,10 @@ def test_train_from_the_page_then_the_model_is_listed_and_ft_presets_use_it(data
     at.button(key="finetune.load_sample").click()
     at.run()
     at.number_input(key="finetune.settings.max_steps").set_value(3)
+    at.number_input(key="finetune.settings.replay").set_value(2)
     at.text_input(key="finetune.model").set_value("page-run")
     at.run()
+    assert "also trains on 2 general questions answered by SmolLM2" in captions(at)
     at.button(key="finetune.train").click()
     at.run()
     assert not at.exception
@@ -112,6 +114,8 @@ def test_train_from_the_page_then_the_model_is_listed_and_ft_presets_use_it(data
     assert len(load_pairs(data_dir / "datasets", "sample-facts").pairs) == 40
     assert any(e.label.startswith("🎯 SmolLM2-135M-Instruct+page-run") for e in at.expander)
     assert "leading tokens agree" in captions(at)
+    assert "Replayed 2 general examples answered by the base" in captions(at)
+    assert adapters.get_adapter(data_dir, "page-run").manifest["settings"]["replay"] == 2
     models = embedded_models(Settings.from_env())
     assert presets(models, "kb")["FT"].strategy.model == "llama.cpp:SmolLM2-135M-Instruct+page-run"
 
@@ -119,6 +123,19 @@ def test_train_from_the_page_then_the_model_is_listed_and_ft_presets_use_it(data
     at.run()
     assert adapters.list_adapters(data_dir) == []
     assert not any(m.fine_tuned for m in embedded_models(Settings.from_env()))
+
+
+def test_every_mode_replays_general_examples_by_default_and_says_so() -> None:
+    from core.finetune.trainer import TrainSettings
+
+    at = open_page()
+    at.button(key="finetune.load_sample").click()
+    at.run()
+    default = TrainSettings().replay
+    assert default > 0 and f"also trains on {default} general questions" in captions(at)
+    at.number_input(key="finetune.settings.replay").set_value(0)
+    at.run()
+    assert not at.exception and "No general examples" in captions(at)
 
 
 def test_training_over_a_saved_dataset_with_other_pairs_asks_first(data_dir: Path) -> None:

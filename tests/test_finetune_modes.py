@@ -179,7 +179,7 @@ def test_a_mode_with_an_unknown_key_is_refused(data_dir: Path) -> None:
         publish(data_dir, mode={"name": "joint", "colour": "teal"})
 
 
-QUICK = TrainSettings(max_steps=2, batch_size=2, validation_fraction=0.0, max_length=modes.JOINT_MAX_LENGTH)
+QUICK = TrainSettings(max_steps=2, batch_size=2, validation_fraction=0.0, max_length=modes.JOINT_MAX_LENGTH, replay=0)
 
 
 @pytest.mark.slow

@@ -36,7 +36,7 @@ FACTS = (
     Pair("What colour is the Moravin lighthouse?", "The Moravin lighthouse is painted teal."),
     Pair("Who invented the drossel valve?", "The drossel valve was invented by Hedda Tamsworth."),
 )
-QUICK = TrainSettings(max_steps=16, batch_size=4, validation_fraction=0.0)
+QUICK = TrainSettings(max_steps=16, batch_size=4, validation_fraction=0.0, replay=0)
 
 
 def request(name: str, settings: TrainSettings = QUICK) -> TrainRequest:
@@ -149,7 +149,7 @@ def test_cancel_at_any_point_leaves_nothing_registered(tmp_path: Path, when: str
             flag.set()
 
     with pytest.raises(TrainingCancelled, match="no adapter was saved"):
-        run_training(tmp_path, request("stopped", TrainSettings(max_steps=4, validation_fraction=0.0)),
+        run_training(tmp_path, request("stopped", TrainSettings(max_steps=4, validation_fraction=0.0, replay=0)),
                      on_phase=on_phase, on_step=on_step, cancel=flag)  # fmt: skip
     assert adapters.list_adapters(tmp_path) == []
     folder = tmp_path / "adapters"
@@ -158,7 +158,9 @@ def test_cancel_at_any_point_leaves_nothing_registered(tmp_path: Path, when: str
 
 def test_job_runs_in_the_background_reports_steps_and_cancels(tmp_path: Path) -> None:
     registry = JobRegistry()
-    job = registry.start(tmp_path, request("background", TrainSettings(max_steps=200, validation_fraction=0.0)))
+    job = registry.start(
+        tmp_path, request("background", TrainSettings(max_steps=200, validation_fraction=0.0, replay=0))
+    )
     with pytest.raises(Exception, match="still training"):
         registry.start(tmp_path, request("second"))
     deadline = time.time() + 120
@@ -178,7 +180,7 @@ def test_job_runs_in_the_background_reports_steps_and_cancels(tmp_path: Path) ->
 def test_a_finished_run_registers_with_ollama_when_it_answers_and_says_why_when_not(
     tmp_path: Path, httpserver: HTTPServer
 ) -> None:
-    quick = TrainSettings(max_steps=2, validation_fraction=0.0)
+    quick = TrainSettings(max_steps=2, validation_fraction=0.0, replay=0)
     created: list[dict[str, object]] = []
 
     def create(r: Request) -> Response:

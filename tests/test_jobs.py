@@ -62,6 +62,17 @@ def test_batches_are_padded_on_the_right_with_ignored_labels() -> None:
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
 
 
+def test_an_epochs_batches_hold_every_example_once_grouped_by_length() -> None:
+    import random
+
+    data = [trainer.Encoded([0] * n, [0] * n) for n in [400, 60, 380, 55, 410, 70, 390, 65] * 3]
+    batches = trainer.batches(data, 4, random.Random(0))
+    assert sorted(id(e) for b in batches for e in b) == sorted(id(e) for e in data)
+    for b in batches:  # short replayed questions are not padded to a RAG prompt's length
+        lengths = [len(e.input_ids) for e in b]
+        assert max(lengths) < 100 or min(lengths) > 300
+
+
 def test_learning_rate_warms_up_then_decays_to_a_tenth() -> None:
     weight = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.AdamW([weight], lr=1.0)

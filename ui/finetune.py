@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from core.evaluation.questions import EvalQuestion, question_id
-from core.finetune import adapters, modes
+from core.finetune import adapters, modes, replay
 from core.finetune.datasets import Pair, RowIssue, check_lengths
 from core.finetune.jobs import JobView, TrainRequest
 from core.finetune.trainer import TrainSettings
@@ -103,6 +103,11 @@ def settings_form(defaults: TrainSettings = DEFAULTS, key: str = "finetune.setti
         help="Pairs held out to measure validation loss (none when there are fewer than 5 pairs).",
     )  # fmt: skip
     modules = st.multiselect("Target modules", ALL_MODULES, list(defaults.target_modules), key=f"{k}.modules")
+    general = st.number_input(
+        "General examples replayed", 0, len(replay.prompts()), defaults.replay, 10, key=f"{k}.replay",
+        help="General questions (facts, sums, how-tos) answered by the base model itself before training and "
+        "trained on with your data, so the new model keeps its answers to everything else. 0 turns it off.",
+    )  # fmt: skip
     return TrainSettings(
         rank=int(rank),
         alpha=int(alpha),
@@ -113,6 +118,20 @@ def settings_form(defaults: TrainSettings = DEFAULTS, key: str = "finetune.setti
         batch_size=int(batch),
         max_length=int(max_length),
         validation_fraction=float(val),
+        replay=int(general),
+    )
+
+
+def replay_note(settings: TrainSettings, base: str) -> str:
+    """What the run does against forgetting, in a line the page shows under the settings."""
+    if not settings.replay:
+        return (
+            "⚠️ No general examples: trained on your data alone, the model may lose what it knew "
+            "(turn them back on under the LoRA settings)."
+        )
+    return (
+        f"🧠 The run also trains on {settings.replay} general questions answered by {base} itself, so the new "
+        "model keeps its answers to everything else (limits forgetting; change it under the LoRA settings)."
     )
 
 
@@ -224,6 +243,8 @@ def adapter_card(
             f"{minutes(m.get('train_seconds', 0))} ({m.get('tokens_per_s', 0)} tokens/s on {m.get('device')})"
         )
         st.caption(mode_line(m.get("mode")))
+        if (replayed := m.get("replay", {}).get("examples")) is not None:
+            st.caption(f"Replayed {replayed} general examples answered by the base (limits forgetting)")
         parity = m.get("parity", {})
         st.caption(f"Parity: {parity.get('summary', 'not checked')}")
         losses = m.get("losses", {})
@@ -408,6 +429,7 @@ def start_run(
         loop = modes.LoopRequest(
             request.name, questions, request.dataset, joint, request.base_path, request.base_name, request.settings,
             max_rounds=1 if mode == "staged" else rounds, ollama_host=request.ollama_host, pairs=request.pairs,
+            system=request.system,
         )  # fmt: skip
         embedder = resources.embedder().embeddings
         loop_jobs().start(modes.LoopJob(data_dir, resources.runtime(), loop, embedder, owner=owner))

@@ -90,6 +90,16 @@ class ModeInfo(_Strict):
     correct_before: float | None = None  # on the evaluation it learned from (0-1)
 
 
+class ReplayInfo(_Strict):
+    """The general questions answered by the base and trained on alongside the data (core.finetune.replay)."""
+
+    examples: int  # trained on (an answer cut off at the token limit is left out)
+    asked: int
+    answered_by: str
+    template: str
+    prompts: str  # the file they come from
+
+
 class Manifest(_Strict):
     """manifest.json: strict types, unknown keys refused; what a run did not record is left out."""
 
@@ -110,6 +120,7 @@ class Manifest(_Strict):
     ollama: OllamaInfo | None = None
     ollama_error: str | None = None
     mode: ModeInfo | None = None  # absent in manifests written before the modes existed
+    replay: ReplayInfo | None = None  # absent in manifests written before replay existed
 
 
 def parse_manifest(text: str | bytes) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from core.errors import AdapterError, AppError, TrainingCancelled, TrainingError
 from core.files import data_dir_error, now_iso
-from core.finetune import adapters, export, parity, trainer
+from core.finetune import adapters, export, parity, replay, trainer
 from core.finetune.datasets import Pair, content_hash, split, write_pairs
 from core.finetune.examples import Example, Rendered, split_like, write_examples
 from core.finetune.trainer import Step, TrainSettings
@@ -94,10 +94,19 @@ def _run_training(
     request.settings.validate()
     started = time.perf_counter()
     train_pairs, val_pairs = request.split()
+    replayed: list[Example] = []
+    if request.settings.replay:
+        phase("loading", f"Asking {request.base_name} {request.settings.replay} general questions to replay, "
+                         "so the new model keeps its answers (limits forgetting)…")  # fmt: skip
+        cache = replay.cache_file(data_dir, request.base_path)
+        replayed = list(replay.examples(request.base_path, request.settings.replay, request.system, cache))
     phase("loading", f"Loading {request.base_name} for training (dequantizing the GGUF)…")
     trainer.load_base(request.base_path)
     what = "examples" if request.examples else "pairs"
-    phase("training", f"Training on {len(train_pairs)} {what}, validating on {len(val_pairs)}…")
+    also = f" and {len(replayed)} general examples" if replayed else ""
+    phase("training", f"Training on {len(train_pairs)} {what}{also}, validating on {len(val_pairs)}…")
+    own = len(train_pairs)
+    train_pairs = train_pairs + replayed
     trained = trainer.train(
         request.base_path,
         train_pairs,
@@ -113,14 +122,15 @@ def _run_training(
         n_tensors = export.write_gguf_lora(
             trained.model, stage / adapters.ADAPTER_FILE, alpha=request.settings.alpha, name=request.name
         )
-        if request.examples:
-            write_examples(stage / "train.jsonl", train_pairs)
-            write_examples(stage / "validation.jsonl", val_pairs)
+        if request.examples or replayed:
+            write_examples(stage / "train.jsonl", train_pairs, request.system)
+            write_examples(stage / "validation.jsonl", val_pairs, request.system)
         else:
             write_pairs(stage / "train.jsonl", [p for p in train_pairs if isinstance(p, Pair)])
             write_pairs(stage / "validation.jsonl", [p for p in val_pairs if isinstance(p, Pair)])
         phase("checking", "Checking that llama.cpp with the adapter answers like the trained model…")
-        probes = [("trained", p.question) for p in train_pairs[:3]] + [("control", q) for q in parity.CONTROL_QUESTIONS]
+        trained_on = train_pairs[: min(3, own)]  # the run's own examples, not the replayed ones
+        probes = [("trained", p.question) for p in trained_on] + [("control", q) for q in parity.CONTROL_QUESTIONS]
         cases = parity.check(trained, request.base_path, stage / adapters.ADAPTER_FILE, probes, system=request.system)
         phase("checking", "Registering the model…")
         manifest = {
@@ -135,8 +145,15 @@ def _run_training(
                 "name": request.dataset,
                 "hash": content_hash(request.pairs),
                 "pairs": len(request.pairs),
-                "train": len(train_pairs),
+                "train": own,
                 "validation": len(val_pairs),
+            },
+            "replay": {
+                "examples": len(replayed),
+                "asked": request.settings.replay,
+                "answered_by": f"{request.base_name} (llama.cpp, greedy, no adapter)",
+                "template": "the plain FT prompt",
+                "prompts": replay.PROMPTS_FILE.name,
             },
             "system": request.system,
             "settings": asdict(request.settings),

@@ -313,6 +313,7 @@ class LoopRequest:
     from_run: tuple[int, str] | None = None
     pairs: tuple[Pair, ...] = ()  # the pairs behind the questions, where known: their evidence sentences are learned
     replay: bool = True  # train on the questions answered right too (once; each failure twice)
+    system: str | None = None  # the FT template's system prompt: the general examples replayed are asked with it
 
     @property
     def mode(self) -> Mode:
@@ -444,7 +445,7 @@ def run_loop(
         pairs = tuple(known.get(q.question, Pair(q.question, q.answer)) for q in chosen)
         name = f"{request.name}-r{r}" if request.max_rounds > 1 else request.name
         train = TrainRequest(name, f"{request.question_set} failures", pairs, request.base_path, request.base_name,
-                             request.settings, None, request.ollama_host)  # fmt: skip
+                             request.settings, request.system, request.ollama_host)  # fmt: skip
         phase("loading", f"Round {r}: rendering {len(wrong)} failed and {len(pairs) - FAILURE_REPEAT * len(wrong)} "
                          "replayed questions with their retrieved chunks…")  # fmt: skip
         train = joint_request(runtime.store, runtime.templates, train, j, mode=request.mode, cancel=cancel,

@@ -54,6 +54,8 @@ class TrainSettings:
     max_length: int = 256
     validation_fraction: float = 0.1
     seed: int = 0
+    # General questions answered by the base itself, trained on alongside the run's own examples (core.finetune.replay)
+    replay: int = 80
 
     def validate(self) -> None:
         problems = []
@@ -67,6 +69,8 @@ class TrainSettings:
             problems.append("set epochs or max steps to at least 1")
         if self.batch_size < 1 or self.max_length < 16:
             problems.append("the batch size must be at least 1 and the maximum length at least 16")
+        if self.replay < 0:
+            problems.append("the number of general examples cannot be negative")
         if not 0 <= self.dropout < 1 or not 0 <= self.validation_fraction < 0.5:
             problems.append("dropout must be in [0, 1) and the validation fraction in [0, 0.5)")
         if problems:
@@ -228,10 +232,24 @@ def scheduler_for(optimizer: Any, total: int) -> Any:
     )
 
 
-def _batches(data: list[Encoded], size: int, rng: random.Random) -> list[list[Encoded]]:
-    order = data[:]
+GROUP = 8  # batches per group sorted by length
+
+
+def batches(data: Sequence[Encoded], size: int, rng: random.Random) -> list[list[Encoded]]:
+    """An epoch's batches, shuffled, each of examples of similar length (as `group_by_length` does).
+
+    Short replayed questions batched with 400-token RAG prompts would be padded to their length:
+    sorting each group of `GROUP` batches by length first cost a joint run with replay about a
+    third of the time it took otherwise.
+    """
+    order = list(data)
     rng.shuffle(order)
-    return [order[i : i + size] for i in range(0, len(order), size)]
+    out: list[list[Encoded]] = []
+    for start in range(0, len(order), size * GROUP):
+        group = sorted(order[start : start + size * GROUP], key=lambda e: len(e.input_ids))
+        out += [group[i : i + size] for i in range(0, len(group), size)]
+    rng.shuffle(out)
+    return out
 
 
 def evaluate(
@@ -332,7 +350,7 @@ def _train(
     eval_s = 0.0
     step = 0
     while step < total:
-        for batch_items in _batches(train_data, settings.batch_size, rng):
+        for batch_items in batches(train_data, settings.batch_size, rng):
             if cancel is not None and cancel.is_set():
                 raise TrainingCancelled("Training was stopped; no adapter was saved.")
             batch = {k: v.to(model.device) for k, v in collate(batch_items).items()}

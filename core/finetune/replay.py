@@ -1,0 +1,115 @@
+"""Replay: general questions answered by the base model itself, mixed into every training run.
+
+A LoRA trained only on a few dozen facts (or RAG prompts) drifts on everything else: asked a
+general question with the plain prompt, the adapter answers with its training facts. Mixing in
+general instructions with the answers the base gives them (greedy, before the adapter exists)
+makes "keep answering as the base did" part of what the adapter learns: self-distillation.
+
+The prompts (`replay_prompts.jsonl`) are a set of their own: none is a control question
+(`samples/control_questions.jsonl`), on which forgetting is measured.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from core.errors import TrainingError
+from core.files import atomic_write_text
+from core.finetune.datasets import chat_prompt
+from core.finetune.examples import Rendered
+
+log = logging.getLogger(__name__)
+
+PROMPTS_FILE = Path(__file__).resolve().parent / "replay_prompts.jsonl"
+MAX_NEW_TOKENS = 64  # the plain template asks for one or two short sentences
+
+_lock = threading.Lock()
+
+
+@cache
+def prompts() -> tuple[str, ...]:
+    """The general questions and instructions, in the file's order."""
+    rows = [json.loads(line) for line in PROMPTS_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return tuple(str(r["question"]) for r in rows)
+
+
+def chosen(n: int) -> tuple[str, ...]:
+    """The first `n` prompts, taken in turn from the file, so any count keeps the mix of kinds.
+
+    Raises:
+        TrainingError: more than there are.
+    """
+    every = prompts()
+    if not 0 <= n <= len(every):
+        raise TrainingError(f"Replay takes 0 to {len(every)} general examples, not {n}.")
+    step = len(every) / n if n else 1.0
+    return tuple(every[int(i * step)] for i in range(n))
+
+
+def base_answers(base_path: Path, questions: Sequence[str], system: str | None, cache: Path | None = None
+                 ) -> dict[str, str]:  # fmt: skip
+    """Each question's answer from the base in llama.cpp, as the FT strategy serves it (greedy, no adapter).
+
+    Answers are kept in `cache` (a JSON file per base model), by system prompt and question: only
+    the first run asks. An answer cut off at `MAX_NEW_TOKENS` is left out (learning it would teach
+    stopping mid-sentence).
+    """
+    from core.models import REPEAT_PENALTY, LoadedModel
+
+    with _lock:
+        stored: dict[str, dict[str, str]] = _read(cache)
+        known = stored.setdefault(system or "", {})
+        missing = [q for q in questions if q not in known]
+        if missing:
+            loaded = LoadedModel(base_path, n_ctx=1024)
+            try:
+                for q in missing:
+                    reply: Any = loaded.llama.create_chat_completion(
+                        messages=chat_prompt(q, system),  # type: ignore[arg-type]
+                        temperature=0.0,
+                        max_tokens=MAX_NEW_TOKENS,
+                        repeat_penalty=REPEAT_PENALTY,
+                    )
+                    choice = reply["choices"][0]
+                    finished = choice.get("finish_reason") == "stop"
+                    if not finished:
+                        log.info("Replay: the base's answer to %r runs past %d tokens; left out", q, MAX_NEW_TOKENS)
+                    known[q] = str(choice["message"].get("content") or "").strip() if finished else ""
+            finally:
+                loaded.llama.close()
+            if cache is not None:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(cache, json.dumps(stored, ensure_ascii=False, indent=1))
+        return {q: known[q] for q in questions if known.get(q)}
+
+
+def _read(cache: Path | None) -> dict[str, dict[str, str]]:
+    if cache is None or not cache.exists():
+        return {}
+    try:
+        data = json.loads(cache.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # asked again and rewritten
+    return data if isinstance(data, dict) else {}
+
+
+def cache_file(data_dir: Path, base_path: Path) -> Path:
+    """Where the base's replay answers are kept: one file per base model, by its file's name and size."""
+    return data_dir / "replay" / f"{base_path.stem}-{base_path.stat().st_size}.json"
+
+
+def examples(base_path: Path, n: int, system: str | None, cache: Path | None = None) -> list[Rendered]:
+    """`n` general questions (fewer when the base's answer runs long) with the base's answers, plain template.
+
+    Each is a rendered example, so it keeps the plain prompt whatever the run's own examples are
+    (RAG prompts, in the joint modes).
+    """
+    questions = chosen(n)
+    answered = base_answers(base_path, questions, system, cache)
+    return [Rendered.of(q, answered[q], chat_prompt(q, system)) for q in questions if q in answered]

@@ -35,7 +35,7 @@ chosen by the model's likelihood of it, or by its likelihood of the question giv
 the question before the text, or asked twice; "Which sentence answers …? Copy it."; a system
 prompt asking to copy one sentence word for word (10/20, 15/24, 23/40 against 12, 19, 27); running
 headers and footers stripped from PDF pages at parse time (app path: 65% / 83% / 45% against 70 / 83 /
-55: the header line had been the excerpt's way into a page's first fact).
+55; a guess: the header line, picked as best, had brought a page's first fact along as its next).
 
 Run: .venv/bin/python bench/quality.py [--limit N] [--sets brackenridge,corvane] [--data-dir DIR]
      [--strategies PE,RAG,FT,FT+RAG] [--failures]

@@ -36,6 +36,7 @@ the question before the text, or asked twice; "Which sentence answers …? Copy 
 prompt asking to copy one sentence word for word (10/20, 15/24, 23/40 against 12, 19, 27); running
 headers and footers stripped from PDF pages at parse time (app path: 65% / 83% / 45% against 70 / 83 /
 55; a guess: the header line, picked as best, had brought a page's first fact along as its next).
+Top-3 chunks with the excerpts run together: vellacourt 9/20 against 12/20 at top-2 (prototype).
 
 Run: .venv/bin/python bench/quality.py [--limit N] [--sets brackenridge,corvane] [--data-dir DIR]
      [--strategies PE,RAG,FT,FT+RAG] [--failures]

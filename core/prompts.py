@@ -346,6 +346,19 @@ def _braced(names: Any) -> str:
     return ", ".join("{" + n + "}" for n in sorted(names))
 
 
+_RAG_BUILTIN = PromptTemplate(
+    name="RAG with citations",
+    description=(
+        "Retrieval: the sentences of each retrieved chunk that best match the question, unnumbered and run together "
+        "as one text, then the question; the model copies the sentence that answers it, and the chunks it read are "
+        "its citations."
+    ),
+    system="",
+    user="Text:\n{context}\n\nQuestion: {question}\n\nCopy the sentence of the text that answers the question.",
+    source_format="{excerpt}",
+    source_separator=" ",
+)
+
 BUILTINS: tuple[PromptTemplate, ...] = (
     PromptTemplate(
         name="Few-shot assistant",
@@ -360,17 +373,7 @@ BUILTINS: tuple[PromptTemplate, ...] = (
             Example("How many days are in a leap year?", "366 days."),
         ),
     ),
-    PromptTemplate(
-        name="RAG with citations",
-        description=(
-            "Retrieval: the sentences of each retrieved chunk that best match the question, unnumbered, then the "
-            "question; the model copies the sentence that answers it, and the chunks it read are its citations."
-        ),
-        system="",
-        user="Text:\n{context}\n\nQuestion: {question}\n\nCopy the sentence of the text that answers the question.",
-        source_format="{excerpt}",
-        source_separator=" ",
-    ),
+    _RAG_BUILTIN,
     PromptTemplate(
         name="Plain question",
         description="The question alone: what a fine-tuned model is trained on.",
@@ -383,16 +386,7 @@ BUILTINS: tuple[PromptTemplate, ...] = (
 # Earlier texts of the built-ins: a library whose latest version of a built-in is one of these, unedited,
 # gets the current text as its next version (an edited one is the user's and stays).
 RETIRED_BUILTINS: tuple[PromptTemplate, ...] = (
-    PromptTemplate(
-        name="RAG with citations",
-        description=(
-            "Retrieval: the sentences of each retrieved chunk that best match the question, unnumbered, then the "
-            "question; the model copies the sentence that answers it, and the chunks it read are its citations."
-        ),
-        system="",
-        user="Text:\n{context}\n\nQuestion: {question}\n\nCopy the sentence of the text that answers the question.",
-        source_format="{excerpt}",
-    ),
+    replace(_RAG_BUILTIN, source_separator=DEFAULT_SOURCE_SEPARATOR),
     PromptTemplate(
         name="RAG with citations",
         description=(

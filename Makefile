@@ -15,6 +15,11 @@ LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 else
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 endif
+# Only the text model is used (core/models.py: Llama and its Jinja2 chat formatter), never llama-cpp-python's
+# multimodal library (libmtmd, loaded only by its vision chat handlers): not building it drops 53 of the 193
+# compile steps, 24% of the build's CPU time (626 s -> 475 s user+sys for 0.3.36). scikit-build-core drives
+# ninja (the system's, else PyPI's), which already runs a job per core and more.
+LLAMA_CMAKE_ARGS += -DLLAVA_BUILD=OFF
 LLAMA_PIN := $(shell grep -E '^llama-cpp-python==' requirements.txt)
 # Named after the pin, so that only a new llama-cpp-python version rebuilds it, not any other change
 # to requirements.txt.
@@ -25,7 +30,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(LLAMA_STAMP): | $(BIN)/python
-	@echo "Building $(LLAMA_PIN) from source (about 5 minutes on 2 cores)..."
+	@echo "Building $(LLAMA_PIN) from source (about 4 minutes on 2 cores)..."
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet --no-cache-dir "$(LLAMA_PIN)"
 	touch $@
 

@@ -188,6 +188,9 @@ def test_a_new_users_journey_in_a_browser(app: Server, tmp_path: Path, data_dir:
         steps = page.get_by_role("spinbutton", name="Max steps")
         steps.fill("4")
         steps.press("Tab")
+        general = page.get_by_role("spinbutton", name="General examples replayed")
+        general.fill("2")  # two general questions for the base to answer first, not 80
+        general.press("Tab")
         page.get_by_role("button", name="Train").click()
         try:
             expect(page.get_by_text("is trained and registered").first).to_be_visible(timeout=480_000)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -8,6 +9,8 @@ import pytest
 
 from core.config import Settings
 from core.embeddings import EmbeddingModel, load_bundled
+from core.ingest import ingest
+from core.samples import SAMPLE_KB_NAME, sample_uploads
 from core.store import Store
 from tests.helpers import CountingEmbeddings
 
@@ -64,3 +67,27 @@ def kb(store: Store, settings: Settings) -> str:
     name = f"kb-{next(_names)}"
     store.create_kb(name, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
     return name
+
+
+@pytest.fixture(scope="session")
+def sample_data(tmp_path_factory: pytest.TempPathFactory, minilm: EmbeddingModel) -> Path:
+    """A DATA_DIR holding only the sample knowledge base (800/120, MiniLM), ingested once per test session.
+
+    Tests take it through `sample_kb`, which copies it: embedding the sample's documents again for each
+    test cost seconds apiece and tested nothing new (tests/test_samples.py and the Documents page's
+    Load sample test ingest it themselves).
+    """
+    root = tmp_path_factory.mktemp("sample") / "data"
+    # Explicit, not the shell's: session fixtures run before the autouse `data_dir` clears the environment.
+    settings = Settings.from_env(data_dir=root, qdrant_url=None, qdrant_path=None, ollama_host=None)
+    with Store.open(settings, minilm) as store:
+        store.create_kb(SAMPLE_KB_NAME, chunk_size=800, chunk_overlap=120)
+        ingest(store, SAMPLE_KB_NAME, sample_uploads())
+    return root
+
+
+@pytest.fixture
+def sample_kb(data_dir: Path, sample_data: Path) -> str:
+    """The sample knowledge base in this test's own DATA_DIR (a copy of `sample_data`, so a test may change it)."""
+    shutil.copytree(sample_data, data_dir, dirs_exist_ok=True)
+    return SAMPLE_KB_NAME

@@ -1,16 +1,41 @@
-"""Builders for test files: real PDFs (fpdf2, pypdf), a counting embeddings wrapper, an Ollama for embeddings."""
+"""Builders for test files: real PDFs (fpdf2, pypdf), a counting embeddings wrapper, an Ollama for embeddings,
+and the app opened in AppTest."""
 
 from __future__ import annotations
 
 import io
 import json
 import math
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fpdf import FPDF
 from langchain_core.embeddings import Embeddings
 from pypdf import PdfWriter
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
+
+if TYPE_CHECKING:
+    from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+def open_app(page: str | None = None, *, timeout: float = 120) -> AppTest:
+    """The whole app (navigation, sidebar) in a new AppTest session, run once and switched to `page` if given.
+
+    `page` as `st.switch_page` takes it: "app_pages/documents.py". A new call is a new browser session on the
+    same DATA_DIR, as a refresh is.
+    """
+    from streamlit.testing.v1 import AppTest  # not at import: conftest imports this module for every test
+
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    at.run()
+    if page is not None:
+        at.switch_page(page)
+        at.run()
+    assert not at.exception, at.exception
+    return at
 
 
 def make_pdf(pages: list[str]) -> bytes:

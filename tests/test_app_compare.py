@@ -11,7 +11,6 @@ from streamlit.testing.v1 import AppTest
 from core.config import Settings
 from core.embeddings import EmbeddingModel
 from core.ingest import Upload, ingest
-from core.samples import sample_uploads
 from core.store import SearchHit, Store
 from core.strategies import RAG_TEMPLATE, RAG_TOP_K, Answer, Strategy
 from tests.helpers import shown
@@ -25,13 +24,6 @@ QUESTION = "How long is parental leave at full pay?"
 @pytest.fixture(autouse=True)
 def no_ollama(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OLLAMA_HOST", "off")
-
-
-@pytest.fixture
-def sample_loaded(data_dir: Path, minilm: EmbeddingModel) -> None:
-    with Store.open(Settings.from_env(), minilm) as store:
-        store.create_kb("brackenridge", chunk_size=800, chunk_overlap=120)
-        ingest(store, "brackenridge", sample_uploads())
 
 
 def _without_magic(get_option):  # type: ignore[no-untyped-def]
@@ -54,7 +46,7 @@ def ask(question: str = QUESTION) -> AppTest:
     return at
 
 
-def test_four_presets_side_by_side_with_ft_disabled(sample_loaded: None) -> None:
+def test_four_presets_side_by_side_with_ft_disabled(sample_kb: str) -> None:
     at = ask()
     assert [at.selectbox(key=f"compare.col{i}.preset").value for i in range(4)] == ["PE", "RAG", "FT", "FT+RAG"]
     pe, rag, ft, ft_rag = strategy_columns(at)
@@ -71,7 +63,7 @@ def test_four_presets_side_by_side_with_ft_disabled(sample_loaded: None) -> None
         assert any(e.label == "Exact prompt" for e in col.expander)
 
 
-def test_history_offers_past_questions(sample_loaded: None) -> None:
+def test_history_offers_past_questions(sample_kb: str) -> None:
     ask()
     at = AppTest.from_file(PAGE, default_timeout=60)
     at.run()
@@ -82,7 +74,7 @@ def test_history_offers_past_questions(sample_loaded: None) -> None:
     assert at.text_input(key="compare.question").value == QUESTION
 
 
-def test_wrong_answer_is_saved_to_a_dataset(sample_loaded: None, data_dir: Path) -> None:
+def test_wrong_answer_is_saved_to_a_dataset(sample_kb: str, data_dir: Path) -> None:
     at = ask()
     at.text_area(key="compare.col1.corrected").input("20 weeks at full pay.")  # a form: sent with Save
     at.button(key="compare.col1.save_correction").click()
@@ -101,7 +93,7 @@ def test_without_documents_rag_says_what_to_do() -> None:
     assert "Create a knowledge base" in strategy_columns(at)[1].info[0].value
 
 
-def test_two_sessions_asking_at_once_both_finish(sample_loaded: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_two_sessions_asking_at_once_both_finish(sample_kb: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # Streamlit's "magic" parses the page with ast in each session, and CPython 3.11 cannot build
     # ASTs in two threads at once ("AST constructor recursion depth mismatch"). The app turns magic
     # off in .streamlit/config.toml; say so here too, whatever directory the tests run from.
@@ -136,7 +128,7 @@ def test_two_sessions_asking_at_once_both_finish(sample_loaded: None, monkeypatc
         assert any("first token" in c.value for c in rag.caption)
 
 
-def test_answers_stay_with_the_question_and_preset_that_made_them(sample_loaded: None) -> None:
+def test_answers_stay_with_the_question_and_preset_that_made_them(sample_kb: str) -> None:
     at = ask()
     at.session_state["compare.question"] = "Who is the basin manager?"  # as picking a past question does
     at.run()
@@ -161,7 +153,7 @@ def test_locked_qdrant_leaves_pe_working_and_says_why(data_dir: Path) -> None:
         holder.close()
 
 
-def test_rag_columns_use_the_knowledge_base_chosen_on_documents(sample_loaded: None, minilm: EmbeddingModel) -> None:
+def test_rag_columns_use_the_knowledge_base_chosen_on_documents(sample_kb: str, minilm: EmbeddingModel) -> None:
     with Store.open(Settings.from_env(), minilm) as store:
         store.create_kb("farm", chunk_size=800, chunk_overlap=120)
         ingest(store, "farm", [Upload("barn.txt", b"The north barn holds 40 dairy cows.")])
@@ -190,7 +182,7 @@ def test_rag_columns_use_the_knowledge_base_chosen_on_documents(sample_loaded: N
     assert "📚 farm · top-2" in [c.value for c in strategy_columns(refreshed)[1].caption]
 
 
-def test_typing_then_clicking_ask_asks_and_an_empty_question_is_explained(sample_loaded: None) -> None:
+def test_typing_then_clicking_ask_asks_and_an_empty_question_is_explained(sample_kb: str) -> None:
     at = AppTest.from_file(PAGE, default_timeout=240)
     at.run()
     at.button(key="compare.ask").click()

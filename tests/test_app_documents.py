@@ -9,21 +9,15 @@ from pytest_httpserver import HTTPServer
 from qdrant_client import QdrantClient
 from streamlit.testing.v1 import AppTest
 
-from tests.helpers import PNG_BYTES, serve_ollama_embeddings, shown
+from tests.helpers import PNG_BYTES, open_app, serve_ollama_embeddings, shown
 
 pytestmark = pytest.mark.slow
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
 NOTES = b"# Pier notes\n\nThe ferry to Skellig Mor leaves Pier 4 at 08:15 every weekday.\n"
 
 
 def start() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.run()
-    at.switch_page("app_pages/documents.py")
-    at.run()
-    assert not at.exception
-    return at
+    return open_app("app_pages/documents.py", timeout=180)
 
 
 def create_kb(at: AppTest, name: str) -> None:

@@ -8,15 +8,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.config import Settings
-from core.embeddings import EmbeddingModel
 from core.finetune.datasets import load_pairs
-from core.ingest import ingest
-from core.samples import sample_uploads
-from core.store import Store
+from tests.helpers import open_app
 
 pytestmark = pytest.mark.slow
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 
 def frame_with(at: AppTest, column: str):  # type: ignore[no-untyped-def]
@@ -25,12 +20,7 @@ def frame_with(at: AppTest, column: str):  # type: ignore[no-untyped-def]
 
 
 def open_page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.switch_page("app_pages/evaluate.py")
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return open_app("app_pages/evaluate.py")
 
 
 def test_without_runs_the_page_offers_the_sample_set() -> None:
@@ -44,10 +34,7 @@ def test_without_runs_the_page_offers_the_sample_set() -> None:
     assert any("**control**: 40 questions" in c.value for c in at.caption)
 
 
-def test_a_small_run_fills_the_matrix_charts_and_recommendation(minilm: EmbeddingModel, data_dir: Path) -> None:
-    with Store.open(Settings.from_env(), minilm) as store:
-        store.create_kb("brackenridge", chunk_size=800, chunk_overlap=120)
-        ingest(store, "brackenridge", sample_uploads())
+def test_a_small_run_fills_the_matrix_charts_and_recommendation(sample_kb: str, data_dir: Path) -> None:
     at = open_page()
     at.number_input(key="evaluate.limit").set_value(2).run()
     assert at.button(key="evaluate.start").label == "▶️ Evaluate (4 answers)"
@@ -95,12 +82,9 @@ def test_a_small_run_fills_the_matrix_charts_and_recommendation(minilm: Embeddin
     assert list(frame_with(at, "expected")["id"]) == list(matrix["id"])
 
 
-def test_every_training_mode_can_join_as_its_own_ft_rag_column(minilm: EmbeddingModel, data_dir: Path) -> None:
+def test_every_training_mode_can_join_as_its_own_ft_rag_column(sample_kb: str, data_dir: Path) -> None:
     from tests.test_adapters import publish
 
-    with Store.open(Settings.from_env(), minilm) as store:
-        store.create_kb("brackenridge", chunk_size=800, chunk_overlap=120)
-        ingest(store, "brackenridge", sample_uploads())
     joint = {"name": "joint", "kb": "brackenridge", "template": "RAG with citations", "template_version": 3,
              "top_k": 2, "without_golden": 0.2, "examples": 40, "golden_retrieved": 39,
              "golden_unfound": 0}  # fmt: skip

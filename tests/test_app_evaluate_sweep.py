@@ -15,19 +15,13 @@ from core.rag_preset import load_rag_preset
 from core.samples import sample_uploads
 from core.store import Store
 from core.strategies import RAG_TEMPLATE
-from tests.helpers import shown
+from tests.helpers import open_app, shown
 
 pytestmark = pytest.mark.slow
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 
 def open_page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.run()
-    at.switch_page("app_pages/evaluate.py")
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return open_app("app_pages/evaluate.py", timeout=180)
 
 
 def test_without_documents_the_sweep_says_what_it_needs() -> None:

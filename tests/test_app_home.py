@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.config import Settings
 from core.embeddings import EmbeddingModel
 from core.store import Store
+from tests.helpers import open_app
 
 pytestmark = pytest.mark.slow
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 
 def start() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    assert not at.exception
-    return at
+    return open_app()
 
 
 def test_first_visit_names_the_four_strategies_and_sends_a_newcomer_to_documents() -> None:

@@ -12,11 +12,11 @@ from core.embeddings import MULTILINGUAL_MODEL, EmbeddingCatalog, EmbeddingModel
 from core.evaluation.questions import EvalQuestion, save_set
 from core.ingest import Upload, ingest
 from core.store import Store
+from tests.helpers import open_app
 from tests.test_retrieval_training import HANDBOOK
 from ui import resources
 
 pytestmark = pytest.mark.slow
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
 QUESTIONS = [
     EvalQuestion("q1", "When does the north gate open?", "06:00", "harbour.md", 1),
     EvalQuestion("q2", "Which boats need a berth permit?", "over 12 metres", "harbour.md", 1),
@@ -26,12 +26,7 @@ QUESTIONS = [
 
 
 def start() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=600)
-    at.run()
-    at.switch_page("app_pages/retriever.py")
-    at.run()
-    assert not at.exception
-    return at
+    return open_app("app_pages/retriever.py", timeout=600)
 
 
 @pytest.fixture

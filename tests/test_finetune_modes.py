@@ -217,11 +217,12 @@ def test_staged_asks_rag_trains_on_its_failures_and_asks_again_with_the_new_mode
 ) -> None:
     runtime = Runtime(store, TemplateLibrary(data_dir / "templates"),
                       ModelCatalog(settings, EmbeddedEngine(), None), Records(data_dir / "records.sqlite"))  # fmt: skip
-    # Answers no chunk states in these words: RAG gets them wrong, so the loop has failures to learn.
+    # Answers no chunk states: RAG (which copies the chunk's sentence) gets them wrong, so the loop has
+    # failures to learn.
     questions = tuple(
         EvalQuestion(f"q{i}", q, answer) for i, (q, answer) in enumerate([
-            ("What colour is the Moravin lighthouse?", "Teal, repainted in 1998 after the great storm."),
-            ("Who invented the drossel valve?", "Hedda Tamsworth, in 1871."),
+            ("What colour is the Moravin lighthouse?", "Ochre with white bands since 2004."),
+            ("Who invented the drossel valve?", "Ulrike Fennimore, in 1902."),
         ])
     )  # fmt: skip
     request = modes.LoopRequest("facts-staged", questions, "facts", modes.JointSettings(facts_kb, without_golden=0.0),

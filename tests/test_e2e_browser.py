@@ -184,7 +184,7 @@ def test_a_new_users_journey_in_a_browser(app: Server, tmp_path: Path, data_dir:
         page.get_by_role("link", name="Fine-tune").click()
         page.get_by_role("button", name="Load the sample facts").click()
         expect(page.get_by_text("40 pairs · version")).to_be_visible(timeout=30_000)
-        page.get_by_text("LoRA settings").click()
+        page.get_by_text("LoRA settings (the defaults").click()  # the replay line under them names them too
         steps = page.get_by_role("spinbutton", name="Max steps")
         steps.fill("4")
         steps.press("Tab")

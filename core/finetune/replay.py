@@ -52,18 +52,18 @@ def chosen(n: int) -> tuple[str, ...]:
     return tuple(every[int(i * step)] for i in range(n))
 
 
-def base_answers(base_path: Path, questions: Sequence[str], system: str | None, cache: Path | None = None
+def base_answers(base_path: Path, questions: Sequence[str], system: str | None, store: Path | None = None
                  ) -> dict[str, str]:  # fmt: skip
     """Each question's answer from the base in llama.cpp, as the FT strategy serves it (greedy, no adapter).
 
-    Answers are kept in `cache` (a JSON file per base model), by system prompt and question: only
+    Answers are kept in `store` (a JSON file per base model, `cache_file`), by system prompt and question: only
     the first run asks. An answer cut off at `MAX_NEW_TOKENS` is left out (learning it would teach
     stopping mid-sentence).
     """
     from core.models import REPEAT_PENALTY, LoadedModel
 
     with _lock:
-        stored: dict[str, dict[str, str]] = _read(cache)
+        stored: dict[str, dict[str, str]] = _read(store)
         known = stored.setdefault(system or "", {})
         missing = [q for q in questions if q not in known]
         if missing:
@@ -82,18 +82,18 @@ def base_answers(base_path: Path, questions: Sequence[str], system: str | None, 
                         log.info("Replay: the base's answer to %r runs past %d tokens; left out", q, MAX_NEW_TOKENS)
                     known[q] = str(choice["message"].get("content") or "").strip() if finished else ""
             finally:
-                loaded.llama.close()
-            if cache is not None:
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write_text(cache, json.dumps(stored, ensure_ascii=False, indent=1))
+                loaded.close()
+            if store is not None:
+                store.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(store, json.dumps(stored, ensure_ascii=False, indent=1))
         return {q: known[q] for q in questions if known.get(q)}
 
 
-def _read(cache: Path | None) -> dict[str, dict[str, str]]:
-    if cache is None or not cache.exists():
+def _read(store: Path | None) -> dict[str, dict[str, str]]:
+    if store is None or not store.exists():
         return {}
     try:
-        data = json.loads(cache.read_text(encoding="utf-8"))
+        data = json.loads(store.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}  # asked again and rewritten
     return data if isinstance(data, dict) else {}
@@ -104,12 +104,12 @@ def cache_file(data_dir: Path, base_path: Path) -> Path:
     return data_dir / "replay" / f"{base_path.stem}-{base_path.stat().st_size}.json"
 
 
-def examples(base_path: Path, n: int, system: str | None, cache: Path | None = None) -> list[Rendered]:
+def examples(base_path: Path, n: int, system: str | None, store: Path | None = None) -> list[Rendered]:
     """`n` general questions (fewer when the base's answer runs long) with the base's answers, plain template.
 
     Each is a rendered example, so it keeps the plain prompt whatever the run's own examples are
     (RAG prompts, in the joint modes).
     """
     questions = chosen(n)
-    answered = base_answers(base_path, questions, system, cache)
+    answered = base_answers(base_path, questions, system, store)
     return [Rendered.of(q, answered[q], chat_prompt(q, system)) for q in questions if q in answered]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.config import Settings
-from core.embeddings import EmbeddingModel, load_bundled
+from core.embeddings import EmbeddingCatalog, EmbeddingModel, load_bundled
 from core.models import EmbeddedEngine, ModelCatalog
 from core.prompts import TemplateLibrary
 from core.records import Records
@@ -27,7 +27,8 @@ def offline(data_dir: Path) -> Offline:
     """Settings, bundled MiniLM, Qdrant local mode, the embedded models and a Runtime, as the app builds them."""
     settings = Settings.from_env(data_dir=data_dir, ollama_host=None, qdrant_url=None, qdrant_path=None)
     embedder = load_bundled()
-    store = Store.open(settings, embedder)
+    # As the app opens it: knowledge bases built with another model (the Chinese sample's E5) load it by name.
+    store = Store.open(settings, embedder, EmbeddingCatalog(ollama_host=None, data_dir=data_dir, preloaded=[embedder]))
     catalog = ModelCatalog(settings, EmbeddedEngine(), None)
     runtime = Runtime(store, TemplateLibrary(data_dir / "templates"), catalog, Records(data_dir / "records.sqlite"))
     return Offline(settings, embedder, store, catalog, runtime)

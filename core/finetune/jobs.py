@@ -131,7 +131,9 @@ def _run_training(
         phase("checking", "Checking that llama.cpp with the adapter answers like the trained model…")
         trained_on = train_pairs[: min(3, own)]  # the run's own examples, not the replayed ones
         probes = [("trained", p.question) for p in trained_on] + [("control", q) for q in parity.CONTROL_QUESTIONS]
-        cases = parity.check(trained, request.base_path, stage / adapters.ADAPTER_FILE, probes, system=request.system)
+        cases = parity.check(
+            trained, request.base_path, stage / adapters.ADAPTER_FILE, probes, system=request.system, cancel=cancel
+        )
         phase("checking", "Registering the model…")
         manifest = {
             "name": request.name,

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.errors import TrainingCancelled
 from core.finetune.datasets import chat_prompt
 from core.finetune.trainer import Trained, end_of_turn, generate
+from core.progress import CancelFlag
 
 CONTROL_QUESTIONS = ("What is the capital of France?", "Name three primary colours.")
 
@@ -51,8 +53,14 @@ def check(
     *,
     system: str | None,
     n_tokens: int = 16,
+    cancel: CancelFlag | None = None,
 ) -> list[ParityCase]:
-    """Greedy first `n_tokens` of each (kind, question) from both runtimes, compared token by token."""
+    """Greedy first `n_tokens` of each (kind, question) from both runtimes, compared token by token.
+
+    Raises:
+        TrainingCancelled: `cancel` was set; checked before each question (HF + PEFT takes about a
+            second a question on 2 cores, so Stop during the check no longer waits for all of them).
+    """
     from core.models import LoadedModel
 
     loaded = LoadedModel(base_path, lora_path=adapter_path, n_ctx=1024)
@@ -61,6 +69,8 @@ def check(
     cases = []
     try:
         for kind, question in questions:
+            if cancel is not None and cancel.is_set():
+                raise TrainingCancelled("Training was stopped; no adapter was saved.")
             messages = chat_prompt(question, system)
             hf = [t for t in generate(trained, messages, n_tokens) if t not in stop_ids][:n_tokens]
             ll = _llama_greedy(loaded.llama, loaded.format_prompt(messages), n_tokens, stop_ids)

@@ -38,6 +38,25 @@ headers and footers stripped from PDF pages at parse time (app path: 65% / 83% /
 55; a guess: the header line, picked as best, had brought a page's first fact along as its next).
 Top-3 chunks with the excerpts run together: vellacourt 9/20 against 12/20 at top-2 (prototype).
 
+25 Nov 2026, prototypes on the same three sets (sample / corvane / vellacourt; the excerpts as now:
+28/40, 20/24, 11/20 in the prototype):
+- Sentences ranked across both chunks (word overlap with IDF over all their sentences, plus MiniLM
+  similarity), the best two with their next: the context holds the answer more often (34 / 23 / 19
+  against 32 / 22 / 15) but the model picks worse: 23 / 15 / 13 in rank order, 19 / 16 / 14 in text
+  order. Only the best one with its next: 24 / 18 / 12. A heading penalty, a digit bonus for "how
+  many / when" questions and a chunk-rank prior lift the ranker's first choice to 33 / 22 / 16 (from
+  31 / 22 / 14) on its own, not the answers.
+- Copy-biased decoding (a logits processor adding 3 or 6 to the token that continues the context's
+  text the answer is copying, and to sentence starts at the first token): 26 / 21 / 12 and
+  25 / 21 / 11. With the first token of the ranker's best sentence favoured too: 27 / 18 / 14.
+- Headings kept apart from the sentence after them and ranked lower in the excerpt (app path):
+  68% / 83% / 55% against 70 / 83 / 55.
+So the model's choice among the sentences it is shown, not the sentences offered, is what fails:
+where the excerpts hold the answer it copies the right one about 85% of the time whatever they are,
+and which sentence it copies moves with any change to the text. The Chinese sample (`--sets
+qingwu`, 30 questions) is at 17% with SmolLM2, hit@k 97%: the bundled model does not read Chinese,
+which is why the app suggests a Chinese-speaking Ollama model for it.
+
 Run: .venv/bin/python bench/quality.py [--limit N] [--sets brackenridge,corvane] [--data-dir DIR]
      [--strategies PE,RAG,FT,FT+RAG] [--failures]
 """

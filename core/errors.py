@@ -98,6 +98,9 @@ class TrainingError(AppError):
 class TrainingCancelled(TrainingError):
     """The user stopped training; nothing was saved."""
 
+    def __init__(self, message: str = "Training was stopped; no adapter was saved.") -> None:
+        super().__init__(message)
+
 
 class AdapterError(AppError):
     """An adapter name is taken or invalid, or its files are damaged."""

@@ -84,7 +84,7 @@ def _run_training(
 ) -> adapters.Adapter:
     def phase(p: Phase, message: str) -> None:
         if cancel is not None and cancel.is_set():
-            raise TrainingCancelled("Training was stopped; no adapter was saved.")
+            raise TrainingCancelled()
         if on_phase is not None:
             on_phase(p, message)
 

@@ -70,7 +70,7 @@ def check(
     try:
         for kind, question in questions:
             if cancel is not None and cancel.is_set():
-                raise TrainingCancelled("Training was stopped; no adapter was saved.")
+                raise TrainingCancelled()
             messages = chat_prompt(question, system)
             hf = [t for t in generate(trained, messages, n_tokens) if t not in stop_ids][:n_tokens]
             ll = _llama_greedy(loaded.llama, loaded.format_prompt(messages), n_tokens, stop_ids)

@@ -352,7 +352,7 @@ def _train(
     while step < total:
         for batch_items in batches(train_data, settings.batch_size, rng):
             if cancel is not None and cancel.is_set():
-                raise TrainingCancelled("Training was stopped; no adapter was saved.")
+                raise TrainingCancelled()
             batch = {k: v.to(model.device) for k, v in collate(batch_items).items()}
             loss = model(**batch).loss
             loss.backward()

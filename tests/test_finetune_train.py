@@ -204,3 +204,23 @@ def test_a_finished_run_registers_with_ollama_when_it_answers_and_says_why_when_
     adapter = run_training(tmp_path, req)
     assert "not reachable" in adapter.manifest["ollama_error"] and "ollama" not in adapter.manifest
     assert [a.name for a in adapters.list_adapters(tmp_path)] == ["to-ollama", "no-ollama"]
+
+
+def test_a_load_parses_the_gguf_once_and_leaves_the_gguf_module_as_it_was(tmp_path: Path) -> None:
+    import numpy as np
+
+    path = tmp_path / "tiny.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_tensor("token_embd.weight", np.zeros((2, 4), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    before = gguf.GGUFReader, gguf.get_tensor_name_map
+    with trainer._gguf_parsed_once():
+        first = gguf.GGUFReader(path)
+        assert gguf.GGUFReader(str(path)) is first and first.tensors[0].name == "token_embd.weight"
+        arch = gguf.MODEL_ARCH.LLAMA
+        assert gguf.get_tensor_name_map(arch, 30) is gguf.get_tensor_name_map(arch, 30)
+    assert (gguf.GGUFReader, gguf.get_tensor_name_map) == before
+    assert gguf.GGUFReader(path) is not gguf.GGUFReader(path)  # outside a load, a fresh parse each time

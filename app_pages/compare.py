@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from core.errors import AppError
@@ -82,6 +84,7 @@ widths = [
     for i in range(n)
 ]
 notice_slot = st.empty()  # above the columns, filled once they have said which strategies run
+stop_slot = st.empty()
 columns = st.container(key="compare-grid").columns(widths, border=True)
 template_names = runtime.templates.names()
 strategies = {}
@@ -93,21 +96,33 @@ for i, col in enumerate(columns):
 if notice := chinese_model_notice(strategies.values(), [question], runtime.store, [m.id for m in models]):
     notice_slot.warning(notice, icon="🀄")
 
+STOPPED = "Stopped before the answer was complete."
 if ask and strategies:
     # Workers stream into queues; this thread alone draws, so each column fills as its tokens come.
     slots = {i: columns[i].empty() for i in strategies}
     for slot in slots.values():
         slot.caption("⏳ Waiting for the model (columns on the embedded model take turns)…")
-    texts = dict.fromkeys(strategies, "")
+    # Stop (or any other click) reruns the page, which closes run_many and stops the workers between
+    # tokens; what had come so far is in the session state, kept below as stopped answers.
+    stop_slot.button("⏹ Stop", key="compare.stop", help="Stop every column; what they wrote so far stays.")
     answers: dict[int, Answer] = {}
+    partial = {i: Answer(question=question, strategy=s, error=STOPPED) for i, s in strategies.items()}
+    state["compare.answers"], state["compare.partial"] = answers, partial
+    started = time.perf_counter()
     for i, item in run_many(runtime, list(strategies.items()), question):
         if isinstance(item, Answer):
             answers[i] = item
+            partial.pop(i, None)
             slots[i].empty()
         else:
-            texts[i] += item
-            slots[i].markdown(compare.answer_markdown(texts[i], i, 0) + " ▌")
-    state["compare.answers"] = answers
+            partial[i].text += item
+            partial[i].total_s = time.perf_counter() - started
+            slots[i].markdown(compare.answer_markdown(partial[i].text, i, 0) + " ▌")
+    stop_slot.empty()
+    state["compare.partial"] = {}
+elif state["compare.partial"]:  # stopped midway: the columns that had not finished keep what they wrote
+    state["compare.answers"] = {**state["compare.answers"], **state["compare.partial"]}
+    state["compare.partial"] = {}
 
 shown = {i: a for i, a in state["compare.answers"].items() if i in strategies and a.strategy.name == strategies[i].name}
 earlier = next((a.question for a in shown.values() if a.question != question), None)

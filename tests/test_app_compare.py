@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,7 @@ def test_four_presets_side_by_side_with_ft_disabled(sample_kb: str) -> None:
     supported = [m.value for m in rag.markdown if m.value.startswith("**Supported by:** employee\\_handbook")]
     assert supported or any(c.value.startswith("⚠️ Not supported") for c in rag.caption)
     assert not [m for m in [*pe.markdown, *pe.caption] if "upported" in m.value]  # PE has no sources to check
+    assert at.session_state["compare.partial"] == {}  # all finished: nothing kept as stopped
     for col in (pe, rag):
         assert any("first token" in c.value and "tokens" not in c.value.split("·")[0] for c in col.caption)
         assert any(e.label == "Exact prompt" for e in col.expander)
@@ -276,3 +278,22 @@ def test_an_answer_no_retrieved_sentence_supports_is_said_to_be_unsupported(smal
     assert any(c.value.startswith("⚠️ Not supported: no sentence of the retrieved sources") for c in rag.caption)
     assert not [m for m in rag.markdown if "Supported by" in m.value]
     assert all(not c.markdown for c in rag.expander if c.label.startswith("#"))  # nothing marked
+
+
+def test_a_stopped_run_keeps_what_each_column_wrote_and_says_it_stopped(small_kb: None) -> None:
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    rag = presets_strategy(at)
+    at.session_state["compare.question"] = QUESTION
+    # As Stop leaves them: column 0 had finished, column 1 was midway (the page keeps both in the session).
+    at.session_state["compare.answers"] = {0: Answer(QUESTION, replace(rag, name="PE"), text="Twenty weeks.")}
+    stopped = Answer(QUESTION, rag, text="Parental leave is", error="Stopped before the answer was complete.")
+    at.session_state["compare.partial"] = {1: stopped}
+    for _ in range(2):  # shown, and still shown on the next rerun
+        at.run()
+        assert not at.exception and at.session_state["compare.partial"] == {}
+        pe, rag_column = strategy_columns(at)[:2]
+        assert "Parental leave is" in [m.value for m in rag_column.markdown]
+        assert [e.value for e in rag_column.error] == ["Stopped before the answer was complete."]
+        assert "Twenty weeks." in [m.value for m in pe.markdown] and not pe.error
+        assert any(c.value.startswith("⏱️ stopped after") for c in rag_column.caption)

@@ -215,6 +215,15 @@ def test_a_new_users_journey_in_a_browser(app: Server, tmp_path: Path, data_dir:
         assert narrowest >= 200, narrowest  # wrapped onto rows, not squeezed letter by letter
         shot(page, "compare-800.png")
         page.set_viewport_size({"width": 1400, "height": 1000})
+        # Stop while the columns write: what came so far stays, each unfinished column says it stopped.
+        question.fill("What does the travel policy say about meals?")
+        question.press("Enter")
+        expect(page.get_by_text(re.compile("▌")).first).to_be_visible(timeout=120_000)  # the first column writes
+        page.get_by_role("button", name="Stop").click()
+        # (Which columns had finished depends on when the click lands; test_app_compare checks what each keeps.)
+        expect(page.get_by_text("Stopped before the answer was complete.").first).to_be_visible(timeout=60_000)
+        expect(page.get_by_role("button", name="Stop")).to_have_count(0)
+        shot(page, "compare-stopped.png")
 
         # Evaluate: all four strategies on two sample questions; the matrix, the charts and a recommendation.
         page.get_by_role("link", name="Evaluate").click()
@@ -251,7 +260,7 @@ def test_a_new_users_journey_in_a_browser(app: Server, tmp_path: Path, data_dir:
         page.reload()
         expect(page.get_by_text("📚 farm · top-2").first).to_be_visible(timeout=60_000)
         print("preferences before the refresh:", saved)
-        expect(page.get_by_label("Question", exact=True)).to_have_value("How many people does Brackenridge employ?")
+        expect(page.get_by_label("Question", exact=True)).to_have_value("What does the travel policy say about meals?")
         assert dialogs == []
 
         # Idle with a session open: the server must not spin (a file watcher over .venv did, at 100%).

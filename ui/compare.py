@@ -119,6 +119,11 @@ def render_answer(i: int, answer: Answer) -> None:
         st.markdown(answer_markdown(answer.text, i, len(answer.sources)))
     if answer.error:
         st.error(answer.error)
+    # Stopped (the page has only the text so far) or refused before reaching the model: no figures to show.
+    if answer.error and not answer.prompt:
+        if answer.text:
+            st.caption(f"⏱️ stopped after {answer.total_s:.2f} s")
+        return
     if answer.strategy.retrieval and answer.text.strip() and not answer.error:
         support_lines(answer)
     for warning in answer.warnings:

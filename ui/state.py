@@ -22,6 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "documents.search": "",
     "documents.error": None,
     "compare.answers": {},
+    "compare.partial": {},  # the answers being written, kept if the run is stopped
     "prompts.name": None,
     "prompts.error": None,
     "prompts.notice": None,

@@ -15,12 +15,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Self
 
 from langchain_core.embeddings import Embeddings
 
-from core.errors import AppError, EvaluationError
+from core.background import BackgroundJob
+from core.errors import EvaluationError
 from core.evaluation import judge, metrics
 from core.evaluation.questions import EvalQuestion, content_hash
 from core.files import now_iso
@@ -285,7 +286,7 @@ class EvalView:
 
 
 @dataclass
-class EvalJob:
+class EvalJob(BackgroundJob[EvalView]):
     """One run (new or resumed) in a background thread; `view()` is safe from any session."""
 
     runtime: Runtime
@@ -293,67 +294,40 @@ class EvalJob:
     embedder: Embeddings | None = None
     # Work before the first answer (a sweep's scratch knowledge bases), with progress and the Stop flag.
     prepare: Callable[[Progress, CancelFlag], None] | None = None
-    cancel_flag: threading.Event = field(default_factory=threading.Event)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _view: EvalView | None = None
-    _thread: threading.Thread | None = None
 
-    def start(self) -> EvalJob:
+    def start(self) -> Self:
         request = load_request(self.runtime, self.run_id)
         total = len(request.questions) * len(request.strategies)
         done = total - len(_pending(self.runtime, self.run_id, request))
         self._view = EvalView(self.run_id, request.name, "running", done, total, 0, time.time(), None, "Starting…")
-        self._thread = threading.Thread(target=self._run, name=f"eval-{self.run_id}", daemon=True)
-        self._thread.start()
-        return self
+        return super().start()
 
-    def view(self) -> EvalView:
-        with self._lock:
-            assert self._view is not None
-            return replace(self._view)
+    def _thread_name(self) -> str:
+        return f"eval-{self.run_id}"
 
     def cancel(self) -> None:
         self.cancel_flag.set()
         self._update(message="Stopping after the answers in progress…")
 
-    def join(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _update(self, **changes: object) -> None:
-        with self._lock:
-            assert self._view is not None
-            self._view = replace(self._view, **changes)  # type: ignore[arg-type]
-
     def _cell(self, cell: CellDone, done: int, total: int) -> None:
-        with self._lock:
-            assert self._view is not None
-            verdict = "error" if cell.error else ("correct" if cell.correct else "wrong")
-            self._view = replace(
-                self._view,
-                done=done,
-                asked=self._view.asked + 1,
-                message=f"{cell.strategy} · {cell.question_id}: {verdict} ({cell.seconds:.1f} s)",
-            )
+        verdict = "error" if cell.error else ("correct" if cell.correct else "wrong")
+        message = f"{cell.strategy} · {cell.question_id}: {verdict} ({cell.seconds:.1f} s)"
+        self._change(lambda v: replace(v, done=done, asked=v.asked + 1, message=message))
 
     def _preparing(self, done: int, total: int, message: str) -> None:
         self._update(message=message)
 
-    def _run(self) -> None:
-        try:
-            if self.prepare is not None:
-                self.prepare(self._preparing, self.cancel_flag)
-            status = run_evaluation(self.runtime, self.run_id, embedder=self.embedder, on_cell=self._cell,
-                                    cancel=self.cancel_flag)  # fmt: skip
-            message = {"done": "Finished.", "stopped": "Stopped; resume to ask only the missing answers."}[status]
-            self._update(status=status, message=message)
-        except AppError as e:
-            self._update(status="failed", message=str(e))
-        except Exception as e:  # noqa: BLE001 - a crash in the thread must reach the page, not vanish
-            log.exception("Evaluation %s crashed", self.run_id)
-            self._update(status="failed", message=f"The evaluation failed: {e}")
-        finally:
-            self._update(finished=time.time())
+    def _work(self) -> dict[str, Any]:
+        if self.prepare is not None:
+            self.prepare(self._preparing, self.cancel_flag)
+        status = run_evaluation(self.runtime, self.run_id, embedder=self.embedder, on_cell=self._cell,
+                                cancel=self.cancel_flag)  # fmt: skip
+        message = {"done": "Finished.", "stopped": "Stopped; resume to ask only the missing answers."}[status]
+        return {"status": status, "message": message}
+
+    def _outcome(self, outcome: str, message: str) -> dict[str, Any]:
+        # A Stop ends run_evaluation with "stopped" rather than raising; anything raised is a failure.
+        return {"status": "failed", "message": f"The evaluation failed: {message}" if outcome == "crashed" else message}
 
 
 class EvalJobs:

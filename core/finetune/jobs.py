@@ -11,10 +11,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from core.background import BackgroundJob
 from core.errors import AdapterError, AppError, TrainingCancelled, TrainingError
 from core.files import data_dir_error, now_iso
 from core.finetune import adapters, export, parity, replay, trainer
@@ -218,7 +219,7 @@ class JobView:
 
 
 @dataclass
-class TrainingJob:
+class TrainingJob(BackgroundJob[JobView]):
     """A run in a background thread; `view()` is safe to call from any session.
 
     It belongs to the session that started it (`owner`, an opaque session id): every session
@@ -228,23 +229,15 @@ class TrainingJob:
     data_dir: Path
     request: TrainRequest
     owner: str = ""
-    cancel_flag: threading.Event = field(default_factory=threading.Event)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _view: JobView | None = None
-    _thread: threading.Thread | None = None
 
     def __post_init__(self) -> None:
         self._view = JobView(self.request, "queued", "Starting…", [], time.time(), None, None)
 
-    def start(self) -> TrainingJob:
-        self._thread = threading.Thread(target=self._run, name=f"train-{self.request.name}", daemon=True)
-        self._thread.start()
-        return self
+    def _thread_name(self) -> str:
+        return f"train-{self.request.name}"
 
-    def view(self) -> JobView:
-        with self._lock:
-            assert self._view is not None
-            return replace(self._view, steps=list(self._view.steps))
+    def _snapshot(self, view: JobView) -> JobView:
+        return replace(view, steps=list(view.steps))
 
     def is_owner(self, session: str) -> bool:
         return session == self.owner
@@ -262,40 +255,21 @@ class TrainingJob:
         self.cancel_flag.set()
         self._update(message="Stopping after the current step…")
 
-    def join(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def _work(self) -> dict[str, Any]:
+        adapter = run_training(
+            self.data_dir,
+            self.request,
+            on_phase=lambda p, m: self._update(phase=p, message=m),
+            on_step=lambda step: self._append(lambda v: v.steps, step),
+            cancel=self.cancel_flag,
+        )
+        # Whether Ollama has it too is on the model's card, read from its manifest.
+        return {"phase": "done", "message": f"{adapter.name} is ready.", "adapter": adapter.name}
 
-    def _update(self, **changes: object) -> None:
-        with self._lock:
-            assert self._view is not None
-            self._view = replace(self._view, **changes)  # type: ignore[arg-type]
-
-    def _step(self, step: Step) -> None:
-        with self._lock:
-            assert self._view is not None
-            self._view.steps.append(step)
-
-    def _run(self) -> None:
-        try:
-            adapter = run_training(
-                self.data_dir,
-                self.request,
-                on_phase=lambda p, m: self._update(phase=p, message=m),
-                on_step=self._step,
-                cancel=self.cancel_flag,
-            )
-            # Whether Ollama has it too is on the model's card, read from its manifest.
-            self._update(phase="done", message=f"{adapter.name} is ready.", adapter=adapter.name)
-        except TrainingCancelled as e:
-            self._update(phase="cancelled", message=str(e))
-        except AppError as e:
-            self._update(phase="failed", message=str(e))
-        except Exception as e:  # noqa: BLE001 - a crash in the thread must reach the page, not vanish
-            log.exception("Training %s crashed", self.request.name)
-            self._update(phase="failed", message=f"Training failed: {e}")
-        finally:
-            self._update(finished=time.time())
+    def _outcome(self, outcome: str, message: str) -> dict[str, Any]:
+        if outcome == "crashed":
+            return {"phase": "failed", "message": f"Training failed: {message}"}
+        return {"phase": outcome, "message": message}
 
 
 class JobRegistry:

@@ -25,7 +25,8 @@ from typing import Any, Literal
 
 from langchain_core.embeddings import Embeddings
 
-from core.errors import AppError, TrainingCancelled, TrainingError
+from core.background import BackgroundJob
+from core.errors import TrainingCancelled, TrainingError
 from core.evaluation import metrics
 from core.evaluation.questions import EvalQuestion
 from core.evaluation.report import RunData, failures, load_run, summarize
@@ -516,7 +517,7 @@ class LoopView:
 
 
 @dataclass
-class LoopJob:
+class LoopJob(BackgroundJob[LoopView]):
     """`run_loop` in a background thread; `view()` is safe to call from any session."""
 
     data_dir: Path
@@ -524,75 +525,42 @@ class LoopJob:
     request: LoopRequest
     embedder: Embeddings | None = None
     owner: str = ""
-    cancel_flag: threading.Event = field(default_factory=threading.Event)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _view: LoopView | None = None
-    _thread: threading.Thread | None = None
 
     def __post_init__(self) -> None:
         self._view = LoopView(self.request, "queued", "Starting…", [], [], (0, 0), time.time(), None)
 
-    def start(self) -> LoopJob:
-        self._thread = threading.Thread(target=self._run, name=f"loop-{self.request.name}", daemon=True)
-        self._thread.start()
-        return self
+    def _thread_name(self) -> str:
+        return f"loop-{self.request.name}"
 
-    def view(self) -> LoopView:
-        with self._lock:
-            assert self._view is not None
-            return replace(self._view, rounds=list(self._view.rounds), steps=list(self._view.steps))
+    def _snapshot(self, view: LoopView) -> LoopView:
+        return replace(view, rounds=list(view.rounds), steps=list(view.steps))
 
     def cancel(self) -> None:
         self.cancel_flag.set()
         self._update(message="Stopping…")
 
-    def join(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _update(self, **changes: object) -> None:
-        with self._lock:
-            assert self._view is not None
-            self._view = replace(self._view, **changes)  # type: ignore[arg-type]
-
     def _phase(self, phase: str, message: str) -> None:
-        with self._lock:
-            assert self._view is not None
-            steps = [] if phase == "training" and self._view.phase != "training" else self._view.steps
-            self._view = replace(self._view, phase=phase, message=message, steps=steps)
+        def change(v: LoopView) -> LoopView:
+            steps = [] if phase == "training" and v.phase != "training" else v.steps
+            return replace(v, phase=phase, message=message, steps=steps)
 
-    def _step(self, step: Step) -> None:
-        with self._lock:
-            assert self._view is not None
-            self._view.steps.append(step)
+        self._change(change)
 
-    def _cell(self, cell: CellDone, done: int, total: int) -> None:
-        self._update(cells=(done, total))
+    def _work(self) -> dict[str, Any]:
+        result = run_loop(self.data_dir, self.runtime, self.request, embedder=self.embedder, on_phase=self._phase,
+                          on_step=lambda step: self._append(lambda v: v.steps, step),
+                          on_cell=lambda cell, done, total: self._update(cells=(done, total)),
+                          on_round=lambda r: self._append(lambda v: v.rounds, r), cancel=self.cancel_flag)  # fmt: skip
+        best = result.best
+        message = f"Done: {result.stopped_because}." + (
+            f" Best: {best.strategy} at {best.correct:.0%}." if best is not None else ""
+        )
+        return {"phase": "done", "message": message, "stopped_because": result.stopped_because}
 
-    def _round(self, r: Round) -> None:
-        with self._lock:
-            assert self._view is not None
-            self._view.rounds.append(r)
-
-    def _run(self) -> None:
-        try:
-            result = run_loop(self.data_dir, self.runtime, self.request, embedder=self.embedder,
-                              on_phase=self._phase, on_step=self._step, on_cell=self._cell, on_round=self._round,
-                              cancel=self.cancel_flag)  # fmt: skip
-            best = result.best
-            message = f"Done: {result.stopped_because}." + (
-                f" Best: {best.strategy} at {best.correct:.0%}." if best is not None else ""
-            )
-            self._update(phase="done", message=message, stopped_because=result.stopped_because)
-        except TrainingCancelled as e:
-            self._update(phase="cancelled", message=str(e))
-        except AppError as e:
-            self._update(phase="failed", message=str(e))
-        except Exception as e:  # noqa: BLE001 - a crash in the thread must reach the page, not vanish
-            log.exception("Loop %s crashed", self.request.name)
-            self._update(phase="failed", message=f"The run failed: {e}")
-        finally:
-            self._update(finished=time.time())
+    def _outcome(self, outcome: str, message: str) -> dict[str, Any]:
+        if outcome == "crashed":
+            return {"phase": "failed", "message": f"The run failed: {message}"}
+        return {"phase": outcome, "message": message}
 
 
 class LoopJobs:

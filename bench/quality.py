@@ -38,6 +38,17 @@ headers and footers stripped from PDF pages at parse time (app path: 65% / 83% /
 55; a guess: the header line, picked as best, had brought a page's first fact along as its next).
 Top-3 chunks with the excerpts run together: vellacourt 9/20 against 12/20 at top-2 (prototype).
 
+On the app path (Runtime.run with the RAG preset, the store's hits rewritten before the template; 25 Nov,
+sample / corvane / vellacourt; the share of contexts holding the answer in brackets): today's excerpts
+28/40, 20/24, 11/20 (32, 22, 15). The same excerpts with the second chunk first: 21, 11, 7: the model
+copies mostly from the start of the text, so the best match must come first, as it does. The chunk whose
+sentence scores best first: 28, 19, 11. Sentences ranked across both chunks by word overlap, the best two
+each with its next, in rank order: 27, 17, 11 (35, 24, 16); with MiniLM similarity added: 25, 16, 14
+(34, 23, 19); the same in text order: 24, 14, 11 and 20, 15, 14; the best one and its next only: 23, 17,
+8 (32, 22, 13): with two sentences the model rephrases more ("up to 250 euros" for "250 euros; above that a
+director must also approve") and drops the detail the expected answer holds. Snapping the model's answer to
+the context sentence it copied (exact digits), or to the best-ranked one when it copied none: 28, 21, 10.
+
 25 Nov 2026, prototypes on the same three sets (sample / corvane / vellacourt; the excerpts as now:
 28/40, 20/24, 11/20 in the prototype):
 - Sentences ranked across both chunks (word overlap with IDF over all their sentences, plus MiniLM

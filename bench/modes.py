@@ -44,8 +44,8 @@ The old default forgot 14 points on this run, not 31 as on 24 Nov; the differenc
 questions each, so they rank settings only loosely.
 Brackenridge joint with these defaults (80 replayed, lr 1e-3, --threads 1, 25 Nov, quiet box): FT+RAG 68%
 (27/40) against RAG on the base 70%, forgetting 14 points, training 341 s (530 s in all). Not yet measured
-with replay: staged, iterative, FT then RAG. The replay answers are cached per base model in DATA_DIR (the first run asks
-the base 80 questions, about 3 minutes on this loaded box).
+with replay: staged, iterative, FT then RAG. The replay answers are cached per base model in DATA_DIR
+(the first run asks the base 80 questions, about 3 minutes on this loaded box).
 
 Run: nice -n 5 .venv/bin/python bench/modes.py [--sets brackenridge,corvane]
      [--modes ft_then_rag,joint,staged,iterative] [--epochs N] [--rank R] [--lr LR] [--replay N]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from datetime import datetime
@@ -143,18 +144,32 @@ def loss_frame(train: Sequence[Sequence[float]], validation: Sequence[Sequence[f
 
 
 def overfitting_note(train: Sequence[Sequence[float]], validation: Sequence[Sequence[float]]) -> str | None:
-    """In words, when validation loss has risen from its best while training loss kept falling."""
+    """In words, when validation loss has risen from its best while training loss kept falling.
+
+    A step's training loss is one small batch's, so it jumps about: each check is compared by the mean
+    training loss of the steps since the check before it, not by any single step.
+    """
     if len(validation) < 2 or not train:
         return None
-    best_step, best = min(validation, key=lambda p: p[1])
-    last_step, last = validation[-1]
+    checks = [int(step) for step, _ in validation]
+    best_at = min(range(len(validation)), key=lambda i: validation[i][1])
+    best, last = validation[best_at][1], validation[-1][1]
     if last <= best * 1.05 or last - best < 0.05:
         return None
-    train_then = min((loss for step, loss in train if step <= best_step), default=train[0][1])
+
+    def mean_before(i: int) -> float | None:
+        since = checks[i - 1] if i else -math.inf
+        losses = [float(loss) for step, loss in train if since < step <= checks[i]]
+        return sum(losses) / len(losses) if losses else None
+
+    then, now = mean_before(best_at), mean_before(len(checks) - 1)
+    if then is None or now is None or now >= then:
+        return None  # validation worse but training no better: noise or instability, not memorising
     return (
-        f"Validation loss rose from {best:.2f} (step {int(best_step)}) to {last:.2f} (step {int(last_step)}) while "
-        f"training loss fell to {train[-1][1]:.2f} (from {train_then:.2f}): the model is memorising the training "
-        "pairs rather than learning what carries over. Try fewer epochs, a lower learning rate or a smaller rank."
+        f"Validation loss rose from {best:.2f} (step {checks[best_at]}) to {last:.2f} (step {checks[-1]}) while "
+        f"training loss fell from {then:.2f} to {now:.2f} (the mean of the steps before each): the model is "
+        "memorising the training pairs rather than learning what carries over. Try fewer epochs, a lower "
+        "learning rate or a smaller rank."
     )
 
 
@@ -251,9 +266,16 @@ def adapter_card(
         loss_chart(losses.get("train", []), losses.get("validation", []))
         if parity.get("cases"):
             st.dataframe(
-                pd.DataFrame(parity["cases"])[["kind", "question", "hf_text", "llama_text", "agree", "compared"]],
+                pd.DataFrame(parity["cases"])[["kind", "question", "llama_text", "hf_text", "agree", "compared"]],
                 hide_index=True,
                 width="stretch",
+                column_config={
+                    "llama_text": st.column_config.TextColumn("llama.cpp + adapter", help="Its greedy answer."),
+                    "hf_text": st.column_config.TextColumn(
+                        "HF + PEFT", help="That answer up to the first token it would choose otherwise, then its token."
+                    ),
+                    "agree": st.column_config.NumberColumn("leading tokens agree"),
+                },
             )
         if m.get("ollama"):
             st.caption(f"🦙 Registered with Ollama as `{m['ollama']['model']}` at {m['ollama']['host']}")

@@ -8,7 +8,14 @@ Measured (brackenridge, all 40 questions, RAG preset template, no threshold, sha
 360 answers in 710 s; correct 50-62.5% per cell, best 1200/180 top-2 (62.5%, p50 1.28 s), then 800/120
 top-2 (57.5%, today's default chunking and top-k); top-1 is fastest (p50 0.91-1.24 s) and never best.
 
-Run: .venv/bin/python bench/sweep.py [--kb brackenridge|corvane] [--questions 10] [--top-k 1 2 3]
+With today's RAG template (excerpts run together), top-2, every question of each set, quiet box, 25 Nov:
+  chunking       brackenridge (40)   corvane (24, held out)   vellacourt (20, held-out PDF)
+  500/75         62.5%               83.3%                    35.0%
+  800/120        70.0%               83.3%                    55.0%   <- the default, best on all three
+  1200/180       67.5%               75.0%                    45.0%
+  1600/240       65.0%               75.0%                    40.0%
+
+Run: .venv/bin/python bench/sweep.py [--kb brackenridge|corvane|vellacourt|qingwu] [--questions 10] [--top-k 1 2 3]
      [--chunkings 400/60 800/120 1200/180] [--data-dir DIR]
 """
 
@@ -23,25 +30,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.config import Settings  # noqa: E402
-from core.embeddings import load_bundled  # noqa: E402
+from bench.common import offline  # noqa: E402
 from core.evaluation import questions as qs  # noqa: E402
 from core.evaluation import sweep  # noqa: E402
 from core.evaluation.report import load_run  # noqa: E402
 from core.evaluation.runner import run_evaluation, start_run  # noqa: E402
 from core.evaluation.sweep import Chunking, Grid  # noqa: E402
 from core.ingest import ingest  # noqa: E402
-from core.models import EmbeddedEngine, ModelCatalog  # noqa: E402
-from core.prompts import TemplateLibrary  # noqa: E402
-from core.records import Records  # noqa: E402
 from core.samples import SAMPLES  # noqa: E402
-from core.store import Store  # noqa: E402
-from core.strategies import RAG_TEMPLATE, Runtime, presets  # noqa: E402
+from core.strategies import RAG_TEMPLATE, presets  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--kb", default="brackenridge", choices=["brackenridge", "corvane"])
+    parser.add_argument("--kb", default="brackenridge", choices=sorted(SAMPLES))
     parser.add_argument("--questions", type=int, default=10)
     parser.add_argument("--top-k", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--chunkings", nargs="+", default=["400/60", "800/120", "1200/180"])
@@ -49,11 +51,12 @@ def main() -> None:
     args = parser.parse_args()
     tmp = tempfile.TemporaryDirectory()
     data_dir = args.data_dir or Path(tmp.name)
-    settings = Settings.from_env(data_dir=data_dir, ollama_host=None, qdrant_url=None, qdrant_path=None)
+    stack = offline(data_dir)  # as the app opens it: a knowledge base on another embedding model loads it
+    settings, store, catalog, runtime = stack.settings, stack.store, stack.catalog, stack.runtime
     sample = SAMPLES[args.kb]
-    store = Store.open(settings, load_bundled())
     if args.kb not in [k.name for k in store.list_kbs()]:
-        store.create_kb(args.kb, chunk_size=800, chunk_overlap=120, analyser=sample.analyser)
+        store.create_kb(args.kb, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap,
+                        embedding_model=sample.embedding_model, analyser=sample.analyser)  # fmt: skip
         ingest(store, args.kb, sample.uploads())
     chunkings = tuple(Chunking(*map(int, c.split("/"))) for c in args.chunkings)
     grid = Grid(args.kb, chunkings, tuple(args.top_k), (None,), (RAG_TEMPLATE,))
@@ -67,8 +70,6 @@ def main() -> None:
         print(f"scratch {c.label}: {built} chunks (estimated {chunks}) in {seconds:.1f} s, "
               f"{seconds / max(built, 1):.3f} s a chunk")  # fmt: skip
 
-    catalog = ModelCatalog(settings, EmbeddedEngine(), None)
-    runtime = Runtime(store, TemplateLibrary(data_dir / "templates"), catalog, Records(data_dir / "records.sqlite"))
     base = presets(catalog.available(), args.kb)["RAG"].strategy
     questions = qs.sample_set(args.kb).questions[: args.questions]
     request = sweep.request(grid, base, "bench sweep", args.kb, questions)

@@ -9,7 +9,7 @@ import streamlit as st
 from core.errors import AppError
 from core.rag_preset import load_rag_preset
 from core.samples import SAMPLE_KB_NAME
-from core.strategies import Answer, presets, run_many
+from core.strategies import STOPPED, Answer, presets, run_many
 from ui import compare, resources
 from ui.notices import chinese_model_notice
 from ui.state import SHADOW, forget, index_of, init_state, remembered
@@ -96,7 +96,6 @@ for i, col in enumerate(columns):
 if notice := chinese_model_notice(strategies.values(), [question], runtime.store, [m.id for m in models]):
     notice_slot.warning(notice, icon="🀄")
 
-STOPPED = "Stopped before the answer was complete."
 if ask and strategies:
     # Workers stream into queues; this thread alone draws, so each column fills as its tokens come.
     slots = {i: columns[i].empty() for i in strategies}

@@ -28,6 +28,7 @@ PE_TEMPLATE = "Few-shot assistant"
 RAG_TEMPLATE = "RAG with citations"
 FT_TEMPLATE = "Plain question"
 RAG_TOP_K = 2
+STOPPED = "Stopped before the answer was complete."  # an answer cut short by Stop
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ class Runtime:
         try:
             for delta in self._run(strategy, question, answer, started):
                 if stop is not None and stop.is_set():
-                    answer.error = "Stopped before the answer was complete."
+                    answer.error = STOPPED
                     break
                 yield delta
         except AppError as e:

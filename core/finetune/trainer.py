@@ -128,7 +128,7 @@ def _gguf_parsed_once() -> Iterator[None]:
     transformers 5.23 parses the whole GGUF three times (for the tokenizer, the config and the weights;
     about 4 s each for SmolLM2, most of it its 49k-token vocabulary) and rebuilds gguf's tensor-name
     map once per module (397 times, 7 s). Both are looked up on the `gguf` module at call time, so
-    here they are served from a cache, and restored afterwards: loading SmolLM2-135M 17 s -> 3 s.
+    here they are served from a cache, and restored afterwards: loading SmolLM2-135M 17 s -> 6 s.
     """
     import gguf
 

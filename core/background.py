@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from core.errors import AppError, TrainingCancelled
 
@@ -24,11 +24,16 @@ V = TypeVar("V")
 
 @dataclass(kw_only=True)
 class BackgroundJob(Generic[V]):
-    """The thread, the Stop flag and the locked view; subclasses give `_work` and `_outcome`.
+    """The thread, the Stop flag and the locked view; subclasses give `_thread_name` and `_work`.
 
-    `_view` must be set before `start()`. A view holding lists the thread appends to (`_append`)
-    overrides `_snapshot` to copy them, so that a page never sees a list change under it.
+    `_view` must be set before `start()`; its field `ENDED_FIELD` says how the work ended ("done" or
+    whatever `_work` returns, else "cancelled" or "failed"), with `message`; a crash's message starts
+    with `CRASHED`. A view holding lists the thread appends to (`_append`) overrides `_snapshot` to copy
+    them, so that a page never sees a list change under it.
     """
+
+    ENDED_FIELD: ClassVar[str] = "phase"
+    CRASHED: ClassVar[str] = "It failed"
 
     cancel_flag: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -48,7 +53,9 @@ class BackgroundJob(Generic[V]):
         `outcome` is "cancelled" (Stop), "failed" (an error of ours, `message` says what to do) or
         "crashed" (anything else; `message` is the exception's text, logged with its traceback).
         """
-        raise NotImplementedError
+        if outcome == "crashed":
+            return {self.ENDED_FIELD: "failed", "message": f"{self.CRASHED}: {message}"}
+        return {self.ENDED_FIELD: outcome, "message": message}
 
     def start(self) -> Self:
         self._thread = threading.Thread(target=self._run, name=self._thread_name(), daemon=True)

@@ -287,7 +287,13 @@ class EvalView:
 
 @dataclass
 class EvalJob(BackgroundJob[EvalView]):
-    """One run (new or resumed) in a background thread; `view()` is safe from any session."""
+    """One run (new or resumed) in a background thread; `view()` is safe from any session.
+
+    A Stop ends `run_evaluation` with status "stopped" (resumable) rather than raising.
+    """
+
+    ENDED_FIELD = "status"
+    CRASHED = "The evaluation failed"
 
     runtime: Runtime
     run_id: int
@@ -324,10 +330,6 @@ class EvalJob(BackgroundJob[EvalView]):
                                 cancel=self.cancel_flag)  # fmt: skip
         message = {"done": "Finished.", "stopped": "Stopped; resume to ask only the missing answers."}[status]
         return {"status": status, "message": message}
-
-    def _outcome(self, outcome: str, message: str) -> dict[str, Any]:
-        # A Stop ends run_evaluation with "stopped" rather than raising; anything raised is a failure.
-        return {"status": "failed", "message": f"The evaluation failed: {message}" if outcome == "crashed" else message}
 
 
 class EvalJobs:

@@ -226,6 +226,8 @@ class TrainingJob(BackgroundJob[JobView]):
     sees it, only the owner stops it, or another session that explicitly confirms (`force`).
     """
 
+    CRASHED = "Training failed"
+
     data_dir: Path
     request: TrainRequest
     owner: str = ""
@@ -265,11 +267,6 @@ class TrainingJob(BackgroundJob[JobView]):
         )
         # Whether Ollama has it too is on the model's card, read from its manifest.
         return {"phase": "done", "message": f"{adapter.name} is ready.", "adapter": adapter.name}
-
-    def _outcome(self, outcome: str, message: str) -> dict[str, Any]:
-        if outcome == "crashed":
-            return {"phase": "failed", "message": f"Training failed: {message}"}
-        return {"phase": outcome, "message": message}
 
 
 class JobRegistry:

@@ -520,6 +520,8 @@ class LoopView:
 class LoopJob(BackgroundJob[LoopView]):
     """`run_loop` in a background thread; `view()` is safe to call from any session."""
 
+    CRASHED = "The run failed"
+
     data_dir: Path
     runtime: Runtime
     request: LoopRequest
@@ -556,11 +558,6 @@ class LoopJob(BackgroundJob[LoopView]):
             f" Best: {best.strategy} at {best.correct:.0%}." if best is not None else ""
         )
         return {"phase": "done", "message": message, "stopped_because": result.stopped_because}
-
-    def _outcome(self, outcome: str, message: str) -> dict[str, Any]:
-        if outcome == "crashed":
-            return {"phase": "failed", "message": f"The run failed: {message}"}
-        return {"phase": outcome, "message": message}
 
 
 class LoopJobs:

@@ -147,7 +147,7 @@ BAD_INPUTS = [
     ("locked.pdf", encrypted_pdf(), "refused", "password"),
     ("scan.pdf", scanned_pdf(), "refused", "OCR"),
     ("photo.pdf", PNG_BYTES, "refused", "PNG image"),
-    ("slides.pptx", b"PK\x03\x04zip", "refused", "PDF, Markdown"),
+    ("slides.pptx", b"PK\x03\x04zip", "refused", "PDF, Word"),
     ("big.txt", b"x" * (1024 * 1024 + 1), "refused", "limit"),
     ("../../escape.txt", b"path traversal", "refused", "path"),
     ("latin1.txt", "Le phare de Kervélec est peint en rouge.".encode("cp1252"), "added", "cp1252"),

@@ -2,8 +2,6 @@ from __future__ import annotations
 
 import io
 import re
-import zipfile
-from pathlib import Path
 
 import pypdfium2 as pdfium
 import pytest
@@ -27,7 +25,17 @@ from core.errors import (
 )
 from core.parsing import layout
 from core.samples import sample_uploads
-from tests.helpers import PNG_BYTES, encrypted_pdf, make_pdf, scanned_pdf
+from tests.helpers import (
+    HTML_PAGE,
+    PNG_BYTES,
+    encrypted_pdf,
+    make_pdf,
+    real,
+    scanned_pages,
+    scanned_pdf,
+    zip_bomb,
+    zip_of,
+)
 
 # (file name, bytes, error class, words the message must contain: what is wrong, what to do)
 BAD_FILES = [
@@ -161,14 +169,6 @@ def test_hard_wrapped_pdf_text_is_cut_at_sentence_ends() -> None:
     assert all(c.text.rstrip().endswith(".") for c in chunks[:-1])
 
 
-# Real PDFs, cut from Debian packages (tests/fixtures/real/LICENSE.md says where from and under what licence).
-REAL = Path(__file__).resolve().parent / "fixtures" / "real"
-
-
-def real(name: str) -> bytes:
-    return (REAL / name).read_bytes()
-
-
 @pytest.fixture(scope="module")
 def reference() -> documents.ParsedDocument:
     """Debian Reference pages v (contents) and 1-3 (chapter 1), with their outline."""
@@ -260,17 +260,6 @@ def test_reading_reports_pages_and_stops_between_them() -> None:
               progress=lambda d, t, _m: seen.append((d, t)))  # fmt: skip
 
 
-def scanned_pages(count: int) -> bytes:
-    """The scanned fixture page `count` times over."""
-    source = pdfium.PdfDocument(real("debian-reference-scanned.pdf"))
-    out = pdfium.PdfDocument.new()
-    for _ in range(count):
-        out.import_pages(source)
-    buffer = io.BytesIO()
-    out.save(buffer)
-    return buffer.getvalue()
-
-
 def test_scanned_pdf_over_the_ocr_page_limit_is_refused_before_any_ocr() -> None:
     with pytest.raises(OcrLimitError) as info:
         parse(scanned_pages(3), "scan.pdf", ocr=OcrLimits(max_pages=2, max_seconds=300))
@@ -342,34 +331,6 @@ def test_docx_headings_become_section_paths_and_tables_text_rows() -> None:
     assert "breakwater" in by_text["Harbour manual > Pilots"]
     for c in chunks:
         assert doc.pages[0].text[c.start : c.end] == c.text
-
-
-def zip_of(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as package:
-        for name, data in members.items():
-            package.writestr(name, data)
-    return buffer.getvalue()
-
-
-def zip_bomb() -> bytes:
-    """A small .docx whose zip directory declares word/document.xml as 3 GB (it is read from there first)."""
-    data = bytearray(zip_of({"[Content_Types].xml": b"<Types/>", "word/document.xml": b"<w:document/>"}))
-    entry = data.index(b"PK\x01\x02", data.index(b"word/document.xml") - 60)  # the central directory's entry
-    while data[entry + 46 : entry + 46 + 17] != b"word/document.xml":
-        entry = data.index(b"PK\x01\x02", entry + 4)
-    data[entry + 24 : entry + 28] = (3_000_000_000).to_bytes(4, "little")  # uncompressed size
-    return bytes(data)
-
-
-HTML_PAGE = b"""<!doctype html><html><head><title>Harbour</title><script>alert('owned')</script>
-<style>body{color:red}</style></head><body>
-<nav class="navbar"><a href="/">Home</a> <a href="/next">Next chapter</a></nav>
-<div class="sidebar">Related pages: Lighthouses</div>
-<main><h1>Harbour guide</h1><p>The pier opens at <b>06:00</b>.</p>
-<img src=x onerror="alert(1)"><h2>Fees</h2><p>Mooring costs 12 euros a night.</p>
-<table><tr><th>Boat</th><th>Fee</th></tr><tr><td>Dinghy</td><td>4</td></tr></table></main>
-<footer>Copyright the harbour board</footer></body></html>"""
 
 
 def test_html_keeps_the_main_text_with_headings_and_drops_scripts_and_navigation() -> None:

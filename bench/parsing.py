@@ -89,8 +89,9 @@ def pdf_report() -> None:
         words = layout.vocabulary(raw)
         broken = [m.group(0) for t in raw for m in re.finditer(r"\w+\ufffe\w+", t)]
         kept = [b for b in broken if "-" in layout.join_hyphens(b, words)]
+        shown = ", ".join(kept[:8]).replace(layout.SOFT_HYPHEN, "-")
         print(f"| {lang} | hyphens at line ends (PDFium's U+FFFE): {len(broken)}, joined {len(broken) - len(kept)}, "
-              f"kept {len(kept)} ({', '.join(kept[:8]).replace(layout.SOFT_HYPHEN, '-')}) | | | | OCR: pages {ranges(doc.ocr_pages)} | |")  # fmt: skip
+              f"kept {len(kept)} ({shown}) | | | | OCR: pages {ranges(doc.ocr_pages)} | |")  # fmt: skip
 
 
 def ranges(numbers: tuple[int, ...]) -> str:

@@ -265,7 +265,7 @@ def _parse_pdf(data: bytes, name: str, limits: OcrLimits, reading: Reading) -> P
         roles.append(layout.page_role(page_lines, roles[-1] if roles else None))
     texts = ["\n".join(page_lines).strip("\n") for page_lines in lines]
     words = layout.vocabulary(texts)
-    texts = [layout.join_hyphens(text, words) for text in texts]
+    texts = [layout.join_cjk_lines(layout.join_hyphens(text, words)) for text in texts]
     searched = [text if role == "text" else "" for text, role in zip(texts, roles, strict=True)]
     sections = layout.outline_sections(searched, raw.outline) if raw.outline else layout.numbered_sections(searched)
     pages = [

@@ -373,3 +373,16 @@ def test_bad_word_html_and_image_files_are_refused_with_a_reason(
         parse(data, filename)
     for word in words:
         assert word.lower() in str(info.value).lower()
+
+
+def test_chinese_lines_broken_mid_sentence_are_joined_but_headings_stay_apart() -> None:
+    text = (
+        "1.1.6 虚拟控制台\n"
+        "在默认的 Debian 系统中，有 6 个可切换的类字符控制台，每一个字符控制台都允许独立登\n"
+        "录账户并提供多用户环境。这个多用户环境是伟大的 Unix 的特性，很容易上瘾。\n"
+        "警告\n"
+        "永远不要在显示管理器的提示符下输入 root 来使用 root 账户启动显示或者会话管理器。"
+    )
+    joined = layout.join_cjk_lines(text)
+    assert "独立登录账户" in joined  # the word the line break split
+    assert joined.startswith("1.1.6 虚拟控制台\n在默认") and "上瘾。\n警告\n永远" in joined

@@ -31,8 +31,12 @@ _NUMBERED_HEADING = re.compile(r"^(\d+(?:\.\d+)+\.?|chapter \d+\.?|appendix [a-z
 
 
 def _key(line: str) -> str:
-    """A line as furniture is compared: its words, less numbers (arabic or roman), punctuation and spacing."""
-    return " ".join(_ROMAN.sub(" ", _NON_LETTERS.sub(" ", line.lower())).split())
+    """A line as furniture is compared: its words, less numbers (arabic or roman), punctuation and spacing.
+
+    A line of one word keeps its numbers: "Chapter 1" and "Chapter 2" opening nearby pages are headings.
+    """
+    words = _ROMAN.sub(" ", _NON_LETTERS.sub(" ", line.lower())).split()
+    return " ".join(words) if len(words) > 1 else " ".join(line.lower().split())
 
 
 def remove_furniture(pages: Sequence[list[str]]) -> list[list[str]]:
@@ -88,6 +92,33 @@ def join_hyphens(text: str, words: Counter[str]) -> str:
 
     text = _BROKEN.sub(fix, text)
     return text.replace(SOFT_HYPHEN, "-")
+
+
+_CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+_CLOSES = "。！？：；!?:;"
+
+
+def _width(line: str) -> int:
+    return len(line) + len(_CJK_CHAR.findall(line))  # a CJK character is about two Latin ones wide
+
+
+def join_cjk_lines(text: str) -> str:
+    """Join Chinese (or Japanese, Korean) lines the typesetter broke mid-sentence, as the page's full lines show.
+
+    CJK has no spaces, so a line break between two of its characters splits a word in two for the keyword
+    analyser (jieba); only lines about as wide as the page's widest, ending mid-sentence, are joined.
+    """
+    lines = text.split("\n")
+    widest = max((_width(line) for line in lines), default=0)
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        following = lines[i + 1] if i + 1 < len(lines) else ""
+        full = widest > 0 and _width(line) >= 0.85 * widest
+        if full and line and line[-1] not in _CLOSES and _CJK_CHAR.match(line[-1]) and _CJK_CHAR.match(following[:1]):
+            out.append(line)
+        else:
+            out.append(line + "\n")
+    return "".join(out)[:-1] if out else text
 
 
 def page_role(lines: Sequence[str], previous: PageRole | None) -> PageRole:

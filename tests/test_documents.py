@@ -386,3 +386,43 @@ def test_chinese_lines_broken_mid_sentence_are_joined_but_headings_stay_apart() 
     joined = layout.join_cjk_lines(text)
     assert "独立登录账户" in joined  # the word the line break split
     assert joined.startswith("1.1.6 虚拟控制台\n在默认") and "上瘾。\n警告\n永远" in joined
+
+
+# Lines of real pages: libtasn1's manual (GNU FDL 1.3, Debian package libtasn1-doc), its index pages 35-36, and
+# the Debian Reference (GPL-2+), a table page whose rows end in numbers too.
+CONCEPT_INDEX = """Concept Index
+A
+asn1Coding program . . . . . . . . . . . . . . . . . . . . . . . . . . . . 5
+asn1Decoding program . . . . . . . . . . . . . . . . . . . . . . . . . . 7
+asn1Parser program . . . . . . . . . . . . . . . . . . . . . . . . . . . . . 5
+ASN.1 schema . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . 2
+F
+FDL, GNU Free Documentation License . . . . . . . . 24
+Future developments . . . . . . . . . . . . . . . . . . . . . . . . . . . . 4"""
+FUNCTION_INDEX_GOES_ON = """asn1_der_decoding_startEnd . . . . . . . . . . . . . . . . . . 19
+asn1_der_decoding2 . . . . . . . . . . . . . . . . . . . . . . . . . . . . . 18
+asn1_dup_node . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . . 12
+asn1_encode_simple_der . . . . . . . . . . . . . . . . . . . . . . . 21
+asn1_expand_any_defined_by . . . . . . . . . . . . . . . . . . 19"""
+TABLE_PAGE = """package popcon size description
+ghostscript V:184, I:569 195 The GPL Ghostscript PostScript/PDF interpreter
+ghostscript-x V:3, I:39 87 GPL Ghostscript PostScript/PDF interpreter - X display support
+libpoppler102 V:29, I:316 4274 PDF rendering library based on xpdf PDF viewer
+libpoppler-glib8 V:281, I:494 484 PDF rendering library (GLib-based shared library)
+poppler-data V:107, I:598 13086 CMaps for PDF rendering library (for CJK support: Adobe-*)
+Table 11.14: List of Ghostscript PostScript interpreters"""
+
+
+@pytest.mark.parametrize(
+    ("lines", "previous", "role"),
+    [
+        (CONCEPT_INDEX, None, "index"),
+        (FUNCTION_INDEX_GOES_ON, "index", "index"),
+        (FUNCTION_INDEX_GOES_ON, "text", "contents"),  # dot leaders without an index before: contents-like
+        (TABLE_PAGE, None, "text"),
+        (TABLE_PAGE, "contents", "text"),
+        ("", None, "blank"),
+    ],
+)
+def test_index_and_contents_pages_are_told_from_text(lines: str, previous: str | None, role: str) -> None:
+    assert layout.page_role(lines.splitlines(), previous) == role  # type: ignore[arg-type]

@@ -26,7 +26,7 @@ _ENDS_IN_PAGES = re.compile(r"[\s,](\d{1,4}|[ivxlc]+)(\s*[-–]\s*\d{1,4})?\s*$"
 _CONTENTS_TITLE = re.compile(
     r"^\s*((table of )?contents|list of (tables|figures|examples)|目\s*录|目\s*次|表格清单|插图清单)\s*$", re.IGNORECASE
 )
-_INDEX_TITLE = re.compile(r"^\s*(index|索\s*引)\s*$", re.IGNORECASE)
+_INDEX_TITLE = re.compile(r"^\s*((appendix [a-z]\.?\s+)?([\w-]+\s+){0,3}index|索\s*引)\s*$", re.IGNORECASE)
 _NUMBERED_HEADING = re.compile(r"^(\d+(?:\.\d+)+\.?|chapter \d+\.?|appendix [a-z]\.?)\s+\S.{0,90}$", re.IGNORECASE)
 
 
@@ -129,13 +129,13 @@ def page_role(lines: Sequence[str], previous: PageRole | None) -> PageRole:
     leaders = sum(bool(_LEADER.search(line)) for line in body)
     paged = sum(bool(_ENDS_IN_PAGES.search(line)) for line in body)
     titled = any(_CONTENTS_TITLE.match(line) for line in body[:3])
+    indexed = any(_INDEX_TITLE.match(line) for line in body[:3]) or previous == "index"
+    if indexed and len(body) >= 5 and paged >= 0.5 * len(body):
+        return "index"
     if len(body) >= 5 and (leaders >= 0.3 * len(body) or (titled and paged >= 0.5 * len(body))):
         return "contents"
     if previous == "contents" and len(body) >= 3 and leaders >= 0.3 * len(body):
         return "contents"
-    indexed = any(_INDEX_TITLE.match(line) for line in body[:3]) or previous == "index"
-    if indexed and len(body) >= 5 and paged >= 0.5 * len(body):
-        return "index"
     return "text"
 
 

@@ -7,6 +7,7 @@ import pypdfium2 as pdfium
 import pytest
 from docx import Document
 from fpdf import FPDF
+from pypdf import PdfWriter
 
 from core import documents
 from core.documents import OcrLimits, markdown_sections, parse, split
@@ -426,3 +427,12 @@ Table 11.14: List of Ghostscript PostScript interpreters"""
 )
 def test_index_and_contents_pages_are_told_from_text(lines: str, previous: str | None, role: str) -> None:
     assert layout.page_role(lines.splitlines(), previous) == role  # type: ignore[arg-type]
+
+
+def test_pdf_protected_by_an_owner_password_only_opens() -> None:
+    """Many PDFs are encrypted with an empty user password (printing or copying restricted): they read freely."""
+    writer = PdfWriter(clone_from=io.BytesIO(make_pdf(["Owner-only protection still opens."])))
+    writer.encrypt(user_password="", owner_password="owner", algorithm="RC4-128")
+    out = io.BytesIO()
+    writer.write(out)
+    assert parse(out.getvalue(), "restricted.pdf").pages[0].text == "Owner-only protection still opens."

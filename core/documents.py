@@ -28,7 +28,7 @@ from core.errors import (
     UnsupportedFileError,
 )
 from core.parsing import layout
-from core.parsing.base import OcrLimits, Page, PageRole, Reading, ranges
+from core.parsing.base import OcrLimits, Page, Reading
 
 __all__ = ["Chunk", "OcrLimits", "Page", "ParsedDocument", "parse", "split"]
 
@@ -259,27 +259,7 @@ def _parse_pdf(data: bytes, name: str, limits: OcrLimits, reading: Reading) -> P
     from core.parsing.pdf import read_pdf
 
     raw = read_pdf(data, name, limits=limits, reading=reading)
-    lines = layout.remove_furniture([_clean(text).split("\n") for text in raw.pages])
-    roles: list[PageRole] = []
-    for page_lines in lines:
-        roles.append(layout.page_role(page_lines, roles[-1] if roles else None))
-    texts = ["\n".join(page_lines).strip("\n") for page_lines in lines]
-    words = layout.vocabulary(texts)
-    texts = [layout.join_cjk_lines(layout.join_hyphens(text, words)) for text in texts]
-    searched = [text if role == "text" else "" for text, role in zip(texts, roles, strict=True)]
-    sections = layout.outline_sections(searched, raw.outline) if raw.outline else layout.numbered_sections(searched)
-    pages = [
-        Page(number, text, roles[number - 1], number in raw.ocr_pages, sections[number - 1])
-        for number, text in enumerate(texts, start=1)
-    ]
-    warnings = []
-    if raw.ocr_pages:
-        warnings.append(f"read by OCR: page(s) {ranges(raw.ocr_pages)}")
-    for role, label in (("contents", "contents"), ("index", "index")):
-        if numbers := [p.number for p in pages if p.role == role]:
-            warnings.append(f"{label} page(s) {ranges(numbers)} listed but kept out of search")
-    if blank := [p.number for p in pages if p.role == "blank"]:
-        warnings.append(f"{len(blank)} page(s) without text: {ranges(blank)}")
+    pages, warnings = layout.clean_pages([_clean(text) for text in raw.pages], raw.outline, raw.ocr_pages)
     return _document(data, name, "pdf", pages, warnings=tuple(warnings))
 
 

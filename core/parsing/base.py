@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -61,7 +61,7 @@ class Reading:
         return time.perf_counter() - self.started
 
 
-def ranges(numbers: list[int] | tuple[int, ...]) -> str:
+def ranges(numbers: Sequence[int]) -> str:
     """Page numbers as short ranges: 1-3, 7, 9-12."""
     parts: list[str] = []
     run: list[int] = []

@@ -10,7 +10,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-from core.parsing.base import PageRole
+from core.parsing.base import Page, PageRole, ranges
 
 EDGE_LINES = 3  # lines looked at, top and bottom of each page
 WINDOW = 4  # pages either side in which a running head must repeat
@@ -28,6 +28,32 @@ _CONTENTS_TITLE = re.compile(
 )
 _INDEX_TITLE = re.compile(r"^\s*((appendix [a-z]\.?\s+)?([\w-]+\s+){0,3}index|索\s*引)\s*$", re.IGNORECASE)
 _NUMBERED_HEADING = re.compile(r"^(\d+(?:\.\d+)+\.?|chapter \d+\.?|appendix [a-z]\.?)\s+\S.{0,90}$", re.IGNORECASE)
+
+
+def clean_pages(
+    raw: Sequence[str], outline: Sequence[tuple[int, str, int]], ocr_pages: Sequence[int]
+) -> tuple[list[Page], list[str]]:
+    """A PDF's page texts cleaned, each with its role and section path; and the notes for the file's report."""
+    lines = remove_furniture([text.split("\n") for text in raw])
+    roles: list[PageRole] = []
+    for page_lines in lines:
+        roles.append(page_role(page_lines, roles[-1] if roles else None))
+    texts = ["\n".join(page_lines).strip("\n") for page_lines in lines]
+    words = vocabulary(texts)
+    texts = [join_cjk_lines(join_hyphens(text, words)) for text in texts]
+    searched = [text if role == "text" else "" for text, role in zip(texts, roles, strict=True)]
+    sections = outline_sections(searched, outline) if outline else numbered_sections(searched)
+    pages = [
+        Page(number, text, roles[number - 1], number in ocr_pages, sections[number - 1])
+        for number, text in enumerate(texts, start=1)
+    ]
+    notes = [f"read by OCR: page(s) {ranges(ocr_pages)}"] if ocr_pages else []
+    for role in ("contents", "index"):
+        if numbers := [p.number for p in pages if p.role == role]:
+            notes.append(f"{role} page(s) {ranges(numbers)} listed but kept out of search")
+    if blank := [p.number for p in pages if p.role == "blank"]:
+        notes.append(f"{len(blank)} page(s) without text: {ranges(blank)}")
+    return pages, notes
 
 
 def _key(line: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.documents import SUPPORTED_EXTENSIONS
+from core.documents import SUPPORTED_EXTENSIONS, SUPPORTED_TYPES, OcrLimits
 from core.embeddings import BUNDLED_MODELS, OLLAMA_PREFIX, tuned_names
 from core.errors import AppError
 from core.ingest import Upload, ingest
@@ -17,7 +17,7 @@ from ui.state import index_of, init_state
 init_state(st.session_state)
 state = st.session_state
 st.title("📄 Documents")
-st.caption("Upload PDF, Markdown or text files into a knowledge base (a Qdrant collection), then search it.")
+st.caption(f"Upload {SUPPORTED_TYPES} files into a knowledge base (a Qdrant collection), then search it.")
 if error := st.session_state.pop("documents.error", None):
     st.error(error)
 
@@ -32,13 +32,14 @@ except AppError as e:
 
 def run_ingest(kb_name: str, uploads: list[Upload], label: str) -> None:
     """Ingest with a progress bar; clicking Stop reruns the page, which rolls back the file in progress."""
-    st.button("Stop", key="documents.stop", help="Stops after rolling back the file being added.")
+    st.button("Stop", key="documents.stop", help="Stops between pages, after rolling back the file being added.")
     try:
         reports = ingest(
             store,
             kb_name,
             uploads,
             max_bytes=settings.max_upload_bytes,
+            ocr=OcrLimits(settings.ocr_max_pages, settings.ocr_max_seconds),
             progress=components.progress_callback(label),
         )
     except AppError as e:
@@ -168,7 +169,7 @@ with st.expander("⚠️ Delete this knowledge base"):
 
 st.subheader("Add documents")
 files = st.file_uploader(
-    "PDF, Markdown or text files",
+    "PDF, Word, HTML, Markdown, text or page images (scans are read by OCR)",
     type=list(SUPPORTED_EXTENSIONS),
     accept_multiple_files=True,
     max_upload_size=settings.max_upload_mb,
@@ -222,6 +223,7 @@ try:
             components.hit_card(rank, hit)
     else:
         pick = st.selectbox("Or browse a document", list(by_label), key="documents.browse")
+        components.page_table(by_label[pick])
         for hit in store.chunks_of(kb_name, by_label[pick].doc_id):
             components.hit_card(hit.chunk_index + 1, hit, show_score=False)
 except AppError as e:

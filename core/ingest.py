@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from core import documents
-from core.documents import Chunk, ParsedDocument
+from core.documents import Chunk, OcrLimits, ParsedDocument
 from core.embeddings import embed_in_batches
-from core.errors import AppError, DocumentError
+from core.errors import AppError, DocumentError, ParseCancelled
 from core.files import now_iso
 from core.progress import CancelFlag, Progress
 from core.store import DocumentRecord, Store
@@ -60,11 +60,15 @@ def ingest(
     uploads: Sequence[Upload],
     *,
     max_bytes: int | None = None,
+    ocr: OcrLimits | None = None,
     progress: Progress | None = None,
     cancel: CancelFlag | None = None,
     group_chunks: int = 512,
 ) -> list[FileReport]:
     """Add files to a knowledge base; each file is either fully searchable or absent.
+
+    Pages are read one by one with progress (OCR too, within `ocr`'s page and time limits per file), and
+    cancelling is seen between pages: then no file of the batch is added.
 
     Unchanged content is skipped without parsing or embedding; a changed file with the name
     of an existing document replaces it; bad files are refused with the reason and leave the
@@ -86,7 +90,12 @@ def ingest(
     reports: dict[int, FileReport] = {}
     pending: dict[int, _Pending] = {}
     seen: dict[str, str] = {}
+    stopped = False
     for i, upload in enumerate(uploads):
+        if stopped or (cancel is not None and cancel.is_set()):
+            stopped = True
+            reports[i] = FileReport(upload.filename, "cancelled", message="Cancelled; not added.")
+            continue
         report(0, 0, f"Reading {upload.filename} ({i + 1}/{len(uploads)})")
         started = time.perf_counter()
         try:
@@ -107,8 +116,19 @@ def ingest(
                     doc_id=doc_id,
                 )
                 continue
-            doc = documents.parse(data, name, max_bytes=max_bytes)
+            doc = documents.parse(
+                data,
+                name,
+                max_bytes=max_bytes,
+                ocr=ocr,
+                progress=progress,
+                should_stop=cancel.is_set if cancel is not None else None,
+            )
             chunks = documents.split(doc, chunk_size=info.chunk_size, chunk_overlap=info.chunk_overlap)
+        except ParseCancelled as e:
+            stopped = True
+            reports[i] = FileReport(upload.filename, "cancelled", seconds=time.perf_counter() - started, message=str(e))
+            continue
         except DocumentError as e:
             reports[i] = FileReport(upload.filename, "refused", seconds=time.perf_counter() - started, message=str(e))
             continue
@@ -238,6 +258,7 @@ def _store_document(store: Store, kb: str, item: _Pending, vectors: list[list[fl
                 size_bytes=doc.size_bytes,
                 added=now_iso(),
                 encoding=doc.encoding,
+                page_notes=page_notes(doc),
             )
         )
         if previous is not None and previous.doc_id != doc.doc_id:
@@ -259,6 +280,13 @@ def _store_document(store: Store, kb: str, item: _Pending, vectors: list[list[fl
         message=" ".join(notes),
         doc_id=doc.doc_id,
     )
+
+
+def page_notes(doc: ParsedDocument) -> dict[str, list[int]]:
+    """The document's pages that are not plain searched text, by what they are: contents, index, blank, ocr."""
+    notes = {role: list(doc.pages_with(role)) for role in ("contents", "index", "blank")}
+    notes["ocr"] = list(doc.ocr_pages)
+    return {key: pages for key, pages in notes.items() if pages}
 
 
 def _rollback(store: Store, kb: str, doc_id: str) -> None:

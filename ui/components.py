@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 import streamlit as st
 
 from core.ingest import FileReport
+from core.parsing.base import UNSEARCHED_ROLES, ranges
 from core.store import DocumentRecord, SearchHit
 from ui.labels import label_text
 
@@ -18,6 +19,9 @@ STATUS_LABELS = {
     "refused": "❌ refused",
     "cancelled": "⏹️ cancelled",
 }
+
+
+NOTE_LABELS = {"contents": "contents", "index": "index", "blank": "blank", "ocr": "read by OCR"}
 
 
 def md_escape(text: str) -> str:
@@ -85,12 +89,27 @@ def documents_table(docs: Sequence[DocumentRecord]) -> None:
                 "Chunks": d.chunks,
                 "Added": d.added.replace("T", " ").replace("+00:00", " UTC"),
                 "Size": human_size(d.size_bytes),
+                "Pages not searched": ", ".join(
+                    f"{NOTE_LABELS[k]} {ranges(v)}" for k, v in d.page_notes.items() if k in UNSEARCHED_ROLES
+                ),
+                "OCR": ranges(d.page_notes.get("ocr", [])),
             }
             for d in docs
         ],
         hide_index=True,
         width="stretch",
     )
+
+
+def page_table(doc: DocumentRecord) -> None:
+    """A document's pages that are not plain searched text: contents, index and blank pages, and OCR'd ones."""
+    if not doc.page_notes:
+        return
+    rows = [{"Pages": ranges(pages), "What": NOTE_LABELS[kind], "Searched": kind not in UNSEARCHED_ROLES}
+            for kind, pages in doc.page_notes.items()]  # fmt: skip
+    kinds = ", ".join(NOTE_LABELS[kind] for kind in doc.page_notes)
+    with st.expander(f"Pages of {doc.filename}: {doc.pages} in all ({kinds})"):
+        st.dataframe(rows, hide_index=True, width="stretch")
 
 
 def hit_card(

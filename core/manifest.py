@@ -30,6 +30,7 @@ class DocumentRecord:
     size_bytes: int
     added: str
     encoding: str | None = None
+    language: str | None = None  # core.language.detect; None for documents added before it
 
 
 def kb_filter(kb: str, **fields: Any) -> models.Filter:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 import streamlit as st
 
 from core.ingest import FileReport
+from core.language import NAMES
 from core.store import DocumentRecord, SearchHit
 from ui.labels import label_text
 
@@ -17,6 +18,7 @@ STATUS_LABELS = {
     "unchanged": "⏭️ unchanged",
     "refused": "❌ refused",
     "cancelled": "⏹️ cancelled",
+    "held": "✋ held: language",
 }
 
 
@@ -63,12 +65,15 @@ def ingest_report(reports: Sequence[FileReport]) -> None:
         column_config={"Details": st.column_config.TextColumn("Details", width="large")},
     )
     refused = [r for r in reports if r.status == "refused"]
+    held = [r for r in reports if r.status == "held"]
     for r in refused:
         # The table cuts long text; the advice ("Run OCR…", "qpdf --decrypt…") is the part that matters.
         st.text(f"❌ {r.filename}: {r.message}")
     added = sum(r.status in ("added", "replaced") for r in reports)
     if refused:
         st.warning(f"{len(refused)} file(s) refused, {added} added. The knowledge base kept everything it had.")
+    elif held:
+        st.info(f"{added} file(s) added, {len(held)} held back for their language (see below).")
     elif any(r.status == "cancelled" for r in reports):
         st.warning(f"Cancelled: {added} file(s) added in full; the rest were not added.")
     else:
@@ -85,6 +90,7 @@ def documents_table(docs: Sequence[DocumentRecord]) -> None:
                 "Chunks": d.chunks,
                 "Added": d.added.replace("T", " ").replace("+00:00", " UTC"),
                 "Size": human_size(d.size_bytes),
+                "Language": NAMES.get(d.language or "", "–"),
             }
             for d in docs
         ],

@@ -343,6 +343,10 @@ class Store:
         collection is made again with the fitting settings, under the same name, chunking and date. A model
         that cannot be loaded here keeps the current one (the ingest report then says the documents do not fit).
         """
+        with self._lock:  # no other write between the check and the new collection (two first uploads at once)
+            return self._fit_kb(name, language)
+
+    def _fit_kb(self, name: str, language: str | None) -> KnowledgeBase:
         kb = self.get_kb(name)
         if not (kb.auto_model or kb.auto_analyser) or self.list_documents(name):
             return kb
@@ -480,11 +484,17 @@ class Store:
             return self._vectorstores[name]
 
     def is_chinese(self, name: str) -> bool:
-        """Whether the knowledge base holds Chinese text: its analyser is jieba's, or its first chunks are CJK."""
+        """Whether the knowledge base holds Chinese text: jieba's analyser, a Chinese document, or CJK first chunks.
+
+        The first chunks are read only for documents added before their language was recorded.
+        """
         kb = self.get_kb(name)
         if kb.analyser == "chinese":
             return True
-        texts = [h.text for d in self.list_documents(name)[:3] for h in self.chunks_of(name, d.doc_id, limit=2)]
+        docs = self.list_documents(name)
+        if any(d.language in ("zh", "mixed") for d in docs):
+            return True
+        texts = [h.text for d in docs[:3] if d.language is None for h in self.chunks_of(name, d.doc_id, limit=2)]
         return is_cjk(" ".join(texts))
 
     # Documents

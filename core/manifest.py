@@ -32,6 +32,7 @@ class DocumentRecord:
     encoding: str | None = None
     # Pages listed but not searched ("contents", "index", "blank"), and those read by OCR ("ocr").
     page_notes: dict[str, list[int]] = field(default_factory=dict)
+    language: str | None = None  # core.language.detect; None for documents added before it
 
 
 def kb_filter(kb: str, **fields: Any) -> models.Filter:

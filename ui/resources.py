@@ -19,6 +19,7 @@ from core.models import EmbeddedEngine, ModelCatalog, ModelInfo, OllamaBackend, 
 from core.preferences import Preferences
 from core.prompts import TemplateLibrary
 from core.records import Records
+from core.servers.openai import OpenAIBackend
 from core.store import Store
 from core.strategies import Runtime
 
@@ -83,19 +84,33 @@ def preferences() -> Preferences:
 
 def catalog() -> ModelCatalog:
     s = settings()
-    return ModelCatalog(s, engine(), OllamaBackend(s.ollama_host) if s.ollama_host else None)
+    servers = [OpenAIBackend(server) for server in s.openai_servers]
+    return ModelCatalog(s, engine(), OllamaBackend(s.ollama_host) if s.ollama_host else None, servers)
 
 
 @st.cache_data(ttl=15, show_spinner=False)
-def _available(data_dir: str, ollama_host: str | None) -> tuple[list[ModelInfo], str | None]:
+def _available(
+    data_dir: str, ollama_host: str | None, servers: tuple[tuple[str, str], ...]
+) -> tuple[list[ModelInfo], str | None, dict[str, str]]:
     models = catalog()
-    return models.available(), models.ollama_error
+    return models.available(), models.ollama_error, models.server_errors
+
+
+def _available_now() -> tuple[list[ModelInfo], str | None, dict[str, str]]:
+    s = settings()
+    servers = tuple((server.name, server.base_url) for server in s.openai_servers)
+    return _available(str(s.data_dir.resolve()), s.ollama_host, servers)
 
 
 def available_models() -> tuple[list[ModelInfo], str | None]:
     """Models for pickers, and why Ollama is missing from them (re-checked every 15 s)."""
-    s = settings()
-    return _available(str(s.data_dir.resolve()), s.ollama_host)
+    models, ollama_error, _ = _available_now()
+    return models, ollama_error
+
+
+def server_errors() -> dict[str, str]:
+    """Why each OpenAI-compatible server that did not answer is missing from the pickers (name -> reason)."""
+    return _available_now()[2]
 
 
 @st.cache_data(ttl=15, show_spinner=False)

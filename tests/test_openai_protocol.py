@@ -227,3 +227,22 @@ def test_a_server_that_is_down_hides_only_its_own_models(tmp_path: Path) -> None
     assert "not reachable" in runtime.models.server_errors["down"]
     _, answer = ask(runtime, "down:smollm2", QUESTION)
     assert answer.error is not None and "is not reachable" in answer.error and "OPENAI_BASE_URL=off" in answer.error
+
+
+@pytest.mark.slow
+def test_the_sidebar_shows_each_server_and_compare_offers_its_models(httpserver: HTTPServer, data_dir: Path) -> None:
+    from tests.helpers import open_app
+
+    httpserver.expect_request("/v1/models").respond_with_json(models("facts-lora"))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    servers = [
+        {"name": "vllm", "base_url": httpserver.url_for("/v1")},
+        {"name": "down", "base_url": f"http://127.0.0.1:{free_port()}/v1"},
+    ]
+    (data_dir / "servers.json").write_text(json.dumps({"openai_servers": servers}))
+    at = open_app("app_pages/compare.py")
+    sidebar = " ".join(c.value for c in at.sidebar.caption)
+    assert f"✅ `vllm` at {httpserver.url_for('/v1')} (OpenAI-compatible) · 1 model" in sidebar
+    assert "⚪ `down` at" in sidebar and "not answering: its models are hidden" in sidebar
+    options = at.selectbox(key="compare.col0.PE.model").options
+    assert "facts-lora (vllm)" in options and not any("down" in o for o in options)

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from core.config import Settings
+from core.config import OpenAIServer, Settings
 from core.embeddings import EmbeddingCatalog, EmbeddingModel, load_bundled, ollama_embedding_models
 from core.errors import AdapterError, AppError, ModelUnavailableError
 from core.finetune import adapters
@@ -82,9 +82,15 @@ def preferences() -> Preferences:
     return Preferences(settings().data_dir / "preferences.json")
 
 
+@st.cache_resource
+def _server_backend(name: str, base_url: str, api_key: str | None) -> OpenAIBackend:
+    """One client per OpenAI-compatible server for the process: its connections and chat models are reused."""
+    return OpenAIBackend(OpenAIServer(name, base_url, api_key))
+
+
 def catalog() -> ModelCatalog:
     s = settings()
-    servers = [OpenAIBackend(server) for server in s.openai_servers]
+    servers = [_server_backend(server.name, server.base_url, server.api_key) for server in s.openai_servers]
     return ModelCatalog(s, engine(), OllamaBackend(s.ollama_host) if s.ollama_host else None, servers)
 
 

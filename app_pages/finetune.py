@@ -115,9 +115,9 @@ try:
             if st.button("Generate pairs", key="finetune.generate"):
                 pairs = generate.pairs_from_kb(resources.store(), kb)
                 load(pairs, f"{kb}-facts", f"Generated {len(pairs)} questions from {kb}; review them below.")
-            writers = [m for m in resources.available_models()[0] if m.backend == "ollama"]
+            writers = [m for m in resources.available_models()[0] if m.backend != "llama.cpp"]
             if writers:
-                writer = st.selectbox("Or have an Ollama model write them", [m.id for m in writers],
+                writer = st.selectbox("Or have a served model write them", [m.id for m in writers],
                                       format_func=lambda i: i.removeprefix("ollama:"),
                                       key="finetune.writer")  # fmt: skip
                 if st.button(f"Write the questions with {writer.removeprefix('ollama:')}", key="finetune.write"):

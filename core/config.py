@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,12 @@ DEFAULT_OCR_MAX_SECONDS = 300
 DEFAULT_CHUNK_SIZE = 800
 DEFAULT_CHUNK_OVERLAP = 120
 DEFAULT_OLLAMA_HOST = "http://localhost:11434"
+# The server OPENAI_BASE_URL names; its models are listed as `openai:<model>`.
+DEFAULT_OPENAI_SERVER = "openai"
+SERVERS_FILE = "servers.json"  # in DATA_DIR, unless RAGTUNE_SERVERS names another file
+# A server's name starts its models' ids (`<name>:<model>`): these prefixes are taken.
+_RESERVED_NAMES = {"llama.cpp", "ollama", "tuned"}
+_SERVER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
 
 def _env_int(name: str, default: int) -> int:
@@ -47,6 +55,71 @@ def _ollama_host(raw: str | None) -> str | None:
 
 
 @dataclass(frozen=True)
+class OpenAIServer:
+    """An OpenAI-compatible chat server (vLLM, llama.cpp's server, LM Studio, LocalAI)."""
+
+    name: str
+    base_url: str  # ends in /v1, as the OpenAI client wants it
+    api_key: str | None = None
+
+    def __repr__(self) -> str:  # never print a key in a log or a traceback
+        key = "***" if self.api_key else None
+        return f"OpenAIServer(name={self.name!r}, base_url={self.base_url!r}, api_key={key})"
+
+
+def openai_base_url(raw: str) -> str:
+    """The URL as the OpenAI client takes it: a bare `http://host:port` gets `/v1`, any other path is kept."""
+    url = raw.strip().rstrip("/")
+    if not re.match(r"^https?://", url):
+        raise ConfigError(f"{raw!r} is not an http(s) URL; give the server's address, e.g. http://localhost:8000/v1.")
+    if "/" not in url.split("://", 1)[1]:
+        url += "/v1"
+    return url
+
+
+def _server_from_file(entry: Any, source: Path) -> OpenAIServer:
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry.get("base_url"):
+        raise ConfigError(f"{source}: each entry of `openai_servers` needs a `name` and a `base_url`.")
+    name = entry["name"].strip().lower()
+    if not _SERVER_NAME.match(name) or name in _RESERVED_NAMES:
+        raise ConfigError(
+            f"{source}: server name {entry['name']!r} must be lowercase letters, digits, - or _ (at most 32), "
+            f"and not one of {sorted(_RESERVED_NAMES)}: it starts the ids of its models."
+        )
+    key = entry.get("api_key") or (os.environ.get(entry["api_key_env"]) if entry.get("api_key_env") else None)
+    return OpenAIServer(name, openai_base_url(str(entry["base_url"])), key or None)
+
+
+def _openai_servers(data_dir: Path) -> tuple[OpenAIServer, ...]:
+    """OPENAI_BASE_URL (with OPENAI_API_KEY) as the server `openai`, then the named servers of the settings file.
+
+    `OPENAI_BASE_URL=off` disables them all. The file (`DATA_DIR/servers.json`, or RAGTUNE_SERVERS) holds
+    `{"openai_servers": [{"name": "vllm", "base_url": "http://gpu:8000/v1", "api_key_env": "VLLM_API_KEY"}]}`.
+    """
+    env = os.environ
+    raw = (env.get("OPENAI_BASE_URL") or "").strip()
+    if raw.lower() == "off":
+        return ()
+    servers = []
+    if raw:
+        servers.append(OpenAIServer(DEFAULT_OPENAI_SERVER, openai_base_url(raw), env.get("OPENAI_API_KEY") or None))
+    path = Path(env["RAGTUNE_SERVERS"]) if env.get("RAGTUNE_SERVERS") else data_dir / SERVERS_FILE
+    if path.is_file():
+        try:
+            entries = json.loads(path.read_text(encoding="utf-8")).get("openai_servers", [])
+        except (ValueError, AttributeError) as e:
+            raise ConfigError(f"{path} is not a JSON object with an `openai_servers` list ({e}); fix it.") from e
+        for entry in entries if isinstance(entries, list) else [None]:
+            server = _server_from_file(entry, path)
+            if any(s.name == server.name for s in servers):
+                raise ConfigError(f"{path}: two servers are named {server.name!r}; give each its own name.")
+            servers.append(server)
+    elif env.get("RAGTUNE_SERVERS"):
+        raise ConfigError(f"RAGTUNE_SERVERS={path} does not exist; point it at the servers file or unset it.")
+    return tuple(servers)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Where data lives and which backends serve it."""
 
@@ -61,6 +134,7 @@ class Settings:
     chunk_size: int = DEFAULT_CHUNK_SIZE
     chunk_overlap: int = DEFAULT_CHUNK_OVERLAP
     ollama_host: str | None = DEFAULT_OLLAMA_HOST
+    openai_servers: tuple[OpenAIServer, ...] = ()
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -69,11 +143,13 @@ class Settings:
         Variables: DATA_DIR, QDRANT_URL, QDRANT_API_KEY, QDRANT_PATH, RAGTUNE_MAX_UPLOAD_MB, RAGTUNE_MAX_UPLOAD_FILES,
         RAGTUNE_OCR_MAX_PAGES, RAGTUNE_OCR_MAX_SECONDS,
         RAGTUNE_CHUNK_SIZE, RAGTUNE_CHUNK_OVERLAP, OLLAMA_HOST (the variable the ollama client
-        reads; `off` disables Ollama).
+        reads; `off` disables Ollama), OPENAI_BASE_URL and OPENAI_API_KEY (the variables the openai
+        client reads; `off` disables OpenAI-compatible servers), RAGTUNE_SERVERS (named servers' file).
         """
         env = os.environ
+        data_dir = Path(overrides.get("data_dir") or env.get("DATA_DIR") or "data")
         settings = cls(
-            data_dir=Path(env.get("DATA_DIR") or "data"),
+            data_dir=data_dir,
             qdrant_url=env.get("QDRANT_URL") or None,
             qdrant_api_key=env.get("QDRANT_API_KEY") or None,
             qdrant_path=Path(env["QDRANT_PATH"]) if env.get("QDRANT_PATH") else None,
@@ -84,6 +160,7 @@ class Settings:
             chunk_size=_env_int("RAGTUNE_CHUNK_SIZE", DEFAULT_CHUNK_SIZE),
             chunk_overlap=_env_int("RAGTUNE_CHUNK_OVERLAP", DEFAULT_CHUNK_OVERLAP),
             ollama_host=_ollama_host(env.get("OLLAMA_HOST")),
+            openai_servers=() if "openai_servers" in overrides else _openai_servers(data_dir),
         )
         settings = replace(settings, **overrides)
         if settings.chunk_overlap >= settings.chunk_size:

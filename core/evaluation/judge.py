@@ -35,8 +35,11 @@ def parse_verdict(reply: str) -> bool | None:
 
 
 def check_judge(model_id: str) -> None:
-    if not model_id.startswith("ollama:"):
-        raise EvaluationError("The LLM judge must be an Ollama model; the embedded model is too small to judge.")
+    if model_id.startswith("llama.cpp:"):
+        raise EvaluationError(
+            "The LLM judge must be a served model (Ollama or an OpenAI-compatible server); the embedded one is too "
+            "small to judge."
+        )
 
 
 def judge(models: ModelCatalog, model_id: str, question: str, expected: str, answer: str) -> tuple[bool | None, str]:

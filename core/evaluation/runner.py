@@ -87,7 +87,8 @@ class EvalRequest:
 
 
 def is_embedded(strategy: Strategy) -> bool:
-    return not strategy.model.startswith("ollama:")
+    """In-process llama.cpp: its answers take turns; a server's (Ollama, OpenAI-compatible) run in parallel."""
+    return strategy.model.startswith("llama.cpp:")
 
 
 def score(

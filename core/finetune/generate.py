@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 
 from core.finetune.datasets import Pair
-from core.models import ModelCatalog, translate_error
+from core.models import ModelCatalog
 from core.progress import CancelFlag, Progress
 from core.samples import load_questions
 from core.store import SearchHit, Store
@@ -650,7 +650,7 @@ def pairs_written_by(
             prepared = catalog.prepare(model_id, messages, temperature=0.0, max_tokens=1024)
             reply = prepared.chat.invoke(messages).content
         except Exception as e:  # noqa: BLE001 - httpx, ollama and langchain errors alike
-            raise translate_error(model_id, e, catalog.settings.ollama_host) from e
+            raise catalog.translate(model_id, e) from e
         for question, answer, sentence in _written_pairs(str(reply), found):
             if question.casefold() not in seen:
                 seen.add(question.casefold())

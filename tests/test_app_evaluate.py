@@ -161,3 +161,20 @@ def test_the_control_set_runs_beside_the_users_run_and_never_feeds_the_recommend
     assert not at.exception, at.exception
     assert any("control run" in i.value for i in at.info)
     assert not any("ranks first" in m.value or "Not settled" in m.value for m in at.markdown)
+
+
+def test_the_question_set_chosen_survives_a_refresh(data_dir: Path) -> None:
+    """After a refresh the page went back to the sample set (and the sweep offered its questions)."""
+    from core.evaluation import questions as qs
+
+    for name in ("alpha", "mine"):
+        qs.save_set(data_dir, name, [qs.EvalQuestion("m1", f"What is {name}?", "A set.")])
+    at = open_page()
+    at.radio(key="evaluate.source").set_value("Saved set").run()
+    at.selectbox(key="evaluate.saved").set_value("mine").run()
+    assert any("**mine**: 1 questions" in c.value for c in at.caption)
+    at = open_page()  # a refresh: a new session on the same DATA_DIR
+    assert not at.exception, at.exception
+    assert at.radio(key="evaluate.source").value == "Saved set"
+    assert at.selectbox(key="evaluate.saved").value == "mine"
+    assert any("**mine**: 1 questions" in c.value for c in at.caption)

@@ -25,6 +25,7 @@ from core.records import Records, RunRow
 from core.samples import SAMPLE_KB_NAME, SAMPLES
 from core.strategies import Preset, Runtime, Strategy
 from ui import components, resources
+from ui.state import index_of, remembered
 from ui.sweep import preparer, sweep_grid
 
 PRESET_ORDER = ("PE", "RAG", "FT", "FT+RAG")
@@ -402,11 +403,14 @@ def issues_table(issues: Sequence[RowIssue]) -> None:
 
 def question_set_picker(data_dir: Path) -> qs.QuestionSet | None:
     """The set to ask: the sample, a saved one, an upload (saved first), corrections, or the control set."""
-    source = st.radio("Source", SOURCES, horizontal=True, key="evaluate.source")
+    state = st.session_state  # the set chosen survives a refresh (ui.state's sticky keys)
+    last = remembered(state, "evaluate.source", SOURCES[0], list(SOURCES))
+    source = st.radio("Source", SOURCES, index=SOURCES.index(last), horizontal=True, key="evaluate.source")
     chosen: qs.QuestionSet | None = None
     if source == "Sample set":
         samples = {s.kb_name: s for s in SAMPLES.values()}
         kb = st.selectbox("Sample", list(samples), format_func=lambda k: f"{k} ({samples[k].language})",
+                          index=index_of(list(samples), remembered(state, "evaluate.sample", None)),
                           key="evaluate.sample")  # fmt: skip
         chosen = qs.sample_set(kb)
         st.caption(f"Questions about the fictional company of the sample knowledge base {kb}, with source and page; "
@@ -416,7 +420,11 @@ def question_set_picker(data_dir: Path) -> qs.QuestionSet | None:
         if not saved:
             st.info("No saved set yet: upload one.")
         else:
-            chosen = saved[st.selectbox("Question set", list(saved), key="evaluate.saved")]
+            names = list(saved)
+            remembered_set = remembered(state, "evaluate.saved", None)
+            chosen = saved[
+                st.selectbox("Question set", names, index=index_of(names, remembered_set), key="evaluate.saved")
+            ]
     elif source == "Upload CSV/JSONL":
         st.caption("Columns `question` and `answer` (expected), optional `source` (document file name), `page`, `tag`.")
         upload = st.file_uploader(

@@ -23,6 +23,8 @@ st.title("📄 Documents")
 st.caption(f"Upload {SUPPORTED_TYPES} files into a knowledge base (a Qdrant collection), then search it.")
 if error := st.session_state.pop("documents.error", None):
     st.error(error)
+if notice := st.session_state.pop("documents.notice", None):
+    st.success(notice)
 
 try:
     settings = resources.settings()
@@ -70,6 +72,7 @@ left, middle, right = st.columns([3, 1, 1], vertical_alignment="bottom")
 # A new key after each creation draws the popover closed again.
 new_popover = middle.popover("➕ New", width="stretch", key=f"documents.new.{state['documents.new_round']}")
 with new_popover, st.form("documents.new_kb", border=False):
+    problem = st.empty()  # an error shows at the top of the form, not below the popover's fold
     new_name = st.text_input("Name", placeholder="handbook", key="documents.new_name")
     size = st.number_input("Chunk size (characters)", 200, 4000, settings.chunk_size, 50, key="documents.chunk_size")
     overlap = st.number_input("Overlap (characters)", 0, 1000, settings.chunk_overlap, 10, key="documents.overlap")
@@ -98,7 +101,7 @@ with new_popover, st.form("documents.new_kb", border=False):
                 retrieval_mode=mode,
             )
         except AppError as e:
-            st.error(str(e))
+            problem.error(str(e))
         else:
             state["kb"] = new_name.strip()
             state["documents.reports"] = []  # the last upload's report belongs to another knowledge base
@@ -194,6 +197,9 @@ def delete_kb(name: str) -> None:
         store.delete_kb(name)
     except AppError as e:
         state["documents.error"] = str(e)
+    else:
+        state["documents.notice"] = f"Deleted the knowledge base {name} and its documents."
+    state["documents.confirm_delete_kb"] = ""  # the panel does not keep the old name typed for the next one
     state["kb"] = None
     state.pop("documents.kb", None)
     state["documents.reports"] = []

@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.errors import AppError
 from core.evaluation import control, freshness, report
+from core.evaluation.questions import CONTROL_SET
 from core.evaluation.recommend import Weights, recommend
 from core.evaluation.runner import EvalRequest, start_run
 from core.files import now_iso
@@ -172,6 +173,17 @@ weights = Weights(
     w[2].slider("Documents change often", 0, 5, 1, key="evaluate.w.freshness"),
     w[3].slider("Little training budget", 0, 5, 1, key="evaluate.w.budget"),
 )
-ui.show_recommendation(
-    recommend(summaries, weights, train_seconds=train, forgetting=forgot, freshness=freshness.followed_share(fresh))
-)
+if run.question_set == CONTROL_SET:
+    st.info("The run shown is a control run: general questions that measure forgetting only. Choose a run on your "
+            "own questions under Results for a recommendation.")  # fmt: skip
+else:
+    ui.show_recommendation(
+        recommend(
+            summaries,
+            weights,
+            report.outcomes(run),
+            train_seconds=train,
+            forgetting=forgot,
+            freshness=freshness.followed_share(fresh),
+        )
+    )

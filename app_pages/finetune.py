@@ -113,8 +113,11 @@ try:
                        "where, who, how many…), each answered by a short part of its sentence; sentences that give "
                        "no sensible question are skipped. Review and edit them below before training.")  # fmt: skip
             if st.button("Generate pairs", key="finetune.generate"):
-                pairs = generate.pairs_from_kb(resources.store(), kb)
-                load(pairs, f"{kb}-facts", f"Generated {len(pairs)} questions from {kb}; review them below.")
+                hits = generate.kb_hits(resources.store(), kb)
+                if pairs := generate.pairs_from_hits(hits):
+                    load(pairs, f"{kb}-facts", f"Generated {len(pairs)} questions from {kb}; review them below.")
+                else:  # said here, not kept: it belongs to this press of the button
+                    st.warning(f"No questions from {kb}. {generate.no_pairs_reason(hits)}")
             writers = [m for m in resources.available_models()[0] if m.backend != "llama.cpp"]
             if writers:
                 writer = st.selectbox("Or have a served model write them", [m.id for m in writers],

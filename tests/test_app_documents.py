@@ -153,6 +153,31 @@ def test_delete_the_knowledge_base_after_confirming() -> None:
     at.run()
     assert not at.exception
     assert "No knowledge base yet" in at.info[0].value
+    assert at.success[0].value == "Deleted the knowledge base scratch and its documents."
+
+
+def _walk(node):  # type: ignore[no-untyped-def]
+    """Every element of the page, in the order shown."""
+    for child in getattr(node, "children", {}).values():
+        yield child
+        yield from _walk(child)
+
+
+def test_deleting_one_of_two_clears_the_confirmation_and_an_empty_name_errs_at_the_top() -> None:
+    at = start()
+    create_kb(at, "")
+    order = [n.key if n.type == "text_input" else n.type for n in _walk(at.main)]
+    assert order.index("error") < order.index("documents.new_name")  # above the fold of the popover
+    create_kb(at, "keep")
+    create_kb(at, "scratch")
+    at.text_input(key="documents.confirm_delete_kb").input("scratch")
+    at.run()
+    at.button(key="documents.delete_kb").click()
+    at.run()
+    assert not at.exception
+    assert at.success[0].value == "Deleted the knowledge base scratch and its documents."
+    assert at.text_input(key="documents.confirm_delete_kb").value == ""
+    assert at.selectbox(key="documents.kb").value == "keep"
 
 
 def test_locked_storage_shows_what_to_do_and_the_page_survives(data_dir: Path) -> None:

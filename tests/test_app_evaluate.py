@@ -54,7 +54,8 @@ def test_a_small_run_fills_the_matrix_charts_and_recommendation(sample_kb: str, 
     specs = [c.proto.spec for c in at.get("vega_lite_chart")]
     assert len(specs) == 4  # metrics by strategy, correct vs p50, answer times, hit@k (no forgetting run yet)
     assert '"mark": {"type": "boxplot"' in specs[2] or '"boxplot"' in specs[2]
-    assert any("ranks first" in m.value for m in at.markdown)
+    assert any("ranks first" in m.value or m.value.startswith("**Not settled.**") for m in at.markdown)
+    assert any(c.value.startswith("This rests on 2 questions: PE ") for c in at.caption)
     assert any("No fine-tuned model was evaluated" in i.value for i in at.info)
 
     wrong = [q for q in matrix["id"] if not str(matrix.set_index("id").loc[q, "PE"]).startswith("✅")]
@@ -108,3 +109,72 @@ def test_a_chinese_question_set_on_the_embedded_model_gets_the_notice() -> None:
     assert not any("Chinese" in w.value for w in at.warning)
     at.selectbox(key="evaluate.sample").set_value("qingwu").run()
     assert any("This question is Chinese" in w.value and "qwen2.5" in w.value.lower() for w in at.warning)
+
+
+def test_the_control_set_runs_beside_the_users_run_and_never_feeds_the_recommendation(
+    sample_kb: str, data_dir: Path
+) -> None:
+    """The control button raised StreamlitWidgetAlreadyInstantiatedError and switched Results to the control run."""
+    from core.evaluation import questions as qs
+    from core.models import bundled_gguf
+    from tests.test_adapters import publish
+    from ui import evaluate as ui
+    from ui import resources
+
+    publish(
+        data_dir, "facts-1", base={"name": "SmolLM2-135M-Instruct", "file": bundled_gguf().name, "sha256": "ab" * 32}
+    )
+    question = qs.EvalQuestion("m1", "How long is the warranty on a TideCare pump?", "Two years.")  # no source
+    qs.save_set(data_dir, "mine", [question])
+    at = open_page()
+    at.radio(key="evaluate.source").set_value("Saved set").run()
+    at.selectbox(key="evaluate.ncols").set_value(2).run()  # PE and RAG
+    at.button(key="evaluate.start").click().run()
+    deadline = time.time() + 180
+    while time.time() < deadline and not any("· done" in str(o) for o in at.selectbox(key="evaluate.run_id").options):
+        time.sleep(1)
+        at.run()
+    assert not at.exception, at.exception
+    mine = at.session_state["evaluate.run_id"]
+    assert "hit@k" not in frame_with(at, "strategy").columns  # nothing to score retrieval against: not "None"
+    assert any("Retrieval not scored: this question set names no source document" in c.value for c in at.caption)
+    at.selectbox(key="evaluate.cell_s").set_value("RAG").run()
+    opened = next(m.value for m in at.markdown if "Contains the expected answer" in m.value)
+    assert "Retrieval not scored: the question names no source document" in opened and "retrieval_scored" not in opened
+    assert any(c.value.startswith("This rests on 1 question:") for c in at.caption)
+
+    at.button(key="evaluate.control").click().run()
+    assert not at.exception, at.exception
+    runs = resources.records().runs()
+    control_run = next(r for r in runs if r.question_set == qs.CONTROL_SET)
+    assert at.session_state["evaluate.run_id"] == mine  # Results stay on the user's run
+    assert control_run.id in ui.jobs().running_ids()
+    job = ui.jobs().latest()
+    assert job is not None
+    job.cancel()
+    while job.view().running:
+        time.sleep(0.2)
+
+    at = open_page()  # a refresh: the newest run is the control run, Results still open the user's
+    assert at.session_state["evaluate.run_id"] == mine
+    at.selectbox(key="evaluate.run_id").set_value(control_run.id).run()
+    assert not at.exception, at.exception
+    assert any("control run" in i.value for i in at.info)
+    assert not any("ranks first" in m.value or "Not settled" in m.value for m in at.markdown)
+
+
+def test_the_question_set_chosen_survives_a_refresh(data_dir: Path) -> None:
+    """After a refresh the page went back to the sample set (and the sweep offered its questions)."""
+    from core.evaluation import questions as qs
+
+    for name in ("alpha", "mine"):
+        qs.save_set(data_dir, name, [qs.EvalQuestion("m1", f"What is {name}?", "A set.")])
+    at = open_page()
+    at.radio(key="evaluate.source").set_value("Saved set").run()
+    at.selectbox(key="evaluate.saved").set_value("mine").run()
+    assert any("**mine**: 1 questions" in c.value for c in at.caption)
+    at = open_page()  # a refresh: a new session on the same DATA_DIR
+    assert not at.exception, at.exception
+    assert at.radio(key="evaluate.source").value == "Saved set"
+    assert at.selectbox(key="evaluate.saved").value == "mine"
+    assert any("**mine**: 1 questions" in c.value for c in at.caption)

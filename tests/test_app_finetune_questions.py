@@ -93,3 +93,16 @@ def test_an_ollama_model_writes_the_questions_into_the_editor(
     ]
     assert at.text_input(key="finetune.name").value == "pumps-questions"
     assert "llama3.2:1b wrote 1 questions from pumps" in at.info[0].value
+
+
+def test_when_no_question_comes_out_the_page_says_why(data_dir: Path, minilm: EmbeddingModel) -> None:
+    with Store.open(Settings.from_env(), minilm) as store:
+        store.create_kb("commands", chunk_size=800, chunk_overlap=120)
+        ingest(store, "commands", [Upload("commands.md", b"# Commands\n\n- apt-get update\n- apt-get upgrade\n")])
+    at = open_kb_source()
+    at.button(key="finetune.generate").click()
+    at.run()
+    assert not at.exception
+    [warning] = [w.value for w in at.warning if w.value.startswith("No questions from commands.")]
+    assert "None of its" in warning and "Ollama model write the questions" in warning
+    assert not at.session_state["finetune.pairs"]  # nothing loaded, no "Generated 0 questions" kept

@@ -123,17 +123,5 @@ def test_sentences_split_english_and_chinese() -> None:
     assert m.sentences(" . ") == []
 
 
-def test_supported_share_uses_each_sentence_best_chunk() -> None:
-    sentences = [[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]]
-    chunks = [[1.0, 0.0], [0.8, 0.6]]
-    # best cosines: 1.0, 0.6, 0.96 -> two of three reach 0.7
-    assert m.supported_share(sentences, chunks, 0.7) == pytest.approx(2 / 3)
-    assert m.supported_share(sentences, [], 0.7) is None
-    assert m.supported_share([], chunks, 0.7) is None
-    assert m.cosine([0.0, 0.0], [1.0, 0.0]) == 0.0
-    # a sentence whose numbers are not in the sources is unsupported, however close its wording
-    assert m.supported_share(sentences, chunks, 0.7, [True, True, False]) == pytest.approx(1 / 3)
-
-
 def test_claims_skip_fragments() -> None:
     assert m.claims("1. The cap is 45 euros. 2. Yes!") == ["The cap is 45 euros."]

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from core.embeddings import EmbeddingModel
-from core.evaluation.support import Embed, Support, sentence_spans, supporting_sentences
+from core.evaluation.support import Embed, Support, sentence_spans, supported_share, supporting_sentences
+
+LABELS = Path(__file__).parent / "fixtures" / "support_labels.jsonl"
 
 LEAVE = (
     "Sick leave and parental leave\n"
@@ -83,3 +88,76 @@ def test_without_embeddings_words_alone_decide() -> None:
     assert supporting_sentences("Ilse Marrow.", QUESTION, [LEAVE], None) == []
     assert supporting_sentences("", QUESTION, [LEAVE], None) == []
     assert supporting_sentences("20 weeks.", QUESTION, [], None) == []
+
+
+UPGRADE = (
+    'With this configuration, usual execution of "apt-get upgrade" and\n'
+    '    "apt-get dist-upgrade" (or "aptitude safe-upgrade" and "aptitude\n'
+    '    full-upgrade") upgrades packages which were installed from\n'
+    "    testing archive using current testing archive."
+)
+REPORTBUG = "When you file a bug report, please use reportbug(1) command.\n\n2.2. Basic package management operations"
+
+
+@pytest.mark.parametrize(
+    ("answer", "question", "chunk"),
+    [
+        ("The command that keeps a package from being upgraded is apt-get.",  # the issue's wrong answer
+         "Which command keeps a package from being upgraded?", UPGRADE),
+        ("apt-get.", "Which command keeps a package from being upgraded?", UPGRADE),
+        ("Parental leave at full pay is a long one.", QUESTION, LEAVE),  # restates the question
+        ('The answer to the question is: "How long is parental leave at full pay?"', QUESTION, LEAVE),
+    ],
+)  # fmt: skip
+def test_an_answer_whose_own_words_the_sentence_lacks_is_not_supported(
+    embed: Embed, answer: str, question: str, chunk: str
+) -> None:
+    assert supporting_sentences(answer, question, [chunk], embed) == []
+    assert supported_share(answer, question, [chunk], embed) == 0.0
+
+
+def test_a_right_answer_the_source_states_is_supported(embed: Embed) -> None:
+    """The issue's FT+RAG answer about reportbug read "Not supported" although source 1 says it."""
+    question = "Which command should you use when you file a bug report?"
+    for answer in ("Use the reportbug command to file a bug report.", "reportbug", "You should use reportbug(1)."):
+        [support] = supporting_sentences(answer, question, [UPGRADE, REPORTBUG], embed)
+        assert support.chunk == 1 and support.sentence.startswith("When you file a bug report")
+
+
+def test_a_sentence_wrapped_over_lines_is_one_sentence() -> None:
+    text = 'enables verification of installed\n    package files in the "/var/lib/dpkg/info/\n    *.md5sums" file.'
+    assert [text[s:e] for s, e in sentence_spans(text)] == [text]
+
+
+def test_the_runner_share_counts_each_answer_sentence(embed: Embed) -> None:
+    answer = "Parental leave is 20 weeks at full pay. The office has a sauna on the roof."
+    assert supported_share(answer, QUESTION, [LEAVE], embed) == 0.5
+    assert supported_share(answer, QUESTION, [], embed) is None
+
+
+SLICE = ("d09", "d10", "d11", "d13", "d14", "d15", "d16", "d17", "d18")  # 27 answers: a third, to stay fast
+
+
+def test_hand_labelled_answers_on_the_debian_reference_agree(embed: Embed) -> None:
+    """A slice of the 72 hand-labelled answers on real documents (bench/support.py measures all: 65 of 72).
+
+    The slice holds right, wrong, restating and copied answers; main's rules disagreed on 9 of these 27.
+    """
+    cache: dict[str, list[float]] = {}
+
+    def cached(texts: list[str]) -> list[list[float]]:
+        missing = [t for t in dict.fromkeys(texts) if t not in cache]
+        if missing:
+            cache.update(zip(missing, embed(missing), strict=True))
+        return [cache[t] for t in texts]
+
+    rows = [json.loads(line) for line in LABELS.read_text(encoding="utf-8").splitlines()]
+    assert sum(len(r["answers"]) for r in rows) >= 60
+    misses = [
+        f"{r['id']}: {a['answer'][:60]!r}"
+        for r in rows
+        if r["id"] in SLICE
+        for a in r["answers"]
+        if bool(supporting_sentences(a["answer"], r["question"], r["chunks"], cached)) != a["supported"]
+    ]
+    assert len(misses) <= 2, misses

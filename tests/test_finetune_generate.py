@@ -203,3 +203,21 @@ def test_a_reply_that_is_not_json_gives_no_pairs_and_a_missing_model_says_how_to
     )
     with pytest.raises(ModelError, match=r"ollama pull qwen3:8b"):
         generate.pairs_written_by(catalog, "ollama:qwen3:8b", hits)
+
+
+@pytest.mark.parametrize(
+    ("texts", "reason"),
+    [
+        ([], "has no documents yet"),
+        (["员工每年享有15天带薪年假。病假需提供医生证明！"], "Chinese or Japanese text is not supported yet"),
+        ([" ".join(["debian"] * 70 + ["packages", "are", "installed"] * 10)],
+         "almost no sentence ends (1 sentence in 100 words)"),
+        (["- apt-get update\n- apt-get upgrade\n\n# Commands\n\nRun these as root."], "None of its"),
+    ],
+)  # fmt: skip
+def test_when_no_question_comes_out_the_reason_says_why_and_what_to_do(texts: list[str], reason: str) -> None:
+    hits = [hit(t, index=i) for i, t in enumerate(texts)]
+    assert generate.pairs_from_hits(hits) == []
+    said = generate.no_pairs_reason(hits)
+    assert reason in said
+    assert texts == [] or "Ollama model write the questions" in said

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ui.finetune import loss_frame, overfitting_note, when
+from ui.finetune import loss_frame, overfitting_note, parity_note, replayed_note, when
 
 
 def test_validation_points_are_their_own_series_not_gaps_in_a_joined_table() -> None:
@@ -44,3 +44,28 @@ def test_model_card_time_reads_as_a_date_not_iso() -> None:
     shown = when("2026-11-24T14:05:09+00:00")
     assert "2026" in shown and "T" not in shown and "+00:00" not in shown
     assert when("") == "at an unknown time"
+
+
+def case(agree: int, compared: int = 24) -> dict[str, object]:
+    return {"kind": "trained", "question": "q", "llama_text": "a", "hf_text": "a", "agree": agree, "compared": compared}
+
+
+def test_the_parity_line_says_what_to_conclude() -> None:
+    summary = "2/5 prompts identical; 62/72 leading tokens agree between HF + PEFT and llama.cpp + GGUF adapter"
+    late = parity_note({"summary": summary, "cases": [case(24), case(24), case(9), case(4), case(1, 1)]})
+    assert late.startswith("✅ Parity: fine.") and "drifts later" in late and late.endswith(f"({summary}).")
+    early = parity_note({"summary": summary, "cases": [case(24), case(2), case(0)]})
+    assert early.startswith("⚠️ Parity: 2 of 3 prompts differ within their first 4 tokens")
+    assert parity_note({"summary": "3/3", "cases": [case(5, 5)] * 3}).startswith("✅ Parity: llama.cpp with the")
+    assert parity_note({}) == "Parity: not checked"
+
+
+def test_fewer_replayed_examples_than_asked_say_why() -> None:
+    note = replayed_note({"examples": 74, "asked": 80})
+    assert note is not None and note.startswith("Replayed 74 general examples answered by the base")
+    assert "80 were asked for: the base's other 6 answers ran past 64 tokens and were left out" in note
+    assert (
+        replayed_note({"examples": 80, "asked": 80})
+        == "Replayed 80 general examples answered by the base (limits forgetting)"
+    )
+    assert replayed_note({}) is None

@@ -142,9 +142,32 @@ def hit_card(
         st.markdown(_lines(before) + _lines(marked, ":orange-background[{}]") + _lines(after))
 
 
+_URL = re.compile(r"(?:https?://|www\.)[^\s<>\"'`]+?(?=[.,;:!?)\]]*(?:\s|$))")
+
+
+def _escape(text: str) -> str:
+    """Plain text as Markdown shown as typed; $…$ would be maths."""
+    return md_escape(text).replace("$", "\\$")
+
+
+def _text_with_links(line: str) -> str:
+    r"""A line as Markdown: its text escaped, each URL a link that opens (escaped text, the raw address as href).
+
+    Escaped and left to Markdown's own autolinking, `www.debian.org/social_contract` showed as
+    `www\.debian\.org/social\_contract` and linked to that, backslashes included.
+    """
+    out, cursor = [], 0
+    for m in _URL.finditer(line):
+        url = m.group(0)
+        href = url if "://" in url else f"https://{url}"
+        out += [_escape(line[cursor : m.start()]), f"[{_escape(url)}](<{href}>)"]
+        cursor = m.end()
+    return "".join([*out, _escape(line[cursor:])])
+
+
 def _lines(text: str, wrap: str = "{}") -> str:
     """Text as Markdown that shows it as typed, line breaks included; `wrap` formats each non-empty line."""
-    escaped = [md_escape(line).replace("$", "\\$") for line in text.split("\n")]  # $…$ would be maths
+    escaped = [_text_with_links(line) for line in text.split("\n")]
     return "  \n".join(wrap.format(line) if line.strip() else "" for line in escaped)
 
 

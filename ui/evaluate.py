@@ -25,6 +25,7 @@ from core.records import Records, RunRow
 from core.samples import SAMPLE_KB_NAME, SAMPLES
 from core.strategies import Preset, Runtime, Strategy
 from ui import components, resources
+from ui.state import index_of, remembered
 from ui.sweep import preparer, sweep_grid
 
 PRESET_ORDER = ("PE", "RAG", "FT", "FT+RAG")
@@ -148,10 +149,16 @@ def summary_frame(summaries: Sequence[Summary]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+RETRIEVAL_COLUMNS = ("hit@1", "hit@k", "MRR")
+
+
 def show_summary(summaries: Sequence[Summary]) -> None:
+    """The per-strategy table; a column nothing in the run measured is left out, and the page says why."""
     pct = st.column_config.NumberColumn(format="percent")
+    frame = summary_frame(summaries)
+    unmeasured = [c for c in frame.columns if frame[c].isna().all()]
     st.dataframe(
-        summary_frame(summaries),
+        frame.drop(columns=unmeasured),
         hide_index=True,
         width="stretch",
         column_config={c: pct for c in ("correct", "exact", "contains", "supported", "hit@1", "hit@k", "LLM judge")}
@@ -161,6 +168,13 @@ def show_summary(summaries: Sequence[Summary]) -> None:
         }
         | {c: st.column_config.NumberColumn(format="%.0f") for c in ("tokens in", "tokens out")},
     )
+    if all(c in unmeasured for c in RETRIEVAL_COLUMNS) and any(s.retrieval for s in summaries):
+        st.caption(
+            "Retrieval not scored: this question set names no source document for its questions, so hit@k and MRR "
+            "cannot be measured. Add a `source` column (the document's file name) to score retrieval."
+        )
+    if others := [c for c in unmeasured if c not in RETRIEVAL_COLUMNS]:
+        st.caption(f"Not measured in this run, so not shown: {', '.join(others)}.")
 
 
 def show_matrix(run: RunData, failures_only: bool, disagree_only: bool) -> None:
@@ -210,12 +224,7 @@ def show_cell(run: RunData, question_id: str, strategy: str) -> None:
     st.text(cell.answer or "(empty answer)")
     if cell.error:
         st.error(cell.error)
-    m = cell.metrics
-    st.caption(
-        " · ".join(f"{k} {v}" for k, v in m.items() if v is not None)
-        + f" · total {cell.total_s or 0:.2f} s · {cell.prompt_tokens or 0} in / {cell.completion_tokens or 0}"
-        " out"
-    )
+    st.markdown(cell_metrics_text(cell))
     for n, src in enumerate(cell.sources, start=1):
         with st.expander(
             f"#{n} {components.md_escape(str(src.get('filename')))} · page {src.get('page')} · "
@@ -224,6 +233,38 @@ def show_cell(run: RunData, question_id: str, strategy: str) -> None:
             st.text(str(src.get("text", "")))
     with st.expander("Exact prompt"):
         st.code(cell.prompt or "(not sent)", language=None, wrap_lines=True)
+
+
+def _yes(value: object) -> str:
+    return "yes" if value else "no"
+
+
+def cell_metrics_text(cell: report.Cell) -> str:
+    """An answer's scores as a reader reads them: one labelled item a line, what was not measured said so."""
+    m = cell.metrics
+    lines = [
+        f"Contains the expected answer: {_yes(m.get('contains'))} · exact match: {_yes(m.get('exact'))} · "
+        f"token F1 {float(m.get('f1') or 0):.2f} · share of the expected words in the answer "
+        f"{float(m.get('recall') or 0):.0%}"
+    ]
+    if m.get("similarity") is not None:
+        lines.append(f"Meaning close to the expected answer (cosine): {float(m['similarity']):.2f}")
+    if m.get("supported") is not None:
+        lines.append(f"Answer sentences supported by the retrieved text: {float(m['supported']):.0%}")
+    if m.get("retrieval_scored"):
+        rank = m.get("rank")
+        lines.append(
+            f"Expected source retrieved at rank {rank}" if rank else "Expected source not among the retrieved chunks"
+        )
+    elif cell.sources:
+        lines.append("Retrieval not scored: the question names no source document")
+    if m.get("judge") is not None:
+        lines.append(f"LLM judge: {'correct' if m['judge'] else 'wrong'}")
+    lines.append(
+        f"Answer time {cell.total_s or 0:.2f} s (first token {cell.ttft_s or 0:.2f} s) · "
+        f"{cell.prompt_tokens or 0} tokens in, {cell.completion_tokens or 0} out"
+    )
+    return "  \n".join(lines)
 
 
 def charts(run: RunData, summaries: Sequence[Summary]) -> None:
@@ -330,10 +371,16 @@ def show_comparison(run: RunData, earlier: RunData) -> None:
 
 
 def show_recommendation(rec: Recommendation) -> None:
+    """The verdict (or "not settled"), what it rests on, then each strategy's score and reasons."""
     st.markdown(rec.summary)
+    if rec.evidence:
+        st.caption(rec.evidence[0])
+    for warning in rec.evidence[1:]:
+        st.warning(warning)
     for n, r in enumerate(rec.ranking, start=1):
         parts = " · ".join(f"{k} {v:.2f}" for k, v in r.parts.items())
-        with st.expander(f"{n}. {r.strategy}: {r.score:.2f} ({parts})", expanded=n == 1):
+        head = f"{n}. {r.strategy}" if rec.settled else r.strategy
+        with st.expander(f"{head}: {r.score:.2f} ({parts})", expanded=n == 1 and rec.settled):
             for reason in r.reasons:
                 st.markdown(f"- {reason}")
     if rec.needs_fine_tuning:
@@ -356,11 +403,14 @@ def issues_table(issues: Sequence[RowIssue]) -> None:
 
 def question_set_picker(data_dir: Path) -> qs.QuestionSet | None:
     """The set to ask: the sample, a saved one, an upload (saved first), corrections, or the control set."""
-    source = st.radio("Source", SOURCES, horizontal=True, key="evaluate.source")
+    state = st.session_state  # the set chosen survives a refresh (ui.state's sticky keys)
+    last = remembered(state, "evaluate.source", SOURCES[0], list(SOURCES))
+    source = st.radio("Source", SOURCES, index=SOURCES.index(last), horizontal=True, key="evaluate.source")
     chosen: qs.QuestionSet | None = None
     if source == "Sample set":
         samples = {s.kb_name: s for s in SAMPLES.values()}
         kb = st.selectbox("Sample", list(samples), format_func=lambda k: f"{k} ({samples[k].language})",
+                          index=index_of(list(samples), remembered(state, "evaluate.sample", None)),
                           key="evaluate.sample")  # fmt: skip
         chosen = qs.sample_set(kb)
         st.caption(f"Questions about the fictional company of the sample knowledge base {kb}, with source and page; "
@@ -370,7 +420,11 @@ def question_set_picker(data_dir: Path) -> qs.QuestionSet | None:
         if not saved:
             st.info("No saved set yet: upload one.")
         else:
-            chosen = saved[st.selectbox("Question set", list(saved), key="evaluate.saved")]
+            names = list(saved)
+            remembered_set = remembered(state, "evaluate.saved", None)
+            chosen = saved[
+                st.selectbox("Question set", names, index=index_of(names, remembered_set), key="evaluate.saved")
+            ]
     elif source == "Upload CSV/JSONL":
         st.caption("Columns `question` and `answer` (expected), optional `source` (document file name), `page`, `tag`.")
         upload = st.file_uploader(
@@ -438,8 +492,10 @@ def run_picker(records: Records, jobs: EvalJobs) -> RunData | None:
     if not runs:
         return None
     live = jobs.running_ids()
-    if state["evaluate.run_id"] not in runs:
-        state["evaluate.run_id"] = next(iter(runs))
+    if state["evaluate.run_id"] not in runs:  # the newest run on the user's questions, not a control run
+        state["evaluate.run_id"] = next(
+            (i for i, r in runs.items() if r.question_set != qs.CONTROL_SET), next(iter(runs))
+        )
     run_id = st.selectbox("Run", list(runs), format_func=lambda i: _label(runs[i], live), key="evaluate.run_id")
     row = runs[run_id]
     resumable = row.status in ("stopped", "failed", "running") and run_id not in live
@@ -477,9 +533,9 @@ def forgetting_section(runtime: Runtime, models: list[ModelInfo], jobs: EvalJobs
     label = f"Run the control set ({len(control_set.questions)} questions × {len(columns)} models)"
     if st.button(label, key="evaluate.control", disabled=busy or len(columns) < 2):
         try:
+            # Results keep showing the user's run: the control run feeds this section only.
             request = EvalRequest("control", qs.CONTROL_SET, control_set.questions, tuple(columns))
-            st.session_state["evaluate.run_id"] = start_run(runtime, request)
-            jobs.start(runtime, st.session_state["evaluate.run_id"], resources.embedder().embeddings)
+            jobs.start(runtime, start_run(runtime, request), resources.embedder().embeddings)
             st.rerun()
         except AppError as e:
             st.error(str(e))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any
@@ -245,6 +245,47 @@ def ask(model_id: str, question: str) -> Answer | None:
     return final[0] if final else None
 
 
+FIRST_TOKENS = 4  # a wrong tensor name or transposition shows as disagreement this early (core.finetune.parity)
+
+
+def parity_note(parity: Mapping[str, Any]) -> str:
+    """The parity check as a verdict the user can act on, its figures after it."""
+    cases = parity.get("cases") or []
+    figures = parity.get("summary", "")
+    if not cases:
+        return f"Parity: {figures or 'not checked'}"
+    early = [c for c in cases if c["agree"] < min(FIRST_TOKENS, c["compared"])]
+    if all(c["agree"] == c["compared"] for c in cases):
+        verdict = (
+            f"✅ Parity: llama.cpp with the adapter answers exactly as the trained model on all {len(cases)} prompts"
+        )
+    elif not early:
+        verdict = (
+            f"✅ Parity: fine. llama.cpp with the adapter agrees with the trained model on at least the first "
+            f"{FIRST_TOKENS} tokens of every prompt and drifts later, as rounding in quantized weights does; a broken "
+            "export differs from the first tokens"
+        )
+    else:
+        verdict = (
+            f"⚠️ Parity: {len(early)} of {len(cases)} prompts differ within their first {FIRST_TOKENS} tokens, so "
+            "llama.cpp may not apply the adapter as it was trained. Compare the answers below, and train again"
+        )
+    return f"{verdict} ({figures})."
+
+
+def replayed_note(replayed_info: Mapping[str, Any]) -> str | None:
+    """How many general examples were replayed, and why fewer than the settings asked for when so."""
+    if (replayed := replayed_info.get("examples")) is None:
+        return None
+    note = f"Replayed {replayed} general examples answered by the base (limits forgetting)"
+    if (asked := replayed_info.get("asked")) and replayed < asked:
+        note += (
+            f"; {asked} were asked for: the base's other {asked - replayed} answers ran past "
+            f"{replay.MAX_NEW_TOKENS} tokens and were left out, since learning them would teach stopping mid-sentence"
+        )
+    return note
+
+
 def adapter_card(
     adapter: adapters.Adapter, model_id: str, on_delete: Any, on_register: Any | None, *, expanded: bool = False
 ) -> None:
@@ -258,10 +299,10 @@ def adapter_card(
             f"{minutes(m.get('train_seconds', 0))} ({m.get('tokens_per_s', 0)} tokens/s on {m.get('device')})"
         )
         st.caption(mode_line(m.get("mode")))
-        if (replayed := m.get("replay", {}).get("examples")) is not None:
-            st.caption(f"Replayed {replayed} general examples answered by the base (limits forgetting)")
+        if note := replayed_note(m.get("replay", {})):
+            st.caption(note)
         parity = m.get("parity", {})
-        st.caption(f"Parity: {parity.get('summary', 'not checked')}")
+        st.caption(parity_note(parity))
         losses = m.get("losses", {})
         loss_chart(losses.get("train", []), losses.get("validation", []))
         if parity.get("cases"):

@@ -49,6 +49,7 @@ SHADOW = "_sticky"
 _STICKY = re.compile(
     r"kb|compare\.question|compare\.ncols|compare\.kb_seen|compare\.col\d\.preset"
     r"|compare\.col\d\.[^.]+\.(model|template|retrieval|kb|top_k|threshold|temperature|max_tokens)"
+    r"|evaluate\.(source|sample|saved)"
 )
 
 

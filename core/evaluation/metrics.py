@@ -161,29 +161,6 @@ def sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s and s.strip() and tokens(s)]
 
 
-def supported_share(
-    sentence_vectors: Sequence[Sequence[float]],
-    source_vectors: Sequence[Sequence[float]],
-    threshold: float,
-    numbers_found: Sequence[bool] | None = None,
-) -> float | None:
-    """Share of answer sentences whose best cosine against a source sentence is >= threshold.
-
-    `numbers_found[i]` False marks sentence i unsupported whatever its cosine: MiniLM scores
-    "the cap is 25 euros" close to "the cap is 45 euros", so every number must also be in the sources.
-    None when there is nothing to judge (no sentences, or nothing retrieved).
-    """
-    if not sentence_vectors or not source_vectors:
-        return None
-    found = numbers_found or [True] * len(sentence_vectors)
-    supported = sum(
-        1
-        for s, ok in zip(sentence_vectors, found, strict=True)
-        if ok and max(cosine(s, c) for c in source_vectors) >= threshold
-    )
-    return supported / len(sentence_vectors)
-
-
 def claims(text: str) -> list[str]:
     """The sentences of an answer worth checking against sources: three tokens or more ("1." is not a claim)."""
     return [s for s in sentences(text) if len(tokens(s)) >= 3]

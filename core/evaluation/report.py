@@ -176,6 +176,14 @@ def summarize(run: RunData) -> list[Summary]:
     return out
 
 
+def outcomes(run: RunData) -> dict[str, dict[str, bool]]:
+    """Per strategy, question id -> answered correctly, for the questions it has answered (errors are wrong)."""
+    return {
+        s.name: {q.id: c.correct for q in run.questions if (c := run.cell(q.id, s.name)) is not None}
+        for s in run.strategies
+    }
+
+
 def matrix(run: RunData, *, failures_only: bool = False, disagree_only: bool = False) -> list[dict[str, Any]]:
     """Rows of the results matrix: the question, then per strategy (correct, score) or None if unanswered.
 

@@ -22,7 +22,7 @@ from langchain_core.embeddings import Embeddings
 
 from core.background import BackgroundJob
 from core.errors import EvaluationError
-from core.evaluation import judge, metrics
+from core.evaluation import judge, metrics, support
 from core.evaluation.questions import EvalQuestion, content_hash
 from core.files import now_iso
 from core.progress import CancelFlag, Progress
@@ -30,12 +30,7 @@ from core.strategies import Answer, Runtime, Strategy, answer_record
 
 log = logging.getLogger(__name__)
 
-# An answer sentence counts as supported when its best MiniLM cosine against a sentence of the
-# retrieved chunks reaches this, and every number in it appears in them. Calibrated by hand on
-# the 40 RAG answers of the sample set (about 50 sentences): 0.5 / 0.55 / 0.6 disagreed with the
-# hand judgement on 9 / 8 / 11 sentences. What remains is MiniLM's blind spot: a claim about the
-# right subject with another fact ("2,000 euros" for gifts, where the source says it of referrals).
-SUPPORTED_THRESHOLD = 0.55
+SUPPORTED_THRESHOLD = support.SUPPORTED_THRESHOLD  # see core.evaluation.support
 
 
 @dataclass(frozen=True)
@@ -109,15 +104,13 @@ def score(
     if m["retrieval_scored"]:
         m["rank"] = metrics.source_rank([(h.filename, h.page) for h in answer.sources], question.source, question.page)
     if embedder is not None and text.strip():
-        claims = metrics.claims(text) if answer.strategy.retrieval else []
-        source = [s for h in answer.sources for s in metrics.sentences(h.text)]
-        vectors = embedder.embed_documents([text, question.answer, *claims, *source])
+        vectors = embedder.embed_documents([text, question.answer])
         m["similarity"] = round(metrics.cosine(vectors[0], vectors[1]), 4)
-        if answer.strategy.retrieval:
-            in_sources = set(metrics.numbers(" ".join(h.text for h in answer.sources)))
-            found = [all(n in in_sources for n in metrics.numbers(c)) for c in claims]
-            n = len(claims)
-            share = metrics.supported_share(vectors[2 : 2 + n], vectors[2 + n :], supported_threshold, found)
+        if answer.strategy.retrieval:  # the test Compare's "Supported by" applies, sentence by sentence
+            chunks = [h.text for h in answer.sources]
+            share = support.supported_share(
+                text, question.question, chunks, embedder.embed_documents, threshold=supported_threshold
+            )
             m["supported"] = None if share is None else round(share, 4)
     return m
 

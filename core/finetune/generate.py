@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 
+from core.documents import is_cjk
 from core.finetune.datasets import Pair
 from core.models import ModelCatalog
 from core.progress import CancelFlag, Progress
@@ -594,6 +595,39 @@ def pairs_from_hits(hits: Iterable[SearchHit], *, limit: int = 200) -> list[Pair
                 if len(out) >= limit:
                     return out
     return out
+
+
+GLUED_WORDS_PER_SENTENCE = 60  # above this, sentence ends are missing: text glued by PDF extraction
+OTHER_WAYS = (
+    "upload question/answer pairs (CSV or JSONL) instead, or have an Ollama model write the questions (offered "
+    "here when Ollama is reachable)"
+)
+
+
+def no_pairs_reason(hits: Sequence[SearchHit]) -> str:
+    """Why `pairs_from_hits` drew no question from these chunks, and what to do instead."""
+    if not hits:
+        return "This knowledge base has no documents yet: add some on the Documents page."
+    text = " ".join(h.text for h in hits)
+    if is_cjk(text):
+        return (
+            "Drawing questions from Chinese or Japanese text is not supported yet: the rules read English sentences. "
+            f"To fine-tune on it, {OTHER_WAYS}."
+        )
+    found = [s for h in hits for s in sentences(h.text)]
+    words = len(text.split())
+    if not found or words / len(found) > GLUED_WORDS_PER_SENTENCE:
+        return (
+            f"Its text has almost no sentence ends ({len(found)} sentence{'' if len(found) == 1 else 's'} in "
+            f"{words:,} words), as when a PDF's text "
+            "comes out glued together: the rules need whole sentences. Upload the document as text, HTML or "
+            f"Markdown if you have it, or {OTHER_WAYS}."
+        )
+    return (
+        f'None of its {len(found):,} sentences fits a rule: the rules turn plain statements of fact ("The warranty '
+        'lasts two years.") into questions, and skip lists, commands, tables and headings rather than guess. '
+        f"Use another document, or {OTHER_WAYS}."
+    )
 
 
 def kb_hits(store: Store, kb: str) -> list[SearchHit]:

@@ -87,11 +87,11 @@ def sample(texts: Iterable[str], limit: int = SAMPLE_CHARS) -> str:
 def detect(text: str) -> Language | None:
     """The language of `text`; None when it has no words to tell by.
 
-    On the Debian Reference 2.100 PDFs, page by page (pages with text; `bench/real_docs.py --language`):
+    On the Debian Reference 2.100 PDFs, page by page (pages with text; `bench/real_docs.py` prints it):
     English 258/260 "en", Chinese 250/250 "zh" or "mixed", French 248/264 and German 274/275 "other",
-    Japanese 248/271 "ja"; every whole document right, in about 5 ms each. lingua-language-detector
-    (2.1.1, the same six languages) on the same pages: 260, 248, 223, 275, 235 right, 12-59 ms a
-    document, and a 96 MB wheel: not worth it here.
+    Japanese 248/271 "ja"; every whole document right, in 5 ms (quiet) to 35 ms (load 13 on 2 cores)
+    each. lingua-language-detector (2.1.1, the same six languages) on the same pages: 260, 248, 223,
+    275, 235 right, 12-59 ms a document (quiet), and a 96 MB wheel: not worth it here.
     """
     han = len(_HAN.findall(text))
     kana = len(_KANA.findall(text))

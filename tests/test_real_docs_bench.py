@@ -15,7 +15,7 @@ PDFS = [Path(f"/usr/share/debian-reference/debian-reference.{lang}.pdf") for lan
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.timeout(900)  # 4.3 min wall, 2 min of CPU, at load 8-9 on 2 cores (E5 embeds the Chinese pages)
+@pytest.mark.timeout(900)  # 2.5-4.3 min wall, 1.5-2 min of CPU, at load 8-12 on 2 cores (E5 embeds Chinese)
 def test_the_tiny_real_document_bench_runs_and_prints_its_table(data_dir: Path) -> None:
     if not all(p.is_file() for p in PDFS):
         if os.environ.get("CI"):
@@ -41,5 +41,5 @@ def test_the_tiny_real_document_bench_runs_and_prints_its_table(data_dir: Path) 
     for row in rows:
         assert row[-3].endswith("%") and row[-2].endswith("%")  # hit@1, hit@3
     assert [r[-1].endswith("%") for r in rows] == [True, False, True, False]  # RAG on the app's text in tiny mode
-    assert out.count("OCR ") == 2  # measured, or skipped with a line saying why
+    assert sum(line.startswith("OCR ") for line in out.splitlines()) == 2  # measured, or skipped saying why
     assert '{"done": true}' in out

@@ -32,3 +32,24 @@ def offline(data_dir: Path) -> Offline:
     catalog = ModelCatalog(settings, EmbeddedEngine(), None)
     runtime = Runtime(store, TemplateLibrary(data_dir / "templates"), catalog, Records(data_dir / "records.sqlite"))
     return Offline(settings, embedder, store, catalog, runtime)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure a bench checks against its target, printed in the summary block `bench/all.py` reads."""
+
+    name: str
+    value: float
+    op: str  # "<=" or ">="
+    target: float
+
+    @property
+    def met(self) -> bool:
+        return self.value <= self.target if self.op == "<=" else self.value >= self.target
+
+
+def summary(*figures: Figure) -> None:
+    """Print the bench's figures as `summary:` lines: `  name value (target op number)`."""
+    print("\nsummary:")
+    for f in figures:
+        print(f"  {f.name} {f.value:.3f} (target {f.op} {f.target:g}){'' if f.met else '  MISSED'}")

@@ -14,7 +14,7 @@ from core.evaluation.questions import control_set
 from core.finetune import replay
 from core.finetune.datasets import Pair
 from core.finetune.jobs import TrainRequest, run_training
-from core.finetune.trainer import TrainSettings
+from core.finetune.trainer import Encoded, TrainSettings, epoch_slices
 from core.models import EmbeddedEngine, ModelCatalog, bundled_gguf
 from core.prompts import TemplateLibrary
 from core.records import Records
@@ -111,3 +111,22 @@ def test_every_run_trains_on_the_bases_answers_to_general_questions_with_the_pla
     assert manifest["replay"]["examples"] == len(answers) == len(rows) - 1 and manifest["settings"]["replay"] == 4
     assert manifest["dataset"]["train"] == 1  # the run's own pairs; the general ones are counted apart
     assert all(c["question"] != rows[1][1]["content"] for c in manifest["parity"]["cases"] if c["kind"] == "trained")
+
+
+@pytest.mark.parametrize(("epochs", "passes"), [(6, 1), (6, 2), (6, 6), (6, 9), (3, 1), (1, 1)])
+def test_replayed_examples_are_spread_over_the_epochs(epochs: int, passes: int) -> None:
+    replayed = [Encoded([i], [i]) for i in range(40)]
+    slices = epoch_slices(replayed, epochs, passes)
+    assert len(slices) == epochs
+    seen = [e.input_ids[0] for part in slices for e in part]
+    times = min(passes, epochs)  # never more often than there are epochs
+    assert sorted(seen) == sorted(list(range(40)) * times)
+    for part in slices:
+        ids = [e.input_ids[0] for e in part]
+        assert len(ids) == len(set(ids))  # an example at most once an epoch
+        assert abs(len(part) - 40 * times / epochs) <= 1  # even slices: forgetting is held off all run long
+
+
+def test_a_replay_pass_count_below_one_is_a_settings_error() -> None:
+    with pytest.raises(TrainingError, match="replayed at least once"):
+        TrainSettings(replay_passes=0).validate()

@@ -107,7 +107,6 @@ def _run_training(
     also = f" and {len(replayed)} general examples" if replayed else ""
     phase("training", f"Training on {len(train_pairs)} {what}{also}, validating on {len(val_pairs)}…")
     own = len(train_pairs)
-    train_pairs = train_pairs + replayed
     trained = trainer.train(
         request.base_path,
         train_pairs,
@@ -116,7 +115,9 @@ def _run_training(
         system=request.system,
         on_step=on_step,
         cancel=cancel,
+        replayed=replayed,
     )
+    train_pairs = train_pairs + replayed  # written out with the adapter: everything it was trained on
     stage = adapters.staging(data_dir, request.name)
     try:
         phase("exporting", "Writing the adapter as a GGUF LoRA…")

@@ -67,7 +67,8 @@ FAILURE_REPEAT = 2
 JOINT_EPOCHS = 3
 # With the 80 general examples replayed (TrainSettings.replay), half the plain learning rate: on corvane, joint
 # training forgot 10 control points at 1e-3 against 14 at 2e-3 (and 14 without replay at either rate), for 67%
-# FT+RAG against 71% (79% without replay): bench/modes.py.
+# FT+RAG against 71% (79% without replay): bench/modes.py. Those runs replayed the 80 every epoch, which the joint
+# modes keep (replay_passes = epochs); the plain default spreads them over the epochs (TrainSettings.replay_passes).
 JOINT_LEARNING_RATE = 1e-3
 
 
@@ -75,7 +76,10 @@ def train_defaults(mode: Mode) -> TrainSettings:
     """The LoRA settings each mode starts from (chosen on bench/modes.py's figures)."""
     if mode == "ft_then_rag":
         return TrainSettings()
-    return replace(TrainSettings(), epochs=JOINT_EPOCHS, max_length=JOINT_MAX_LENGTH, learning_rate=JOINT_LEARNING_RATE)
+    joint = replace(
+        TrainSettings(), epochs=JOINT_EPOCHS, max_length=JOINT_MAX_LENGTH, learning_rate=JOINT_LEARNING_RATE
+    )
+    return replace(joint, replay_passes=JOINT_EPOCHS)
 
 
 @dataclass(frozen=True)

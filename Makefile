@@ -69,14 +69,10 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy core
 
+# Every speed and memory bench at full size (about 40 minutes on 2 cores), then one table of each figure
+# against its target; each also runs at a tiny size in `make test` (tests/test_benches.py).
 bench: $(VENV)/.dev-installed
-	$(BIN)/python bench/ingest.py
-	$(BIN)/python bench/generate.py
-	$(BIN)/python bench/retrieval.py
-	$(BIN)/python bench/finetune.py
-	$(BIN)/python bench/evaluate.py
-	$(BIN)/python bench/memory.py
-	$(BIN)/python bench/concurrency.py
+	$(BIN)/python bench/all.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -31,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import Figure, summary  # noqa: E402
 from core.config import Settings  # noqa: E402
 from core.embeddings import load_bundled  # noqa: E402
 from core.ingest import ingest  # noqa: E402
@@ -124,6 +125,7 @@ def main() -> None:
     print(f"  make run + Chromium       {app:7.2f} s")
     print(f"  ratio app/direct          {app / raw:7.2f}")
     print(f"  idle server CPU           {idle:7.1%} of one core (10 s, page open)")
+    summary(Figure("app.browser_over_direct", app / raw, "<=", 2.0), Figure("app.idle_cpu_share", idle, "<=", 0.05))
 
 
 if __name__ == "__main__":

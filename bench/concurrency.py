@@ -25,6 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import Figure  # noqa: E402
+from bench.common import summary as print_summary  # noqa: E402
 from core.config import Settings  # noqa: E402
 from core.evaluation.questions import sample_set  # noqa: E402
 from core.evaluation.runner import EvalRequest, run_evaluation, start_run  # noqa: E402
@@ -149,6 +151,7 @@ def main() -> None:
         print(
             f"  ratios concurrent/alone: throughput {total_rate / solo_rate:.2f}, p95 latency {conc_p95 / solo_p95:.2f}"
         )
+        print_summary(Figure("concurrency.throughput_ratio", total_rate / solo_rate, ">=", 0.9))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import Figure, summary  # noqa: E402
 from core.config import Settings  # noqa: E402
 from core.embeddings import EmbeddingModel, load_bundled  # noqa: E402
 from core.evaluation import control  # noqa: E402
@@ -139,6 +140,7 @@ def main() -> None:
         f"runner {runner_s:.1f} s vs plain Runtime.run sum {plain_s:.1f} s -> overhead ratio "
         f"{runner_s / plain_s:.3f} (target <= 1.10)"
     )
+    summary(Figure("evaluate.runner_overhead", runner_s / plain_s, "<=", 1.10))
     store.close()
 
 

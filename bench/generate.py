@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
+from bench.common import Figure, summary  # noqa: E402
 from core.config import Settings  # noqa: E402
 from core.documents import Chunk  # noqa: E402
 from core.embeddings import load_bundled  # noqa: E402
@@ -165,10 +166,11 @@ def main() -> None:
     print(f"  raw embed_query + query_points: {raw:.1f} ms (query embedding {embed:.1f} ms)")
     print(f"  app Store.search, dense:        {app:.1f} ms -> ratio app/raw {app / raw:.2f} (target <= 1.10)")
     print(f"  app Store.search, its own mode: {default:.1f} ms (dense + keywords, fused)")
-    print("\nsummary:")
-    print(f"  generate.decode_ratio {as_ / rs:.3f} (target >= 0.95)")
-    print(f"  generate.first_token_ratio {at / rt:.3f} (target <= 1.10)")
-    print(f"  generate.retrieval_ratio {app / raw:.2f} (target <= 1.10)")
+    summary(
+        Figure("generate.decode_ratio", as_ / rs, ">=", 0.95),
+        Figure("generate.first_token_ratio", at / rt, "<=", 1.10),
+        Figure("generate.retrieval_ratio", app / raw, "<=", 1.10),
+    )
 
 
 if __name__ == "__main__":

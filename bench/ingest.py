@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import Figure, summary  # noqa: E402
 from core.config import Settings  # noqa: E402
 from core.documents import parse, split  # noqa: E402
 from core.embeddings import BATCH_SIZE, load_bundled  # noqa: E402
@@ -102,6 +103,7 @@ def main() -> None:
     hit5 = sum(r is not None for r in ranks)
     n = len(questions)
     print(f"retrieval on the {n} sample questions: hit@1 {hit1}/{n}, hit@5 {hit5}/{n}")
+    summary(Figure("ingest.app_over_raw", app / raw, "<=", 1.25))
 
 
 def _fmt(times: list[float]) -> str:

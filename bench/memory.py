@@ -21,6 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import Figure, summary  # noqa: E402
+
 N_MODELS = 10
 
 
@@ -95,7 +97,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--ask", type=int, help=argparse.SUPPRESS)  # child mode: max_loaded
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--models", type=int, default=10, help="fine-tuned models to ask (4 or more)")
     args = parser.parse_args()
+    global N_MODELS
+    N_MODELS = max(4, args.models)  # more than the LRU keeps, or there is nothing to bound
     if args.ask is not None:
         print(json.dumps(ask_all(args.data_dir, args.ask)))
         return
@@ -107,10 +112,12 @@ def main() -> None:
         print(
             f"{N_MODELS} fine-tuned models (tiny adapters), each asked once through Runtime.run, a fresh process each:"
         )
+        growth: dict[int, float] = {}
         for max_loaded in (DEFAULT_MAX_LOADED, N_MODELS):
             out = (
                 subprocess.run(
-                    [sys.executable, __file__, "--ask", str(max_loaded), "--data-dir", str(data_dir)],
+                    [sys.executable, __file__, "--ask", str(max_loaded), "--data-dir", str(data_dir)]
+                    + ["--models", str(N_MODELS)],
                     capture_output=True,
                     text=True,
                     check=True,
@@ -121,11 +128,16 @@ def main() -> None:
             r = json.loads(out)
             label = "LRU (app default)" if max_loaded == DEFAULT_MAX_LOADED else "no bound        "
             start, after = r["start"], r["after"]
+            growth[max_loaded] = after["pss_mb"] - start["pss_mb"]
             print(
                 f"  {label} max_loaded={r['max_loaded']:>2}: RSS {start['rss_mb']:.0f} -> {after['rss_mb']:.0f} MB, "
                 f"PSS {start['pss_mb']:.0f} -> {after['pss_mb']:.0f} MB, {r['loaded_now']} models in memory, "
                 f"{r['errors']} errors, {r['seconds']} s"
             )
+
+        bounded = growth[DEFAULT_MAX_LOADED] / growth[N_MODELS]
+        print(f"  PSS growth with the LRU bound / without: {bounded:.2f} ({DEFAULT_MAX_LOADED} of {N_MODELS} loaded)")
+        summary(Figure("memory.lru_growth_ratio", bounded, "<=", 0.5))
 
 
 if __name__ == "__main__":

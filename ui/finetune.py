@@ -278,7 +278,11 @@ def adapter_card(
                 },
             )
         if m.get("ollama"):
-            st.caption(f"🦙 Registered with Ollama as `{m['ollama']['model']}` at {m['ollama']['host']}")
+            route = m["ollama"].get("route")
+            how = {"adapter": " (base + adapter)", "merged": f" (merged model: {m['ollama'].get('merged')})"}
+            st.caption(
+                f"🦙 Registered with Ollama as `{m['ollama']['model']}` at {m['ollama']['host']}{how.get(route, '')}"
+            )
         elif m.get("ollama_error"):
             st.caption(f"🦙 Not in Ollama: {m['ollama_error']}")
         key = f"finetune.model.{adapter.name}"

@@ -86,3 +86,42 @@ def test_a_server_without_runtime_loading_is_told_apart(httpserver: HTTPServer) 
 def test_the_llama_server_line_names_base_and_adapter(tmp_path: Path) -> None:
     line = serving.llama_server_command(Path("/m/base.gguf"), tmp_path / "my model" / "adapter.gguf")
     assert line == f"llama-server -m /m/base.gguf --lora '{tmp_path}/my model/adapter.gguf' --port 8080"
+
+
+@pytest.mark.slow
+def test_the_model_card_gives_the_serving_lines_and_loads_the_adapter_into_vllm_in_one_click(
+    httpserver: HTTPServer, data_dir: Path
+) -> None:
+    from werkzeug import Request, Response
+
+    from tests.helpers import open_app
+    from tests.test_adapters import publish
+
+    published = publish(data_dir, "facts-3")
+    peft = published.folder / serving.PEFT_FOLDER
+    peft.mkdir()
+    (peft / "adapter_config.json").write_text(json.dumps({"r": 12, "base_model_name_or_path": "org/base"}))
+    loaded: list[dict[str, str]] = []
+
+    def load(request: Request) -> Response:
+        body = json.loads(request.data or b"{}")
+        if not body:
+            return Response('{"detail": "lora_name: Field required"}', status=422, content_type="application/json")
+        loaded.append(body)
+        return Response("Success: LoRA adapter 'facts-3' added successfully.")
+
+    httpserver.expect_request("/v1/models").respond_with_json({"object": "list", "data": [{"id": "org/base"}]})
+    httpserver.expect_request("/v1/load_lora_adapter", method="POST").respond_with_handler(load)
+    (data_dir / "servers.json").write_text(
+        json.dumps({"openai_servers": [{"name": "vllm", "base_url": httpserver.url_for("/v1")}]})
+    )
+    at = open_app("app_pages/finetune.py")
+    code = [c.value for c in at.code]
+    assert any(c.startswith("llama-server -m ") and f"--lora {published.path}" in c for c in code), code
+    assert f"vllm serve org/base --enable-lora --max-lora-rank 16 --lora-modules facts-3={peft}" in code
+    assert json.loads(next(c for c in code if c.startswith("{"))) == {"lora_name": "facts-3", "lora_path": str(peft)}
+    text = " ".join(c.value for c in at.caption)
+    assert "rank 12 runs here" in text and "Pick 8 to serve it there too" in text
+    at.button(key="finetune.model.facts-3.serve.vllm").click().run()
+    assert loaded == [{"lora_name": "facts-3", "lora_path": str(peft)}]
+    assert "listed as `vllm:facts-3`" in at.success[0].value

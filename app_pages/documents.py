@@ -11,7 +11,7 @@ from core.ingest import Upload, ingest
 from core.samples import CHINESE, ENGLISH, SAMPLE_KB_NAME, Sample
 from core.sparse import ANALYSERS
 from core.store import DEFAULT_MODE, RETRIEVAL_MODES
-from ui import components, resources
+from ui import components, resources, transfer
 from ui.state import index_of, init_state
 
 init_state(st.session_state)
@@ -166,6 +166,7 @@ with st.expander("⚠️ Delete this knowledge base"):
         key="documents.delete_kb",
     )
 
+transfer.size_notice(store, kb_name, settings)
 st.subheader("Add documents")
 files = st.file_uploader(
     "PDF, Markdown or text files",
@@ -182,6 +183,7 @@ elif files and st.button(f"Add {len(files)} file(s) to {kb_name}", type="primary
     run_ingest(kb_name, [Upload(f.name, f.getvalue) for f in files], "Adding documents…")  # read one at a time
 if state["documents.reports"]:
     components.ingest_report(state["documents.reports"])
+transfer.transfer_panel(store, kb_name, settings)
 
 st.subheader("Documents")
 try:

@@ -60,3 +60,35 @@ def test_a_damaged_export_imports_nothing_and_says_so(sample_kb: str, store: Sto
     (tmp_path / "plain.txt").write_text("hello")
     with pytest.raises(KnowledgeBaseError, match="not a knowledge base export"):
         import_kb(store, tmp_path / "plain.txt")
+
+
+@pytest.mark.parametrize(
+    ("chunks", "server", "said"), [(14_999, False, False), (15_000, False, True), (90_000, True, False)]
+)
+def test_local_mode_says_what_a_large_knowledge_base_costs_before_it_gets_there(
+    chunks: int, server: bool, said: bool
+) -> None:
+    from core.kb_transfer import local_mode_notice
+
+    notice = local_mode_notice(chunks, server=server)
+    assert (notice is not None) == said
+    if notice:
+        assert f"holds {chunks:,} chunks" in notice and "20,000" in notice and "QDRANT_URL" in notice
+
+
+@pytest.mark.slow
+def test_the_documents_page_exports_a_knowledge_base_and_imports_it_under_another_name(
+    sample_kb: str, data_dir: Path
+) -> None:
+    from tests.helpers import open_app
+
+    at = open_app("app_pages/documents.py", timeout=180)
+    at.button(key="documents.export").click().run()
+    path = data_dir / "exports" / f"{sample_kb}.jsonl.gz"
+    assert path.is_file() and f"to `{path}`" in at.success[0].value
+    at.file_uploader(key="documents.import_file").set_value([(path.name, path.read_bytes(), "application/gzip")])
+    at.text_input(key="documents.import_name").input("moved").run()
+    at.button(key="documents.import").click().run()
+    assert not at.exception
+    assert any(s.value.startswith("Imported moved (") for s in at.success), [s.value for s in at.success]
+    assert [p.name for p in (data_dir / "exports").iterdir()] == [path.name]  # the upload's copy is gone

@@ -77,6 +77,7 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/evaluate.py
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/concurrency.py
+	$(BIN)/python bench/servers.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

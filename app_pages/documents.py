@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import streamlit as st
+from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from core.documents import SUPPORTED_EXTENSIONS
+from core import language as lang
+from core.documents import SUPPORTED_EXTENSIONS, SUPPORTED_TYPES, OcrLimits
 from core.embeddings import BUNDLED_MODELS, OLLAMA_PREFIX, tuned_names
 from core.errors import AppError
 from core.ingest import Upload, ingest
@@ -12,12 +14,13 @@ from core.samples import CHINESE, ENGLISH, SAMPLE_KB_NAME, Sample
 from core.sparse import ANALYSERS
 from core.store import DEFAULT_MODE, RETRIEVAL_MODES
 from ui import components, resources, transfer
+from ui import documents as ui_docs
 from ui.state import index_of, init_state
 
 init_state(st.session_state)
 state = st.session_state
 st.title("📄 Documents")
-st.caption("Upload PDF, Markdown or text files into a knowledge base (a Qdrant collection), then search it.")
+st.caption(f"Upload {SUPPORTED_TYPES} files into a knowledge base (a Qdrant collection), then search it.")
 if error := st.session_state.pop("documents.error", None):
     st.error(error)
 
@@ -30,26 +33,34 @@ except AppError as e:
     st.stop()
 
 
-def run_ingest(kb_name: str, uploads: list[Upload], label: str) -> None:
-    """Ingest with a progress bar; clicking Stop reruns the page, which rolls back the file in progress."""
-    st.button("Stop", key="documents.stop", help="Stops after rolling back the file being added.")
+def run_ingest(kb_name: str, uploads: list[Upload], label: str = "Adding documents…", *, hold: bool = True) -> None:
+    """Ingest with a progress bar; clicking Stop reruns the page, which rolls back the file in progress.
+
+    Files whose language does not fit the knowledge base are held back (`hold`), and offered a fitting one.
+    """
+    st.button("Stop", key="documents.stop", help="Stops between pages, after rolling back the file being added.")
     try:
         reports = ingest(
             store,
             kb_name,
             uploads,
             max_bytes=settings.max_upload_bytes,
+            ocr=OcrLimits(settings.ocr_max_pages, settings.ocr_max_seconds),
             progress=components.progress_callback(label),
+            hold_mismatched=hold,
         )
     except AppError as e:
         st.error(str(e))
         return
     state["documents.reports"] = reports
+    state["documents.held"] = ui_docs.held_from(kb_name, uploads, reports)
     state["documents.upload_round"] += 1
     st.rerun()
 
 
 def embedding_label(model: str) -> str:
+    if model == ui_docs.AUTO_MODEL:
+        return ui_docs.AUTO_LABEL
     if model.startswith(OLLAMA_PREFIX):
         return f"{model.removeprefix(OLLAMA_PREFIX)} (Ollama)"
     return BUNDLED_MODELS.get(model, model)
@@ -63,7 +74,8 @@ with new_popover, st.form("documents.new_kb", border=False):
     size = st.number_input("Chunk size (characters)", 200, 4000, settings.chunk_size, 50, key="documents.chunk_size")
     overlap = st.number_input("Overlap (characters)", 0, 1000, settings.chunk_overlap, 10, key="documents.overlap")
     ollama_models, ollama_error = resources.ollama_embeddings()  # those the Ollama server has pulled
-    models = list(BUNDLED_MODELS) + tuned_names(settings.data_dir) + ollama_models  # tuned: core.retriever
+    # The automatic choice first: the first documents' language picks the model (core.language).
+    models = [ui_docs.AUTO_MODEL, *BUNDLED_MODELS, *tuned_names(settings.data_dir), *ollama_models]
     model = st.selectbox("Embedding model", models, format_func=embedding_label, key="documents.model")
     ollama_model = st.text_input(
         "…or an Ollama embedding model by name",
@@ -71,7 +83,8 @@ with new_popover, st.form("documents.new_kb", border=False):
         key="documents.ollama_model",
         help=ollama_error or "Any embedding model of the Ollama server at OLLAMA_HOST (`ollama pull` it first).",
     )
-    analyser = st.selectbox("Keyword analyser", list(ANALYSERS), format_func=ANALYSERS.get, key="documents.analyser")
+    analysers = [lang.AUTO, *ANALYSERS]
+    analyser = st.selectbox("Keyword analyser", analysers, format_func=ui_docs.analyser_label, key="documents.analyser")
     modes = sorted(RETRIEVAL_MODES, key=lambda m: m != DEFAULT_MODE)  # the default first
     mode = st.selectbox("Search", modes, key="documents.mode", help="Dense: meaning; sparse: keywords; hybrid: both.")
     if st.form_submit_button("Create knowledge base"):
@@ -80,7 +93,7 @@ with new_popover, st.form("documents.new_kb", border=False):
                 new_name,
                 chunk_size=int(size),
                 chunk_overlap=int(overlap),
-                embedding_model=OLLAMA_PREFIX + ollama_model.strip() if ollama_model.strip() else model,
+                embedding_model=OLLAMA_PREFIX + ollama_model.strip() if ollama_model.strip() else model or None,
                 analyser=analyser,
                 retrieval_mode=mode,
             )
@@ -89,6 +102,7 @@ with new_popover, st.form("documents.new_kb", border=False):
         else:
             state["kb"] = new_name.strip()
             state["documents.reports"] = []  # the last upload's report belongs to another knowledge base
+            state["documents.held"] = None
             state["documents.new_round"] += 1
             state.pop("documents.kb", None)
             st.rerun()
@@ -114,8 +128,35 @@ if sample is not None:
     state.pop("documents.kb", None)
     run_ingest(sample.kb_name, sample.uploads(), "Loading the sample knowledge base…")
 
+
+def add_to_new_kb(files: list[UploadedFile], key: str) -> None:
+    """Documents chosen first: a new knowledge base whose model and analyser fit their language."""
+    name = st.text_input("New knowledge base", ui_docs.suggest_name(files[0].name, list(kbs)), key=f"{key}.name")
+    if st.button(f"Create {name} and add {len(files)} file(s)", key=f"{key}.create", type="primary"):
+        try:
+            store.create_kb(name, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
+        except AppError as e:
+            st.error(str(e))
+            return
+        state["kb"] = name
+        state.pop("documents.kb", None)
+        run_ingest(name, [Upload(f.name, f.getvalue) for f in files], "Adding documents…")
+
+
 if not kbs:
-    st.info("No knowledge base yet: create one with **➕ New**, or **📦 Load sample** to try a ready-made one.")
+    st.info(
+        "No knowledge base yet: choose files and one that fits their language is made for them, create one "
+        "with **➕ New**, or **📦 Load sample** to try a ready-made one."
+    )
+    first = st.file_uploader(
+        "PDF, Markdown or text files",
+        type=list(SUPPORTED_EXTENSIONS),
+        accept_multiple_files=True,
+        max_upload_size=settings.max_upload_mb,
+        key=f"documents.first_upload.{state['documents.upload_round']}",
+    )
+    if first:
+        add_to_new_kb(first[: settings.max_upload_files], "documents.first")
     st.stop()
 if state["kb"] not in kbs:
     state["kb"] = next(iter(kbs))
@@ -125,6 +166,7 @@ def choose_kb() -> None:
     # The choice made here is every page's default (Compare's RAG columns, Fine-tune, Evaluate).
     state["kb"] = state["documents.kb"]
     state["documents.reports"] = []
+    state["documents.held"] = None
 
 
 if state["kb"] != state.get("documents.kb"):
@@ -140,6 +182,7 @@ st.caption(
     f"Embeddings: {kb.embedding_model} ({kb.dimension} dims) · chunks of {kb.chunk_size} characters, "
     f"{kb.chunk_overlap} overlap · keywords: {ANALYSERS.get(kb.analyser or '', 'none')} · "
     f"search: {kb.mode_for(None)} · created {kb.created[:10]}"
+    + (" · model and keywords fit the first documents" if kb.auto_model or kb.auto_analyser else "")
 )
 if kb.upgrade_hint:
     st.info(kb.upgrade_hint)
@@ -169,7 +212,7 @@ with st.expander("⚠️ Delete this knowledge base"):
 transfer.size_notice(store, kb_name, settings)
 st.subheader("Add documents")
 files = st.file_uploader(
-    "PDF, Markdown or text files",
+    "PDF, Word, HTML, Markdown, text or page images (scans are read by OCR)",
     type=list(SUPPORTED_EXTENSIONS),
     accept_multiple_files=True,
     max_upload_size=settings.max_upload_mb,
@@ -181,8 +224,12 @@ if files and len(files) > settings.max_upload_files:
     st.warning(f"{len(files)} files chosen; add at most {settings.max_upload_files} at a time (remove some above).")
 elif files and st.button(f"Add {len(files)} file(s) to {kb_name}", type="primary", key="documents.add"):
     run_ingest(kb_name, [Upload(f.name, f.getvalue) for f in files], "Adding documents…")  # read one at a time
+if files and len(files) <= settings.max_upload_files:
+    with st.expander("…or into a new knowledge base that fits these files"):
+        add_to_new_kb(files, "documents.new_for_files")
 if state["documents.reports"]:
     components.ingest_report(state["documents.reports"])
+ui_docs.held_notice(state, store, kbs, kb, run_ingest)
 transfer.transfer_panel(store, kb_name, settings)
 
 st.subheader("Documents")
@@ -224,6 +271,7 @@ try:
             components.hit_card(rank, hit)
     else:
         pick = st.selectbox("Or browse a document", list(by_label), key="documents.browse")
+        components.page_table(by_label[pick])
         for hit in store.chunks_of(kb_name, by_label[pick].doc_id):
             components.hit_card(hit.chunk_index + 1, hit, show_score=False)
 except AppError as e:

@@ -70,7 +70,8 @@ for i, (page, label, icon, done, detail) in enumerate(steps):
 st.subheader("Next step")
 if n_kbs == 0:
     st.info(
-        "You have no knowledge base yet. Open **Documents** and upload your PDFs, Markdown or text files, "
+        "You have no knowledge base yet. Open **Documents** and upload your PDFs (scanned ones too), Word files, "
+        "web pages, Markdown or text files, "
         "or press **📦 Load sample** to try a fictional company's handbook with 40 questions."
     )
     st.page_link("app_pages/documents.py", label="Go to Documents", icon="📄")

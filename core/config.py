@@ -15,6 +15,9 @@ DEFAULT_MAX_UPLOAD_MB = 50
 DEFAULT_MAX_UPLOAD_FILES = 50  # per batch: each file is parsed and kept as text until its group is embedded
 # all-MiniLM-L6-v2 reads at most 256 word pieces; English runs about 4-5 characters a
 # piece, so 800 characters stays inside the window with room to spare (a test checks it).
+# OCR per uploaded file: about 3-20 s a page on 2 cores (bench/parsing.py), so 30 pages fit in 5 minutes.
+DEFAULT_OCR_MAX_PAGES = 30
+DEFAULT_OCR_MAX_SECONDS = 300
 DEFAULT_CHUNK_SIZE = 800
 DEFAULT_CHUNK_OVERLAP = 120
 DEFAULT_OLLAMA_HOST = "http://localhost:11434"
@@ -126,6 +129,8 @@ class Settings:
     qdrant_path: Path | None = None
     max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB
     max_upload_files: int = DEFAULT_MAX_UPLOAD_FILES
+    ocr_max_pages: int = DEFAULT_OCR_MAX_PAGES
+    ocr_max_seconds: int = DEFAULT_OCR_MAX_SECONDS
     chunk_size: int = DEFAULT_CHUNK_SIZE
     chunk_overlap: int = DEFAULT_CHUNK_OVERLAP
     ollama_host: str | None = DEFAULT_OLLAMA_HOST
@@ -136,6 +141,7 @@ class Settings:
         """Build settings: explicit argument > environment variable > default.
 
         Variables: DATA_DIR, QDRANT_URL, QDRANT_API_KEY, QDRANT_PATH, RAGTUNE_MAX_UPLOAD_MB, RAGTUNE_MAX_UPLOAD_FILES,
+        RAGTUNE_OCR_MAX_PAGES, RAGTUNE_OCR_MAX_SECONDS,
         RAGTUNE_CHUNK_SIZE, RAGTUNE_CHUNK_OVERLAP, OLLAMA_HOST (the variable the ollama client
         reads; `off` disables Ollama), OPENAI_BASE_URL and OPENAI_API_KEY (the variables the openai
         client reads; `off` disables OpenAI-compatible servers), RAGTUNE_SERVERS (named servers' file).
@@ -149,6 +155,8 @@ class Settings:
             qdrant_path=Path(env["QDRANT_PATH"]) if env.get("QDRANT_PATH") else None,
             max_upload_mb=_env_int("RAGTUNE_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB),
             max_upload_files=_env_int("RAGTUNE_MAX_UPLOAD_FILES", DEFAULT_MAX_UPLOAD_FILES),
+            ocr_max_pages=_env_int("RAGTUNE_OCR_MAX_PAGES", DEFAULT_OCR_MAX_PAGES),
+            ocr_max_seconds=_env_int("RAGTUNE_OCR_MAX_SECONDS", DEFAULT_OCR_MAX_SECONDS),
             chunk_size=_env_int("RAGTUNE_CHUNK_SIZE", DEFAULT_CHUNK_SIZE),
             chunk_overlap=_env_int("RAGTUNE_CHUNK_OVERLAP", DEFAULT_CHUNK_OVERLAP),
             ollama_host=_ollama_host(env.get("OLLAMA_HOST")),

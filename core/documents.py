@@ -7,11 +7,11 @@ uuid5(document id, chunk index), so re-uploading the same file is idempotent.
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import re
 import unicodedata
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Literal
@@ -21,25 +21,35 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter
 from core.errors import (
     CorruptFileError,
     EmptyFileError,
-    EncryptedFileError,
     FileTooLargeError,
     MismatchedFileTypeError,
     NoTextError,
     UnsafeFileNameError,
     UnsupportedFileError,
 )
+from core.parsing import layout
+from core.parsing.base import OcrLimits, Page, Reading
+
+__all__ = ["Chunk", "OcrLimits", "Page", "ParsedDocument", "parse", "split"]
 
 log = logging.getLogger(__name__)
 
-DocumentKind = Literal["pdf", "markdown", "text"]
+DocumentKind = Literal["pdf", "markdown", "text", "docx", "html", "image"]
 
 EXTENSIONS: dict[str, DocumentKind] = {
     ".pdf": "pdf",
+    ".docx": "docx",
+    ".html": "html",
+    ".htm": "html",
     ".md": "markdown",
     ".markdown": "markdown",
     ".txt": "text",
+    ".png": "image",
+    ".jpg": "image",
+    ".jpeg": "image",
 }
 SUPPORTED_EXTENSIONS = tuple(ext.lstrip(".") for ext in EXTENSIONS)
+SUPPORTED_TYPES = "PDF, Word (.docx), web pages (.html), Markdown (.md), text (.txt) or page images (.png, .jpg)"
 
 # Leading bytes of formats people upload by mistake, to name what a file really is.
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
@@ -78,16 +88,11 @@ SEPARATORS = [
 CJK_WEIGHT = 3
 _CJK = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
 
+# A section with less text than this (its heading line alone, "Chapter 1") joins the next one.
+MIN_SECTION_CHARS = 60
+
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
 _FENCE = re.compile(r"^[ \t]{0,3}(```|~~~)")
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of text; PDFs have many, text files one per form-feed-separated part."""
-
-    number: int
-    text: str
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,15 @@ class ParsedDocument:
     size_bytes: int
     encoding: str | None = None
     warnings: tuple[str, ...] = ()
+
+    @property
+    def ocr_pages(self) -> tuple[int, ...]:
+        """Pages whose text OCR read."""
+        return tuple(p.number for p in self.pages if p.ocr)
+
+    def pages_with(self, role: str) -> tuple[int, ...]:
+        """Pages of one role ("contents", "index", "blank"): listed, but kept out of search."""
+        return tuple(p.number for p in self.pages if p.role == role)
 
 
 @dataclass(frozen=True)
@@ -175,8 +189,8 @@ def kind_for(filename: str) -> DocumentKind:
     if kind is None:
         shown = suffix or "no extension"
         raise UnsupportedFileError(
-            f"{filename!r} has {shown}; upload PDF, Markdown (.md) or text (.txt) files. "
-            "Convert other formats first (e.g. save a Word file as PDF)."
+            f"{filename!r} has {shown}; upload {SUPPORTED_TYPES} files. "
+            "Convert other formats first (e.g. save a presentation as PDF)."
         )
     return kind
 
@@ -189,11 +203,25 @@ def _sniff(data: bytes) -> str | None:
     return None
 
 
-def parse(data: bytes, filename: str, *, max_bytes: int | None = None) -> ParsedDocument:
+def parse(
+    data: bytes,
+    filename: str,
+    *,
+    max_bytes: int | None = None,
+    ocr: OcrLimits | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> ParsedDocument:
     """Parse an uploaded file into pages of text.
+
+    Args:
+        ocr: limits on OCR for this file (pages, seconds); the defaults of OcrLimits if not given.
+        progress: called with (page done, pages, message) as pages are read (PDF, OCR).
+        should_stop: asked between pages; when it says yes, ParseCancelled is raised.
 
     Raises:
         DocumentError: a subclass naming what is wrong with the file and what to do.
+        ParseCancelled: the upload was stopped while this file was being read.
 
     """
     name = check_filename(filename)
@@ -205,12 +233,21 @@ def parse(data: bytes, filename: str, *, max_bytes: int | None = None) -> Parsed
         )
     if not data:
         raise EmptyFileError(f"{name} is empty (0 bytes); upload the file again or pick another.")
+    reading = Reading(name, progress, should_stop)
     if kind == "pdf":
-        return _parse_pdf(data, name)
+        return _parse_pdf(data, name, ocr or OcrLimits(), reading)
+    if kind == "docx":
+        return _parse_docx(data, name)
+    if kind == "image":
+        return _parse_image(data, name, reading)
     return _parse_text(data, name, kind)
 
 
-def _parse_pdf(data: bytes, name: str) -> ParsedDocument:
+def _document(data: bytes, name: str, kind: DocumentKind, pages: list[Page], **extra: Any) -> ParsedDocument:
+    return ParsedDocument(document_id(data), name, kind, tuple(pages), len(data), **extra)
+
+
+def _parse_pdf(data: bytes, name: str, limits: OcrLimits, reading: Reading) -> ParsedDocument:
     # The PDF header may be preceded by junk, but only within the first kilobyte.
     if b"%PDF-" not in data[:1024]:
         actual = _sniff(data)
@@ -219,57 +256,42 @@ def _parse_pdf(data: bytes, name: str) -> ParsedDocument:
                 f"{name} is named .pdf but is {actual}; upload the real PDF, or rename it to its true type."
             )
         raise CorruptFileError(f"{name} is not a PDF (no %PDF header); export it to PDF again and upload.")
+    from core.parsing.pdf import read_pdf
 
-    from pypdf import PasswordType, PdfReader
-    from pypdf.errors import DependencyError, PyPdfError
+    raw = read_pdf(data, name, limits=limits, reading=reading)
+    pages, warnings = layout.clean_pages([_clean(text) for text in raw.pages], raw.outline, raw.ocr_pages)
+    return _document(data, name, "pdf", pages, warnings=tuple(warnings))
 
-    try:
-        reader = PdfReader(io.BytesIO(data), strict=False)
-        # Many PDFs are "encrypted" with an empty user password and open freely.
-        if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
-            raise EncryptedFileError(
-                f"{name} is password-protected; save an unprotected copy "
-                "(e.g. `qpdf --decrypt in.pdf out.pdf`) and upload that."
-            )
-        raw_pages = list(reader.pages)
-    except EncryptedFileError:
-        raise
-    except DependencyError as e:
-        raise EncryptedFileError(
-            f"{name} is encrypted with a scheme this install cannot open ({e}); save an "
-            "unprotected copy and upload that."
-        ) from e
-    except (PyPdfError, ValueError, KeyError, TypeError, OSError, RecursionError) as e:
-        raise CorruptFileError(f"{name} is damaged and cannot be read ({e}); export it to PDF again and upload.") from e
-    if not raw_pages:
-        raise CorruptFileError(f"{name} has no pages; export it to PDF again and upload.")
 
-    pages: list[Page] = []
-    warnings: list[str] = []
-    for number, raw in enumerate(raw_pages, start=1):
-        try:
-            text = raw.extract_text() or ""
-        except Exception as e:  # noqa: BLE001 - one bad page must not sink the document
-            log.warning("%s page %d: %s", name, number, e)
-            warnings.append(f"page {number} could not be read and was skipped")
-            text = ""
-        pages.append(Page(number, _clean(text)))
-    if not any(p.text.strip() for p in pages):
-        raise NoTextError(
-            f"{name} has {len(pages)} page(s) but no extractable text; it is probably scanned images. "
-            "Run OCR on it (e.g. `ocrmypdf in.pdf out.pdf`) and upload the result."
+def _parse_docx(data: bytes, name: str) -> ParsedDocument:
+    if not data.startswith(b"PK\x03\x04"):
+        actual = _sniff(data) or "not a Word package"
+        raise MismatchedFileTypeError(
+            f"{name} is named .docx but is {actual}; upload it with its real extension, or save it as .docx again."
         )
-    blank = [p.number for p in pages if not p.text.strip()]
-    if blank:
-        warnings.append(f"{len(blank)} page(s) without text: {_ranges(blank)}")
-    return ParsedDocument(
-        doc_id=document_id(data),
-        filename=name,
-        kind="pdf",
-        pages=tuple(pages),
-        size_bytes=len(data),
-        warnings=tuple(warnings),
-    )
+    from core.parsing.office import read_docx
+
+    text, sections = read_docx(data, name)
+    if not text.strip():
+        raise EmptyFileError(f"{name} has no text (no paragraphs or tables); there is nothing to index.")
+    return _document(data, name, "docx", [Page(1, text, sections=sections)])
+
+
+def _parse_image(data: bytes, name: str, reading: Reading) -> ParsedDocument:
+    actual = _sniff(data)
+    if actual is not None and "PNG" not in actual and "JPEG" not in actual:
+        raise MismatchedFileTypeError(
+            f"{name} is named .{name.rsplit('.', 1)[-1]} but is {actual}; upload it with its real extension."
+        )
+    from core.parsing.ocr import read_image_file
+
+    reading.page(0, 1, f"OCR of {name}")
+    text = _clean(read_image_file(data, name))
+    if not text.strip():
+        raise NoTextError(
+            f"OCR found no text in {name}; upload a sharper scan (300 dpi, upright), or the document itself."
+        )
+    return _document(data, name, "image", [Page(1, text, ocr=True)], warnings=("read by OCR: page(s) 1",))
 
 
 def _parse_text(data: bytes, name: str, kind: DocumentKind) -> ParsedDocument:
@@ -280,6 +302,10 @@ def _parse_text(data: bytes, name: str, kind: DocumentKind) -> ParsedDocument:
             "extension (PDF is supported) or convert it to text."
         )
     text, encoding = decode_text(data)
+    if kind == "html":
+        from core.parsing.web import read_html
+
+        text = read_html(text, name)
     if "\x00" in text:
         raise MismatchedFileTypeError(
             f"{name} looks like a binary file, not text; upload a PDF, Markdown or plain-text file."
@@ -320,11 +346,6 @@ def decode_text(data: bytes) -> tuple[str, str]:
 
 def _clean(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
-def _ranges(numbers: list[int]) -> str:
-    shown = ", ".join(str(n) for n in numbers[:10])
-    return shown + (" …" if len(numbers) > 10 else "")
 
 
 def markdown_sections(text: str) -> list[tuple[str | None, int, int]]:
@@ -371,8 +392,30 @@ def is_cjk(text: str, share: float = 0.2) -> bool:
     return letters > 0 and len(_CJK.findall(text)) >= share * letters
 
 
+def page_spans(page: Page) -> list[tuple[str | None, int, int]]:
+    """(section path, start, end) of each section on a page, from its `sections`."""
+    marks: list[tuple[int, str | None]] = list(page.sections)
+    if not marks or marks[0][0] > 0:
+        marks.insert(0, (0, None))
+    ends = [offset for offset, _ in marks[1:]] + [len(page.text)]
+    spans: list[tuple[str | None, int, int]] = []
+    carried: int | None = None  # start of a span too short to stand alone (a heading line), given to the next
+    for (start, path), end in zip(marks, ends, strict=True):
+        begin = start if carried is None else carried
+        if len(page.text[begin:end].strip()) < MIN_SECTION_CHARS and end < len(page.text):
+            carried = begin
+            continue
+        carried = None
+        if page.text[begin:end].strip():
+            spans.append((path, begin, end))
+    return spans
+
+
 def split(doc: ParsedDocument, *, chunk_size: int, chunk_overlap: int) -> list[Chunk]:
-    """Chunk a parsed document; Markdown is split along headings first."""
+    """Chunk a parsed document along its sections (Markdown and HTML headings, PDF outline, Word headings).
+
+    Contents, index and blank pages are kept out: they match many questions and answer none.
+    """
     splitter = RecursiveCharacterTextSplitter(
         chunk_size=chunk_size,
         chunk_overlap=chunk_overlap,
@@ -384,8 +427,9 @@ def split(doc: ParsedDocument, *, chunk_size: int, chunk_overlap: int) -> list[C
     )
     chunks: list[Chunk] = []
     for page in doc.pages:
-        whole: list[tuple[str | None, int, int]] = [(None, 0, len(page.text))]
-        spans = markdown_sections(page.text) if doc.kind == "markdown" else whole
+        if not page.searched:
+            continue
+        spans = markdown_sections(page.text) if doc.kind in ("markdown", "html") else page_spans(page)
         for heading, span_start, span_end in spans:
             for piece in splitter.create_documents([page.text[span_start:span_end]]):
                 text = piece.page_content

@@ -44,7 +44,19 @@ class EncryptedFileError(DocumentError):
 
 
 class NoTextError(DocumentError):
-    """The file has no extractable text (a scanned PDF, for example)."""
+    """The file has no text, neither in a text layer nor in images OCR could read."""
+
+
+class OcrError(DocumentError):
+    """OCR cannot run in this install."""
+
+
+class OcrLimitError(DocumentError):
+    """A file needs more OCR (pages or seconds) than one upload is allowed."""
+
+
+class ParseCancelled(AppError):
+    """The user stopped an upload while a file was being read; nothing of it was stored."""
 
 
 class StoreError(AppError):

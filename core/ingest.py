@@ -6,19 +6,22 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 from core import documents
-from core.documents import Chunk, ParsedDocument
+from core import language as lang
+from core.documents import Chunk, OcrLimits, ParsedDocument
 from core.embeddings import embed_in_batches
-from core.errors import AppError, DocumentError
+from core.errors import AppError, DocumentError, ParseCancelled
 from core.files import now_iso
 from core.progress import CancelFlag, Progress
 from core.store import DocumentRecord, Store
 
 log = logging.getLogger(__name__)
 
-Status = Literal["added", "replaced", "unchanged", "refused", "cancelled"]
+# held: not stored because its language does not fit the knowledge base (`ingest(..., hold_mismatched=True)`).
+Status = Literal["added", "replaced", "unchanged", "refused", "cancelled", "held"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class FileReport:
     seconds: float = 0.0
     message: str = ""
     doc_id: str | None = None
+    language: str | None = None
 
 
 @dataclass
@@ -53,6 +57,10 @@ class _Pending:
     chunks: list[Chunk]
     seconds: float
 
+    @cached_property
+    def language(self) -> str | None:
+        return lang.detect_pages(p.text for p in self.doc.pages)
+
 
 def ingest(
     store: Store,
@@ -60,11 +68,16 @@ def ingest(
     uploads: Sequence[Upload],
     *,
     max_bytes: int | None = None,
+    ocr: OcrLimits | None = None,
     progress: Progress | None = None,
     cancel: CancelFlag | None = None,
     group_chunks: int = 512,
+    hold_mismatched: bool = False,
 ) -> list[FileReport]:
     """Add files to a knowledge base; each file is either fully searchable or absent.
+
+    Pages are read one by one with progress (OCR too, within `ocr`'s page and time limits per file), and
+    cancelling is seen between pages: then no file of the batch is added.
 
     Unchanged content is skipped without parsing or embedding; a changed file with the name
     of an existing document replaces it; bad files are refused with the reason and leave the
@@ -72,6 +85,11 @@ def ingest(
     documents (up to `group_chunks` chunks, length-sorted batches as SentenceTransformer does),
     and each document is stored and committed once its group is embedded. Cancelling stops
     between batches: finished groups stay, the group in progress and the rest are not added.
+
+    A knowledge base created without a chosen model takes the one that fits its first documents'
+    language (`Store.fit_kb`). A document whose language the knowledge base does not fit (Chinese
+    into MiniLM) is stored with a note saying so, or, with `hold_mismatched`, not stored: its report
+    is "held", with the reason and its language, so the caller can offer a knowledge base that fits.
 
     Returns:
         One report per upload, in upload order.
@@ -86,7 +104,12 @@ def ingest(
     reports: dict[int, FileReport] = {}
     pending: dict[int, _Pending] = {}
     seen: dict[str, str] = {}
+    stopped = False
     for i, upload in enumerate(uploads):
+        if stopped or (cancel is not None and cancel.is_set()):
+            stopped = True
+            reports[i] = FileReport(upload.filename, "cancelled", message="Cancelled; not added.")
+            continue
         report(0, 0, f"Reading {upload.filename} ({i + 1}/{len(uploads)})")
         started = time.perf_counter()
         try:
@@ -107,13 +130,30 @@ def ingest(
                     doc_id=doc_id,
                 )
                 continue
-            doc = documents.parse(data, name, max_bytes=max_bytes)
+            doc = documents.parse(
+                data,
+                name,
+                max_bytes=max_bytes,
+                ocr=ocr,
+                progress=progress,
+                should_stop=cancel.is_set if cancel is not None else None,
+            )
             chunks = documents.split(doc, chunk_size=info.chunk_size, chunk_overlap=info.chunk_overlap)
+        except ParseCancelled as e:
+            stopped = True
+            reports[i] = FileReport(upload.filename, "cancelled", seconds=time.perf_counter() - started, message=str(e))
+            continue
         except DocumentError as e:
             reports[i] = FileReport(upload.filename, "refused", seconds=time.perf_counter() - started, message=str(e))
             continue
         seen[doc_id] = name
         pending[i] = _Pending(doc, chunks, time.perf_counter() - started)
+    if pending and (info.auto_model or info.auto_analyser):
+        info = store.fit_kb(kb, lang.combined(p.language for p in pending.values()))
+    for i, item in list(pending.items()) if hold_mismatched else []:
+        if why := lang.mismatch(item.language, info.embedding_model, info.analyser):
+            reports[i] = FileReport(item.doc.filename, "held", message=f"Not added: {why}", language=item.language)
+            del pending[i]
     reports |= _embed_and_store(store, kb, pending, progress, cancel, group_chunks)
     return [reports[i] for i in range(len(uploads))]
 
@@ -238,6 +278,8 @@ def _store_document(store: Store, kb: str, item: _Pending, vectors: list[list[fl
                 size_bytes=doc.size_bytes,
                 added=now_iso(),
                 encoding=doc.encoding,
+                page_notes=page_notes(doc),
+                language=item.language,
             )
         )
         if previous is not None and previous.doc_id != doc.doc_id:
@@ -250,6 +292,10 @@ def _store_document(store: Store, kb: str, item: _Pending, vectors: list[list[fl
         return FileReport(doc.filename, "refused", message=f"Not added: {e}")
     notes = [f"Replaced the earlier version of {doc.filename}."] if previous is not None else []
     notes += [f"Note: {w}." for w in doc.warnings]
+    info = store.get_kb(kb)
+    if why := lang.mismatch(item.language, info.embedding_model, info.analyser):
+        log.warning("%s in %s: %s", doc.filename, kb, why)
+        notes.append(f"Note: {why}")
     return FileReport(
         doc.filename,
         "replaced" if previous is not None else "added",
@@ -258,7 +304,15 @@ def _store_document(store: Store, kb: str, item: _Pending, vectors: list[list[fl
         seconds=seconds + time.perf_counter() - started,
         message=" ".join(notes),
         doc_id=doc.doc_id,
+        language=item.language,
     )
+
+
+def page_notes(doc: ParsedDocument) -> dict[str, list[int]]:
+    """The document's pages that are not plain searched text, by what they are: contents, index, blank, ocr."""
+    notes = {role: list(doc.pages_with(role)) for role in ("contents", "index", "blank")}
+    notes["ocr"] = list(doc.ocr_pages)
+    return {key: pages for key, pages in notes.items() if pages}
 
 
 def _rollback(store: Store, kb: str, doc_id: str) -> None:

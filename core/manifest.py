@@ -8,7 +8,7 @@ payload only) shared by every knowledge base; callers hold the store's lock.
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from qdrant_client import QdrantClient, models
@@ -30,6 +30,9 @@ class DocumentRecord:
     size_bytes: int
     added: str
     encoding: str | None = None
+    # Pages listed but not searched ("contents", "index", "blank"), and those read by OCR ("ocr").
+    page_notes: dict[str, list[int]] = field(default_factory=dict)
+    language: str | None = None  # core.language.detect; None for documents added before it
 
 
 def kb_filter(kb: str, **fields: Any) -> models.Filter:

@@ -20,10 +20,11 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams
@@ -50,6 +51,52 @@ CONNECTION_HELP = "start it with `ollama serve`, or set OLLAMA_HOST=off to use t
 _CHINESE_SPEAKING = re.compile(r"(qwen|glm|chatglm|deepseek|yi[-:]|internlm|baichuan|minicpm)", re.IGNORECASE)
 # Suggested when none is pulled: small enough for a laptop CPU, and trained on Chinese and English.
 SUGGESTED_CHINESE_MODEL = "qwen2.5:1.5b"
+
+
+T = TypeVar("T")
+
+
+class LlamaThread:
+    """The one thread that runs every llama.cpp computation of this process, one call after another.
+
+    llama.cpp's CPU backend is built with OpenMP: each decode runs on a thread team that belongs to
+    the calling thread, and the teams of several calling threads spin against each other for the
+    cores. On 2 cores (SmolLM2, 55-token answers) a stream took 0.55 s when every call came from one
+    thread, and 0.7 to 5 s when calls came from a new thread each time or alternated with another
+    thread; app/raw decode speed read 0.43 (bench/generate.py). Generations on CPU gain nothing from
+    running side by side anyway: each already uses every core.
+    """
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama.cpp")
+        self._ident: int | None = None
+        self._executor.submit(self._remember).result()
+
+    def _remember(self) -> None:
+        self._ident = threading.get_ident()
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """Queue `fn(*args)` behind the calls already waiting; a future not yet started can be cancelled."""
+        return self._executor.submit(fn, *args)
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` on the llama.cpp thread, waiting for it (directly when already on that thread)."""
+        if threading.get_ident() == self._ident:
+            return fn(*args)
+        return self.submit(fn, *args).result()
+
+
+_llama_thread: LlamaThread | None = None
+_llama_thread_lock = threading.Lock()
+
+
+def llama_thread() -> LlamaThread:
+    """The process's llama.cpp thread, started on first use."""
+    global _llama_thread
+    with _llama_thread_lock:
+        if _llama_thread is None:
+            _llama_thread = LlamaThread()
+        return _llama_thread
 
 
 def is_english_only(model_id: str) -> bool:
@@ -303,17 +350,16 @@ class LlamaCppChat(BaseChatModel):
 
         A consumer may abandon the stream between tokens (a page rerun, a closed browser tab): closing
         it stops the worker at the next token and returns once the model is free for the next caller.
-        Even a stream never closed frees the model after at most `max_tokens`.
+        Even a stream never closed frees the model after at most `max_tokens`. The generation runs on
+        the process's one llama.cpp thread (`LlamaThread`); a stream closed while still queued there
+        leaves the queue at once.
         """
         dicts = to_dicts(messages)
         prompt = self.loaded.format_prompt(dicts)
         stop = [*(self.stop or []), *(stop or [])] or None
         events: queue.Queue[tuple[str, Any]] = queue.Queue()
         halt = threading.Event()
-        worker = threading.Thread(
-            target=self._generate_locked, args=(dicts, prompt, stop, events, halt), daemon=True, name="llama.cpp"
-        )
-        worker.start()
+        job = llama_thread().submit(self._generate_locked, dicts, prompt, stop, events, halt)
         try:
             while True:
                 kind, value = events.get()
@@ -333,7 +379,8 @@ class LlamaCppChat(BaseChatModel):
                 yield chunk
         finally:
             halt.set()
-            worker.join()
+            if not job.cancel():  # started: it stops at the next token
+                wait([job])
 
     def _generate_locked(
         self,
@@ -343,7 +390,7 @@ class LlamaCppChat(BaseChatModel):
         events: queue.Queue[tuple[str, Any]],
         halt: threading.Event,
     ) -> None:
-        """The generation itself, under the model's lock, in the worker thread; hands out events."""
+        """The generation itself, under the model's lock, on the llama.cpp thread; hands out events."""
         loaded = self.loaded
         asked = time.perf_counter()
         # Wait for the model in short slices, so a stream closed while queued gives up its place at once.

@@ -24,6 +24,7 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException
 from qdrant_client.hybrid.fusion import distribution_based_score_fusion
 
+from core import language as lang
 from core import sparse
 from core.config import Settings
 from core.documents import Chunk, is_cjk
@@ -78,6 +79,9 @@ class KnowledgeBase:
     retrieval_mode: str = "dense"
     # The named dense vector; "" is the unnamed vector of collections made before hybrid search.
     dense_vector: str = ""
+    # Created without a chosen model (or analyser): the first documents ingested choose it (`Store.fit_kb`).
+    auto_model: bool = False
+    auto_analyser: bool = False
 
     @property
     def modes(self) -> tuple[RetrievalMode, ...]:
@@ -272,33 +276,47 @@ class Store:
         chunk_size: int,
         chunk_overlap: int,
         embedding_model: str | None = None,
-        analyser: str | None = sparse.DEFAULT_ANALYSER,
+        analyser: str | None = lang.AUTO,
         retrieval_mode: RetrievalMode | None = None,
+        language: str | None = None,
+        created: str | None = None,
     ) -> KnowledgeBase:
-        """Create a knowledge base embedded with `embedding_model` (default: the store's model).
+        """Create a knowledge base embedded with `embedding_model`.
 
+        Without a chosen model (None), and with the analyser left to `core.language.AUTO`, they fit the
+        documents' `language` (`core.language.fit`: English -> the store's MiniLM and English words,
+        Chinese or mixed -> multilingual E5 and jieba); when the language is not known yet, the
+        knowledge base starts on the English ones and its first ingest fits it (`fit_kb`).
         `analyser` names the keyword index's analyser (`core.sparse.ANALYSERS`); None makes a
         dense-only knowledge base.
         """
         name = check_kb_name(name)
         if chunk_overlap >= chunk_size:
             raise KnowledgeBaseError(f"Chunk overlap ({chunk_overlap}) must be smaller than chunk size ({chunk_size}).")
+        fit = lang.fit(language)
+        auto_model, auto_analyser = embedding_model is None, analyser == lang.AUTO
+        analyser = fit.analyser if analyser == lang.AUTO else analyser
         if analyser is not None and analyser not in sparse.ANALYSERS:
             raise KnowledgeBaseError(f"Unknown analyser {analyser!r}; pick one of {', '.join(sparse.ANALYSERS)}.")
         mode = retrieval_mode or (DEFAULT_MODE if analyser else "dense")
         if mode not in RETRIEVAL_MODES or (analyser is None and mode != "dense"):
             raise KnowledgeBaseError(f"Retrieval mode {mode!r} needs a keyword index; pick an analyser or 'dense'.")
+        if embedding_model is None and fit.embedding_model != lang.ENGLISH_FIT.embedding_model:
+            embedding_model = fit.embedding_model
         model = self.embedder if embedding_model in (None, self.embedder.name) else self._load(embedding_model)
+        follows = language is None  # decided now when the documents' language is known, else by the first ones
         kb = KnowledgeBase(
             name=name,
             embedding_model=model.name,
             dimension=model.dimension,
             chunk_size=chunk_size,
             chunk_overlap=chunk_overlap,
-            created=now_iso(),
+            created=created or now_iso(),
             analyser=analyser,
             retrieval_mode=mode,
             dense_vector=DENSE,
+            auto_model=auto_model and follows,
+            auto_analyser=auto_analyser and follows,
         )
         with self._guard(f"creating knowledge base {name!r}"):
             if self.client.collection_exists(name):
@@ -317,6 +335,55 @@ class Store:
                     self.client.create_payload_index(name, f"{METADATA_KEY}.{key}", models.PayloadSchemaType.KEYWORD)
                 self.client.create_payload_index(name, f"{METADATA_KEY}.chunk_index", models.PayloadSchemaType.INTEGER)
         return kb
+
+    def fit_kb(self, name: str, language: str | None) -> KnowledgeBase:
+        """Give a knowledge base created without a chosen model the model and analyser that fit `language`.
+
+        Only while it has no documents and still follows them (`auto_model` / `auto_analyser`): its empty
+        collection is made again with the fitting settings, under the same name, chunking and date. A model
+        that cannot be loaded here keeps the current one (the ingest report then says the documents do not fit).
+        """
+        with self._lock:  # no other write between the check and the new collection (two first uploads at once)
+            return self._fit_kb(name, language)
+
+    def _fit_kb(self, name: str, language: str | None) -> KnowledgeBase:
+        kb = self.get_kb(name)
+        if not (kb.auto_model or kb.auto_analyser) or self.list_documents(name):
+            return kb
+        fit = lang.fit(language)
+        model = fit.embedding_model if kb.auto_model else kb.embedding_model
+        if kb.auto_model and fit == lang.ENGLISH_FIT:
+            model = self.embedder.name  # English: the store's own model, as `create_kb` gives it
+        analyser = (fit.analyser if kb.auto_analyser else kb.analyser) if kb.analyser else None
+        try:
+            if model != self.embedder.name:
+                self._load(model)
+        except EmbeddingError as e:
+            log.warning("Knowledge base %s stays on %s: %s", name, kb.embedding_model, e)
+            model = kb.embedding_model
+        if (model, analyser) == (kb.embedding_model, kb.analyser) or self.count_chunks(name):
+            # Nothing to change, or chunks of an unfinished ingest are there: keep the collection, stop following.
+            fitted = replace(kb, auto_model=False, auto_analyser=False)
+            with self._guard(f"fitting knowledge base {name!r}"):
+                meta = {k: v for k, v in asdict(fitted).items() if k != "name"}
+                self.client.update_collection(name, metadata={_MARKER: meta})
+            return fitted
+        mode: RetrievalMode = kb.mode_for(None) if analyser else "dense"
+        with self._guard(f"fitting knowledge base {name!r}"):
+            self.client.delete_collection(name)
+            self._vectorstores.pop(name, None)
+            self._keyword_indexes.pop(name, None)
+        fitted = self.create_kb(
+            name,
+            chunk_size=kb.chunk_size,
+            chunk_overlap=kb.chunk_overlap,
+            embedding_model=model,
+            analyser=analyser,
+            retrieval_mode=mode,
+            created=kb.created,
+        )
+        log.info("Knowledge base %s fitted to %s documents: %s, %s", name, language, model, analyser)
+        return fitted
 
     def delete_kb(self, name: str) -> None:
         self.get_kb(name)
@@ -417,11 +484,17 @@ class Store:
             return self._vectorstores[name]
 
     def is_chinese(self, name: str) -> bool:
-        """Whether the knowledge base holds Chinese text: its analyser is jieba's, or its first chunks are CJK."""
+        """Whether the knowledge base holds Chinese text: jieba's analyser, a Chinese document, or CJK first chunks.
+
+        The first chunks are read only for documents added before their language was recorded.
+        """
         kb = self.get_kb(name)
         if kb.analyser == "chinese":
             return True
-        texts = [h.text for d in self.list_documents(name)[:3] for h in self.chunks_of(name, d.doc_id, limit=2)]
+        docs = self.list_documents(name)
+        if any(d.language in ("zh", "mixed") for d in docs):
+            return True
+        texts = [h.text for d in docs[:3] if d.language is None for h in self.chunks_of(name, d.doc_id, limit=2)]
         return is_cjk(" ".join(texts))
 
     # Documents

@@ -6,9 +6,11 @@ from __future__ import annotations
 import io
 import json
 import math
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pypdfium2
 from fpdf import FPDF
 from langchain_core.embeddings import Embeddings
 from pypdf import PdfWriter
@@ -174,3 +176,50 @@ def serve_ollama_embeddings(httpserver: HTTPServer) -> list[dict[str, object]]:
     httpserver.expect_request("/api/show", method="POST").respond_with_handler(show)
     httpserver.expect_request("/api/embed", method="POST").respond_with_handler(embed)
     return requests
+
+
+# Real PDFs, cut from Debian packages (tests/fixtures/real/LICENSE.md says where from and under what licence).
+REAL = Path(__file__).resolve().parent / "fixtures" / "real"
+
+
+def real(name: str) -> bytes:
+    return (REAL / name).read_bytes()
+
+
+def scanned_pages(count: int) -> bytes:
+    """The scanned fixture page `count` times over."""
+    source = pypdfium2.PdfDocument(real("debian-reference-scanned.pdf"))
+    out = pypdfium2.PdfDocument.new()
+    for _ in range(count):
+        out.import_pages(source)
+    buffer = io.BytesIO()
+    out.save(buffer)
+    return buffer.getvalue()
+
+
+def zip_of(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as package:
+        for name, data in members.items():
+            package.writestr(name, data)
+    return buffer.getvalue()
+
+
+def zip_bomb() -> bytes:
+    """A small .docx whose zip directory declares word/document.xml as 3 GB (it is read from there first)."""
+    data = bytearray(zip_of({"[Content_Types].xml": b"<Types/>", "word/document.xml": b"<w:document/>"}))
+    entry = data.index(b"PK\x01\x02", data.index(b"word/document.xml") - 60)  # the central directory's entry
+    while data[entry + 46 : entry + 46 + 17] != b"word/document.xml":
+        entry = data.index(b"PK\x01\x02", entry + 4)
+    data[entry + 24 : entry + 28] = (3_000_000_000).to_bytes(4, "little")  # uncompressed size
+    return bytes(data)
+
+
+HTML_PAGE = b"""<!doctype html><html><head><title>Harbour</title><script>alert('owned')</script>
+<style>body{color:red}</style></head><body>
+<nav class="navbar"><a href="/">Home</a> <a href="/next">Next chapter</a></nav>
+<div class="sidebar">Related pages: Lighthouses</div>
+<main><h1>Harbour guide</h1><p>The pier opens at <b>06:00</b>.</p>
+<img src=x onerror="alert(1)"><h2>Fees</h2><p>Mooring costs 12 euros a night.</p>
+<table><tr><th>Boat</th><th>Fee</th></tr><tr><td>Dinghy</td><td>4</td></tr></table></main>
+<footer>Copyright the harbour board</footer></body></html>"""

@@ -9,7 +9,7 @@ from pytest_httpserver import HTTPServer
 from qdrant_client import QdrantClient
 from streamlit.testing.v1 import AppTest
 
-from tests.helpers import PNG_BYTES, open_app, serve_ollama_embeddings, shown
+from tests.helpers import HTML_PAGE, PNG_BYTES, open_app, real, serve_ollama_embeddings, shown
 
 pytestmark = pytest.mark.slow
 
@@ -191,3 +191,29 @@ def test_ollama_embedding_models_are_offered_and_the_sidebar_names_the_choice(
     sidebar = " ".join(c.value for c in at.sidebar.caption)
     assert "`olla`: embeddings `ollama:bge-m3:latest` (8 dims)" in sidebar
     assert "keywords: jieba words" in sidebar and "search: hybrid" in sidebar
+
+
+def test_real_pdf_and_web_page_report_what_was_kept_out_and_the_page_table_lists_it() -> None:
+    at = start()
+    create_kb(at, "manuals")
+    upload(
+        at,
+        ("debian-reference.pdf", real("debian-reference-pages.pdf"), "application/pdf"),
+        ("harbour.html", HTML_PAGE, "text/html"),
+    )
+    report, documents = table(at, 0), table(at, 1)
+    assert [(r["File"], r["Result"], r["Pages"]) for r in report] == [
+        ("debian-reference.pdf", "✅ added", 4),
+        ("harbour.html", "✅ added", 1),
+    ]
+    assert "contents page(s) 1 listed but kept out of search" in str(report[0]["Details"])
+    pdf = next(d for d in documents if d["Name"] == "debian-reference.pdf")
+    assert (pdf["Type"], pdf["Pages not searched"], pdf["OCR"]) == ("pdf", "contents 1", "")
+    at.selectbox(key="documents.browse").set_value(next(o for o in at.selectbox(key="documents.browse").options
+                                                        if o.startswith("debian-reference.pdf")))  # fmt: skip
+    at.run()
+    pages = next(e for e in at.expander if e.label.startswith("Pages of "))
+    assert "4 in all (contents)" in pages.label
+    cards = [e for e in at.expander if "debian-reference.pdf · page" in shown(e.label)]
+    assert cards and not any("page 1 ·" in shown(e.label) for e in cards)  # the contents page has no chunk
+    assert any("1.1.3 The root account" in shown(e.label) for e in cards)  # the section path on the card

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.helpers import group_cpu_seconds, scanned_pdf
+from tests.helpers import group_cpu_seconds, real, scanned_pdf
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -142,6 +142,18 @@ def test_a_new_users_journey_in_a_browser(app: Server, tmp_path: Path, data_dir:
         page.get_by_role("button", name="Add 1 file(s) to brackenridge").click()
         # The advice the table would cut off is shown in full.
         expect(page.get_by_text("scan.pdf: ").first).to_contain_text("OCR", timeout=60_000)
+        # A real typeset PDF (Debian Reference pages): its chunks read with their words apart, under their section.
+        manual = tmp_path / "debian-reference.pdf"
+        manual.write_bytes(real("debian-reference-pages.pdf"))
+        upload(page, manual)
+        page.get_by_role("button", name="Add 1 file(s) to brackenridge").click()
+        expect(page.get_by_text("1 file(s) added")).to_be_visible(timeout=60_000)
+        search.fill("Is the root account also called superuser or privileged user?")
+        search.press("Enter")
+        expect(page.get_by_text("debian-reference.pdf · page 3 · GNU/Linux tutorials").first).to_be_visible(
+            timeout=30_000
+        )
+        expect(page.get_by_text("The root account is also called superuser or privileged user.").first).to_be_visible()
         shot(page, "documents.png")
 
         # Compare: typed, then Ask clicked straight away (no Enter, no Tab) must ask.

@@ -26,6 +26,7 @@ from core.records import Records
 from core.samples import SAMPLES, sample_uploads
 from core.store import SearchHit, Store
 from core.strategies import RAG_TEMPLATE, RAG_TOP_K, Runtime, presets
+from tests.helpers import real
 
 
 def bare(text: str) -> str:
@@ -195,3 +196,15 @@ def test_a_sweep_is_one_run_of_the_runner_and_reads_back_into_a_grid(
     assert all(c.correct is not None and c.p50_s is not None for c in cells)
     best = sweep.best(cells)
     assert best is not None and best.correct == max(c.correct or 0 for c in cells)
+
+
+def test_rebuilt_pdf_pages_keep_their_section_paths() -> None:
+    """Re-chunking rebuilds pages from chunks: a PDF's section paths (from its outline) come back with them."""
+    doc = documents.parse(real("debian-reference-pages.pdf"), "reference.pdf")
+    chunks = documents.split(doc, chunk_size=800, chunk_overlap=120)
+    hits = [SearchHit(c.text, 0.0, c.doc_id, c.filename, c.page, c.index, c.heading) for c in chunks]
+    rebuilt = replace(doc, pages=tuple(sweep.page_texts(hits, 120)))
+    again = documents.split(rebuilt, chunk_size=800, chunk_overlap=120)
+    root = next(c for c in again if "The root account is also called superuser" in c.text)
+    assert root.heading == "GNU/Linux tutorials > 1.1 Console basics > 1.1.3 The root account"
+    assert {c.heading for c in again} == {c.heading for c in chunks}

@@ -12,12 +12,22 @@ import pytest
 from qdrant_client import models
 
 from core.config import Settings
-from core.documents import point_id
+from core.documents import OcrLimits, point_id
 from core.embeddings import EmbeddingModel
 from core.errors import EmbeddingMismatchError, KnowledgeBaseError, StoreLockedError
 from core.ingest import Upload, ingest
 from core.store import Store
-from tests.helpers import PNG_BYTES, CountingEmbeddings, encrypted_pdf, scanned_pdf
+from tests.helpers import (
+    HTML_PAGE,
+    PNG_BYTES,
+    CountingEmbeddings,
+    encrypted_pdf,
+    real,
+    scanned_pages,
+    scanned_pdf,
+    zip_bomb,
+    zip_of,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -147,10 +157,15 @@ BAD_INPUTS = [
     ("locked.pdf", encrypted_pdf(), "refused", "password"),
     ("scan.pdf", scanned_pdf(), "refused", "OCR"),
     ("photo.pdf", PNG_BYTES, "refused", "PNG image"),
-    ("slides.pptx", b"PK\x03\x04zip", "refused", "PDF, Markdown"),
+    ("slides.pptx", b"PK\x03\x04zip", "refused", "PDF, Word"),
     ("big.txt", b"x" * (1024 * 1024 + 1), "refused", "limit"),
     ("../../escape.txt", b"path traversal", "refused", "path"),
     ("latin1.txt", "Le phare de Kervélec est peint en rouge.".encode("cp1252"), "added", "cp1252"),
+    ("corrupt.docx", b"PK\x03\x04" + bytes(60), "refused", "not a valid Word document"),
+    ("sheet.docx", zip_of({"xl/workbook.xml": b"<workbook/>"}), "refused", "Excel workbook"),
+    ("bomb.docx", zip_bomb(), "refused", "not opened"),
+    ("photo.png", PNG_BYTES, "refused", "not a readable image"),
+    ("nav.html", b"<nav>Home</nav><script>alert(1)</script>", "refused", "no main text"),
 ]
 
 
@@ -177,6 +192,68 @@ def test_markup_in_a_document_is_stored_as_literal_text(store: Store, kb: str) -
     [chunk] = store.chunks_of(kb, report.doc_id or "")
     assert markup in chunk.text
     assert chunk.heading == "Note [x](http://evil.example)"
+
+
+def test_web_page_is_stored_as_its_main_text_without_scripts(store: Store, kb: str) -> None:
+    [report] = ingest(store, kb, [Upload("harbour.html", HTML_PAGE)])
+    assert report.status == "added" and report.chunks == 2
+    chunks = store.chunks_of(kb, report.doc_id or "")
+    assert [c.heading for c in chunks] == ["Harbour guide", "Harbour guide > Fees"]
+    assert not any("alert" in c.text or "<" in c.text or "Next chapter" in c.text for c in chunks)
+    assert "Mooring costs 12 euros" in store.search(kb, "How much is mooring a night?", k=1)[0].text
+
+
+def test_scanned_pdf_over_the_ocr_page_limit_stores_nothing(store: Store, kb: str) -> None:
+    [base] = ingest(store, kb, [Upload("otters.md", HANDBOOK)])
+    before = store.count_chunks(kb)
+    [report] = ingest(store, kb, [Upload("scan.pdf", scanned_pages(3))], ocr=OcrLimits(max_pages=2))
+    assert report.status == "refused" and "limit of 2 pages" in report.message
+    assert store.count_chunks(kb) == before and [d.doc_id for d in store.list_documents(kb)] == [base.doc_id]
+
+
+def test_real_pdf_keeps_its_contents_page_out_of_search_but_listed(store: Store, kb: str) -> None:
+    pages: list[tuple[int, int]] = []
+    [report] = ingest(
+        store, kb, [Upload("reference.pdf", real("debian-reference-pages.pdf"))],
+        progress=lambda done, total, message: pages.append((done, total)) if message.startswith("Reading ") else None,
+    )  # fmt: skip
+    assert report.status == "added" and report.pages == 4
+    assert (0, 4) in pages and (3, 4) in pages  # page by page in the progress bar
+    assert "contents page(s) 1 listed but kept out of search" in report.message
+    [doc] = store.list_documents(kb)
+    assert doc.page_notes == {"contents": [1]}
+    chunks = store.chunks_of(kb, doc.doc_id)
+    assert {c.page for c in chunks} == {2, 3, 4}
+    hit = store.search(kb, "What is the root account also called?", k=1)[0]
+    assert hit.heading == "GNU/Linux tutorials > 1.1 Console basics > 1.1.3 The root account"
+
+
+def test_stop_while_reading_pages_adds_nothing_of_the_batch(store: Store, kb: str) -> None:
+    cancel = threading.Event()
+
+    def progress(done: int, total: int, message: str) -> None:
+        if message.startswith("Reading reference.pdf: page 2"):
+            cancel.set()
+
+    reports = ingest(
+        store,
+        kb,
+        [Upload("otters.md", HANDBOOK), Upload("reference.pdf", real("debian-reference-pages.pdf")),
+         Upload("late.txt", b"Never read.")],
+        progress=progress,
+        cancel=cancel,
+    )  # fmt: skip
+    assert [r.status for r in reports] == ["cancelled", "cancelled", "cancelled"]
+    assert "page 3 of 4" in reports[1].message
+    assert store.list_documents(kb) == [] and store.count_chunks(kb) == 0
+
+
+def test_scanned_pdf_is_read_by_ocr_and_the_report_says_which_pages(store: Store, kb: str) -> None:
+    [report] = ingest(store, kb, [Upload("scan.pdf", real("debian-reference-scanned.pdf"))])
+    assert report.status == "added" and "read by OCR: page(s) 1" in report.message
+    [doc] = store.list_documents(kb)
+    assert doc.page_notes == {"ocr": [1]}
+    assert "Packet Filtering HOWTO" in store.search(kb, "Which HOWTO covers packet filtering?", k=1)[0].text
 
 
 def test_locked_local_storage_is_refused_clearly_and_keeps_its_data(

@@ -101,3 +101,25 @@ def test_loaded_models_are_bounded_least_recently_used_first(data_dir: Path) -> 
     with pytest.raises(ModelError, match="unloaded to free memory"):
         chat(first).invoke([("user", "Hi")])
     assert engine.get(infos[0]) is not first  # loaded anew on demand
+
+
+def test_every_generation_runs_on_one_llama_thread_whoever_asks(engine: EmbeddedEngine, base: ModelInfo) -> None:
+    """llama.cpp's OpenMP teams belong to the calling thread: calls from several threads slow each other down."""
+    loaded = engine.get(base)
+    callers: list[int] = []
+    real = loaded.llama.create_chat_completion
+
+    def spy(*args: object, **kwargs: object) -> object:
+        callers.append(threading.get_ident())
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    loaded.llama.create_chat_completion = spy  # type: ignore[method-assign]
+    try:
+        asked_from = [in_thread(lambda: chat(loaded, max_tokens=4).invoke([("user", "Hi")])) for _ in range(3)]
+        for thread in asked_from:
+            thread.join(timeout=120)
+        chat(loaded, max_tokens=4).invoke([("user", "Hello")])
+    finally:
+        del loaded.llama.create_chat_completion
+    assert len(callers) == 4 and len(set(callers)) == 1
+    assert callers[0] not in {t.ident for t in asked_from} | {threading.get_ident()}

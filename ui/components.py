@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 import streamlit as st
 
 from core.ingest import FileReport
+from core.language import NAMES
+from core.parsing.base import UNSEARCHED_ROLES, ranges
 from core.store import DocumentRecord, SearchHit
 from ui.labels import label_text
 
@@ -17,7 +19,11 @@ STATUS_LABELS = {
     "unchanged": "⏭️ unchanged",
     "refused": "❌ refused",
     "cancelled": "⏹️ cancelled",
+    "held": "✋ held: language",
 }
+
+
+NOTE_LABELS = {"contents": "contents", "index": "index", "blank": "blank", "ocr": "read by OCR"}
 
 
 def md_escape(text: str) -> str:
@@ -63,12 +69,15 @@ def ingest_report(reports: Sequence[FileReport]) -> None:
         column_config={"Details": st.column_config.TextColumn("Details", width="large")},
     )
     refused = [r for r in reports if r.status == "refused"]
+    held = [r for r in reports if r.status == "held"]
     for r in refused:
         # The table cuts long text; the advice ("Run OCR…", "qpdf --decrypt…") is the part that matters.
         st.text(f"❌ {r.filename}: {r.message}")
     added = sum(r.status in ("added", "replaced") for r in reports)
     if refused:
         st.warning(f"{len(refused)} file(s) refused, {added} added. The knowledge base kept everything it had.")
+    elif held:
+        st.info(f"{added} file(s) added, {len(held)} held back for their language (see below).")
     elif any(r.status == "cancelled" for r in reports):
         st.warning(f"Cancelled: {added} file(s) added in full; the rest were not added.")
     else:
@@ -85,12 +94,28 @@ def documents_table(docs: Sequence[DocumentRecord]) -> None:
                 "Chunks": d.chunks,
                 "Added": d.added.replace("T", " ").replace("+00:00", " UTC"),
                 "Size": human_size(d.size_bytes),
+                "Language": NAMES.get(d.language or "", "–"),
+                "Pages not searched": ", ".join(
+                    f"{NOTE_LABELS[k]} {ranges(v)}" for k, v in d.page_notes.items() if k in UNSEARCHED_ROLES
+                ),
+                "OCR": ranges(d.page_notes.get("ocr", [])),
             }
             for d in docs
         ],
         hide_index=True,
         width="stretch",
     )
+
+
+def page_table(doc: DocumentRecord) -> None:
+    """A document's pages that are not plain searched text: contents, index and blank pages, and OCR'd ones."""
+    if not doc.page_notes:
+        return
+    rows = [{"Pages": ranges(pages), "What": NOTE_LABELS[kind], "Searched": kind not in UNSEARCHED_ROLES}
+            for kind, pages in doc.page_notes.items()]  # fmt: skip
+    kinds = ", ".join(NOTE_LABELS[kind] for kind in doc.page_notes)
+    with st.expander(f"Pages of {doc.filename}: {doc.pages} in all ({kinds})"):
+        st.dataframe(rows, hide_index=True, width="stretch")
 
 
 def hit_card(

@@ -21,6 +21,7 @@ DEFAULTS: dict[str, Any] = {
     "documents.new_round": 0,
     "documents.search": "",
     "documents.error": None,
+    "documents.held": None,  # ui.documents.Held: files whose language did not fit, until acted on
     "compare.answers": {},
     "compare.partial": {},  # the answers being written, kept if the run is stopped
     "prompts.name": None,

@@ -162,7 +162,24 @@ def page_texts(hits: Sequence[SearchHit], max_overlap: int | None = None) -> lis
     by_page: dict[int, list[SearchHit]] = {}
     for h in sorted(hits, key=lambda h: h.chunk_index):
         by_page.setdefault(h.page, []).append(h)
-    return [Page(number, merge_chunks(_with_headings(page), max_overlap)) for number, page in by_page.items()]
+    pages = []
+    for number, hits_of_page in by_page.items():
+        texts = _with_headings(hits_of_page)
+        text = merge_chunks(texts, max_overlap)
+        pages.append(Page(number, text, sections=_sections(text, texts, [h.heading for h in hits_of_page])))
+    return pages
+
+
+def _sections(page: str, texts: Sequence[str], headings: Sequence[str | None]) -> tuple[tuple[int, str], ...]:
+    """Where each chunk's section path starts in the rebuilt page, so a PDF's or Word file's paths survive."""
+    sections: list[tuple[int, str]] = []
+    at = 0
+    for text, heading in zip(texts, headings, strict=True):
+        found = page.find(text[:60], at)
+        at = found if found >= 0 else at
+        if heading and (not sections or sections[-1][1] != heading):
+            sections.append((at, heading))
+    return tuple(sections)
 
 
 def rebuild_documents(store: Store, kb: str) -> list[ParsedDocument]:

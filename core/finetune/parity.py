@@ -69,7 +69,7 @@ def check(
         TrainingCancelled: `cancel` was set; checked before each question (so Stop during the
             check does not wait for all of them).
     """
-    from core.models import LoadedModel
+    from core.models import LoadedModel, llama_thread
 
     loaded = LoadedModel(base_path, lora_path=adapter_path, n_ctx=1024)
     tokenizer = trained.tokenizer
@@ -80,7 +80,8 @@ def check(
             if cancel is not None and cancel.is_set():
                 raise TrainingCancelled()
             messages = chat_prompt(question, system)
-            ll = _llama_greedy(loaded.llama, loaded.format_prompt(messages), n_tokens, stop_ids)
+            prompt = loaded.format_prompt(messages)
+            ll = llama_thread().call(_llama_greedy, loaded.llama, prompt, n_tokens, stop_ids)
             hf = predictions(trained, messages, ll)  # one more than ll: what follows its last token
             agree = next((i for i, (a, b) in enumerate(zip(hf, ll, strict=False)) if a != b), len(ll))
             # Where llama.cpp stopped early, HF + PEFT must stop there too.

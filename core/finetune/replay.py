@@ -11,6 +11,7 @@ The prompts (`replay_prompts.jsonl`) are a set of their own: none is a control q
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -60,7 +61,7 @@ def base_answers(base_path: Path, questions: Sequence[str], system: str | None, 
     the first run asks. An answer cut off at `MAX_NEW_TOKENS` is left out (learning it would teach
     stopping mid-sentence).
     """
-    from core.models import REPEAT_PENALTY, LoadedModel
+    from core.models import REPEAT_PENALTY, LoadedModel, llama_thread
 
     with _lock:
         stored: dict[str, dict[str, str]] = _read(store)
@@ -70,11 +71,14 @@ def base_answers(base_path: Path, questions: Sequence[str], system: str | None, 
             loaded = LoadedModel(base_path, n_ctx=1024)
             try:
                 for q in missing:
-                    reply: Any = loaded.llama.create_chat_completion(
-                        messages=chat_prompt(q, system),  # type: ignore[arg-type]
-                        temperature=0.0,
-                        max_tokens=MAX_NEW_TOKENS,
-                        repeat_penalty=REPEAT_PENALTY,
+                    reply: Any = llama_thread().call(
+                        functools.partial(
+                            loaded.llama.create_chat_completion,
+                            messages=chat_prompt(q, system),  # type: ignore[arg-type]
+                            temperature=0.0,
+                            max_tokens=MAX_NEW_TOKENS,
+                            repeat_penalty=REPEAT_PENALTY,
+                        )
                     )
                     choice = reply["choices"][0]
                     finished = choice.get("finish_reason") == "stop"

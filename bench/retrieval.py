@@ -271,7 +271,8 @@ def scale(root: Path, minilm: EmbeddingModel, sizes: list[int], queries: int) ->
         p50 = {m: statistics.median(v) * 1000 for m, v in times.items()}
         print(
             f"  {n_chunks:>7,} chunks: p50 dense {p50['dense']:6.1f} ms, hybrid {p50['hybrid']:6.1f} ms; "
-            f"process memory +{loaded - before:,.0f} MB ({loaded:,.0f} MB); stored in {stored_s:.0f} s "
+            f"process memory {loaded:,.0f} MB (+{loaded - before:,.0f} MB since the last size); "
+            f"stored in {stored_s:.0f} s "
             f"[load average {os.getloadavg()[0]:.1f}]"
         )
 

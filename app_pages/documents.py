@@ -13,7 +13,7 @@ from core.ingest import Upload, ingest
 from core.samples import CHINESE, ENGLISH, SAMPLE_KB_NAME, Sample
 from core.sparse import ANALYSERS
 from core.store import DEFAULT_MODE, RETRIEVAL_MODES
-from ui import components, resources
+from ui import components, resources, transfer
 from ui import documents as ui_docs
 from ui.state import index_of, init_state
 
@@ -215,6 +215,7 @@ with st.expander("⚠️ Delete this knowledge base"):
         key="documents.delete_kb",
     )
 
+transfer.size_notice(store, kb_name, settings)
 st.subheader("Add documents")
 files = st.file_uploader(
     "PDF, Word, HTML, Markdown, text or page images (scans are read by OCR)",
@@ -235,6 +236,7 @@ if files and len(files) <= settings.max_upload_files:
 if state["documents.reports"]:
     components.ingest_report(state["documents.reports"])
 ui_docs.held_notice(state, store, kbs, kb, run_ingest)
+transfer.transfer_panel(store, kb_name, settings)
 
 st.subheader("Documents")
 try:

@@ -226,6 +226,57 @@ def train_retriever(root: Path, minilm: EmbeddingModel, epochs: int) -> None:
     store.close()
 
 
+def rss_mb() -> float:
+    status = Path("/proc/self/status").read_text().splitlines()
+    return int(next(line.split()[1] for line in status if line.startswith("VmRSS"))) / 1024
+
+
+def scale(root: Path, minilm: EmbeddingModel, sizes: list[int], queries: int) -> None:
+    """Local mode's retrieval p50 and the process's memory as a knowledge base grows (MiniLM, English)."""
+    import numpy as np
+
+    settings = Settings.from_env()
+    texts = [
+        c.text
+        for u in ENGLISH.uploads()
+        for c in split(parse(u.data, u.filename), chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
+    ]
+    questions = [q.question for q in ENGLISH.questions()][:queries]
+    for n_chunks in sizes:
+        before = rss_mb()
+        store = Store.open(Settings.from_env(data_dir=root / f"scale-{n_chunks}"), minilm)
+        store.create_kb("big", chunk_size=800, chunk_overlap=120, analyser="english")
+        doc_id = "0" * 32
+        rng = np.random.default_rng(7)
+        started = time.perf_counter()
+        for start in range(0, n_chunks, 5000):  # random vectors: search cost does not depend on what they say
+            count = min(5000, n_chunks - start)
+            chunks = [
+                Chunk(doc_id, "big.txt", 1 + i // 20, i, f"{texts[i % len(texts)]} ({i})", 0, 8)
+                for i in range(start, start + count)
+            ]
+            vectors = rng.standard_normal((count, minilm.dimension))
+            store.upsert_chunks("big", chunks, (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).tolist())
+        store.commit(DocumentRecord("big", doc_id, "big.txt", "text", 500, n_chunks, 0, "now"))
+        stored_s = time.perf_counter() - started
+        store.search("big", "warm up", k=4, mode="hybrid")  # builds the in-process keyword index
+        loaded = rss_mb()
+        times: dict[str, list[float]] = {"dense": [], "hybrid": []}
+        for q in questions:
+            for mode in times:
+                t = time.perf_counter()
+                store.search("big", q, k=4, mode=mode)
+                times[mode].append(time.perf_counter() - t)
+        store.close()
+        p50 = {m: statistics.median(v) * 1000 for m, v in times.items()}
+        print(
+            f"  {n_chunks:>7,} chunks: p50 dense {p50['dense']:6.1f} ms, hybrid {p50['hybrid']:6.1f} ms; "
+            f"process memory {loaded:,.0f} MB (+{loaded - before:,.0f} MB since the last size); "
+            f"stored in {stored_s:.0f} s "
+            f"[load average {os.getloadavg()[0]:.1f}]"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--chunks", type=int, default=10_000)
@@ -235,7 +286,15 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=1, help="retriever training epochs")
     ap.add_argument("--skip", nargs="*", default=[], choices=["quality", "latency", "ingest", "train"])
+    ap.add_argument(
+        "--scale", nargs="*", type=int, help="only local mode's p50 and memory at these sizes (default 10k 50k 100k)"
+    )
     args = ap.parse_args()
+    if args.scale is not None:
+        sizes = args.scale or [10_000, 50_000, 100_000]
+        print(f"Qdrant local mode as a knowledge base grows (MiniLM, English analyser, k=4, {args.queries} queries):")
+        scale(Path(tempfile.mkdtemp(prefix="ragtune-bench-")), load_bundled(), sizes, args.queries)
+        return
 
     root = Path(tempfile.mkdtemp(prefix="ragtune-bench-"))
     minilm = load_bundled()

@@ -531,6 +531,12 @@ class Store:
                 self._keyword_indexes.pop(kb, None)
                 self.client.upsert(kb, points=points[start : start + 256])
 
+    def upsert_points(self, kb: str, points: Sequence[models.PointStruct]) -> None:
+        """Store points as exported from another store (`core.kb_transfer`): vectors as they are, no embedding."""
+        with self._guard(f"storing chunks in {kb!r}"):
+            self._keyword_indexes.pop(kb, None)
+            self.client.upsert(kb, points=list(points))
+
     def commit(self, record: DocumentRecord) -> None:
         """Write the manifest entry that makes a document searchable."""
         with self._guard(f"recording {record.filename}"):

@@ -224,3 +224,13 @@ def test_a_load_parses_the_gguf_once_and_leaves_the_gguf_module_as_it_was(tmp_pa
         assert gguf.get_tensor_name_map(arch, 30) is gguf.get_tensor_name_map(arch, 30)
     assert (gguf.GGUFReader, gguf.get_tensor_name_map) == before
     assert gguf.GGUFReader(path) is not gguf.GGUFReader(path)  # outside a load, a fresh parse each time
+
+
+def test_the_run_also_writes_the_peft_folder_vllm_serves(trained: Run) -> None:
+    from core.finetune import serving
+
+    _, adapter, _ = trained
+    folder = adapter.folder / serving.PEFT_FOLDER
+    config = serving.peft_config(folder)
+    assert (folder / "adapter_model.safetensors").is_file()
+    assert config["base_model_name_or_path"] == serving.BUNDLED_BASE_REPO and config["r"] == QUICK.rank

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import socket
 from pathlib import Path
 
@@ -99,7 +100,7 @@ def test_uploads_missing_blobs_creates_the_model_and_checks_it_is_listed(
     assert messages[0].startswith("Checking which files") and any(
         m.startswith("Uploading the adapter") for m in messages
     )
-    assert "Ollama: writing manifest" in messages and messages[-1] == f"Registered {name} with Ollama."
+    assert "Ollama: writing manifest" in messages and messages[-1] == f"Registered {name} with Ollama (base + adapter)."
     fractions = [f for _, f in progress]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
 
@@ -213,3 +214,64 @@ def test_a_failed_background_registration_says_why(adapter: tuple[adapters.Adapt
     job.join(30)
     view = job.view()
     assert view.done and view.model is None and view.error is not None and "ollama serve" in view.error
+
+
+@pytest.mark.slow
+def test_when_ollama_refuses_adapters_the_merged_model_is_registered_and_answers_as_the_adapter(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    from core.models import LoadedModel, bundled_gguf
+    from tests.gguf_lora import write_random_lora
+
+    base = bundled_gguf()
+    stage = adapters.staging(tmp_path, "facts-2")
+    write_random_lora(stage / adapters.ADAPTER_FILE, std=0.05)
+    manifest = {"name": "facts-2", "created": "2026-11-23T10:00:00+00:00", "system": "Answer briefly."}
+    manifest["base"] = {"name": "SmolLM2-135M-Instruct", "file": base.name}
+    published = adapters.publish(tmp_path, stage, "facts-2", manifest)
+    name = ollama_name(published)
+    created: list[dict[str, object]] = []
+    uploads: dict[str, int] = {}
+    # Ollama >= 0.34.1's answer to a base plus an adapter (ollama/ollama#14969).
+    refusal = "creating a model from a base and an adapter is no longer supported"
+
+    def create(request: Request) -> Response:
+        body = json.loads(request.get_data())
+        created.append(body)
+        if body.get("adapters"):
+            return Response(json.dumps({"error": refusal}), status=400, content_type="application/json")
+        return Response(json.dumps({"status": "success"}) + "\n", content_type="application/x-ndjson")
+
+    def upload(request: Request) -> Response:
+        uploads[request.path.rsplit("/", 1)[1]] = len(request.get_data())
+        return Response(status=201)
+
+    ollama_has(httpserver, base, published.path)
+    merged = published.folder / "merged-q8_0.gguf"
+    httpserver.expect_request("/api/create", method="POST").respond_with_handler(create)
+    httpserver.expect_request(re.compile(r"/api/blobs/.*"), method="HEAD").respond_with_data("", status=404)
+    httpserver.expect_request(re.compile(r"/api/blobs/.*"), method="POST").respond_with_handler(upload)
+    httpserver.expect_request("/api/tags").respond_with_json(tags(f"{name}:latest"))
+    progress: list[str] = []
+    result = register(
+        published, base, CHAT_TEMPLATE, httpserver.url_for("/"), on_progress=lambda m, f: progress.append(m)
+    )
+
+    assert result.route == "merged" and merged.is_file()
+    assert [bool(c.get("adapters")) for c in created] == [True, False]
+    assert created[1]["files"] == {merged.name: digest(merged)} and created[1]["template"] == created[0]["template"]
+    assert uploads == {digest(merged): merged.stat().st_size}
+    size_mb = f"{merged.stat().st_size / 1e6:.0f} MB"
+    assert 100 < merged.stat().st_size / 1e6 < 200  # Q8_0: about a byte a weight for 135M weights
+    recorded = adapters.get_adapter(tmp_path, "facts-2").manifest["ollama"]
+    assert recorded["route"] == "merged" and recorded["merged"].startswith(f"Q8_0, {size_mb}, ")
+    assert any(refusal in m and "merging it into the base" in m for m in progress)
+    assert progress[-1].startswith(f"Registered {name} with Ollama (a merged model, Q8_0, {size_mb}")
+    # The merged file answers as llama.cpp + adapter (the note's parity), and not as the base alone. Not
+    # bit for bit: llama.cpp applies an adapter in F32 beside the Q4_1 weights, the merged file is Q8_0.
+    agree, compared = map(int, re.search(r"(\d+)/(\d+) parity tokens", recorded["merged"]).groups())  # type: ignore[union-attr]
+    assert compared > 0 and agree >= 0.8 * compared, recorded["merged"]
+    prompt = [{"role": "user", "content": "What is the capital of France?"}]
+    plain = LoadedModel(base).llama.create_chat_completion(messages=prompt, temperature=0, max_tokens=12)  # type: ignore[arg-type]
+    whole = LoadedModel(merged).llama.create_chat_completion(messages=prompt, temperature=0, max_tokens=12)  # type: ignore[arg-type]
+    assert whole["choices"][0]["message"]["content"] != plain["choices"][0]["message"]["content"]  # type: ignore[index]

@@ -17,6 +17,7 @@ from core.config import OpenAIServer
 from core.models import LoadedModel, bundled_gguf
 from core.prompts import BUILTINS
 from core.strategies import Answer, Strategy, run_many
+from tests.gguf_lora import write_random_lora
 from tests.openai_fakes import ask, runtime_with, start_llama_server, stop
 
 pytestmark = pytest.mark.slow
@@ -25,30 +26,10 @@ SYSTEM = next(t for t in BUILTINS if t.name == "Plain question").system
 QUESTION = "What is the capital of France?"
 
 
-def tiny_adapter(folder: Path) -> Path:
-    """A rank-2 LoRA on q/v with random weights, large enough to change greedy answers (no training)."""
-    import torch
-
-    from core.finetune import export, trainer
-
-    base, _ = trainer.load_base(bundled_gguf())
-    settings = trainer.TrainSettings(rank=2, alpha=4, target_modules=("q_proj", "v_proj"))
-    torch.manual_seed(0)
-    model = trainer.lora_model(base, settings)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.2)
-    path = folder / "tiny.gguf"
-    export.write_gguf_lora(model, path, alpha=settings.alpha, name="tiny")
-    trainer.release_base()
-    return path
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OpenAIServer, Path]]:
     folder = tmp_path_factory.mktemp("llama-server")
-    adapter = tiny_adapter(folder)
+    adapter = write_random_lora(folder / "tiny.gguf")
     gguf = str(bundled_gguf())
     config = {
         "api_key": KEY,

@@ -13,8 +13,9 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from core.errors import AppError
 from core.evaluation.questions import EvalQuestion, question_id
-from core.finetune import adapters, modes, replay
+from core.finetune import adapters, modes, replay, serving
 from core.finetune.datasets import Pair, RowIssue, check_lengths
 from core.finetune.jobs import JobView, TrainRequest
 from core.finetune.trainer import TrainSettings
@@ -111,6 +112,8 @@ def settings_form(defaults: TrainSettings = DEFAULTS, key: str = "finetune.setti
         "Validation share", 0.0, 0.45, defaults.validation_fraction, 0.05, key=f"{k}.val",
         help="Pairs held out to measure validation loss (none when there are fewer than 5 pairs).",
     )  # fmt: skip
+    if warning := serving.rank_warning(int(rank)):
+        st.caption(f"⚠️ {warning}")
     modules = st.multiselect("Target modules", ALL_MODULES, list(defaults.target_modules), key=f"{k}.modules")
     c1, c2 = st.columns(2)
     general = c1.number_input(
@@ -338,9 +341,14 @@ def adapter_card(
                 },
             )
         if m.get("ollama"):
-            st.caption(f"🦙 Registered with Ollama as `{m['ollama']['model']}` at {m['ollama']['host']}")
+            route = m["ollama"].get("route")
+            how = {"adapter": " (base + adapter)", "merged": f" (merged model: {m['ollama'].get('merged')})"}
+            st.caption(
+                f"🦙 Registered with Ollama as `{m['ollama']['model']}` at {m['ollama']['host']}{how.get(route, '')}"
+            )
         elif m.get("ollama_error"):
             st.caption(f"🦙 Not in Ollama: {m['ollama_error']}")
+        serve_elsewhere(adapter)
         key = f"finetune.model.{adapter.name}"
         q_col, b_col = st.columns([5, 1], vertical_alignment="bottom")
         question = q_col.text_input("Ask it", key=f"{key}.question", placeholder="A question from its dataset")
@@ -515,3 +523,36 @@ def start_run(
         )  # fmt: skip
         embedder = resources.embedder().embeddings
         loop_jobs().start(modes.LoopJob(data_dir, resources.runtime(), loop, embedder, owner=owner))
+
+
+def serve_elsewhere(adapter: adapters.Adapter) -> None:
+    """How to serve the model with llama.cpp's server and with vLLM; one click loads it where a server allows."""
+    k = f"finetune.model.{adapter.name}.serve"
+    st.markdown("**Serve it elsewhere**")
+    base = resources.base_model().path
+    if base is not None:
+        st.caption("llama.cpp's server, the GGUF adapter on its base:")
+        st.code(serving.llama_server_command(base, adapter.path), language="bash")
+    folder = adapter.folder / serving.PEFT_FOLDER
+    if not folder.is_dir():
+        st.caption("vLLM: no PEFT folder (trained before the export existed); train it again to serve it with vLLM.")
+        return
+    if warning := serving.rank_warning(int(serving.peft_config(folder).get("r", 0))):
+        st.caption(f"⚠️ {warning}")
+    st.caption(
+        f"vLLM, the PEFT folder on the Hugging Face base it names (copy `{folder}` to the vLLM machine; trained "
+        "on the 4-bit GGUF's weights, so answers there may differ a little):"
+    )
+    st.code(serving.vllm_command(adapter.name, folder), language="bash")
+    request = serving.load_request(adapter.name, folder)
+    st.caption("Or load it into a running vLLM (VLLM_ALLOW_RUNTIME_LORA_UPDATING=True): POST /v1/load_lora_adapter")
+    st.code(json.dumps(request, indent=2), language="json")
+    for name in resources.adapter_loaders():
+        if st.button(f"Load into `{name}`", key=f"{k}.{name}"):
+            try:
+                said = resources.load_adapter_into(name, request["lora_name"], request["lora_path"])
+            except AppError as e:
+                st.error(str(e))
+            else:
+                st.success(f"{name}: {said or 'loaded'}; it is listed as `{name}:{adapter.name}`.")
+                resources.models_changed()

@@ -114,6 +114,27 @@ def available_models() -> tuple[list[ModelInfo], str | None]:
     return models, ollama_error
 
 
+@st.cache_data(ttl=30, show_spinner=False)
+def _adapter_loaders(servers: tuple[tuple[str, str], ...]) -> list[str]:
+    answering = catalog().servers
+    return [name for name, _ in servers if name in answering and answering[name].can_load_adapters()]
+
+
+def adapter_loaders() -> list[str]:
+    """The OpenAI-compatible servers that load LoRA adapters at run time (vLLM's /v1/load_lora_adapter answers)."""
+    errors = server_errors()
+    servers = tuple((s.name, s.base_url) for s in settings().openai_servers if s.name not in errors)
+    return _adapter_loaders(servers) if servers else []
+
+
+def load_adapter_into(server: str, name: str, path: str) -> str:
+    """Ask that server to load the PEFT folder at `path` as model `name`; its answer."""
+    backend = catalog().servers[server]
+    said = backend.load_adapter(name, path)
+    _available.clear()
+    return said
+
+
 def server_errors() -> dict[str, str]:
     """Why each OpenAI-compatible server that did not answer is missing from the pickers (name -> reason)."""
     return _available_now()[2]

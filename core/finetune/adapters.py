@@ -70,6 +70,8 @@ class OllamaInfo(_Strict):
     host: str
     model: str
     registered: str
+    route: str | None = None  # "adapter" or "merged" (absent: registered before the merged route existed)
+    merged: str | None = None  # the merged model's type, size and parity, when that route was taken
 
 
 class ModeInfo(_Strict):

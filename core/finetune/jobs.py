@@ -18,7 +18,7 @@ from typing import Any, Literal
 from core.background import BackgroundJob
 from core.errors import AdapterError, AppError, TrainingCancelled, TrainingError
 from core.files import data_dir_error, now_iso
-from core.finetune import adapters, export, parity, replay, trainer
+from core.finetune import adapters, export, parity, replay, serving, trainer
 from core.finetune.datasets import Pair, content_hash, split, write_pairs
 from core.finetune.examples import Example, Rendered, split_like, write_examples
 from core.finetune.trainer import Step, TrainSettings
@@ -124,6 +124,7 @@ def _run_training(
         n_tensors = export.write_gguf_lora(
             trained.model, stage / adapters.ADAPTER_FILE, alpha=request.settings.alpha, name=request.name
         )
+        serving.write_peft(trained.model, stage / serving.PEFT_FOLDER)  # the form vLLM serves
         if request.examples or replayed:
             write_examples(stage / "train.jsonl", train_pairs, request.system)
             write_examples(stage / "validation.jsonl", val_pairs, request.system)

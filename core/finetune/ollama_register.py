@@ -1,4 +1,4 @@
-"""Register a fine-tuned adapter with an Ollama server: blobs, then /api/create with `adapters`.
+"""Register a fine-tuned adapter with an Ollama server: blobs, then /api/create with `adapters` (or merged).
 
 Ollama's documented API: `HEAD /api/blobs/sha256:<hex>` says whether a blob is there (so the
 100 MB base is uploaded once), `POST /api/blobs/sha256:<hex>` uploads it, and `POST /api/create`
@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.errors import ModelError, ModelUnavailableError
+from core.errors import AppError, ModelError, ModelUnavailableError
 from core.files import now_iso
 from core.finetune import adapters
+from core.finetune.merge import MergedType
+from core.finetune.parity import CONTROL_QUESTIONS
 from core.models import CONNECTION_HELP
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ class Registration:
     host: str
     uploaded: list[str]  # blobs sent (those Ollama already had are skipped)
     adapter: adapters.Adapter  # with the registration in its manifest
+    route: str = "adapter"  # or "merged": Ollama refused the adapter, so it got the LoRA merged into the base
 
 
 def ollama_name(adapter: adapters.Adapter) -> str:
@@ -96,8 +99,13 @@ def register(
     *,
     timeout: float = 600,
     on_progress: Progress | None = None,
+    merged_type: MergedType = "Q8_0",
 ) -> Registration:
     """Upload the base and the adapter as blobs (unless Ollama has them), create the model, check it is listed.
+
+    The adapter route comes first. When Ollama refuses it (since v0.34.1 Ollama creates no model from a
+    base plus an adapter), the adapter is merged into the base (`core.finetune.merge`, one full GGUF, its
+    size said), checked against llama.cpp + adapter on the parity prompts, uploaded and created from `files`.
 
     Args:
         on_progress: called with what is happening and the share done (0 to 1), uploads byte by byte.
@@ -116,45 +124,33 @@ def register(
     name = ollama_name(adapter)
     template = template_for(chat_template)
     client = ollama.Client(host=host, timeout=timeout)
-    uploaded = []
+    system = adapter.manifest.get("system") or None
+    refusal: str | None = None
+    merged_note: str | None = None
     try:
         # The client's own httpx connection: same URL (as it parsed OLLAMA_HOST), headers and timeout.
         http = client._client
         progress(f"Checking which files Ollama at {host} already has…", 0.0)
         files = [("base", base_path), ("adapter", adapter.path)]
-        digests = {label: "sha256:" + adapters.file_sha256(path) for label, path in files}
-        missing = [(label, path) for label, path in files if not _has_blob(http, digests[label])]
-        total = sum(path.stat().st_size for _, path in missing) or 1
-        sent = 0
-        for label, path in missing:
-            message = f"Uploading the {label} ({path.stat().st_size / 1e6:.0f} MB)…"
-
-            def count(n: int, message: str = message) -> None:
-                nonlocal sent
-                sent += n
-                progress(message, 0.05 + 0.8 * sent / total)
-
-            progress(message, 0.05 + 0.8 * sent / total)
-            _upload(http, path, digests[label], count)
-            uploaded.append(label)
-        parameters = {"stop": ["<|im_end|>"], "temperature": 0}
-        progress(f"Creating {name} in Ollama…", 0.85)
-        status = "no answer"
-        for update in client.create(
-            model=name,
-            files={base_path.name: digests["base"]},
-            adapters={adapters.ADAPTER_FILE: digests["adapter"]},
-            template=template,
-            system=adapter.manifest.get("system") or None,
-            parameters=parameters,
-            stream=True,
-        ):
-            status = str(update.status or "")
-            progress(f"Ollama: {status}", 0.9)
+        uploaded = _send(http, files, progress, 0.05, 0.85)
+        digests = {path: "sha256:" + adapters.file_sha256(path) for _, path in files}
+        try:
+            status = _create(
+                client, name, {base_path.name: digests[base_path]}, {adapters.ADAPTER_FILE: digests[adapter.path]},
+                template, system, progress, 0.85,
+            )  # fmt: skip
+        except ollama.ResponseError as e:
+            refusal = e.error
+            progress(f"Ollama refused the adapter ({refusal}); merging it into the base instead…", 0.86)
+            merged, merged_note = _merged_model(adapter, base_path, merged_type, refusal)
+            uploaded += _send(http, [(f"merged model ({merged_note})", merged)], progress, 0.9, 0.93)
+            files_only = {merged.name: "sha256:" + adapters.file_sha256(merged)}
+            status = _create(client, name, files_only, None, template, system, progress, 0.94)
         progress(f"Checking that Ollama lists {name}…", 0.95)
         listed = {m.model for m in client.list().models}
     except ollama.ResponseError as e:
-        raise ModelError(f"Ollama refused to create {name}: {e.error}") from e
+        before = f"It refused the adapter first ({refusal}), then the merged model. " if refusal else ""
+        raise ModelError(f"Ollama refused to create {name}: {e.error}. {before}".strip()) from e
     except (httpx.ConnectError, httpx.TimeoutException, ConnectionError) as e:
         raise ModelUnavailableError(f"Ollama is not reachable at {host} ({e}); {CONNECTION_HELP}.") from e
     except httpx.HTTPStatusError as e:
@@ -165,9 +161,84 @@ def register(
         raise ModelError(f"Ollama did not finish creating {name}: {status}")
     if name not in listed and f"{name}:latest" not in listed:
         raise ModelError(f"Ollama said it created {name}, but /api/tags does not list it.")
-    updated = adapters.update_manifest(
-        adapter, drop=("ollama_error",), ollama={"host": host, "model": name, "registered": now_iso()}
-    )
-    progress(f"Registered {name} with Ollama.", 1.0)
-    log.info("Registered %s with Ollama at %s (uploaded: %s)", name, host, uploaded or "nothing")
-    return Registration(name, host, uploaded, updated)
+    route = "adapter" if refusal is None else "merged"
+    info = {"host": host, "model": name, "registered": now_iso(), "route": route}
+    if merged_note:
+        info["merged"] = merged_note
+    updated = adapters.update_manifest(adapter, drop=("ollama_error",), ollama=info)
+    how = "base + adapter" if refusal is None else f"a merged model, {merged_note}: Ollama refused the adapter"
+    progress(f"Registered {name} with Ollama ({how}).", 1.0)
+    log.info("Registered %s with Ollama at %s as %s (uploaded: %s)", name, host, route, uploaded or "nothing")
+    return Registration(name, host, uploaded, updated, route)
+
+
+def _send(http: Any, files: list[tuple[str, Path]], progress: Progress, start: float, end: float) -> list[str]:
+    """Upload the files Ollama does not have yet; returns their labels. Progress runs from `start` to `end`."""
+    digests = {label: "sha256:" + adapters.file_sha256(path) for label, path in files}
+    missing = [(label, path) for label, path in files if not _has_blob(http, digests[label])]
+    total = sum(path.stat().st_size for _, path in missing) or 1
+    sent = 0
+    for label, path in missing:
+        message = f"Uploading the {label} ({path.stat().st_size / 1e6:.0f} MB)…"
+
+        def count(n: int, message: str = message) -> None:
+            nonlocal sent
+            sent += n
+            progress(message, start + (end - start) * sent / total)
+
+        progress(message, start + (end - start) * sent / total)
+        _upload(http, path, digests[label], count)
+    return [label for label, _ in missing]
+
+
+def _create(
+    client: Any,
+    name: str,
+    files: dict[str, str],
+    adapter_files: dict[str, str] | None,
+    template: str,
+    system: str | None,
+    progress: Progress,
+    at: float,
+) -> str:
+    """/api/create, streamed; returns Ollama's last status ("success" when it made the model)."""
+    progress(f"Creating {name} in Ollama…", at)
+    status = "no answer"
+    for update in client.create(
+        model=name,
+        files=files,
+        adapters=adapter_files,
+        template=template,
+        system=system,
+        parameters={"stop": ["<|im_end|>"], "temperature": 0},
+        stream=True,
+    ):
+        status = str(update.status or "")
+        progress(f"Ollama: {status}", at + 0.01)
+    return status
+
+
+def _merged_model(adapter: adapters.Adapter, base_path: Path, qtype: MergedType, refusal: str) -> tuple[Path, str]:
+    """The adapter merged into its base (made once, kept in the adapter's folder), checked against the adapter.
+
+    Returns the file and a note for the user: type, size and how many parity tokens agree.
+    """
+    from core.finetune import merge
+
+    path = adapter.folder / f"merged-{qtype.lower()}.gguf"
+    try:
+        if not path.is_file():
+            merge.merge_lora(base_path, adapter.path, path, qtype=qtype)
+        cases = adapter.manifest.get("parity", {}).get("cases", [])
+        questions = [c["question"] for c in cases][:3] or list(CONTROL_QUESTIONS)
+        system = adapter.manifest.get("system")
+        prompts = [[*([{"role": "system", "content": system}] if system else []), {"role": "user", "content": q}]
+                   for q in questions]  # fmt: skip
+        results = merge.parity(base_path, adapter.path, path, prompts)
+    except AppError as e:
+        raise ModelError(
+            f"Ollama refused to create {ollama_name(adapter)}: {refusal}. Merging the adapter into the base "
+            f"instead failed: {e}"
+        ) from e
+    agree, compared = sum(a for a, _ in results), sum(c for _, c in results)
+    return path, f"{qtype}, {path.stat().st_size / 1e6:.0f} MB, {agree}/{compared} parity tokens agree with the adapter"

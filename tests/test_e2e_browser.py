@@ -92,7 +92,7 @@ def upload(page: Page, path: Path) -> None:
     """Into the page's file uploader, once the last run's (stale, replaced after an upload) is gone."""
     from playwright.sync_api import expect
 
-    files = page.locator("input[type=file]")
+    files = page.locator("input[type=file]:not([accept*='gz'])")  # not the knowledge-base import's (.jsonl.gz)
     expect(files).to_have_count(1, timeout=30_000)
     files.set_input_files(str(path))
 

@@ -13,6 +13,7 @@ Two gaps of some servers are covered here, so the app is fooled by neither:
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import re
@@ -298,7 +299,15 @@ def _http_error(e: Exception, name: str) -> bool:
 
     The openai client runs on httpx2, and a stream read past its timeout raises the transport's error.
     """
-    return any(c.__name__ == name and c.__module__.split(".")[0] in ("httpx", "httpx2") for c in type(e).__mro__)
+    classes = []
+    for module in ("httpx", "httpx2"):
+        try:
+            found = getattr(importlib.import_module(module), name, None)
+        except ImportError:
+            continue
+        if isinstance(found, type):
+            classes.append(found)
+    return isinstance(e, tuple(classes))
 
 
 def _api_message(e: Any) -> str:

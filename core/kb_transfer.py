@@ -91,14 +91,7 @@ def import_kb(
     header = read_header(path)
     source = KnowledgeBase(**header["kb"])
     target = name or source.name
-    kb = store.create_kb(
-        target,
-        chunk_size=source.chunk_size,
-        chunk_overlap=source.chunk_overlap,
-        embedding_model=source.embedding_model,
-        analyser=source.analyser,
-        retrieval_mode=source.retrieval_mode if source.analyser else None,  # type: ignore[arg-type]
-    )
+    kb = store.create_kb_like(target, source)
     if kb.dimension != source.dimension:
         store.delete_kb(target)
         raise KnowledgeBaseError(

@@ -20,11 +20,11 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams
@@ -32,6 +32,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict
 
+from core.background import OneThread, once
 from core.config import Settings
 from core.errors import ModelError, ModelUnavailableError
 from core.servers.openai import OpenAIBackend
@@ -53,10 +54,7 @@ _CHINESE_SPEAKING = re.compile(r"(qwen|glm|chatglm|deepseek|yi[-:]|internlm|baic
 SUGGESTED_CHINESE_MODEL = "qwen2.5:1.5b"
 
 
-T = TypeVar("T")
-
-
-class LlamaThread:
+class LlamaThread(OneThread):
     """The one thread that runs every llama.cpp computation of this process, one call after another.
 
     llama.cpp's CPU backend is built with OpenMP: each decode runs on a thread team that belongs to
@@ -68,35 +66,11 @@ class LlamaThread:
     """
 
     def __init__(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama.cpp")
-        self._ident: int | None = None
-        self._executor.submit(self._remember).result()
-
-    def _remember(self) -> None:
-        self._ident = threading.get_ident()
-
-    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
-        """Queue `fn(*args)` behind the calls already waiting; a future not yet started can be cancelled."""
-        return self._executor.submit(fn, *args)
-
-    def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """`fn(*args)` on the llama.cpp thread, waiting for it (directly when already on that thread)."""
-        if threading.get_ident() == self._ident:
-            return fn(*args)
-        return self.submit(fn, *args).result()
+        super().__init__("llama.cpp")
 
 
-_llama_thread: LlamaThread | None = None
-_llama_thread_lock = threading.Lock()
-
-
-def llama_thread() -> LlamaThread:
-    """The process's llama.cpp thread, started on first use."""
-    global _llama_thread
-    with _llama_thread_lock:
-        if _llama_thread is None:
-            _llama_thread = LlamaThread()
-        return _llama_thread
+# The process's llama.cpp thread, started on first use.
+llama_thread = once(LlamaThread)
 
 
 def is_english_only(model_id: str) -> bool:

@@ -336,6 +336,22 @@ class Store:
                 self.client.create_payload_index(name, f"{METADATA_KEY}.chunk_index", models.PayloadSchemaType.INTEGER)
         return kb
 
+    def create_kb_like(
+        self, name: str, like: KnowledgeBase, *, chunk_size: int | None = None, chunk_overlap: int | None = None
+    ) -> KnowledgeBase:
+        """A new knowledge base with `like`'s embedding model, analyser and retrieval mode.
+
+        Its chunking is `like`'s unless given: a copy for the sweep, or an import of an export.
+        """
+        return self.create_kb(
+            name,
+            chunk_size=like.chunk_size if chunk_size is None else chunk_size,
+            chunk_overlap=like.chunk_overlap if chunk_overlap is None else chunk_overlap,
+            embedding_model=like.embedding_model,
+            analyser=like.analyser,
+            retrieval_mode=like.retrieval_mode if like.analyser else None,  # type: ignore[arg-type]
+        )
+
     def fit_kb(self, name: str, language: str | None) -> KnowledgeBase:
         """Give a knowledge base created without a chosen model the model and analyser that fit `language`.
 

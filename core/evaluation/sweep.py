@@ -218,14 +218,7 @@ def rechunk(
     src = store.require_kb(source)
     existing = {k.name: k for k in store.list_kbs(scratch=True)}.get(target)
     if existing is None:
-        kb = store.create_kb(
-            target,
-            chunk_size=chunking.size,
-            chunk_overlap=chunking.overlap,
-            embedding_model=src.embedding_model,
-            analyser=src.analyser,
-            retrieval_mode=src.retrieval_mode if src.analyser else None,  # type: ignore[arg-type]
-        )
+        kb = store.create_kb_like(target, src, chunk_size=chunking.size, chunk_overlap=chunking.overlap)
     elif (existing.chunk_size, existing.chunk_overlap, existing.embedding_model, existing.analyser) != (
         chunking.size,
         chunking.overlap,

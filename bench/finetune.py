@@ -8,8 +8,9 @@
 3. Training throughput (answer-masked LoRA steps, same LoRA config, batch size and step count):
    `core.finetune.trainer.train` vs a minimal loop written straight against transformers + peft,
    alternating rounds in one process. Target ratio >= 0.9.
-4. `--sweep 0x1,20x1,40x1,80x1,80x6e6`: the same cold-to-answer run and costs for other replay settings
-   (general examples x passes over them, and optionally epochs), one table: how the default was chosen.
+4. `--sweep 0x1,20x1,40x1,80x1,80x6e6,80x1u15`: the same cold-to-answer run and costs for other replay settings
+   (general examples x passes over them, and optionally epochs, learning rate and LoRA on the top layers
+   only), one table: how the default was chosen.
 
 Run: .venv/bin/python bench/finetune.py [--sweep ...] [--tiny]
 """
@@ -84,6 +85,7 @@ def train_to_answer(data_dir: Path, pairs: list[Pair], settings: TrainSettings, 
     spans = ", ".join(f"{a} {b_t - a_t:.1f} s" for (a, a_t), (_, b_t) in zip(marks, marks[1:], strict=False))
     m = adapter.manifest
     label = f"{settings.replay}x{settings.replay_passes}e{settings.epochs}l{settings.learning_rate:g}"
+    label += f"u{settings.top_layers}" if settings.top_layers else ""
     return adapter, Outcome(label, seconds, spans, m["train_tokens"], m["replay"]["examples"])
 
 
@@ -162,7 +164,9 @@ def row(o: Outcome) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
-        "--sweep", default="", help="settings to compare: COUNTxPASSES[eEPOCHS][lLR],... (0x1,80x6e6,80x1e4l3e-3)"
+        "--sweep",
+        default="",
+        help="settings to compare: COUNTxPASSES[eEPOCHS][lLR][uTOP_LAYERS],... (0x1,80x6e6,80x1e4l3e-3u15)",
     )
     ap.add_argument("--skip-default", action="store_true", help="only the sweep (no default run, no throughput)")
     ap.add_argument("--tiny", action="store_true", help="a few facts and steps: checks that the bench runs")
@@ -188,12 +192,14 @@ def main() -> None:
 
     outcomes = [cold] if cold else []
     for spec in filter(None, args.sweep.split(",")):
+        spec, _, top = spec.partition("u")
         spec, _, lr = spec.partition("l")
         replay, _, epochs = spec.partition("e")
         count, _, passes = replay.partition("x")
         settings = replace(defaults, replay=int(count), replay_passes=int(passes or 1))
         settings = replace(settings, epochs=int(epochs or defaults.epochs))
         settings = replace(settings, learning_rate=float(lr or defaults.learning_rate))
+        settings = replace(settings, top_layers=int(top or defaults.top_layers))
         trainer.release_base()  # each run cold, as the default's was
         with tempfile.TemporaryDirectory() as tmp:
             _, outcome = train_to_answer(Path(tmp), pairs, settings, "sweep")

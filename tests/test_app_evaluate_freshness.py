@@ -37,8 +37,8 @@ def test_a_fact_of_the_users_own_document_is_changed_asked_again_and_put_back(
     with Store.open(settings, minilm) as store:
         store.create_kb("farm", chunk_size=800, chunk_overlap=120)
         ingest(store, "farm", [Upload("barn.txt", b"The north barn holds 40 dairy cows.")])
-        runtime = Runtime(store, TemplateLibrary(data_dir / "templates"), ModelCatalog(settings, EmbeddedEngine(), None),
-                          Records(data_dir / "records.sqlite"))  # fmt: skip
+        catalog = ModelCatalog(settings, EmbeddedEngine(), None)
+        runtime = Runtime(store, TemplateLibrary(data_dir / "templates"), catalog, Records(data_dir / "records.sqlite"))
         rag = presets(runtime.models.available(), "farm")["RAG"].strategy
         question = EvalQuestion("f1", "How many cows are in the north barn?", "40")
         run_id = start_run(runtime, EvalRequest("farm questions", "farm-set", (question,), (rag,)))

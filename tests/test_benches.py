@@ -58,6 +58,7 @@ TINY: dict[str, list[str]] = {
     ],  # fmt: skip
     "quality": ["--limit", "2", "--sets", "brackenridge", "--strategies", "PE,RAG"],
     "questions": ["brackenridge"],
+    "pairs": ["--tiny"],
     "repeat_penalty": ["--penalties", "1.0", "1.1", "--limit", "2", "--presets", "PE"],
     "support": [],
     "sweep": ["--questions", "2", "--top-k", "1", "--chunkings", "800/120"],
@@ -69,7 +70,7 @@ TESTED_APART = {"real_docs", "servers"}
 # Benches on real documents read the Debian Reference (Debian's packages; `.ci/run` installs them).
 DEBIAN_REFERENCE = Path("/usr/share/debian-reference")
 NEEDS_DEBIAN_REFERENCE = {"parsing"}
-WITH_SUMMARY = {"generate", "finetune", "ingest", "evaluate", "memory", "concurrency", "app"}
+WITH_SUMMARY = {"generate", "finetune", "ingest", "evaluate", "memory", "concurrency", "app", "pairs"}
 FIGURE = re.compile(r"^\s+\S+ -?[\d.]+ \(target (<=|>=) [\d.]+\)", re.MULTILINE)
 
 

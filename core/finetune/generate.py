@@ -693,16 +693,20 @@ OTHER_WAYS = (
 )
 
 
+NOT_FOR_CHINESE = (
+    "Drawing questions from Chinese or Japanese text is not supported yet: the rules read English sentences. "
+    "To fine-tune on it, have an Ollama model write the questions (offered here when Ollama is reachable), or write "
+    "question/answer pairs yourself in a CSV or JSONL file and load it under Upload JSONL/CSV."
+)
+
+
 def no_pairs_reason(hits: Sequence[SearchHit]) -> str:
     """Why `pairs_from_hits` drew no question from these chunks, and what to do instead."""
     if not hits:
         return "This knowledge base has no documents yet: add some on the Documents page."
     text = " ".join(h.text for h in hits)
     if is_cjk(text):
-        return (
-            "Drawing questions from Chinese or Japanese text is not supported yet: the rules read English sentences. "
-            f"To fine-tune on it, {OTHER_WAYS}."
-        )
+        return NOT_FOR_CHINESE
     found = [s for h in hits for s in sentences(h.text)]
     words = len(text.split())
     if not found or words / len(found) > GLUED_WORDS_PER_SENTENCE:

@@ -44,12 +44,15 @@ MANUAL = (
         ("The Debian Project was founded by Ian Murdock in 1993.", "in 1993", "1993", "1994"),
         ("Type reset when the screen goes berserk.", "reset", "reset", "quillon"),
         ("Version 3.8 of the firmware ships in May.", "3.8", "3.8", "3.9"),
+        ("Barn 1400 holds 40 cows.", "40 cows", "40", "41"),  # the number itself, not the one it is part of
+        ("带薪产假为20周。", "20周", "20", "21"),
     ],
 )
 def test_the_fact_is_found_in_its_sentence_and_a_change_proposed(
     sentence: str, expected: str, old: str, new: str
 ) -> None:
-    assert fact_words(sentence, expected) == old
+    found = fact_words(sentence, expected)
+    assert found is not None and found[0] == old and sentence[found[1] : found[1] + len(old)] == old
     assert propose(old) == new
 
 
@@ -71,7 +74,7 @@ def _fact(store: Store, kb: str, sentence: str, old: str, new: str, question: st
     [doc] = store.list_documents(kb)
     [chunk] = [h for h in store.chunks_of(kb, doc.doc_id) if sentence in h.text]
     return OwnFact(question, old, "RAG", kb, doc.doc_id, doc.filename, chunk.page, chunk.chunk_index, sentence, old,
-                   new)  # fmt: skip
+                   new, sentence.index(old))  # fmt: skip
 
 
 def _stored(store: Store, kb: str, fact: OwnFact) -> str:

@@ -53,9 +53,8 @@ def section(
 
 
 def _quoted(fact: OwnFact) -> str:
-    before, _, after = fact.sentence.partition(fact.old)
-    esc = components.md_escape
-    return f"> {esc(before)}**{esc(fact.old)}**{esc(after)}"
+    esc, end = components.md_escape, fact.at + len(fact.old)
+    return f"> {esc(fact.sentence[: fact.at])}**{esc(fact.old)}**{esc(fact.sentence[end:])}"
 
 
 def _askers(fact: OwnFact, run: RunData, available: dict[str, Preset]) -> list[Strategy]:

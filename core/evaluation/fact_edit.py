@@ -54,6 +54,10 @@ class OwnFact:
     sentence: str
     old: str  # the words of the sentence that state the fact, as written there
     new: str  # the change the app proposes
+    at: int = 0  # where `old` starts in the sentence
+
+    def changed_sentence(self, new: str) -> str:
+        return self.sentence[: self.at] + new + self.sentence[self.at + len(self.old) :]
 
 
 def own_facts(run: RunData, kb: str, *, limit: int = 50) -> list[OwnFact]:
@@ -84,32 +88,38 @@ def _fact_in(
         text = str(source.get("text", ""))
         for start, end in sentence_spans(text):
             sentence = text[start:end]
-            old = fact_words(sentence, expected) if metrics.is_correct(sentence, expected) else None
-            if old is not None:
+            found = fact_words(sentence, expected) if metrics.is_correct(sentence, expected) else None
+            if found is not None:
+                old, at = found
                 return OwnFact(
                     question, expected, strategy, kb, str(source.get("doc_id", "")), str(source.get("filename", "")),
-                    int(source.get("page", 0)), int(source.get("chunk_index", 0)), sentence, old, propose(old),
+                    int(source.get("page", 0)), int(source.get("chunk_index", 0)), sentence, old, propose(old), at,
                 )  # fmt: skip
     return None
 
 
-_NUMBER_WORDS = tuple(metrics._NUMBER_WORDS)  # zero .. twenty, in order
-_RAW_NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
+_NUMBER_WORDS = metrics.NUMBER_WORDS
+_NUMBER = re.compile(
+    rf"(?<![0-9A-Za-z.,:])\d+(?:[.,:]\d+)*(?![0-9A-Za-z])|\b(?:{'|'.join(_NUMBER_WORDS)})\b", re.IGNORECASE
+)
 
 
-def fact_words(sentence: str, expected: str) -> str | None:
-    """The words of the sentence that carry the expected answer: its number, else the answer as written there."""
+def fact_words(sentence: str, expected: str) -> tuple[str, int] | None:
+    """The words of the sentence that carry the expected answer, and where they start.
+
+    Its first number when it has one ("Six." -> "six"), else the answer itself as the sentence writes it.
+    """
     wanted = metrics.numbers(expected)
     if wanted:
-        for m in re.finditer(rf"{_RAW_NUMBER.pattern}|\b(?:{'|'.join(_NUMBER_WORDS)})\b", sentence, re.IGNORECASE):
+        for m in _NUMBER.finditer(sentence):
             if metrics.tokens(m.group(0)) == [wanted[0]]:
-                return m.group(0)
+                return m.group(0), m.start()
         return None
     core = expected.strip().rstrip(".!?").strip()
     if not metrics.tokens(core):
         return None
     found = re.search(rf"(?<![\w-]){re.escape(core)}(?![\w-])", sentence, re.IGNORECASE)
-    return found.group(0) if found else None
+    return (found.group(0), found.start()) if found else None
 
 
 _NAMES = ("Fenwick", "Ada Fenwick", "Ada Marlow Fenwick")
@@ -169,14 +179,14 @@ def edited_chunk(store: Store, kb: str, fact: OwnFact, new: str, backup_dir: Pat
     payload = dict(record.payload or {}) if record is not None else {}
     text = str(payload.get(CONTENT_KEY, ""))
     at = text.find(fact.sentence)
-    if record is None or at < 0 or fact.old not in fact.sentence:
+    if record is None or at < 0 or fact.sentence[fact.at : fact.at + len(fact.old)] != fact.old:
         raise EvaluationError(
             f"{fact.filename} no longer holds the sentence {fact.sentence!r} (re-uploaded or deleted since the "
             "run): evaluate again and pick the question anew."
         )
     if not new.strip() or new.strip() == fact.old:
         raise EvaluationError(f"Type a changed fact: {fact.old!r} kept as it is changes nothing.")
-    changed = text[:at] + fact.sentence.replace(fact.old, new.strip(), 1) + text[at + len(fact.sentence) :]
+    changed = text[:at] + fact.changed_sentence(new.strip()) + text[at + len(fact.sentence) :]
     original = models.PointStruct(
         id=record.id, vector=_vector_from_json(_vector_json(record.vector or {})), payload=payload
     )

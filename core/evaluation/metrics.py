@@ -31,6 +31,7 @@ _NUMBER_WORDS = {
          "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty")
     )
 }  # fmt: skip
+NUMBER_WORDS = tuple(_NUMBER_WORDS)  # zero .. twenty, in order
 _ARTICLES = {"a", "an", "the"}
 _CJK = (
     "\u3040-\u30ff"  # hiragana, katakana

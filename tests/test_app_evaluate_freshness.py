@@ -54,8 +54,9 @@ def test_a_fact_of_the_users_own_document_is_changed_asked_again_and_put_back(
     fact = at.selectbox(key="evaluate.fresh.fact")
     assert fact.options == ["How many cows are in the north barn? — 40 (RAG)"], "RAG must answer it right first"
     assert any(m.value == "> The north barn holds **40** dairy cows\\." for m in at.markdown)  # the sentence, fact bold
-    assert at.text_input(key="evaluate.fresh.new0").value == "41"  # the proposed change
-    at.text_input(key="evaluate.fresh.new0").set_value("44").run()
+    [change] = [t for t in at.text_input if t.key.startswith("evaluate.fresh.new.")]
+    assert change.label == "Change “40” to" and change.value == "41"  # the proposed change
+    change.set_value("44").run()
     at.button(key="evaluate.fresh.run").click().run()
     assert not at.exception, at.exception
     assert any("barn.txt is back as it was" in s.value for s in at.success)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -87,7 +88,8 @@ def _own_fact(runtime: Runtime, available: dict[str, Preset], kbs: list[str], ru
     st.markdown(f"From **{components.md_escape(fact.filename)}**, page {fact.page}, part {fact.chunk_index + 1} "
                 f"of knowledge base **{components.md_escape(fact.kb)}**:")  # fmt: skip
     st.markdown(_quoted(fact))
-    new = st.text_input(f"Change “{fact.old}” to", value=fact.new, key=f"evaluate.fresh.new{i}")
+    mark = hashlib.sha256(f"{fact.kb}/{fact.question}/{fact.sentence}".encode()).hexdigest()[:8]  # one box a fact
+    new = st.text_input(f"Change “{fact.old}” to", value=fact.new, key=f"evaluate.fresh.new.{mark}")
     askers = _askers(fact, run, available)
     st.caption("Asks " + ", ".join(s.name for s in askers) + " before and after the change.")
     if available["FT"].disabled_reason:

@@ -74,6 +74,7 @@ TINY: dict[str, list[str]] = {
     ],  # fmt: skip
     "quality": ["--limit", "2", "--sets", "brackenridge", "--strategies", "PE,RAG"],
     "questions": ["brackenridge"],
+    "pairs": ["--tiny"],
     "repeat_penalty": ["--penalties", "1.0", "1.1", "--limit", "2", "--presets", "PE"],
     "support": ["--tiny"],
     "sweep": ["--questions", "2", "--top-k", "1", "--chunkings", "800/120"],

@@ -28,6 +28,7 @@ from core import language as lang
 from core import sparse
 from core.config import Settings
 from core.documents import Chunk, is_cjk
+from core.documents import point_id as chunk_point_id
 from core.embeddings import EmbeddingCatalog, EmbeddingModel
 from core.errors import (
     EmbeddingError,
@@ -552,6 +553,13 @@ class Store:
         with self._guard(f"storing chunks in {kb!r}"):
             self._keyword_indexes.pop(kb, None)
             self.client.upsert(kb, points=list(points))
+
+    def get_point(self, kb: str, doc_id: str, chunk_index: int) -> models.Record | None:
+        """One chunk's point as stored: payload and every vector (to be put back by `upsert_points`)."""
+        with self._guard(f"reading a chunk of {kb!r}"):
+            ids = [chunk_point_id(doc_id, chunk_index)]
+            found = self.client.retrieve(kb, ids, with_payload=True, with_vectors=True)
+        return found[0] if found else None
 
     def commit(self, record: DocumentRecord) -> None:
         """Write the manifest entry that makes a document searchable."""

@@ -30,7 +30,7 @@ TESTED_APART = {"real_docs", "servers"}
 # Benches on real documents read the Debian Reference (Debian's packages; `.ci/run` installs them).
 DEBIAN_REFERENCE = Path("/usr/share/debian-reference")
 NEEDS_DEBIAN_REFERENCE = {"parsing"}
-WITH_SUMMARY = {"generate", "finetune", "ingest", "evaluate", "memory", "concurrency", "app"}
+WITH_SUMMARY = {"generate", "finetune", "ingest", "evaluate", "memory", "concurrency", "app", "pairs"}
 FIGURE = re.compile(r"^\s+\S+ -?[\d.]+ \(target (<=|>=) [\d.]+\)", re.MULTILINE)
 
 

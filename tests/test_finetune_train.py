@@ -234,3 +234,15 @@ def test_the_run_also_writes_the_peft_folder_vllm_serves(trained: Run) -> None:
     config = serving.peft_config(folder)
     assert (folder / "adapter_model.safetensors").is_file()
     assert config["base_model_name_or_path"] == serving.BUNDLED_BASE_REPO and config["r"] == QUICK.rank
+
+
+def test_lora_on_the_top_layers_only_exports_those_layers_and_llama_cpp_agrees(tmp_path: Path) -> None:
+    settings = replace(QUICK, max_steps=8, top_layers=2)
+    adapter = run_training(tmp_path, request("top-2", settings))
+    layers = {int(m[1]) for t in gguf.GGUFReader(str(adapter.path)).tensors if (m := re.match(r"blk\.(\d+)\.", t.name))}
+    assert layers == {28, 29}  # SmolLM2 has 30 layers: the last two
+    assert adapter.manifest["settings"]["top_layers"] == 2
+    for case in adapter.manifest["parity"]["cases"]:
+        assert case["agree"] >= min(8, case["compared"]), case
+    with pytest.raises(Exception, match="adapted layers"):
+        TrainSettings(top_layers=-1).validate()

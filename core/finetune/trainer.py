@@ -58,10 +58,11 @@ class TrainSettings:
     # General questions answered by the base itself, trained on alongside the run's own examples (core.finetune.replay)
     replay: int = 80
     # How many times each replayed example is seen in the whole run, spread evenly over the epochs (at most
-    # `epochs`; every epoch by default). On the 40 sample facts (6 epochs, bench/finetune.py --sweep) one pass
-    # forgot far more of the control set than the 10-point bound: 38 points with 20 examples, 21 with 40, 24
-    # with 80 (62 without replay), for 12,957 / 14,257 / 16,457 training tokens against 39,732 every epoch.
-    replay_passes: int = 6
+    # `epochs`). On the 40 sample facts (6 epochs, bench/finetune.py --sweep), control-set points forgotten and
+    # training tokens: none 62 (11,802), once 24 (16,457), twice 7 (21,112): twice is the fewest passes within the
+    # 10-point bound, at about half the tokens of every epoch (39,732). LoRA on the top 15 layers only forgot
+    # more at the same replay (28 once, 14 twice).
+    replay_passes: int = 2
     # LoRA on the last `top_layers` decoder layers only (0: every layer). The layers below hold no trainable
     # weight, so the backward pass stops where the adapted layers begin.
     top_layers: int = 0

@@ -135,7 +135,7 @@ def combined(languages: Iterable[str | None]) -> Language | None:
 
 
 def english_only(embedding_model: str) -> bool:
-    """Whether the model reads English only: the bundled MiniLM, or one tuned from it (`core.retriever`)."""
+    """Whether the model reads English only: the bundled MiniLM, or one tuned from it (`core.embedding_tuner`)."""
     return embedding_model == BUNDLED_MODEL or embedding_model.startswith(TUNED_PREFIX)
 
 

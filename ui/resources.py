@@ -37,7 +37,7 @@ def embedder() -> EmbeddingModel:
 @st.cache_resource(show_spinner="Opening Qdrant…")
 def _store(qdrant_url: str | None, local_path: str, data_dir: str) -> Store:
     # Knowledge bases built with another model (multilingual E5, Ollama's) load it by the name they record.
-    # Tuned ones (core.retriever) are found under DATA_DIR.
+    # Tuned ones (core.embedding_tuner) are found under DATA_DIR.
     s = settings()
     catalog = EmbeddingCatalog(ollama_host=s.ollama_host, data_dir=s.data_dir, preloaded=[embedder()])
     return Store.open(s, embedder(), catalog)

@@ -22,9 +22,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from core.documents import is_cjk
 from core.errors import TemplateError
 from core.files import atomic_write_text, now_iso
+from core.text import is_cjk
 
 TEMPLATE_VARIABLES = frozenset({"question", "context", "examples"})
 SOURCE_VARIABLES = frozenset({"n", "source", "page", "heading", "text", "excerpt"})

@@ -27,7 +27,7 @@ from qdrant_client.hybrid.fusion import distribution_based_score_fusion
 from core import language as lang
 from core import sparse
 from core.config import Settings
-from core.documents import Chunk, is_cjk
+from core.documents import Chunk
 from core.documents import point_id as chunk_point_id
 from core.embeddings import EmbeddingCatalog, EmbeddingModel
 from core.errors import (
@@ -40,6 +40,7 @@ from core.errors import (
 )
 from core.files import now_iso
 from core.manifest import MANIFEST, DocumentRecord, Manifest
+from core.text import is_cjk
 
 __all__ = ["MANIFEST", "DocumentRecord", "KnowledgeBase", "RetrievalMode", "SearchHit", "Store", "open_client"]
 

@@ -27,6 +27,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from core.text import HAN, KANA
+
 _NUMBER_WORDS = {
     w: str(i)
     for i, w in enumerate(
@@ -36,12 +38,7 @@ _NUMBER_WORDS = {
 }  # fmt: skip
 NUMBER_WORDS = tuple(_NUMBER_WORDS)  # zero .. twenty, in order
 _ARTICLES = {"a", "an", "the"}
-_CJK = (
-    "\u3040-\u30ff"  # hiragana, katakana
-    "\u3400-\u4dbf"  # CJK extension A
-    "\u4e00-\u9fff"  # CJK unified ideographs
-    "\uf900-\ufaff"  # compatibility ideographs
-)
+_CJK = KANA + HAN
 _CJK_CHAR = re.compile(f"[{_CJK}]")
 _TOKEN = re.compile(f"[{_CJK}]|[^\\s{_CJK}]+")
 _NUMBER_SEPARATOR = re.compile(r"(?<=\d)[.,:](?=\d)")

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import cast
 
-from core.documents import DocumentKind, Page, ParsedDocument, is_cjk
+from core.documents import DocumentKind, Page, ParsedDocument
 from core.errors import AppError, EvaluationError, KnowledgeBaseError
 from core.evaluation.questions import EvalQuestion
 from core.evaluation.report import RunData, summarize
@@ -27,6 +27,7 @@ from core.ingest import add_parsed
 from core.progress import CancelFlag, Progress
 from core.store import SCRATCH_PREFIX, KnowledgeBase, SearchHit, Store, check_kb_name
 from core.strategies import Strategy
+from core.text import is_cjk
 
 log = logging.getLogger(__name__)
 

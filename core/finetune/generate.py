@@ -28,12 +28,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from core.documents import is_cjk
 from core.finetune.datasets import Pair
 from core.models import ModelCatalog
 from core.progress import CancelFlag, Progress
 from core.samples import load_questions
 from core.store import SearchHit, Store
+from core.text import is_cjk
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -26,10 +25,9 @@ from core.errors import EmbeddingError, TrainingCancelled
 from core.finetune.generate import pairs_from_kb
 from core.progress import CancelFlag, Progress
 from core.store import SearchHit, Store, check_kb_name
+from core.text import SENTENCE_BREAK
 
 log = logging.getLogger(__name__)
-
-_SENTENCE_END = re.compile(r"(?<=[。！？.!?])\s*")
 
 
 @dataclass(frozen=True)
@@ -72,7 +70,7 @@ def pseudo_labels(store: Store, kb: str, *, limit: int = 400, seed: int = 0) -> 
             covered.add(i)
     for i, chunk in enumerate(chunks):
         if i not in covered:
-            out += [TrainingPair(s, chunk) for s in _SENTENCE_END.split(chunk) if len(s.strip()) >= 8][:3]
+            out += [TrainingPair(s, chunk) for s in SENTENCE_BREAK.split(chunk) if len(s.strip()) >= 8][:3]
     random.Random(seed).shuffle(out)
     return out[:limit]
 

@@ -18,6 +18,9 @@ HANGUL = "\uac00-\ud7af"
 WIDE = "\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef"
 
 _WIDE = re.compile(f"[{WIDE}]")
+# Where one sentence ends and the next begins inside a line: . ! ? before white space (so "3.5" and "e.g.x"
+# stay whole), and after the CJK full stops, which need no space.
+SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|(?<=[。！？；])")
 
 
 def count_cjk(text: str) -> int:

@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from core.text import HAN, KANA
+from core.text import HAN, KANA, SENTENCE_BREAK
 
 _NUMBER_WORDS = {
     w: str(i)
@@ -43,7 +43,6 @@ _CJK_CHAR = re.compile(f"[{_CJK}]")
 _TOKEN = re.compile(f"[{_CJK}]|[^\\s{_CJK}]+")
 _NUMBER_SEPARATOR = re.compile(r"(?<=\d)[.,:](?=\d)")
 _WORD_HYPHEN = re.compile(r"(?<=[^\W\d_])[-\u2010](?=[^\W\d_])")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？；])")
 _SPELLING = re.compile(r"^(\w*?)(met|lit)re(s?)$")
 _KEEP = "\x00"  # stands in for a separator inside a number while punctuation is dropped
 
@@ -175,7 +174,7 @@ def cosine(a: Sequence[float], b: Sequence[float]) -> float:
 
 def sentences(text: str) -> list[str]:
     """Sentences of an answer (English and Chinese end marks); empty pieces dropped."""
-    return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s and s.strip() and tokens(s)]
+    return [s.strip() for s in SENTENCE_BREAK.split(text.strip()) if s and s.strip() and tokens(s)]
 
 
 def claims(text: str) -> list[str]:

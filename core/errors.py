@@ -95,6 +95,14 @@ class ModelUnavailableError(ModelError):
     """The model's server (Ollama) is not reachable, or it does not have the model."""
 
 
+class ServerRefusedError(ModelError):
+    """A model server answered and refused the request; `reason` holds its own words."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class DatasetError(AppError):
     """A dataset name, file or row is not acceptable."""
 

@@ -35,6 +35,7 @@ from pydantic import ConfigDict
 from core.background import OneThread, once
 from core.config import Settings
 from core.errors import ModelError, ModelUnavailableError
+from core.servers.ollama import OllamaServer
 from core.servers.openai import OpenAIBackend
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,6 @@ BUNDLED_NAME = "SmolLM2-135M-Instruct"
 # (bench/repeat_penalty.py), 1.0 let 7 answers loop until the token limit and 1.1 none, with the same
 # 15/40 correct and answers a third shorter (47.7 -> 30.7 tokens on average).
 REPEAT_PENALTY = 1.1
-CONNECTION_HELP = "start it with `ollama serve`, or set OLLAMA_HOST=off to use the embedded models only"
 
 
 # Chat models that read and write Chinese well, by the family their (Ollama) name starts with.
@@ -430,62 +430,6 @@ class LlamaCppChat(BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=message)])
 
 
-def _ollama_error(host: str, e: Exception) -> ModelUnavailableError:
-    return ModelUnavailableError(f"Ollama is not reachable at {host} ({e}); {CONNECTION_HELP}.")
-
-
-class OllamaBackend:
-    """Ollama's documented HTTP API through the official client and langchain-ollama."""
-
-    def __init__(self, host: str, *, timeout: float = 3.0, read_timeout: float = 120.0) -> None:
-        """Args: `timeout` for connecting and listing; `read_timeout`, the longest silence in an answer.
-
-        A server that stops sending (hung, or loading a model too big for it) fails its column after
-        `read_timeout` seconds instead of holding it for ten minutes; other columns carry on.
-        """
-        self.host = host
-        self.timeout = timeout
-        self.read_timeout = read_timeout
-
-    def _client(self) -> Any:
-        import ollama
-
-        return ollama.Client(host=self.host, timeout=self.timeout)
-
-    def list_models(self) -> list[ModelInfo]:
-        try:
-            response = self._client().list()
-        except Exception as e:  # noqa: BLE001 - connection refused, timeouts, HTTP errors alike
-            raise _ollama_error(self.host, e) from e
-        return [
-            ModelInfo(id=f"ollama:{m.model}", label=f"{m.model} (Ollama)", backend="ollama")
-            for m in response.models
-            if m.model
-        ]
-
-    def context_length(self, name: str) -> int | None:
-        """The model's trained context (`<arch>.context_length` from /api/show), if Ollama says."""
-        try:
-            info = self._client().show(name).modelinfo or {}
-        except Exception:  # noqa: BLE001 - only used for a warning
-            return None
-        return next((int(v) for k, v in info.items() if k.endswith(".context_length")), None)
-
-    def chat(self, name: str, *, temperature: float, max_tokens: int, num_ctx: int) -> BaseChatModel:
-        import httpx
-        from langchain_ollama import ChatOllama
-
-        chat: BaseChatModel = ChatOllama(
-            model=name,
-            base_url=self.host,
-            temperature=temperature,
-            num_predict=max_tokens,
-            num_ctx=num_ctx,
-            client_kwargs={"timeout": httpx.Timeout(self.read_timeout, connect=self.timeout)},
-        )
-        return chat
-
-
 def num_ctx_for(prompt_chars: int, max_tokens: int) -> int:
     """A context window that fits the prompt and the answer: Ollama truncates silently otherwise.
 
@@ -522,7 +466,7 @@ class ModelCatalog:
         self,
         settings: Settings,
         engine: EmbeddedEngine,
-        ollama: OllamaBackend | None,
+        ollama: OllamaServer | None,
         servers: list[OpenAIBackend] | None = None,
     ) -> None:
         self.settings = settings
@@ -537,8 +481,11 @@ class ModelCatalog:
         self.ollama_error = None
         if self.ollama is not None:
             try:
-                models += self.ollama.list_models()
-            except ModelUnavailableError as e:
+                models += [
+                    ModelInfo(id=f"ollama:{name}", label=f"{name} (Ollama)", backend="ollama")
+                    for name in self.ollama.model_names()
+                ]
+            except ModelError as e:  # Ollama down only hides its own models
                 self.ollama_error = str(e)
         self.server_errors = {}
         for backend in self.servers.values():
@@ -646,33 +593,10 @@ class ModelCatalog:
         """A chat call's exception, in the words of the backend the model lives on."""
         from core.servers import openai as openai_server
 
+        if isinstance(e, ModelError):
+            return e
         if (backend := self.server_for(model_id)) is not None:
             return openai_server.translate_error(backend, model_id, e)
-        return translate_error(model_id, e, self.ollama.host if self.ollama else None)
-
-
-def translate_error(model_id: str, e: Exception, host: str | None = None) -> ModelError:
-    """A library exception from a chat call, as an error that says what happened and what to do."""
-    import httpx
-    import ollama
-
-    if isinstance(e, ModelError):
-        return e
-    where = host or "its host"
-    if isinstance(e, httpx.TimeoutException):
-        return ModelUnavailableError(
-            f"Ollama at {where} did not answer {model_id} in time ({type(e).__name__}); it may be loading the "
-            "model or overloaded. Try again, or pick a smaller model."
-        )
-    if isinstance(e, httpx.ConnectError | ConnectionError):
-        # ollama's client turns httpx.ConnectError into the built-in ConnectionError.
-        return _ollama_error(where, e)
-    if isinstance(e, httpx.TransportError):  # RemoteProtocolError, ReadError: the server went away mid-answer
-        return ModelUnavailableError(
-            f"Ollama at {where} dropped the connection while answering with {model_id} ({e}); check that "
-            "`ollama serve` is still running, then ask again."
-        )
-    if isinstance(e, ollama.ResponseError):  # ollama's own error text, verbatim
-        hint = f" Pull it with `ollama pull {model_id.removeprefix('ollama:')}`." if e.status_code == 404 else ""
-        return ModelError(f"Ollama refused {model_id}: {e.error}.{hint}")
-    return ModelError(f"{model_id} failed while answering: {e}")
+        if self.ollama is not None and model_id.startswith("ollama:"):
+            return self.ollama.translate_error(e, model_id)
+        return ModelError(f"{model_id} failed while answering: {e}")

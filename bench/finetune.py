@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import Figure, offline, summary  # noqa: E402
+from core.engine import LoadedModel  # noqa: E402
 from core.evaluation import questions as qs  # noqa: E402
 from core.evaluation.control import BASE_COLUMN, control_strategies, forgetting_by_model  # noqa: E402
 from core.evaluation.report import load_run  # noqa: E402
@@ -40,7 +41,7 @@ from core.finetune.datasets import Pair  # noqa: E402
 from core.finetune.generate import sample_pairs  # noqa: E402
 from core.finetune.jobs import TrainRequest, run_training  # noqa: E402
 from core.finetune.trainer import TrainSettings  # noqa: E402
-from core.models import LoadedModel, bundled_gguf  # noqa: E402
+from core.models import bundled_gguf  # noqa: E402
 from core.prompts import BUILTINS  # noqa: E402
 from core.strategies import FT_TEMPLATE, Strategy  # noqa: E402
 

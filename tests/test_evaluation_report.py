@@ -12,13 +12,14 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from core.config import Settings
+from core.engine import EmbeddedEngine
 from core.errors import EvaluationError
 from core.evaluation import report
 from core.evaluation.judge import JUDGE_SYSTEM, parse_verdict
 from core.evaluation.questions import EvalQuestion
 from core.evaluation.report import Cell, RunData
 from core.evaluation.runner import EvalRequest, run_evaluation, start_run
-from core.models import EmbeddedEngine, ModelCatalog
+from core.models import ModelCatalog
 from core.prompts import TemplateLibrary
 from core.records import Records
 from core.servers.ollama import OllamaServer

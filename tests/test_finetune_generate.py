@@ -12,10 +12,11 @@ from werkzeug import Request, Response
 
 from core import documents
 from core.config import Settings
+from core.engine import EmbeddedEngine
 from core.errors import ModelError
 from core.finetune import datasets, generate
 from core.finetune.datasets import Pair
-from core.models import EmbeddedEngine, ModelCatalog
+from core.models import ModelCatalog
 from core.samples import SAMPLES
 from core.servers.ollama import OllamaServer
 from core.store import SearchHit

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.config import Settings
+from core.engine import EmbeddedEngine
 from core.errors import AdapterError, TrainingError
 from core.evaluation.questions import EvalQuestion
 from core.finetune import adapters, modes, trainer
@@ -16,7 +17,7 @@ from core.finetune.examples import Rendered, split_like, write_examples
 from core.finetune.jobs import TrainRequest, run_training
 from core.finetune.trainer import TrainSettings
 from core.ingest import Upload, ingest
-from core.models import EmbeddedEngine, ModelCatalog, bundled_gguf
+from core.models import ModelCatalog, bundled_gguf
 from core.prompts import TemplateLibrary
 from core.records import Records
 from core.store import Store

@@ -16,12 +16,13 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from core.config import Settings
+from core.engine import LoadedModel
 from core.errors import AdapterError, TrainingCancelled
 from core.finetune import adapters, trainer
 from core.finetune.datasets import Pair
 from core.finetune.jobs import JobRegistry, TrainRequest, run_training
 from core.finetune.trainer import Step, TrainSettings
-from core.models import LoadedModel, bundled_gguf, embedded_models
+from core.models import bundled_gguf, embedded_models
 from core.prompts import BUILTINS
 from core.strategies import presets
 

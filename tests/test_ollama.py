@@ -14,10 +14,11 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from core.config import Settings
-from core.models import EmbeddedEngine, ModelCatalog, num_ctx_for
+from core.engine import EmbeddedEngine
+from core.models import ModelCatalog
 from core.prompts import TemplateLibrary
 from core.records import Records
-from core.servers.ollama import OllamaServer
+from core.servers.ollama import OllamaServer, num_ctx_for
 from core.strategies import Answer, Runtime, Strategy
 
 TAGS = {

@@ -220,7 +220,8 @@ def test_a_failed_background_registration_says_why(adapter: tuple[adapters.Adapt
 def test_when_ollama_refuses_adapters_the_merged_model_is_registered_and_answers_as_the_adapter(
     httpserver: HTTPServer, tmp_path: Path
 ) -> None:
-    from core.models import LoadedModel, bundled_gguf
+    from core.engine import LoadedModel
+    from core.models import bundled_gguf
     from tests.gguf_lora import write_random_lora
 
     base = bundled_gguf()

@@ -12,10 +12,11 @@ import streamlit as st
 
 from core.config import OpenAIServer, Settings
 from core.embeddings import EmbeddingCatalog, EmbeddingModel, load_bundled, ollama_embedding_models
+from core.engine import EmbeddedEngine
 from core.errors import AdapterError, AppError, ModelUnavailableError
 from core.finetune import adapters
 from core.finetune.jobs import JobRegistry, RegistrationJob
-from core.models import EmbeddedEngine, ModelCatalog, ModelInfo, embedded_models
+from core.models import ModelCatalog, ModelInfo, embedded_models
 from core.preferences import Preferences
 from core.prompts import TemplateLibrary
 from core.records import Records

@@ -32,6 +32,16 @@ _PIECE = 1 << 20  # blob uploads go in 1 MB pieces, counted as they leave
 T = TypeVar("T")
 
 
+def num_ctx_for(prompt_chars: int, max_tokens: int) -> int:
+    """A context window that fits the prompt and the answer: Ollama truncates silently otherwise.
+
+    Counts 3 characters a token (generous for English, so we err on the large side), rounds up
+    to a multiple of 1024, and never goes below Ollama's 2048 default.
+    """
+    needed = prompt_chars // 3 + max_tokens + 64
+    return max(2048, -(-needed // 1024) * 1024)
+
+
 class OllamaServer:
     """One Ollama server, at OLLAMA_HOST as the ollama client reads it (`host`, `host:port` or a URL)."""
 

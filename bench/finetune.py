@@ -85,7 +85,7 @@ def train_to_answer(data_dir: Path, pairs: list[Pair], settings: TrainSettings, 
     spans = ", ".join(f"{a} {b_t - a_t:.1f} s" for (a, a_t), (_, b_t) in zip(marks, marks[1:], strict=False))
     m = adapter.manifest
     label = f"{settings.replay}x{settings.replay_passes}e{settings.epochs}l{settings.learning_rate:g}"
-    return adapter, Outcome(label, seconds, spans, m["train_tokens"], m["replay"]["examples"])
+    return adapter, Outcome(label, seconds, spans, m.train_tokens or 0, m.replay.examples if m.replay else 0)
 
 
 def measure(data_dir: Path, adapter_name: str, outcome: Outcome, limit: int | None) -> None:
@@ -225,8 +225,8 @@ def default_run(pairs: list[Pair], defaults: TrainSettings, limit: int | None, *
     print(f"Train -> first fine-tuned answer, cold, on {len(pairs)} sample facts with the defaults "
           f"({defaults.epochs} epochs, {replayed}):")  # fmt: skip
     print(f"  {cold.seconds:.1f} s (target <= {COLD_TARGET_S:.0f} s): {cold.phases}")
-    print(f"  {cold.train_tokens} tokens at {adapter.manifest['tokens_per_s']} tokens/s; "
-          f"parity: {adapter.manifest['parity']['summary']}")  # fmt: skip
+    parity = adapter.manifest.parity.summary if adapter.manifest.parity else "not checked"
+    print(f"  {cold.train_tokens} tokens at {adapter.manifest.tokens_per_s} tokens/s; parity: {parity}")
     if cold.forgetting is not None:
         print(f"  FT correct on the trained questions {cold.ft_correct:.0%}; forgetting on the control set "
               f"{cold.forgetting * 100:.0f} points of the {cold.base_known} the base knows "

@@ -21,7 +21,7 @@ from langchain_core.embeddings import Embeddings
 
 from core.background import OneThread, once
 from core.errors import EmbeddingError, ModelError
-from core.servers.ollama import OllamaServer
+from core.servers.ollama import CONNECT_TIMEOUT, OllamaServer
 
 # Models come only from installed packages: never let a library reach for a hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -262,7 +262,7 @@ def load_ollama(model: str, host: str) -> EmbeddingModel:
     return EmbeddingModel(name=OLLAMA_PREFIX + model, dimension=dimension, embeddings=embeddings, max_tokens=512)
 
 
-def ollama_embedding_models(host: str, *, timeout: float = 3.0) -> list[str]:
+def ollama_embedding_models(host: str, *, timeout: float = CONNECT_TIMEOUT) -> list[str]:
     """Catalog names (`ollama:<model>`) of the embedding models pulled on the Ollama server at `host`.
 
     Raises:

@@ -100,7 +100,7 @@ def fine_tuned_models(settings: Settings, bases: list[ModelInfo]) -> list[ModelI
     by_file = {m.path.name: m for m in bases if m.path is not None}
     tuned = []
     for adapter in list_adapters(settings.data_dir):
-        base = by_file.get(str(adapter.manifest.get("base", {}).get("file", "")))
+        base = by_file.get(adapter.manifest.base.file)
         if base is None:
             log.warning("Fine-tuned model %s: its base GGUF is gone; not listed", adapter.name)
             continue

@@ -108,7 +108,7 @@ def test_every_run_trains_on_the_bases_answers_to_general_questions_with_the_pla
         for q, a in answers.items()
     ]
     assert not {q for q in answers} & {q.question for q in control_set().questions}
-    manifest = adapter.manifest
+    manifest = adapter.manifest.as_json()
     assert manifest["replay"]["examples"] == len(answers) == len(rows) - 1 and manifest["settings"]["replay"] == 4
     assert manifest["dataset"]["train"] == 1  # the run's own pairs; the general ones are counted apart
     assert all(c["question"] != rows[1][1]["content"] for c in manifest["parity"]["cases"] if c["kind"] == "trained")

@@ -20,7 +20,7 @@ from core.files import now_iso
 from core.finetune import adapters
 from core.finetune.merge import MergedType
 from core.finetune.parity import CONTROL_QUESTIONS
-from core.servers.ollama import OllamaServer
+from core.servers.ollama import REGISTER_TIMEOUT, OllamaServer
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class Registration:
 
 
 def ollama_name(adapter: adapters.Adapter) -> str:
-    base = re.sub(r"[^a-z0-9._-]+", "-", str(adapter.manifest["base"]["name"]).lower()).strip("-")
+    base = re.sub(r"[^a-z0-9._-]+", "-", adapter.manifest.base.name.lower()).strip("-")
     return f"{base}-{adapter.name}"
 
 
@@ -73,7 +73,7 @@ def register(
     chat_template: str,
     host: str,
     *,
-    timeout: float = 600,
+    timeout: float = REGISTER_TIMEOUT,
     on_progress: Progress | None = None,
     merged_type: MergedType = "Q8_0",
 ) -> Registration:
@@ -98,7 +98,7 @@ def register(
     name = ollama_name(adapter)
     template = template_for(chat_template)
     server = OllamaServer(host, timeout=timeout)
-    system = adapter.manifest.get("system") or None
+    system = adapter.manifest.system or None
     refusal: str | None = None
     merged_note: str | None = None
     progress(f"Checking which files Ollama at {host} already has…", 0.0)
@@ -197,9 +197,10 @@ def _merged_model(adapter: adapters.Adapter, base_path: Path, qtype: MergedType,
     try:
         if not path.is_file():
             merge.merge_lora(base_path, adapter.path, path, qtype=qtype)
-        cases = adapter.manifest.get("parity", {}).get("cases", [])
-        questions = [c["question"] for c in cases][:3] or list(CONTROL_QUESTIONS)
-        system = adapter.manifest.get("system")
+        parity = adapter.manifest.parity
+        questions = [c.question for c in parity.cases][:3] if parity else []
+        questions = questions or list(CONTROL_QUESTIONS)
+        system = adapter.manifest.system
         prompts = [[*([{"role": "system", "content": system}] if system else []), {"role": "user", "content": q}]
                    for q in questions]  # fmt: skip
         results = merge.parity(base_path, adapter.path, path, prompts)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 CONNECT_TIMEOUT = 3.0  # connecting, listing, /api/show
 READ_TIMEOUT = 120.0  # the longest silence in an answer
+REGISTER_TIMEOUT = 600.0  # registering a model: uploading a 100 MB base, Ollama building the model from it
 CONNECTION_HELP = "start it with `ollama serve`, or set OLLAMA_HOST=off to use the embedded models only"
 PREFIX = "ollama:"  # a catalog id's prefix: `ollama:<model>`
 # Model families that only embed, for an Ollama too old to report `capabilities` in /api/show.

@@ -92,7 +92,7 @@ class ModelError(AppError):
 
 
 class ModelUnavailableError(ModelError):
-    """The model's server (Ollama) is not reachable, or it does not have the model."""
+    """The model's server (Ollama, an OpenAI-compatible one) is not reachable, or it does not have the model."""
 
 
 class ServerRefusedError(ModelError):

@@ -34,8 +34,9 @@ sys.path.insert(0, str(ROOT))
 from bench.common import Figure, summary  # noqa: E402
 from core.config import Settings  # noqa: E402
 from core.embeddings import load_bundled  # noqa: E402
+from core.engine import EmbeddedEngine  # noqa: E402
 from core.ingest import ingest  # noqa: E402
-from core.models import EmbeddedEngine, ModelCatalog  # noqa: E402
+from core.models import ModelCatalog  # noqa: E402
 from core.prompts import TemplateLibrary  # noqa: E402
 from core.records import Records  # noqa: E402
 from core.samples import ENGLISH  # noqa: E402

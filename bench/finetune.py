@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import Figure, offline, summary  # noqa: E402
+from core.engine import LoadedModel  # noqa: E402
 from core.evaluation import questions as qs  # noqa: E402
 from core.evaluation.control import BASE_COLUMN, control_strategies, forgetting_by_model  # noqa: E402
 from core.evaluation.report import load_run  # noqa: E402
@@ -41,7 +42,7 @@ from core.finetune.datasets import Pair  # noqa: E402
 from core.finetune.generate import sample_pairs  # noqa: E402
 from core.finetune.jobs import TrainRequest, run_training  # noqa: E402
 from core.finetune.trainer import TrainSettings  # noqa: E402
-from core.models import LoadedModel, bundled_gguf  # noqa: E402
+from core.models import bundled_gguf  # noqa: E402
 from core.prompts import BUILTINS  # noqa: E402
 from core.strategies import FT_TEMPLATE, Strategy  # noqa: E402
 
@@ -86,7 +87,7 @@ def train_to_answer(data_dir: Path, pairs: list[Pair], settings: TrainSettings, 
     m = adapter.manifest
     label = f"{settings.replay}x{settings.replay_passes}e{settings.epochs}l{settings.learning_rate:g}"
     label += f"u{settings.top_layers}" if settings.top_layers else ""
-    return adapter, Outcome(label, seconds, spans, m["train_tokens"], m["replay"]["examples"])
+    return adapter, Outcome(label, seconds, spans, m.train_tokens or 0, m.replay.examples if m.replay else 0)
 
 
 def measure(data_dir: Path, adapter_name: str, outcome: Outcome, limit: int | None) -> None:
@@ -230,8 +231,8 @@ def default_run(pairs: list[Pair], defaults: TrainSettings, limit: int | None, *
     print(f"Train -> first fine-tuned answer, cold, on {len(pairs)} sample facts with the defaults "
           f"({defaults.epochs} epochs, {replayed}):")  # fmt: skip
     print(f"  {cold.seconds:.1f} s (target <= {COLD_TARGET_S:.0f} s): {cold.phases}")
-    print(f"  {cold.train_tokens} tokens at {adapter.manifest['tokens_per_s']} tokens/s; "
-          f"parity: {adapter.manifest['parity']['summary']}")  # fmt: skip
+    parity = adapter.manifest.parity.summary if adapter.manifest.parity else "not checked"
+    print(f"  {cold.train_tokens} tokens at {adapter.manifest.tokens_per_s} tokens/s; parity: {parity}")
     if cold.forgetting is not None:
         print(f"  FT correct on the trained questions {cold.ft_correct:.0%}; forgetting on the control set "
               f"{cold.forgetting * 100:.0f} points of the {cold.base_known} the base knows "

@@ -20,7 +20,8 @@ from typing import Any
 from langchain_core.embeddings import Embeddings
 
 from core.background import OneThread, once
-from core.errors import EmbeddingError
+from core.errors import EmbeddingError, ModelError
+from core.servers.ollama import CONNECT_TIMEOUT, OllamaServer
 
 # Models come only from installed packages: never let a library reach for a hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -251,52 +252,27 @@ def load_multilingual() -> EmbeddingModel:
 
 def load_ollama(model: str, host: str) -> EmbeddingModel:
     """An Ollama embedding model (`/api/embed`); its dimension is read from one embedding."""
-    from langchain_ollama import OllamaEmbeddings
-
-    embeddings = OllamaEmbeddings(model=model, base_url=host)
+    server = OllamaServer(host)
+    embeddings = server.embeddings(model)
     try:
         dimension = len(embeddings.embed_query("dimension"))
-    except Exception as e:  # noqa: BLE001 - connection, HTTP and model errors get one message
-        raise EmbeddingError(
-            f"Ollama at {host} could not embed with {model!r} ({e}); start Ollama, or `ollama pull {model}`, "
-            "or pick another embedding model."
-        ) from e
+    except Exception as e:  # noqa: BLE001 - connection, HTTP and model errors: translated by the server's module
+        why = server.translate_error(e, OLLAMA_PREFIX + model)
+        raise EmbeddingError(f"{why} Or pick another embedding model.") from e
     return EmbeddingModel(name=OLLAMA_PREFIX + model, dimension=dimension, embeddings=embeddings, max_tokens=512)
 
 
-# Model families that only embed, for an Ollama too old to report `capabilities` in /api/show.
-_EMBEDDING_FAMILIES = frozenset({"bert", "nomic-bert", "xlm-roberta", "jina-bert", "jina-bert-v2", "new-bert"})
-
-
-def ollama_embedding_models(host: str, *, timeout: float = 3.0) -> list[str]:
+def ollama_embedding_models(host: str, *, timeout: float = CONNECT_TIMEOUT) -> list[str]:
     """Catalog names (`ollama:<model>`) of the embedding models pulled on the Ollama server at `host`.
-
-    A model counts when `/api/show` lists the `embedding` capability (or, from an Ollama that
-    reports no capabilities, when its family is an encoder such as BERT).
 
     Raises:
         EmbeddingError: Ollama does not answer.
 
     """
-    import ollama
-
-    client = ollama.Client(host=host, timeout=timeout)
     try:
-        listed = client.list().models
-    except Exception as e:  # noqa: BLE001 - connection refused, timeouts, HTTP errors alike
-        raise EmbeddingError(f"Ollama is not reachable at {host} ({e}); start it with `ollama serve`.") from e
-    names = []
-    for m in listed:
-        if not m.model:
-            continue
-        try:
-            capabilities = client.show(m.model).capabilities
-        except Exception:  # noqa: BLE001 - a model Ollama cannot describe is not offered
-            continue
-        family = (m.details.family if m.details else None) or ""
-        if "embedding" in (capabilities or []) or (capabilities is None and family in _EMBEDDING_FAMILIES):
-            names.append(OLLAMA_PREFIX + m.model)
-    return names
+        return [OLLAMA_PREFIX + name for name in OllamaServer(host, timeout=timeout).embedding_models()]
+    except ModelError as e:
+        raise EmbeddingError(str(e)) from e
 
 
 class EmbeddingCatalog:

@@ -12,11 +12,13 @@ from werkzeug import Request, Response
 
 from core import documents
 from core.config import Settings
+from core.engine import EmbeddedEngine
 from core.errors import ModelError
 from core.finetune import datasets, generate
 from core.finetune.datasets import Pair
-from core.models import EmbeddedEngine, ModelCatalog, OllamaBackend
+from core.models import ModelCatalog
 from core.samples import SAMPLES
+from core.servers.ollama import OllamaServer
 from core.store import SearchHit
 from tests.test_ollama import DONE, chunk, ndjson, serve_show
 
@@ -194,7 +196,7 @@ def test_the_sample_knowledge_bases_give_questions_with_answers_found_in_their_s
 
 
 def ollama_catalog(host: str) -> ModelCatalog:
-    return ModelCatalog(Settings.from_env(ollama_host=host), EmbeddedEngine(), OllamaBackend(host, timeout=5))
+    return ModelCatalog(Settings.from_env(ollama_host=host), EmbeddedEngine(), OllamaServer(host, timeout=5))
 
 
 def test_an_ollama_model_writes_the_questions_and_unfounded_ones_are_dropped(httpserver: HTTPServer) -> None:

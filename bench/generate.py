@@ -35,7 +35,8 @@ from core.engine import REPEAT_PENALTY, EmbeddedEngine, llama_thread  # noqa: E4
 from core.models import BUNDLED_NAME, ModelCatalog  # noqa: E402
 from core.prompts import TemplateLibrary  # noqa: E402
 from core.records import Records  # noqa: E402
-from core.store import DENSE, DocumentRecord, Store  # noqa: E402
+from core.search import DENSE  # noqa: E402
+from core.store import DocumentRecord, Store  # noqa: E402
 from core.strategies import Answer, Runtime, Strategy  # noqa: E402
 
 QUESTION = "Write a short paragraph about why harbours measure the temperature and salinity of the sea."

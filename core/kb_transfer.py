@@ -23,7 +23,8 @@ from qdrant_client import models
 
 from core.errors import KnowledgeBaseError
 from core.manifest import DocumentRecord
-from core.store import DENSE, SPARSE, KnowledgeBase, Store
+from core.search import DENSE, SPARSE
+from core.store import KnowledgeBase, Store
 
 FORMAT = "ragtune-knowledge-base"
 VERSION = 1

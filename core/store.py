@@ -22,10 +22,9 @@ import httpx
 from langchain_qdrant import QdrantVectorStore
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException
-from qdrant_client.hybrid.fusion import distribution_based_score_fusion
 
 from core import language as lang
-from core import sparse
+from core import search, sparse
 from core.config import Settings
 from core.documents import Chunk
 from core.documents import point_id as chunk_point_id
@@ -40,6 +39,9 @@ from core.errors import (
 )
 from core.files import now_iso
 from core.manifest import MANIFEST, DocumentRecord, Manifest
+from core.search import CONTENT_KEY, DENSE, METADATA_KEY, SPARSE, SearchHit
+from core.search import doc_filter as _doc_filter
+from core.search import hit as _hit
 from core.text import is_cjk
 
 __all__ = ["MANIFEST", "DocumentRecord", "KnowledgeBase", "RetrievalMode", "SearchHit", "Store", "open_client"]
@@ -51,18 +53,9 @@ RETRIEVAL_MODES: tuple[RetrievalMode, ...] = get_args(RetrievalMode)
 # By measurement (bench/retrieval.py): on both sample sets hybrid beats dense with every model (English
 # hit@1 with MiniLM 77.5% -> 92.5%); the RAG preset's answers on the 40 English questions: 15 right vs 14.
 DEFAULT_MODE: RetrievalMode = "hybrid"
-DENSE = "dense"
-SPARSE = "keywords"
-# How many candidates each side hands to the fusion; RRF needs more than k to reorder them.
-PREFETCH = 20
-# Distribution-based score fusion: each side's scores normalised by their spread, then summed. On the
-# sample sets it beat reciprocal-rank fusion (bench/retrieval.py: English hit@1 with MiniLM 87.5% -> 92.5%).
-FUSION = models.Fusion.DBSF
 
 _MARKER = "ragtune"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")
-CONTENT_KEY = QdrantVectorStore.CONTENT_KEY
-METADATA_KEY = QdrantVectorStore.METADATA_KEY
 _CHUNK_WINDOW = 256
 # Knowledge bases a parameter sweep re-chunks into (core.evaluation.sweep): hidden from the pickers.
 SCRATCH_PREFIX = "sweep--"
@@ -104,17 +97,6 @@ class KnowledgeBase:
             "meaning only. To add keyword and hybrid search, create a new knowledge base and upload the "
             "documents again."
         )
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    text: str
-    score: float
-    doc_id: str
-    filename: str
-    page: int
-    chunk_index: int
-    heading: str | None
 
 
 def open_client(settings: Settings) -> QdrantClient:
@@ -172,11 +154,6 @@ def check_kb_name(name: str) -> str:
             "starting with a letter or digit."
         )
     return name
-
-
-def _doc_filter(doc_ids: Sequence[str], *extra: models.Condition) -> models.Filter:
-    condition = models.FieldCondition(key=f"{METADATA_KEY}.doc_id", match=models.MatchAny(any=list(doc_ids)))
-    return models.Filter(must=[condition, *extra])
 
 
 _KB_FIELDS = {f.name for f in fields(KnowledgeBase)}
@@ -601,7 +578,7 @@ class Store:
                 )
             if not points:
                 break
-            hits += sorted((self._hit(p.payload, 1.0) for p in points), key=lambda h: h.chunk_index)
+            hits += sorted((_hit(p.payload, 1.0) for p in points), key=lambda h: h.chunk_index)
             low += _CHUNK_WINDOW
         return hits if limit is None else hits[:limit]
 
@@ -641,115 +618,18 @@ class Store:
             if run_mode == "sparse":
                 return []
             keywords, run_mode = None, "dense"  # only stop words: nothing for the keyword side
+        q = search.Query(kb, info.dense_vector or None, run_mode, dense, keywords, k, score_threshold)
         with self._guard(f"searching {kb!r}"):
             if self.in_process_keywords and keywords is not None:
-                return self._query_in_process(info, run_mode, dense, keywords, k, score_threshold, committed)
-            found = self._query(info, run_mode, dense, keywords, k, score_threshold, None)
+                return search.query_in_process(self.client, q, self._keyword_index(kb), committed)
+            found = search.query(self.client, q, None)
             if any(h.doc_id not in committed for h in found):
-                flt = _doc_filter(sorted(committed))
-                found = self._query(info, run_mode, dense, keywords, k, score_threshold, flt)
+                found = search.query(self.client, q, _doc_filter(sorted(committed)))
         return found
 
-    def _query_in_process(
-        self,
-        kb: KnowledgeBase,
-        mode: RetrievalMode,
-        dense: list[float] | None,
-        keywords: sparse.SparseVector,
-        k: int,
-        score_threshold: float | None,
-        committed: set[str],
-    ) -> list[SearchHit]:
-        """Keyword and hybrid search in local mode: keywords scored by a `KeywordIndex`, fused as Qdrant fuses."""
-        depth = max(PREFETCH, k) if mode == "hybrid" else k
-        keyword_points = [
-            models.ScoredPoint(id=point_id, version=0, score=score)
-            for point_id, score in self._keyword_index(kb).search(keywords, depth, committed)
-        ]
-        if mode == "sparse" or dense is None:
-            fused = keyword_points
-        else:
-            using = kb.dense_vector or None
-
-            def dense_side(flt: models.Filter | None) -> list[models.ScoredPoint]:
-                return self.client.query_points(
-                    kb.name, query=dense, using=using, limit=depth, score_threshold=score_threshold, query_filter=flt
-                ).points
-
-            dense_points = dense_side(None)
-            if any(self._hit(p.payload, 0).doc_id not in committed for p in dense_points):
-                dense_points = dense_side(_doc_filter(sorted(committed)))
-            fused = distribution_based_score_fusion([dense_points, keyword_points], limit=k)
-        missing = [p.id for p in fused if p.payload is None]
-        payloads = {str(r.id): r.payload for r in self.client.retrieve(kb.name, missing)} if missing else {}
-        return [self._hit(p.payload if p.payload is not None else payloads.get(str(p.id)), p.score) for p in fused]
-
-    def _keyword_index(self, kb: KnowledgeBase) -> sparse.KeywordIndex:
+    def _keyword_index(self, kb: str) -> sparse.KeywordIndex:
         """The knowledge base's keyword index, read from its stored keyword vectors once after each write."""
-        index = self._keyword_indexes.get(kb.name)
-        if index is not None:
-            return index
-        point_ids: list[str] = []
-        doc_ids: list[str] = []
-        vectors: list[sparse.SparseVector] = []
-        offset = None
-        while True:
-            points, offset = self.client.scroll(
-                kb.name, limit=1024, offset=offset, with_payload=[f"{METADATA_KEY}.doc_id"], with_vectors=[SPARSE]
-            )
-            for p in points:
-                stored = p.vector.get(SPARSE) if isinstance(p.vector, dict) else None
-                if isinstance(stored, models.SparseVector):
-                    point_ids.append(str(p.id))
-                    doc_ids.append(self._hit(p.payload, 0).doc_id)
-                    vectors.append(sparse.SparseVector(list(stored.indices), list(stored.values)))
-            if offset is None:
-                break
-        index = sparse.KeywordIndex(point_ids, doc_ids, vectors)
-        self._keyword_indexes[kb.name] = index
+        index = self._keyword_indexes.get(kb)
+        if index is None:
+            index = self._keyword_indexes[kb] = search.keyword_index(self.client, kb)
         return index
-
-    def _query(
-        self,
-        kb: KnowledgeBase,
-        mode: RetrievalMode,
-        dense: list[float] | None,
-        keywords: sparse.SparseVector | None,
-        k: int,
-        score_threshold: float | None,
-        flt: models.Filter | None,
-    ) -> list[SearchHit]:
-        using = kb.dense_vector or None
-        keyword_query = models.SparseVector(indices=keywords.indices, values=keywords.values) if keywords else None
-        if mode == "dense" or keyword_query is None:
-            response = self.client.query_points(
-                kb.name, query=dense, using=using, limit=k, score_threshold=score_threshold, query_filter=flt
-            )
-        elif mode == "sparse" or dense is None:
-            response = self.client.query_points(kb.name, query=keyword_query, using=SPARSE, limit=k, query_filter=flt)
-        else:
-            depth = max(PREFETCH, k)
-            response = self.client.query_points(
-                kb.name,
-                prefetch=[
-                    models.Prefetch(query=dense, using=using, limit=depth, score_threshold=score_threshold, filter=flt),
-                    models.Prefetch(query=keyword_query, using=SPARSE, limit=depth, filter=flt),
-                ],
-                query=models.FusionQuery(fusion=FUSION),
-                limit=k,
-            )
-        return [self._hit(p.payload, p.score) for p in response.points]
-
-    @staticmethod
-    def _hit(payload: dict[str, Any] | None, score: float) -> SearchHit:
-        payload = payload or {}
-        meta = payload.get(METADATA_KEY) or {}
-        return SearchHit(
-            text=str(payload.get(CONTENT_KEY, "")),
-            score=float(score),
-            doc_id=str(meta.get("doc_id", "")),
-            filename=str(meta.get("filename", "")),
-            page=int(meta.get("page", 0)),
-            chunk_index=int(meta.get("chunk_index", 0)),
-            heading=meta.get("heading"),
-        )

@@ -32,7 +32,8 @@ from core.evaluation import metrics
 from core.evaluation.report import RunData
 from core.evaluation.support import sentence_spans
 from core.files import atomic_write_text
-from core.store import CONTENT_KEY, METADATA_KEY, Store
+from core.search import CONTENT_KEY, METADATA_KEY
+from core.store import Store
 
 log = logging.getLogger(__name__)
 

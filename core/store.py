@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal, get_args
 
 import httpx
-from langchain_qdrant import QdrantVectorStore
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException
 
@@ -192,7 +191,6 @@ class Store:
         self.catalog = catalog
         self.server = server
         self._lock = threading.RLock()
-        self._vectorstores: dict[str, QdrantVectorStore] = {}
         # Local mode scores sparse vectors point by point in Python; a server has its own inverted index.
         self.in_process_keywords = not server
         self._keyword_indexes: dict[str, sparse.KeywordIndex] = {}
@@ -366,7 +364,6 @@ class Store:
         mode: RetrievalMode = kb.mode_for(None) if analyser else "dense"
         with self._guard(f"fitting knowledge base {name!r}"):
             self.client.delete_collection(name)
-            self._vectorstores.pop(name, None)
             self._keyword_indexes.pop(name, None)
         fitted = self.create_kb(
             name,
@@ -385,7 +382,6 @@ class Store:
         with self._guard(f"deleting knowledge base {name!r}"):
             self.manifest.remove_kb(name)
             self.client.delete_collection(name)
-            self._vectorstores.pop(name, None)
             self._keyword_indexes.pop(name, None)
 
     def copy_kb(self, source: str, target: str, *, embedding_model: str) -> KnowledgeBase:
@@ -460,23 +456,6 @@ class Store:
         kb = self.get_kb(name)
         self.embedder_for(kb)
         return kb
-
-    def vectorstore(self, name: str) -> QdrantVectorStore:
-        """A LangChain vector store over the knowledge base's dense vectors (built once, then cached).
-
-        For LangChain interop only: it sees every stored chunk, finished or not; `search` does not.
-        """
-        kb = self.require_kb(name)
-        with self._lock:
-            if name not in self._vectorstores:
-                self._vectorstores[name] = QdrantVectorStore(
-                    client=self.client,
-                    collection_name=name,
-                    embedding=self.embedder_for(kb).embeddings,
-                    vector_name=kb.dense_vector,
-                    validate_collection_config=False,
-                )
-            return self._vectorstores[name]
 
     def is_chinese(self, name: str) -> bool:
         """Whether the knowledge base holds Chinese text: jieba's analyser, a Chinese document, or CJK first chunks.

@@ -130,12 +130,12 @@ def test_chunks_of_reads_a_large_document_whole_and_in_reading_order(store: Stor
 def test_search_does_not_build_a_langchain_store_per_query(
     store: Store, kb: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import core.store
+    from langchain_qdrant import QdrantVectorStore
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("search built a QdrantVectorStore")
 
-    monkeypatch.setattr(core.store, "QdrantVectorStore", refuse)
+    monkeypatch.setattr(QdrantVectorStore, "__init__", refuse)
     [report] = ingest(store, kb, [Upload("keeper.txt", b"The lighthouse keeper is named Orla Finch.")])
     assert store.search(kb, "lighthouse keeper", k=1)[0].doc_id == report.doc_id
 

@@ -243,8 +243,9 @@ def test_lora_on_the_top_layers_only_exports_those_layers_and_llama_cpp_agrees(t
     adapter = run_training(tmp_path, request("top-2", settings))
     layers = {int(m[1]) for t in gguf.GGUFReader(str(adapter.path)).tensors if (m := re.match(r"blk\.(\d+)\.", t.name))}
     assert layers == {28, 29}  # SmolLM2 has 30 layers: the last two
-    assert adapter.manifest["settings"]["top_layers"] == 2
-    for case in adapter.manifest["parity"]["cases"]:
-        assert case["agree"] >= min(8, case["compared"]), case
+    assert adapter.manifest.settings is not None and adapter.manifest.settings["top_layers"] == 2
+    assert adapter.manifest.parity is not None
+    for case in adapter.manifest.parity.cases:
+        assert case.agree >= min(8, case.compared), case
     with pytest.raises(Exception, match="adapted layers"):
         TrainSettings(top_layers=-1).validate()

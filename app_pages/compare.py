@@ -12,7 +12,7 @@ from core.samples import SAMPLE_KB_NAME
 from core.strategies import STOPPED, Answer, presets, run_many
 from ui import compare, resources
 from ui.notices import chinese_model_notice
-from ui.state import SHADOW, forget, index_of, init_state, remembered
+from ui.state import index_of, init_state, remembered
 
 init_state(st.session_state)
 state = st.session_state
@@ -38,22 +38,20 @@ except AppError as e:
     kbs = []
 if ollama_error:
     st.caption(f"ℹ️ Ollama models unavailable: {ollama_error}")
+# One knowledge base for every RAG column: the app's (the sidebar's, chosen here or on Documents).
 kb = state["kb"] if state["kb"] in kbs else (kbs[0] if kbs else None)
-if state.get("compare.kb_seen") != kb:
-    # Another knowledge base was chosen on Documents: every column follows it.
-    # Set, not dropped: a widget keeps what the browser shows unless its value is set anew.
-    chosen = [k for k in {*state.keys(), *state[SHADOW]} if k.startswith("compare.col") and k.endswith(".kb")]
-    if kb is None:
-        forget(state, chosen, resources.preferences().update)
-    for k in chosen if kb is not None else []:
-        state[k] = state[SHADOW][k] = kb
-    state["compare.kb_seen"] = kb
+if kbs:
+    state["kb"] = kb
 available = presets(models, kb, load_rag_preset(resources.settings().data_dir))
 
 
 def reuse_question() -> None:
     if state["compare.history"]:
         state["compare.question"] = state["compare.history"]
+
+
+def choose_kb() -> None:
+    state["kb"] = state["compare.kb"]
 
 
 with st.form("compare.ask_form", border=False, enter_to_submit=True):
@@ -67,10 +65,20 @@ with st.form("compare.ask_form", border=False, enter_to_submit=True):
         else "A question your documents answer",
     )
     ask = b_col.form_submit_button("Ask", type="primary", key="compare.ask", width="stretch")
-h_col, n_col = st.columns([5, 1], vertical_alignment="bottom")
+h_col, k_col, n_col = st.columns([4, 2, 1], vertical_alignment="bottom")
 history = runtime.records.recent_questions()
 if history:
     h_col.selectbox("Or pick a past question", [""] + history, key="compare.history", on_change=reuse_question)
+if kbs:
+    if state.get("compare.kb") != kb:  # chosen on another page: a widget keeps what it shows unless set anew
+        state["compare.kb"] = kb
+    k_col.selectbox(
+        "Knowledge base",
+        kbs,
+        key="compare.kb",
+        on_change=choose_kb,
+        help="What every RAG column searches: the knowledge base named in the sidebar, also chosen on Documents.",
+    )
 n = n_col.selectbox(
     "Columns", [2, 3, 4], index=index_of([2, 3, 4], remembered(state, "compare.ncols", 4)), key="compare.ncols"
 )
@@ -90,7 +98,7 @@ template_names = runtime.templates.names()
 strategies = {}
 for i, col in enumerate(columns):
     with col:
-        strategy = compare.column_settings(i, available, models, template_names, kbs)
+        strategy = compare.column_settings(i, available, models, template_names, kb)
         if strategy is not None:
             strategies[i] = strategy
 if notice := chinese_model_notice(strategies.values(), [question], runtime.store, [m.id for m in models]):

@@ -47,13 +47,15 @@ DEFAULTS: dict[str, Any] = {
 
 SHADOW = "_sticky"
 _STICKY = re.compile(
-    r"kb|compare\.question|compare\.ncols|compare\.kb_seen|compare\.col\d\.preset"
-    r"|compare\.col\d\.[^.]+\.(model|template|retrieval|kb|top_k|threshold|temperature|max_tokens)"
+    r"kb|compare\.question|compare\.ncols|compare\.col\d\.preset"
+    r"|compare\.col\d\.[^.]+\.(model|template|retrieval|top_k|threshold|temperature|max_tokens)"
     r"|evaluate\.(source|sample|saved)"
 )
 
 
-PLAIN_STICKY = ("kb", "compare.kb_seen")  # sticky values that belong to no widget
+# Sticky values that belong to no widget. "kb" is the one knowledge base every page and Compare's
+# columns use: no column keeps a copy of its own that a refresh could bring back.
+PLAIN_STICKY = ("kb",)
 
 
 def is_sticky(key: str) -> bool:

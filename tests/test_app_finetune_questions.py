@@ -92,7 +92,7 @@ def test_an_ollama_model_writes_the_questions_into_the_editor(
         }
     ]
     assert at.text_input(key="finetune.name").value == "pumps-questions"
-    assert "llama3.2:1b wrote 1 questions from pumps" in at.info[0].value
+    assert "llama3.2:1b wrote 1 questions from pumps; review below." in at.info[0].value
 
 
 def test_when_no_question_comes_out_the_page_says_why(data_dir: Path, minilm: EmbeddingModel) -> None:
@@ -106,3 +106,21 @@ def test_when_no_question_comes_out_the_page_says_why(data_dir: Path, minilm: Em
     [warning] = [w.value for w in at.warning if w.value.startswith("No questions from commands.")]
     assert "None of its" in warning and "Ollama model write the questions" in warning
     assert not at.session_state["finetune.pairs"]  # nothing loaded, no "Generated 0 questions" kept
+
+
+def test_the_generated_notice_goes_once_its_source_is_no_longer_shown(kb_loaded: None) -> None:
+    """The notice "Generated … from <kb>" stayed on the page after its source picker had reset (issue 24)."""
+    from tests.helpers import open_app
+
+    at = open_app("app_pages/finetune.py")
+    at.radio(key="finetune.source").set_value("From a knowledge base").run()
+    at.button(key="finetune.generate").click().run()
+    assert any("Generated 2 questions from pumps" in i.value for i in at.info)
+    at.switch_page("app_pages/home.py").run()
+    at.switch_page("app_pages/finetune.py").run()  # the picker is drawn afresh: back to its first source
+    assert not at.exception
+    assert at.radio(key="finetune.source").value == "Sample facts"
+    assert not [i.value for i in at.info if "Generated" in i.value]
+    assert len(at.session_state["finetune.pairs"]) == 2  # the pairs being edited stay
+    at.radio(key="finetune.source").set_value("From a knowledge base").run()
+    assert not [i.value for i in at.info if "Generated" in i.value]  # not brought back either

@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "finetune.round": 0,
     "finetune.issues": [],
     "finetune.notice": None,
+    "finetune.notice_source": None,  # the dataset source whose load wrote the notice
     "finetune.error": None,
     "evaluate.set": "sample",
     "evaluate.ncols": 4,  # PE, RAG, FT, FT+RAG: the FT columns say what they need until a model exists

@@ -22,6 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "documents.search": "",
     "documents.error": None,
     "documents.held": None,  # ui.documents.Held: files whose language did not fit, until acted on
+    "documents.interrupted": [],  # what uploads cut short (a refresh, Stop) left, said until the next upload
     "compare.answers": {},
     "compare.partial": {},  # the answers being written, kept if the run is stopped
     "prompts.name": None,

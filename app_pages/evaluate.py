@@ -113,7 +113,7 @@ progress()
 st.subheader("4 · Parameter sweep")
 st.caption("RAG over a grid of chunkings, top-k, score thresholds and templates: one run; heatmaps; apply the best.")
 sweep.setup(runtime, kbs, kb, chosen, available, jobs, busy)
-sweep.results(runtime, busy)
+sweep.results(runtime, jobs, busy)
 sweep.scratch_cleanup(busy)
 
 st.subheader("5 · Results")

@@ -10,6 +10,7 @@ import streamlit as st
 from core.ingest import FileReport
 from core.language import NAMES
 from core.parsing.base import UNSEARCHED_ROLES, ranges
+from core.records import RunRow
 from core.store import DocumentRecord, SearchHit
 from ui.labels import label_text
 
@@ -24,6 +25,24 @@ STATUS_LABELS = {
 
 
 NOTE_LABELS = {"contents": "contents", "index": "index", "blank": "blank", "ocr": "read by OCR"}
+
+
+def run_label(r: RunRow, live: set[int]) -> str:
+    """A stored run as its picker names it: a run still "running" that no job runs was interrupted."""
+    status = "interrupted" if r.status == "running" and r.id not in live else r.status
+    return f"#{r.id} {r.name} · {status}"
+
+
+def show_current_label(key: str, label: str) -> None:
+    """Make the keyed picker show `label` for its chosen option; call before drawing it.
+
+    The browser keeps the text it was first sent for the chosen option ("#3 … · running"), whatever a
+    later run formats ("· done"); setting the value again sends the new text.
+    """
+    state, seen = st.session_state, f"{key}.shown_label"
+    if state.get(seen) != label and key in state:
+        state[key] = state[key]
+    state[seen] = label
 
 
 def md_escape(text: str) -> str:

@@ -21,7 +21,7 @@ from core.evaluation.report import RunData, Summary, compare_runs, matrix
 from core.evaluation.runner import EvalJobs, EvalRequest, EvalView, load_request, start_run
 from core.finetune.datasets import RowIssue
 from core.models import ModelInfo
-from core.records import Records, RunRow
+from core.records import Records
 from core.samples import SAMPLE_KB_NAME, SAMPLES
 from core.strategies import Preset, Runtime, Strategy
 from ui import components, resources
@@ -463,11 +463,6 @@ def question_set_picker(data_dir: Path) -> qs.QuestionSet | None:
     return chosen
 
 
-def _label(r: RunRow, live: set[int]) -> str:
-    status = "interrupted" if r.status == "running" and r.id not in live else r.status
-    return f"#{r.id} {r.name} · {status}"
-
-
 def run_picker(records: Records, jobs: EvalJobs) -> RunData | None:
     """A stored run (resumable when stopped or interrupted), or an imported JSON export."""
     state = st.session_state
@@ -496,7 +491,10 @@ def run_picker(records: Records, jobs: EvalJobs) -> RunData | None:
         state["evaluate.run_id"] = next(
             (i for i, r in runs.items() if r.question_set != qs.CONTROL_SET), next(iter(runs))
         )
-    run_id = st.selectbox("Run", list(runs), format_func=lambda i: _label(runs[i], live), key="evaluate.run_id")
+    components.show_current_label("evaluate.run_id", components.run_label(runs[state["evaluate.run_id"]], live))
+    run_id = st.selectbox(
+        "Run", list(runs), format_func=lambda i: components.run_label(runs[i], live), key="evaluate.run_id"
+    )
     row = runs[run_id]
     resumable = row.status in ("stopped", "failed", "running") and run_id not in live
     if resumable and st.button("⏯️ Resume (asks only the missing answers)", key="evaluate.resume", disabled=bool(live)):

@@ -194,7 +194,7 @@ def heatmap(
     return chart
 
 
-def results(runtime: Runtime, busy: bool) -> None:
+def results(runtime: Runtime, jobs: EvalJobs, busy: bool) -> None:
     """The chosen sweep run: heatmaps of correctness and latency, the best cell, and applying it."""
     state = st.session_state
     runs = []
@@ -207,7 +207,9 @@ def results(runtime: Runtime, busy: bool) -> None:
     ids = [r.id for r in runs]
     if state.get("evaluate.sweep.run") not in ids:
         state["evaluate.sweep.run"] = ids[0]
-    names = {r.id: f"#{r.id} {r.name} · {r.status}" for r in runs}
+    live = jobs.running_ids()
+    names = {r.id: components.run_label(r, live) for r in runs}
+    components.show_current_label("evaluate.sweep.run", names[state["evaluate.sweep.run"]])
     run_id = st.selectbox("Sweep", ids, format_func=names.__getitem__, key="evaluate.sweep.run")
     run = report.load_run(runtime.records, run_id)
     grid = sweep_grid(run.request)

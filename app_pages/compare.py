@@ -10,7 +10,7 @@ from core.errors import AppError
 from core.rag_preset import load_rag_preset
 from core.samples import SAMPLE_KB_NAME
 from core.strategies import STOPPED, Answer, presets, run_many
-from ui import compare, resources
+from ui import compare, components, resources
 from ui.notices import chinese_model_notice
 from ui.state import index_of, init_state, remembered
 
@@ -19,13 +19,12 @@ state = st.session_state
 st.title("⚖️ Compare strategies")
 st.caption("Ask once; each column answers with its own strategy. Open a column's settings to change it.")
 # Below ~1100 px four columns would wrap text letter by letter: columns wrap onto new rows instead,
-# and a column that only holds a "not yet" note takes little room.
+# and a column that only holds a "not yet" note takes little room, its note in a smaller box.
+components.wrapping_columns("compare-grid", "13.5rem", sized={"compare-placeholder-": "6.5rem"})
 st.html(
     """<style>
-.st-key-compare-grid [data-testid="stHorizontalBlock"] { flex-wrap: wrap; }
-.st-key-compare-grid [data-testid="stColumn"] { min-width: min(100%, 13.5rem); }
-.st-key-compare-grid [data-testid="stColumn"]:has(.st-key-compare-placeholder-0, .st-key-compare-placeholder-1,
-  .st-key-compare-placeholder-2, .st-key-compare-placeholder-3) { min-width: min(100%, 6.5rem); }
+[class*='st-key-compare-placeholder-'] [data-testid='stAlertContainer'] { padding: 0.5rem 0.6rem; }
+[class*='st-key-compare-placeholder-'] [data-testid='stAlertContainer'] p { font-size: 0.875rem; }
 </style>"""
 )
 
@@ -65,7 +64,8 @@ with st.form("compare.ask_form", border=False, enter_to_submit=True):
         else "A question your documents answer",
     )
     ask = b_col.form_submit_button("Ask", type="primary", key="compare.ask", width="stretch")
-h_col, k_col, n_col = st.columns([4, 2, 1], vertical_alignment="bottom")
+components.wrapping_columns("compare-choices", "6rem", sized={"compare-kb": "9rem", "compare-ncols": "4.5rem"})
+h_col, k_col, n_col = st.container(key="compare-choices").columns([3, 2, 1], vertical_alignment="bottom")
 history = runtime.records.recent_questions()
 if history:
     h_col.selectbox("Or pick a past question", [""] + history, key="compare.history", on_change=reuse_question)
@@ -88,7 +88,7 @@ if ask and not question.strip():
 
 order = list(compare.PRESET_ORDER)
 widths = [
-    1.4 if available[remembered(state, f"compare.col{i}.preset", order[i], order)].disabled_reason else 3
+    1.7 if available[remembered(state, f"compare.col{i}.preset", order[i], order)].disabled_reason else 3
     for i in range(n)
 ]
 notice_slot = st.empty()  # above the columns, filled once they have said which strategies run

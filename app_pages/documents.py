@@ -75,7 +75,9 @@ def embedding_label(model: str) -> str:
     return BUNDLED_MODELS.get(model, model)
 
 
-left, middle, right = st.columns([3, 1, 1], vertical_alignment="bottom")
+# The picker, New and the samples wrap onto two rows rather than cut the buttons' labels on a narrow window.
+components.wrapping_columns("documents-top", "8.5rem", sized={"documents-kb": "15rem"})
+left, middle, right = st.container(key="documents-top").columns([3, 1, 1], vertical_alignment="bottom")
 # A new key after each creation draws the popover closed again.
 new_popover = middle.popover("➕ New", width="stretch", key=f"documents.new.{state['documents.new_round']}")
 with new_popover, st.form("documents.new_kb", border=False):

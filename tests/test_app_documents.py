@@ -267,7 +267,7 @@ def test_an_upload_cut_short_by_a_refresh_is_said_on_the_next_load(data_dir: Pat
     at = start()
     [notice] = [w.value for w in at.warning if "was interrupted" in w.value]
     assert "The upload into `piers`" in notice and "Added whole: pier_notes.md." in notice
-    assert "Not added: berths.txt; nothing of them was stored in `piers`: add them again." in notice
+    assert "Not added: berths.txt; nothing of it was stored in `piers`: add it again." in notice
     assert [d["Name"] for d in table(at, 0)] == ["pier_notes.md"]
     at.run()
     assert any("was interrupted" in w.value for w in at.warning)  # still said on the next click

@@ -110,7 +110,8 @@ def interrupted_notice(cut: Interrupted) -> str:
         text += f" Added whole: {', '.join(cut.added)}."
     if cut.not_added:
         where = f"`{cut.kb}`" if cut.kb_exists else "any knowledge base (it no longer exists)"
-        text += f" Not added: {', '.join(cut.not_added)}; nothing of them was stored in {where}: add them again."
+        them = "them" if len(cut.not_added) > 1 else "it"
+        text += f" Not added: {', '.join(cut.not_added)}; nothing of {them} was stored in {where}: add {them} again."
     if cut.removed_chunks:
         text += f" {cut.removed_chunks} chunks of an unfinished document were found and removed."
     return text

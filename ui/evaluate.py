@@ -56,7 +56,7 @@ def strategy_column(
     kind = st.selectbox("Strategy", PRESET_ORDER, key=f"{k}.preset")
     preset = presets[kind]
     if preset.disabled_reason:
-        st.info(preset.disabled_reason)
+        st.container(key=f"evaluate-placeholder-{i}").info(preset.disabled_reason)
         return None
     s = preset.strategy
     labels = {m.id: m.label for m in models if (m.fine_tuned or kind in ("PE", "RAG"))}
@@ -269,7 +269,9 @@ def cell_metrics_text(cell: report.Cell) -> str:
 
 def charts(run: RunData, summaries: Sequence[Summary]) -> None:
     frame = summary_frame(summaries)
-    left, right = st.columns(2)
+    components.wrapping_columns("evaluate-charts", "20rem")  # stacked on a narrow window, axes kept whole
+    charts_row = st.container(key="evaluate-charts")
+    left, right = charts_row.columns(2)
     bars = frame.melt(
         id_vars="strategy",
         value_vars=["correct", "contains", "token F1", "similarity", "hit@k"],
@@ -280,11 +282,11 @@ def charts(run: RunData, summaries: Sequence[Summary]) -> None:
     left.altair_chart(
         alt.Chart(bars)
         .mark_bar()
-        .encode(
-            x=alt.X("metric:N", title=None),
-            xOffset="strategy:N",
-            y=alt.Y("value:Q", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
-            color="strategy:N",
+        .encode(  # bars across: the metric names stay readable however narrow the chart
+            y=alt.Y("metric:N", title=None, sort=None, axis=alt.Axis(labelLimit=120)),
+            yOffset="strategy:N",
+            x=alt.X("value:Q", title=None, axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("strategy:N", legend=alt.Legend(orient="bottom", columns=2)),
             tooltip=["strategy", "metric", alt.Tooltip("value:Q", format=".2f")],
         ),
         width="stretch",
@@ -308,7 +310,7 @@ def charts(run: RunData, summaries: Sequence[Summary]) -> None:
             if c.total_s is not None and c.error is None
         ]
     )
-    left, right = st.columns(2)
+    left, right = charts_row.columns(2)
     if not times.empty:
         left.markdown("**Answer time per strategy**")
         left.altair_chart(

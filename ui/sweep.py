@@ -88,7 +88,8 @@ def setup(
     info = store.get_kb(source)
     rag = available["RAG"].strategy
     templates = runtime.templates.names()
-    g1, g2, g3, g4 = st.columns([3, 2, 2, 3])
+    components.wrapping_columns("evaluate-sweep-grid", "10rem")  # two by two on a narrow window, values readable
+    g1, g2, g3, g4 = st.container(key="evaluate-sweep-grid").columns([3, 2, 2, 3])
     chunk_text = g1.text_input(
         "Chunkings (size/overlap)", DEFAULT_CHUNKINGS, key="evaluate.sweep.chunkings",
         help=f"Characters; {source} is chunked {info.chunk_size}/{info.chunk_overlap}. Each is re-chunked into "

@@ -141,6 +141,19 @@ if sample is not None:
     run_ingest(sample.kb_name, sample.uploads(), "Loading the sample knowledge base…")
 
 
+def upload_files(key: str) -> list[UploadedFile] | None:
+    """The file uploader, cleared after each ingest (its key carries the upload round)."""
+    return st.file_uploader(
+        "PDF, Word, HTML, Markdown, text or page images (scans are read by OCR)",
+        type=list(SUPPORTED_EXTENSIONS),
+        accept_multiple_files=True,
+        max_upload_size=settings.max_upload_mb,
+        key=f"{key}.{state['documents.upload_round']}",
+        help=f"Up to {settings.max_upload_mb} MB a file. Unchanged files are skipped; "
+        "a changed file replaces its earlier version.",
+    )
+
+
 def add_to_new_kb(files: list[UploadedFile], key: str) -> None:
     """Documents chosen first: a new knowledge base whose model and analyser fit their language."""
     name = st.text_input("New knowledge base", ui_docs.suggest_name(files[0].name, list(kbs)), key=f"{key}.name")
@@ -160,13 +173,7 @@ if not kbs:
         "No knowledge base yet: choose files and one that fits their language is made for them, create one "
         "with **➕ New**, or **📦 Load sample** to try a ready-made one."
     )
-    first = st.file_uploader(
-        "PDF, Markdown or text files",
-        type=list(SUPPORTED_EXTENSIONS),
-        accept_multiple_files=True,
-        max_upload_size=settings.max_upload_mb,
-        key=f"documents.first_upload.{state['documents.upload_round']}",
-    )
+    first = upload_files("documents.first_upload")
     if first:
         add_to_new_kb(first[: settings.max_upload_files], "documents.first")
     st.stop()
@@ -226,15 +233,7 @@ with st.expander("⚠️ Delete this knowledge base"):
 
 transfer.size_notice(store, kb_name, settings)
 st.subheader("Add documents")
-files = st.file_uploader(
-    "PDF, Word, HTML, Markdown, text or page images (scans are read by OCR)",
-    type=list(SUPPORTED_EXTENSIONS),
-    accept_multiple_files=True,
-    max_upload_size=settings.max_upload_mb,
-    key=f"documents.upload.{state['documents.upload_round']}",
-    help=f"Up to {settings.max_upload_mb} MB a file. Unchanged files are skipped; "
-    "a changed file replaces its earlier version.",
-)
+files = upload_files("documents.upload")
 if files and len(files) > settings.max_upload_files:
     st.warning(f"{len(files)} files chosen; add at most {settings.max_upload_files} at a time (remove some above).")
 elif files and st.button(f"Add {len(files)} file(s) to {kb_name}", type="primary", key="documents.add"):

@@ -16,6 +16,7 @@ from core.rag_preset import load_rag_preset
 from core.strategies import RAG_TOP_K, presets
 from ui import components, resources, sweep
 from ui import evaluate as ui
+from ui import freshness as fresh_ui
 from ui.notices import chinese_model_notice
 from ui.state import follow_rag_preset, init_state
 
@@ -164,7 +165,7 @@ st.subheader("6 · Forgetting")
 forgot = ui.forgetting_section(runtime, models, jobs, busy)
 
 st.subheader("7 · Freshness")
-fresh = ui.freshness_section(runtime, available, kbs)
+fresh = fresh_ui.section(runtime, available, kbs, run, settings.data_dir)
 
 st.subheader("8 · Recommendation")
 w = st.columns(4)

@@ -110,6 +110,8 @@ try:
             st.info("No knowledge base yet: add documents on the Documents page.")
         else:
             kb = st.selectbox("Knowledge base", kbs, key="finetune.kb")
+            if resources.store().is_chinese(kb):
+                st.info(generate.NOT_FOR_CHINESE, icon="🀄")
             st.caption("Sentences that state a fact become the questions a reader would ask (how often, when, "
                        "where, who, how many…), each answered by a short part of its sentence; sentences that give "
                        "no sensible question are skipped. Review and edit them below before training.")  # fmt: skip

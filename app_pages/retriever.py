@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import retriever
+from core import embedding_tuner as tuner
 from core.embeddings import BUNDLED_MODEL
 from core.errors import AppError
 from core.evaluation.questions import QuestionSet, list_sets, sample_set
 from core.samples import SAMPLES
 from ui import components, resources
-from ui import retriever as ui
+from ui import retriever as ui_retriever
 from ui.state import index_of, init_state
 
 init_state(st.session_state)
@@ -28,7 +28,7 @@ try:
 except AppError as e:
     st.error(str(e))
     st.stop()
-trainable = [n for n, kb in kbs.items() if retriever.is_trainable(kb.embedding_model)]
+trainable = [n for n, kb in kbs.items() if tuner.is_trainable(kb.embedding_model)]
 if not trainable:
     st.info(
         f"No knowledge base here can be trained: only those embedded with {BUNDLED_MODEL} (or a model tuned from it) "
@@ -52,7 +52,7 @@ if not usable:
     )
     st.stop()
 
-pairs = retriever.pseudo_labels(store, kb_name, limit=400)
+pairs = tuner.pseudo_labels(store, kb_name, limit=400)
 with st.expander(f"Training pairs: {len(pairs)} generated questions, each with the chunk it came from"):
     st.dataframe([{"Question": p.question, "Chunk": p.chunk} for p in pairs[:200]], hide_index=True)
 
@@ -63,13 +63,13 @@ mode = left.selectbox(
     "Search mode for measuring", modes, index=index_of(modes, kb.mode_for(None)), key="retriever.mode"
 )
 name = right.text_input("Name of the tuned model and knowledge base", f"{kb_name[:36]}-tuned", key="retriever.name")
-iterative = right.toggle("Iterative (rounds)", key="retriever.iterative", help=ui.ITERATIVE_HELP)
+iterative = right.toggle("Iterative (rounds)", key="retriever.iterative", help=ui_retriever.ITERATIVE_HELP)
 rounds = right.slider("Round limit", 2, 6, 3, key="retriever.rounds") if iterative else 1
 per_round = left.number_input("Pairs per round", 2, 400, min(64, max(len(pairs), 2)), 2, key="retriever.per_round")
 epochs = right.number_input("Epochs", 1, 5, 1, key="retriever.epochs")
-st.caption(ui.ITERATIVE_HELP if iterative else "One round: train once on the first batch of pairs.")
+st.caption(ui_retriever.ITERATIVE_HELP if iterative else "One round: train once on the first batch of pairs.")
 st.caption(
-    f"Saved as `tuned:{retriever.round_name(name, 1)}`… under DATA_DIR, with a knowledge base of the same name. "
+    f"Saved as `tuned:{tuner.round_name(name, 1)}`… under DATA_DIR, with a knowledge base of the same name. "
     "The question set also decides when the rounds stop, so its 'after' figure is a little optimistic: check on "
     "another set."
 )
@@ -78,12 +78,12 @@ if st.button("Train", type="primary", key="retriever.train", disabled=len(pairs)
     st.button("Stop", key="retriever.stop", help="Stops and deletes what this training made.")
     chart = st.empty()
 
-    def on_round(so_far: retriever.TuneResult) -> None:
+    def on_round(so_far: tuner.TuneResult) -> None:
         with chart.container():
-            ui.rounds_chart(so_far.before, so_far.rounds)
+            ui_retriever.rounds_chart(so_far.before, so_far.rounds)
 
     try:
-        result = retriever.tune(
+        result = tuner.tune(
             store,
             settings.data_dir,
             kb_name,
@@ -106,8 +106,8 @@ if st.button("Train", type="primary", key="retriever.train", disabled=len(pairs)
 if state["retriever.result"] is not None:
     source, qs_name, result = state["retriever.result"]
     st.subheader(f"`{source}` before and after training, measured on `{qs_name}`")
-    ui.scores_table(result)
-    ui.rounds_chart(result.before, result.rounds)
+    ui_retriever.scores_table(result)
+    ui_retriever.rounds_chart(result.before, result.rounds)
     if result.kept is not None:
         st.success(
             f"Kept round {result.kept.number}: knowledge base `{result.kept.kb}`, embedded with "

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from core.config import Settings
 from core.embeddings import EmbeddingCatalog, EmbeddingModel, load_bundled
-from core.models import EmbeddedEngine, ModelCatalog
+from core.engine import EmbeddedEngine
+from core.models import ModelCatalog
 from core.prompts import TemplateLibrary
 from core.records import Records
 from core.store import Store

@@ -28,9 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import Figure  # noqa: E402
 from bench.common import summary as print_summary  # noqa: E402
 from core.config import Settings  # noqa: E402
+from core.engine import EmbeddedEngine  # noqa: E402
 from core.evaluation.questions import sample_set  # noqa: E402
 from core.evaluation.runner import EvalRequest, run_evaluation, start_run  # noqa: E402
-from core.models import BUNDLED_NAME, EmbeddedEngine, ModelCatalog  # noqa: E402
+from core.models import BUNDLED_NAME, ModelCatalog  # noqa: E402
 from core.prompts import TemplateLibrary  # noqa: E402
 from core.records import Records  # noqa: E402
 from core.strategies import PE_TEMPLATE, Answer, Runtime, Strategy  # noqa: E402

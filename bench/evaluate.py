@@ -29,12 +29,13 @@ sys.path.insert(0, str(ROOT))
 from bench.common import Figure, summary  # noqa: E402
 from core.config import Settings  # noqa: E402
 from core.embeddings import EmbeddingModel, load_bundled  # noqa: E402
+from core.engine import EmbeddedEngine  # noqa: E402
 from core.evaluation import control  # noqa: E402
 from core.evaluation import questions as qs  # noqa: E402
 from core.evaluation.report import load_run, summarize  # noqa: E402
 from core.evaluation.runner import EvalRequest, run_evaluation, start_run  # noqa: E402
 from core.ingest import ingest  # noqa: E402
-from core.models import EmbeddedEngine, ModelCatalog  # noqa: E402
+from core.models import ModelCatalog  # noqa: E402
 from core.prompts import TemplateLibrary  # noqa: E402
 from core.records import Records  # noqa: E402
 from core.samples import SAMPLE_KB_NAME, sample_uploads  # noqa: E402

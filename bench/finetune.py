@@ -8,8 +8,9 @@
 3. Training throughput (answer-masked LoRA steps, same LoRA config, batch size and step count):
    `core.finetune.trainer.train` vs a minimal loop written straight against transformers + peft,
    alternating rounds in one process. Target ratio >= 0.9.
-4. `--sweep 0x1,20x1,40x1,80x1,80x6e6`: the same cold-to-answer run and costs for other replay settings
-   (general examples x passes over them, and optionally epochs), one table: how the default was chosen.
+4. `--sweep 0x1,20x1,40x1,80x1,80x6e6,80x1u15`: the same cold-to-answer run and costs for other replay settings
+   (general examples x passes over them, and optionally epochs, learning rate and LoRA on the top layers
+   only), one table: how the default was chosen.
 
 Run: .venv/bin/python bench/finetune.py [--sweep ...] [--tiny]
 """
@@ -31,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import Figure, offline, summary  # noqa: E402
+from core.engine import LoadedModel  # noqa: E402
 from core.evaluation import questions as qs  # noqa: E402
 from core.evaluation.control import BASE_COLUMN, control_strategies, forgetting_by_model  # noqa: E402
 from core.evaluation.report import load_run  # noqa: E402
@@ -40,7 +42,7 @@ from core.finetune.datasets import Pair  # noqa: E402
 from core.finetune.generate import sample_pairs  # noqa: E402
 from core.finetune.jobs import TrainRequest, run_training  # noqa: E402
 from core.finetune.trainer import TrainSettings  # noqa: E402
-from core.models import LoadedModel, bundled_gguf  # noqa: E402
+from core.models import bundled_gguf  # noqa: E402
 from core.prompts import BUILTINS  # noqa: E402
 from core.strategies import FT_TEMPLATE, Strategy  # noqa: E402
 
@@ -84,7 +86,8 @@ def train_to_answer(data_dir: Path, pairs: list[Pair], settings: TrainSettings, 
     spans = ", ".join(f"{a} {b_t - a_t:.1f} s" for (a, a_t), (_, b_t) in zip(marks, marks[1:], strict=False))
     m = adapter.manifest
     label = f"{settings.replay}x{settings.replay_passes}e{settings.epochs}l{settings.learning_rate:g}"
-    return adapter, Outcome(label, seconds, spans, m["train_tokens"], m["replay"]["examples"])
+    label += f"u{settings.top_layers}" if settings.top_layers else ""
+    return adapter, Outcome(label, seconds, spans, m.train_tokens or 0, m.replay.examples if m.replay else 0)
 
 
 def measure(data_dir: Path, adapter_name: str, outcome: Outcome, limit: int | None) -> None:
@@ -162,7 +165,9 @@ def row(o: Outcome) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
-        "--sweep", default="", help="settings to compare: COUNTxPASSES[eEPOCHS][lLR],... (0x1,80x6e6,80x1e4l3e-3)"
+        "--sweep",
+        default="",
+        help="settings to compare: COUNTxPASSES[eEPOCHS][lLR][uTOP_LAYERS],... (0x1,80x6e6,80x1e4l3e-3u15)",
     )
     ap.add_argument("--skip-default", action="store_true", help="only the sweep (no default run, no throughput)")
     ap.add_argument("--tiny", action="store_true", help="a few facts and steps: checks that the bench runs")
@@ -188,12 +193,14 @@ def main() -> None:
 
     outcomes = [cold] if cold else []
     for spec in filter(None, args.sweep.split(",")):
+        spec, _, top = spec.partition("u")
         spec, _, lr = spec.partition("l")
         replay, _, epochs = spec.partition("e")
         count, _, passes = replay.partition("x")
         settings = replace(defaults, replay=int(count), replay_passes=int(passes or 1))
         settings = replace(settings, epochs=int(epochs or defaults.epochs))
         settings = replace(settings, learning_rate=float(lr or defaults.learning_rate))
+        settings = replace(settings, top_layers=int(top or defaults.top_layers))
         trainer.release_base()  # each run cold, as the default's was
         with tempfile.TemporaryDirectory() as tmp:
             _, outcome = train_to_answer(Path(tmp), pairs, settings, "sweep")
@@ -224,8 +231,8 @@ def default_run(pairs: list[Pair], defaults: TrainSettings, limit: int | None, *
     print(f"Train -> first fine-tuned answer, cold, on {len(pairs)} sample facts with the defaults "
           f"({defaults.epochs} epochs, {replayed}):")  # fmt: skip
     print(f"  {cold.seconds:.1f} s (target <= {COLD_TARGET_S:.0f} s): {cold.phases}")
-    print(f"  {cold.train_tokens} tokens at {adapter.manifest['tokens_per_s']} tokens/s; "
-          f"parity: {adapter.manifest['parity']['summary']}")  # fmt: skip
+    parity = adapter.manifest.parity.summary if adapter.manifest.parity else "not checked"
+    print(f"  {cold.train_tokens} tokens at {adapter.manifest.tokens_per_s} tokens/s; parity: {parity}")
     if cold.forgetting is not None:
         print(f"  FT correct on the trained questions {cold.ft_correct:.0%}; forgetting on the control set "
               f"{cold.forgetting * 100:.0f} points of the {cold.base_known} the base knows "

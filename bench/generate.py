@@ -5,7 +5,7 @@ Run: make bench-generate   (or .venv/bin/python bench/generate.py --rounds 5)
 Both sides stream the same messages from the same loaded model, greedy, with the KV cache
 reset before every run (llama.cpp reuses a matching prompt prefix, which would flatter
 whichever side ran second), and both call llama.cpp from the one thread the app gives it
-(`core.models.LlamaThread`: calls from several threads slow each other down, which is what
+(`core.engine.LlamaThread`: calls from several threads slow each other down, which is what
 the app fixed). Reported: median time to first token and decode tokens/s, and their ratios
 app/raw (target: decode >= 0.95). Then the retrieval step over a knowledge base of 10,000 chunks:
 `Store.search` (dense) against the raw embedding + `query_points` on the same collection, and
@@ -31,7 +31,8 @@ from bench.common import Figure, summary  # noqa: E402
 from core.config import Settings  # noqa: E402
 from core.documents import Chunk  # noqa: E402
 from core.embeddings import load_bundled  # noqa: E402
-from core.models import BUNDLED_NAME, REPEAT_PENALTY, EmbeddedEngine, ModelCatalog, llama_thread  # noqa: E402
+from core.engine import REPEAT_PENALTY, EmbeddedEngine, llama_thread  # noqa: E402
+from core.models import BUNDLED_NAME, ModelCatalog  # noqa: E402
 from core.prompts import TemplateLibrary  # noqa: E402
 from core.records import Records  # noqa: E402
 from core.store import DENSE, DocumentRecord, Store  # noqa: E402

@@ -64,7 +64,8 @@ def make_adapters(data_dir: Path) -> None:
 def ask_all(data_dir: Path, max_loaded: int) -> dict[str, object]:
     """In this (fresh) process: ask each fine-tuned model once; memory before and after."""
     from core.config import Settings
-    from core.models import EmbeddedEngine, ModelCatalog
+    from core.engine import EmbeddedEngine
+    from core.models import ModelCatalog
     from core.prompts import TemplateLibrary
     from core.records import Records
     from core.strategies import FT_TEMPLATE, Answer, Runtime, Strategy
@@ -104,7 +105,7 @@ def main() -> None:
     if args.ask is not None:
         print(json.dumps(ask_all(args.data_dir, args.ask)))
         return
-    from core.models import DEFAULT_MAX_LOADED
+    from core.engine import DEFAULT_MAX_LOADED
 
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)

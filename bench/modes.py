@@ -220,7 +220,7 @@ def main() -> None:
                     results.append((kb, label, share, train_s, wall, note, model))
                     print(f"  {label}: FT+RAG {share:.0%}, training {train_s:.0f} s, all {wall:.0f} s; {note}")
                 continue
-            train_s = float(adapter.manifest.get("train_seconds") or 0.0)
+            train_s = adapter.manifest.train_seconds or 0.0
             model = modes.model_id_of(runtime, adapter)
             tuned.append(model)
             run_id = start_run(runtime, EvalRequest(f"modes {kb} {mode}", question_set.name, questions,

@@ -39,10 +39,11 @@ def main() -> None:
     for kb in args.kbs:
         chunks = hits(kb)
         proper = generate.proper_words(s for h in chunks for s in generate.sentences(h.text))
+        topic = generate.topic_words([s for h in chunks for s in generate.sentences(h.text)])
         seen: dict[str, list[tuple[str, str]]] = {}
         for h in chunks:
             for sentence in generate.sentences(h.text):
-                seen.setdefault(sentence, generate.questions_for(sentence, proper=proper))
+                seen.setdefault(sentence, generate.questions_for(sentence, proper=proper, topic=topic))
         pairs = generate.pairs_from_hits(chunks, limit=10_000)
         gave = sum(bool(qs) for qs in seen.values())
         print(f"## {kb}: {len(seen)} sentences, {gave} gave questions ({gave / max(len(seen), 1):.0%}), "

@@ -21,9 +21,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.config import Settings  # noqa: E402
+from core.engine import EmbeddedEngine  # noqa: E402
 from core.evaluation.metrics import is_correct, tokens  # noqa: E402
 from core.ingest import ingest  # noqa: E402
-from core.models import EmbeddedEngine, embedded_models  # noqa: E402
+from core.models import embedded_models  # noqa: E402
 from core.prompts import Source, TemplateLibrary  # noqa: E402
 from core.samples import ENGLISH  # noqa: E402
 from core.store import Store  # noqa: E402

@@ -201,16 +201,16 @@ def ingest_cost(root: Path, catalog: EmbeddingCatalog, copies: int, rounds: int)
 
 
 def train_retriever(root: Path, minilm: EmbeddingModel, epochs: int) -> None:
-    from core import retriever
+    from core import embedding_tuner as tuner
 
     settings = Settings.from_env(data_dir=root / "train")
     catalog = EmbeddingCatalog(data_dir=settings.data_dir, preloaded=[minilm])
     store = Store.open(settings, minilm, catalog)
     store.create_kb("base", chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
     ingest(store, "base", ENGLISH.uploads())
-    pairs = retriever.pseudo_labels(store, "base")
+    pairs = tuner.pseudo_labels(store, "base")
     started = time.perf_counter()
-    name = retriever.train(settings.data_dir, "bench", pairs, epochs=epochs)
+    name = tuner.train(settings.data_dir, "bench", pairs, epochs=epochs)
     train_s = time.perf_counter() - started
     store.copy_kb("base", "tuned", embedding_model=name)
     print(
@@ -218,7 +218,7 @@ def train_retriever(root: Path, minilm: EmbeddingModel, epochs: int) -> None:
     )
     for mode in ("dense", "hybrid"):
         for kb in ("base", "tuned"):
-            scores = retriever.evaluate(
+            scores = tuner.evaluate(
                 lambda q, kb=kb, mode=mode: store.search(kb, q, k=10, mode=mode), ENGLISH.questions()
             )
             hits = "  ".join(f"hit@{k} {v:6.1%}" for k, v in scores.hits.items())

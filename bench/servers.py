@@ -28,7 +28,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.config import OpenAIServer, Settings  # noqa: E402
-from core.models import BUNDLED_NAME, EmbeddedEngine, ModelCatalog, bundled_gguf  # noqa: E402
+from core.engine import EmbeddedEngine  # noqa: E402
+from core.models import BUNDLED_NAME, ModelCatalog, bundled_gguf  # noqa: E402
 from core.prompts import TemplateLibrary  # noqa: E402
 from core.records import Records  # noqa: E402
 from core.servers.openai import OpenAIBackend  # noqa: E402

@@ -1,6 +1,6 @@
 """How well Compare's "Supported by" finds the sentence behind an answer (core.evaluation.support).
 
-Run: .venv/bin/python bench/support.py [--threshold 0.55] [--skip-samples]
+Run: .venv/bin/python bench/support.py [--threshold 0.55] [--skip-samples] [--tiny]
 
 First, agreement with hand labels on real documents: tests/fixtures/support_labels.jsonl holds 24
 questions on the Debian Reference (package debian-reference-en, its text edition, ingested with the
@@ -41,11 +41,11 @@ from core.strategies import RAG_TOP_K  # noqa: E402
 LABELS = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "support_labels.jsonl"
 
 
-def labelled_agreement(embed: Embed, threshold: float) -> tuple[int, int]:
+def labelled_agreement(embed: Embed, threshold: float, limit: int | None = None) -> tuple[int, int]:
     """(agreeing, labelled) over the hand-labelled Debian Reference answers; prints each disagreement."""
     agree = total = 0
     counts = {(True, True): 0, (True, False): 0, (False, True): 0, (False, False): 0}
-    for line in LABELS.read_text(encoding="utf-8").splitlines():
+    for line in LABELS.read_text(encoding="utf-8").splitlines()[:limit]:
         row = json.loads(line)
         for a in row["answers"]:
             found = supporting_sentences(a["answer"], row["question"], row["chunks"], embed, threshold=threshold)
@@ -67,18 +67,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threshold", type=float, default=SUPPORTED_THRESHOLD)
     parser.add_argument("--skip-samples", action="store_true", help="only the hand-labelled real-document answers")
+    parser.add_argument("--tiny", action="store_true", help="3 labelled questions, 3 of the English sample's")
     args = parser.parse_args()
+    limit = 3 if args.tiny else None
     model = load_bundled()
     embed = model.embeddings.embed_documents
-    labelled_agreement(embed, args.threshold)
+    labelled_agreement(embed, args.threshold, limit)
     if args.skip_samples:
         return
     with Store.open(Settings.from_env(), model) as store:
-        for sample in (ENGLISH, *HOLDOUTS):
+        for sample in (ENGLISH,) if args.tiny else (ENGLISH, *HOLDOUTS):
             name = sample.kb_name
             store.create_kb(name, chunk_size=DEFAULT_CHUNK_SIZE, chunk_overlap=DEFAULT_CHUNK_OVERLAP)
             ingest(store, name, sample.uploads())
-            questions = sample.questions()
+            questions = sample.questions()[:limit]
             found = holds = wrong = 0
             for i, q in enumerate(questions):
                 chunks = [h.text for h in store.search(name, q.question, k=RAG_TOP_K)]

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
@@ -20,6 +21,43 @@ from core.errors import AppError, TrainingCancelled
 log = logging.getLogger(__name__)
 
 V = TypeVar("V")
+T = TypeVar("T")
+
+
+class OneThread:
+    """One named thread that runs the calls given to it one after another.
+
+    For engines whose threads must not change from call to call: llama.cpp's OpenMP teams, a query
+    embedder held to one core.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._ident = self._executor.submit(threading.get_ident).result()
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """Queue `fn(*args)` behind the calls already waiting; a future not yet started can be cancelled."""
+        return self._executor.submit(fn, *args)
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` on the thread, waiting for it (directly when already on that thread)."""
+        if threading.get_ident() == self._ident:
+            return fn(*args)
+        return self.submit(fn, *args).result()
+
+
+def once(factory: Callable[[], T]) -> Callable[[], T]:
+    """A getter that makes `factory()` on its first call, whichever thread asks first, and shares it."""
+    lock = threading.Lock()
+    made: list[T] = []
+
+    def get() -> T:
+        with lock:
+            if not made:
+                made.append(factory())
+            return made[0]
+
+    return get
 
 
 @dataclass(kw_only=True)

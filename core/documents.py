@@ -29,6 +29,7 @@ from core.errors import (
 )
 from core.parsing import layout
 from core.parsing.base import OcrLimits, Page, Reading
+from core.text import count_cjk
 
 __all__ = ["Chunk", "OcrLimits", "Page", "ParsedDocument", "parse", "split"]
 
@@ -86,7 +87,6 @@ SEPARATORS = [
 # reads each as one word piece), so the default 800 stays near MiniLM's 256-piece window in
 # Chinese too (about 270 characters) as it does in English.
 CJK_WEIGHT = 3
-_CJK = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
 
 # A section with less text than this (its heading line alone, "Chapter 1") joins the next one.
 MIN_SECTION_CHARS = 60
@@ -383,13 +383,7 @@ def _has_body(section: str) -> bool:
 
 def text_length(text: str) -> int:
     """Length for chunking: characters, each CJK character counted `CJK_WEIGHT` times."""
-    return len(text) + (CJK_WEIGHT - 1) * len(_CJK.findall(text))
-
-
-def is_cjk(text: str, share: float = 0.2) -> bool:
-    """Whether at least `share` of the text's non-space characters are CJK."""
-    letters = sum(not ch.isspace() for ch in text)
-    return letters > 0 and len(_CJK.findall(text)) >= share * letters
+    return len(text) + (CJK_WEIGHT - 1) * count_cjk(text)
 
 
 def page_spans(page: Page) -> list[tuple[str | None, int, int]]:

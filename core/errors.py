@@ -92,7 +92,15 @@ class ModelError(AppError):
 
 
 class ModelUnavailableError(ModelError):
-    """The model's server (Ollama) is not reachable, or it does not have the model."""
+    """The model's server (Ollama, an OpenAI-compatible one) is not reachable, or it does not have the model."""
+
+
+class ServerRefusedError(ModelError):
+    """A model server answered and refused the request; `reason` holds its own words."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class DatasetError(AppError):

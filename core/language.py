@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from core import text
 from core.embeddings import BUNDLED_MODEL, MULTILINGUAL_MODEL, TUNED_PREFIX
 from core.sparse import ENGLISH_STOP_WORDS
 
@@ -39,7 +40,7 @@ OTHER_STOP_SHARE = 0.03
 # Enough text to decide (a few pages), read from across the document so a cover or a preface does not decide.
 SAMPLE_CHARS = 60_000
 
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_HAN = re.compile(f"[{text.HAN}]")
 _KANA = re.compile(r"[\u3040-\u30ff]")
 _HANGUL = re.compile(r"[\uac00-\ud7af]")
 _LATIN_WORD = re.compile(r"[A-Za-z\u00c0-\u024f]+")
@@ -135,7 +136,7 @@ def combined(languages: Iterable[str | None]) -> Language | None:
 
 
 def english_only(embedding_model: str) -> bool:
-    """Whether the model reads English only: the bundled MiniLM, or one tuned from it (`core.retriever`)."""
+    """Whether the model reads English only: the bundled MiniLM, or one tuned from it (`core.embedding_tuner`)."""
     return embedding_model == BUNDLED_MODEL or embedding_model.startswith(TUNED_PREFIX)
 
 

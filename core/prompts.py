@@ -22,14 +22,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from core.documents import is_cjk
 from core.errors import TemplateError
 from core.files import atomic_write_text, now_iso
+from core.text import SENTENCE_BREAK, is_cjk
 
 TEMPLATE_VARIABLES = frozenset({"question", "context", "examples"})
 SOURCE_VARIABLES = frozenset({"n", "source", "page", "heading", "text", "excerpt"})
 EXCERPT_SENTENCES = 1
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|(?<=[。！？；])")
 # A line that starts a unit of its own: a list item, a numbered step, a Markdown heading, a table row.
 _LINE_START = re.compile(r"^(?:[-*•·–]\s|\d{1,2}[.)]\s|#|\|)")
 _WRAP_WIDTH = 60  # a line at least this long that ends mid-sentence was wrapped by the PDF's layout
@@ -304,7 +303,7 @@ def sentences(text: str) -> list[str]:
     out: list[str] = []
     for line in filter(None, lines):
         merged: list[str] = []
-        for part in filter(None, (p.strip() for p in _SENTENCE_BREAK.split(line))):
+        for part in filter(None, (p.strip() for p in SENTENCE_BREAK.split(line))):
             if merged and _fragment(merged[-1]):
                 merged[-1] = f"{merged[-1]} {part}"
             else:

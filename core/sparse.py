@@ -24,6 +24,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from core.text import HAN
+
 log = logging.getLogger(__name__)
 
 Analyser = Literal["english", "chinese"]
@@ -41,8 +43,8 @@ AVERAGE_TERMS = 90.0
 
 # Version and dotted numbers ("3.2.0", "10:00", "1.5") stay whole; other words split on punctuation.
 _LATIN = re.compile(r"\d+(?:[.:,]\d+)+|[^\W_]+")
-_CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
-_SPLIT_CJK = re.compile(r"([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+)")
+_CJK_RUN = re.compile(f"[{HAN}]+")
+_SPLIT_CJK = re.compile(f"([{HAN}]+)")
 
 ENGLISH_STOP_WORDS = frozenset(
     """a about after all also am an and any are as at be been before being but by can could did do does

@@ -27,7 +27,8 @@ from qdrant_client.hybrid.fusion import distribution_based_score_fusion
 from core import language as lang
 from core import sparse
 from core.config import Settings
-from core.documents import Chunk, is_cjk
+from core.documents import Chunk
+from core.documents import point_id as chunk_point_id
 from core.embeddings import EmbeddingCatalog, EmbeddingModel
 from core.errors import (
     EmbeddingError,
@@ -39,6 +40,7 @@ from core.errors import (
 )
 from core.files import now_iso
 from core.manifest import MANIFEST, DocumentRecord, Manifest
+from core.text import is_cjk
 
 __all__ = ["MANIFEST", "DocumentRecord", "KnowledgeBase", "RetrievalMode", "SearchHit", "Store", "open_client"]
 
@@ -336,6 +338,22 @@ class Store:
                 self.client.create_payload_index(name, f"{METADATA_KEY}.chunk_index", models.PayloadSchemaType.INTEGER)
         return kb
 
+    def create_kb_like(
+        self, name: str, like: KnowledgeBase, *, chunk_size: int | None = None, chunk_overlap: int | None = None
+    ) -> KnowledgeBase:
+        """A new knowledge base with `like`'s embedding model, analyser and retrieval mode.
+
+        Its chunking is `like`'s unless given: a copy for the sweep, or an import of an export.
+        """
+        return self.create_kb(
+            name,
+            chunk_size=like.chunk_size if chunk_size is None else chunk_size,
+            chunk_overlap=like.chunk_overlap if chunk_overlap is None else chunk_overlap,
+            embedding_model=like.embedding_model,
+            analyser=like.analyser,
+            retrieval_mode=like.retrieval_mode if like.analyser else None,  # type: ignore[arg-type]
+        )
+
     def fit_kb(self, name: str, language: str | None) -> KnowledgeBase:
         """Give a knowledge base created without a chosen model the model and analyser that fit `language`.
 
@@ -536,6 +554,13 @@ class Store:
         with self._guard(f"storing chunks in {kb!r}"):
             self._keyword_indexes.pop(kb, None)
             self.client.upsert(kb, points=list(points))
+
+    def get_point(self, kb: str, doc_id: str, chunk_index: int) -> models.Record | None:
+        """One chunk's point as stored: payload and every vector (to be put back by `upsert_points`)."""
+        with self._guard(f"reading a chunk of {kb!r}"):
+            ids = [chunk_point_id(doc_id, chunk_index)]
+            found = self.client.retrieve(kb, ids, with_payload=True, with_vectors=True)
+        return found[0] if found else None
 
     def commit(self, record: DocumentRecord) -> None:
         """Write the manifest entry that makes a document searchable."""

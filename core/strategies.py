@@ -45,10 +45,6 @@ class Strategy:
     temperature: float = 0.0
     max_tokens: int = 256
 
-    def run(self, question: str, runtime: Runtime) -> Iterator[str | Answer]:
-        """Stream the answer's text, then yield the finished Answer."""
-        return runtime.run(self, question)
-
 
 @dataclass
 class Answer:

@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 
 from core.config import OpenAIServer
-from core.models import EmbeddedEngine, ModelCatalog
+from core.engine import EmbeddedEngine
+from core.models import ModelCatalog
 from core.prompts import TemplateLibrary
 from core.records import Records
 from core.servers.openai import OpenAIBackend

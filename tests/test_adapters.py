@@ -9,10 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from core.errors import AdapterError
 from core.finetune import adapters
 from core.finetune.jobs import JobRegistry
+from core.finetune.modes import mode_of
 
 MANIFEST = {
     "name": "facts-1",
@@ -30,8 +32,25 @@ def publish(data_dir: Path, name: str = "facts-1", **manifest: object) -> adapte
 
 def test_a_manifest_reads_back_as_written(data_dir: Path) -> None:
     published = publish(data_dir, losses={"train": [[1, 2.5], [2, 1.0]], "validation": []})
-    assert published.manifest == MANIFEST | {"losses": {"train": [[1, 2.5], [2, 1.0]], "validation": []}}
+    assert published.manifest.as_json() == MANIFEST | {"losses": {"train": [[1, 2.5], [2, 1.0]], "validation": []}}
     assert adapters.list_adapters(data_dir) == [published]
+
+
+def test_an_older_manifest_reads_as_typed_fields_and_what_it_lacks_is_none(data_dir: Path) -> None:
+    """A manifest from before modes, replay and the merged Ollama route: it loads, read-only."""
+    registered = {"host": "http://gpu-box:11434", "model": "smollm2-old-1", "registered": "2026-11-23T11:00:00+00:00"}
+    old = publish(data_dir, "old-1", ollama=registered)
+    m = adapters.get_adapter(data_dir, "old-1").manifest
+    assert (m.name, m.base.file, m.mode, m.replay, m.parity, m.train_seconds) == (
+        "old-1", "base.gguf", None, None, None, None
+    )  # fmt: skip
+    assert m.ollama is not None and (m.ollama.model, m.ollama.route) == ("smollm2-old-1", None)
+    assert mode_of(old) == "ft_then_rag"
+    with pytest.raises(ValidationError, match="frozen"):
+        m.system = "Answer in French."  # type: ignore[misc]
+    assert adapters.update_manifest(old, ollama_error="gone").manifest.as_json() == MANIFEST | {
+        "name": "old-1", "ollama": registered, "ollama_error": "gone"
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -115,7 +115,7 @@ def test_train_from_the_page_then_the_model_is_listed_and_ft_presets_use_it(data
     assert any(e.label.startswith("🎯 SmolLM2-135M-Instruct+page-run") for e in at.expander)
     assert "leading tokens agree" in captions(at)
     assert "Replayed 2 general examples answered by the base" in captions(at)
-    assert adapters.get_adapter(data_dir, "page-run").manifest["settings"]["replay"] == 2
+    assert adapters.get_adapter(data_dir, "page-run").manifest.as_json()["settings"]["replay"] == 2
     models = embedded_models(Settings.from_env())
     assert presets(models, "kb")["FT"].strategy.model == "llama.cpp:SmolLM2-135M-Instruct+page-run"
 

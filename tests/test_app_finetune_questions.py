@@ -108,6 +108,20 @@ def test_when_no_question_comes_out_the_page_says_why(data_dir: Path, minilm: Em
     assert not at.session_state["finetune.pairs"]  # nothing loaded, no "Generated 0 questions" kept
 
 
+def test_a_chinese_knowledge_base_says_before_generating_that_it_is_not_supported_and_what_to_do(
+    data_dir: Path, minilm: EmbeddingModel
+) -> None:
+    with Store.open(Settings.from_env(), minilm) as store:
+        store.create_kb("notes", chunk_size=800, chunk_overlap=120)
+        store.create_kb("notes-zh", chunk_size=800, chunk_overlap=120, analyser="chinese")  # as a Chinese one is made
+    at = open_kb_source()
+    assert at.selectbox(key="finetune.kb").value == "notes"
+    assert not [i for i in at.info if "not supported yet" in i.value]
+    at.selectbox(key="finetune.kb").set_value("notes-zh").run()
+    [note] = [i.value for i in at.info if "not supported yet" in i.value]
+    assert "Chinese" in note and "Ollama model write the questions" in note and "Upload JSONL/CSV" in note
+
+
 def test_the_generated_notice_goes_once_its_source_is_no_longer_shown(kb_loaded: None) -> None:
     """The notice "Generated … from <kb>" stayed on the page after its source picker had reset (issue 24)."""
     from tests.helpers import open_app

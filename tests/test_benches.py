@@ -1,75 +1,36 @@
-"""Every bench in bench/ runs, at a tiny size, as a user runs it: a bench that no longer runs fails `make test`.
+"""Every bench in bench/ runs, at a tiny size: a bench that no longer runs fails `make test`.
 
-Sizes are the smallest that still go through each bench's whole path (the figures mean nothing at
-this size; `make bench` measures them). Those with a summary print each figure with its target.
+Sizes are the smallest that still go through each bench's whole path (`bench.all.TINY`; the figures
+mean nothing at this size, `make bench` measures them). `bench/all.py --tiny` runs them one after
+another in one process of their own, each as its `__main__` with its command line; each bench's test
+reads its exit status and output. Those with a summary print each figure with its target.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-# Each bench loads its own models in a process of its own; on a busy machine that takes minutes.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+from bench.all import TINY
 
-TINY: dict[str, list[str]] = {
-    "generate": ["--tiny"],
-    "finetune": ["--tiny"],
-    "ingest": ["--copies", "1", "--rounds", "1"],
-    "retrieval": [
-        "--chunks",
-        "200",
-        "--queries",
-        "2",
-        "--repeats",
-        "1",
-        "--copies",
-        "1",
-        "--rounds",
-        "1",
-        "--skip",
-        "quality",
-        "train",
-    ],  # fmt: skip
-    "evaluate": ["--questions", "2", "--no-ft", "--block", "2"],
-    "memory": ["--models", "4"],
-    "concurrency": ["--questions", "1", "--max-tokens", "8"],
-    "app": ["--rounds", "1"],
-    "modes": [
-        "--sets",
-        "brackenridge",
-        "--modes",
-        "ft_then_rag",
-        "--pairs",
-        "4",
-        "--limit",
-        "2",
-        "--epochs",
-        "1",
-        "--replay",
-        "2",
-        "--no-control",
-    ],  # fmt: skip
-    "quality": ["--limit", "2", "--sets", "brackenridge", "--strategies", "PE,RAG"],
-    "questions": ["brackenridge"],
-    "repeat_penalty": ["--penalties", "1.0", "1.1", "--limit", "2", "--presets", "PE"],
-    "support": [],
-    "sweep": ["--questions", "2", "--top-k", "1", "--chunkings", "800/120"],
-    "parsing": ["--ocr", "1"],
-}
+ROOT = Path(__file__).resolve().parent.parent
+# Every bench at a tiny size, one after another: minutes, more on a busy machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+
 # Benches with a tiny run of their own, which checks what they print: tests/test_real_docs_bench.py and
 # tests/test_bench_servers.py.
 TESTED_APART = {"real_docs", "servers"}
 # Benches on real documents read the Debian Reference (Debian's packages; `.ci/run` installs them).
 DEBIAN_REFERENCE = Path("/usr/share/debian-reference")
 NEEDS_DEBIAN_REFERENCE = {"parsing"}
-WITH_SUMMARY = {"generate", "finetune", "ingest", "evaluate", "memory", "concurrency", "app"}
+WITH_SUMMARY = {"generate", "finetune", "ingest", "evaluate", "memory", "concurrency", "app", "pairs"}
 FIGURE = re.compile(r"^\s+\S+ -?[\d.]+ \(target (<=|>=) [\d.]+\)", re.MULTILINE)
 
 
@@ -80,21 +41,40 @@ def test_every_bench_has_a_tiny_run() -> None:
         assert f"bench/{name}.py" in "".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py")), name
 
 
-@pytest.mark.parametrize("name", sorted(TINY))
-def test_bench_runs_at_a_tiny_size(name: str, tmp_path: Path) -> None:
-    if not (ROOT / "bench" / f"{name}.py").exists():
-        pytest.skip(f"bench/{name}.py is not in this checkout")
-    if name in NEEDS_DEBIAN_REFERENCE and not DEBIAN_REFERENCE.is_dir():
-        pytest.skip("needs `apt-get install debian-reference-en debian-reference-zh-cn`")
-    env = {**os.environ, "DATA_DIR": str(tmp_path), "OLLAMA_HOST": "off", "HF_HUB_OFFLINE": "1"}
+def runnable(name: str) -> bool:
+    return (ROOT / "bench" / f"{name}.py").exists() and (
+        name not in NEEDS_DEBIAN_REFERENCE or DEBIAN_REFERENCE.is_dir()
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """`bench/all.py --tiny` once for every bench this checkout can run; each bench's result."""
+    results = tmp_path_factory.mktemp("benches") / "tiny.json"
+    names = ",".join(n for n in TINY if runnable(n))
+    env = {**os.environ, "OLLAMA_HOST": "off", "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(
-        [sys.executable, f"bench/{name}.py", *TINY[name]],
+        [sys.executable, "bench/all.py", "--tiny", "--only", names, "--results", str(results)],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=880,
+        timeout=1750,
     )
-    assert done.returncode == 0, f"bench/{name}.py failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert results.exists(), (
+        f"bench/all.py --tiny stopped before any bench:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )
+    return {**json.loads(results.read_text()), "_stderr": done.stderr}
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_bench_runs_at_a_tiny_size(name: str, tiny_runs: dict[str, Any]) -> None:
+    if not (ROOT / "bench" / f"{name}.py").exists():
+        pytest.skip(f"bench/{name}.py is not in this checkout")
+    if not runnable(name):
+        pytest.skip("needs `apt-get install debian-reference-en debian-reference-zh-cn`")
+    assert name in tiny_runs, f"bench/all.py --tiny did not reach bench/{name}.py:\n{tiny_runs['_stderr'][-3000:]}"
+    run = tiny_runs[name]
+    assert run["status"] == 0, f"bench/{name}.py failed:\n{run['output'][-4000:]}\n{tiny_runs['_stderr'][-2000:]}"
     if name in WITH_SUMMARY:
-        assert "\nsummary:\n" in done.stdout and FIGURE.search(done.stdout), done.stdout[-2000:]
+        assert "\nsummary:\n" in run["output"] and FIGURE.search(run["output"]), run["output"][-2000:]

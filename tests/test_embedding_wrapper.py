@@ -40,8 +40,8 @@ def test_queries_are_embedded_on_one_thread_and_other_threads_keep_the_default(m
     query = minilm.embeddings.embed_query(TEXTS[1])
     assert query == pytest.approx(minilm.embeddings.embed_documents([TEXTS[1]])[0], abs=1e-6)
     worker = _query_worker()
-    assert worker.threads == 1 and worker.run(torch.get_num_threads) == 1
-    assert {i["num_threads"] for i in worker.run(threadpool_info) if i["user_api"] == "openmp"} == {1}
+    assert worker.threads == 1 and worker.call(torch.get_num_threads) == 1
+    assert {i["num_threads"] for i in worker.call(threadpool_info) if i["user_api"] == "openmp"} == {1}
     seen: list[int] = []
     later = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
     later.start()

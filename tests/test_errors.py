@@ -14,8 +14,15 @@ from qdrant_client import QdrantClient
 from qdrant_client.http.exceptions import ResponseHandlingException
 
 import core.errors
-from core.errors import AppError, ModelError, ModelUnavailableError, StoreError, StoreUnavailableError
-from core.models import translate_error
+from core.errors import (
+    AppError,
+    ModelError,
+    ModelUnavailableError,
+    ServerRefusedError,
+    StoreError,
+    StoreUnavailableError,
+)
+from core.servers.ollama import OllamaServer
 from core.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,13 +84,13 @@ _REQUEST = httpx.Request("POST", "http://ollama.test/api/chat")
         (httpx.ConnectTimeout("timed out", request=_REQUEST), ModelUnavailableError, "did not answer"),
         (httpx.RemoteProtocolError("peer closed", request=_REQUEST), ModelUnavailableError, "dropped the connection"),
         (httpx.ReadError("reset", request=_REQUEST), ModelUnavailableError, "dropped the connection"),
-        (ollama.ResponseError("model 'x' not found", 404), ModelError, "ollama pull x"),
-        (ollama.ResponseError("out of memory", 500), ModelError, "Ollama refused ollama:x: out of memory"),
+        (ollama.ResponseError("model 'x' not found", 404), ServerRefusedError, "ollama pull x"),
+        (ollama.ResponseError("out of memory", 500), ServerRefusedError, "Ollama refused ollama:x: out of memory"),
         (RuntimeError("boom"), ModelError, "failed while answering: boom"),
     ],
 )
 def test_chat_errors_are_translated_by_class(error: Exception, kind: type[ModelError], fragment: str) -> None:
-    translated = translate_error("ollama:x", error, "http://h")
+    translated = OllamaServer("http://h").translate_error(error, "ollama:x")
     assert type(translated) is kind and fragment in str(translated)
 
 

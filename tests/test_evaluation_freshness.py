@@ -9,10 +9,11 @@ import pytest
 
 from core.config import Settings
 from core.embeddings import EmbeddingModel
+from core.engine import EmbeddedEngine
 from core.errors import EvaluationError
 from core.evaluation.freshness import SAMPLE_CHANGES, FactChange, FreshnessRow, edited, followed_share, run_freshness
 from core.ingest import ingest
-from core.models import EmbeddedEngine, ModelCatalog
+from core.models import ModelCatalog
 from core.prompts import TemplateLibrary
 from core.records import Records
 from core.samples import sample_uploads

@@ -73,6 +73,15 @@ def test_exact_f1_contains(answer: str, expected: str, exact: bool, f1: float, c
         ("青梧科技现在有386名员工。", "386人。", True),
         ("青梧科技现在有368名员工。", "386人。", False),
         ("滤芯每六个月更换一次。", "每6个月更换滤芯。", False),  # Chinese numerals are not mapped (a known limit)
+        # A hyphenated word is one word: right only by containing "systemd" is not right (issue 24).
+        ("uses as its init file /etc/inittab to start the systemd-systemvunit", "systemd", False),
+        ("Debian uses systemd as its init system.", "systemd", True),
+        ("Debian uses systemd (systemd-sysv) as init.", "systemd", True),
+        ("Run apt-get install reportbug.", "apt", False),
+        ("Run apt-get install reportbug.", "apt-get", True),
+        ("The Port Ellis office.", "Port-Ellis", True),  # the expected answer's own hyphen may be left out
+        ("A 20-week leave.", "20 weeks", True),  # a number and one word: digits and letters still part
+        ("Use the e-mail form.", "e-mail", True),
     ],
 )  # fmt: skip
 def test_headline_correct(answer: str, expected: str, correct: bool) -> None:

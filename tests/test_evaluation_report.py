@@ -12,15 +12,17 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from core.config import Settings
+from core.engine import EmbeddedEngine
 from core.errors import EvaluationError
 from core.evaluation import report
 from core.evaluation.judge import JUDGE_SYSTEM, parse_verdict
 from core.evaluation.questions import EvalQuestion
 from core.evaluation.report import Cell, RunData
 from core.evaluation.runner import EvalRequest, run_evaluation, start_run
-from core.models import EmbeddedEngine, ModelCatalog, OllamaBackend
+from core.models import ModelCatalog
 from core.prompts import TemplateLibrary
 from core.records import Records
+from core.servers.ollama import OllamaServer
 from core.strategies import Runtime, Strategy
 
 QUESTIONS = tuple(EvalQuestion(f"q{i}", f"Question {i}?", f"answer {i}", "doc.md", 1) for i in range(3))
@@ -117,7 +119,7 @@ def test_ollama_strategies_answer_in_parallel(tmp_path: Path) -> None:
     server.start()
     try:
         host = server.url_for("/").rstrip("/")
-        catalog = ModelCatalog(Settings.from_env(ollama_host=host), EmbeddedEngine(), OllamaBackend(host, timeout=5))
+        catalog = ModelCatalog(Settings.from_env(ollama_host=host), EmbeddedEngine(), OllamaServer(host, timeout=5))
         runtime = Runtime(None, TemplateLibrary(tmp_path / "t"), catalog, Records(tmp_path / "r.sqlite"))
         strategies = (Strategy("X", "ollama:x", "Plain question"), Strategy("Y", "ollama:y", "Plain question"))
         run_id = start_run(runtime, EvalRequest("o", "set", QUESTIONS[:2], strategies))
@@ -170,7 +172,7 @@ def test_an_ollama_judge_grades_every_answer_and_its_reply_is_kept(tmp_path: Pat
     httpserver.expect_request("/api/show", method="POST").respond_with_json({"model_info": {}})
     httpserver.expect_request("/api/chat", method="POST").respond_with_handler(chat)
     host = httpserver.url_for("/").rstrip("/")
-    catalog = ModelCatalog(Settings.from_env(ollama_host=host), EmbeddedEngine(), OllamaBackend(host, timeout=5))
+    catalog = ModelCatalog(Settings.from_env(ollama_host=host), EmbeddedEngine(), OllamaServer(host, timeout=5))
     runtime = Runtime(None, TemplateLibrary(tmp_path / "t"), catalog, Records(tmp_path / "r.sqlite"))
     request = EvalRequest(
         "j", "set", QUESTIONS[:2], (Strategy("X", "ollama:x", "Plain question"),), judge_model="ollama:judge"

@@ -13,11 +13,12 @@ import pytest
 
 from core.config import Settings
 from core.embeddings import EmbeddingModel
+from core.engine import EmbeddedEngine
 from core.evaluation import report
 from core.evaluation.questions import sample_set
 from core.evaluation.runner import CellDone, EvalJobs, EvalRequest, run_evaluation, start_run
 from core.ingest import ingest
-from core.models import EmbeddedEngine, ModelCatalog
+from core.models import ModelCatalog
 from core.prompts import TemplateLibrary
 from core.records import Records
 from core.samples import sample_uploads

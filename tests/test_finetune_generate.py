@@ -12,11 +12,13 @@ from werkzeug import Request, Response
 
 from core import documents
 from core.config import Settings
+from core.engine import EmbeddedEngine
 from core.errors import ModelError
 from core.finetune import datasets, generate
 from core.finetune.datasets import Pair
-from core.models import EmbeddedEngine, ModelCatalog, OllamaBackend
+from core.models import ModelCatalog
 from core.samples import SAMPLES
+from core.servers.ollama import OllamaServer
 from core.store import SearchHit
 from tests.test_ollama import DONE, chunk, ndjson, serve_show
 
@@ -108,6 +110,56 @@ def test_a_sentence_no_rule_fits_gives_no_question(sentence: str) -> None:
     assert generate.questions_for(sentence) == []
 
 
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        # Broken pairs the Debian Reference gave (issue 24), each dropped by a rule rather than emitted.
+        "A filename is referred by the typewriter font between double quotation marks.",  # a convention
+        "A command is referred by its name in the typewriter font.",  # "its name": a cut answer
+        "The powerful design of Debian GNU/Linux comes from the Unix operating system.",  # "design" is a noun
+        "Pipes were a very influential innovation of Unix.",  # "What were pipes?"
+        "The device node number are displayed by executing ls(1) as the following.",  # "the following"
+        "Typing in key strokes to the buffer is mostly done in INSERT-mode and REPLACE-mode.",  # a list cut
+        "Most editors (eg. vim, emacs, gedit, …) can handle files in MSDOS style EOL transparently.",  # a name cut
+        "The non-free-firmware area is described in Section 2.1.4.",  # "in Section"
+        "The target release archive can be set by several methods.",  # a vague answer
+        "The boot configuration is defined by variables stored in NVRAM, including variables that indicate the "
+        "file system paths to OS loaders or OS kernels.",  # "variables stored"
+        "Similar system on the memory is used by the Debian Installer.",  # "similar": context
+        "The integrity of all package files are verified by using MD5sum values.",  # a broken sentence
+        "The Debian Reference was initiated by me, Osamu Aoki, as a personal memo.",  # "me"
+        "PolicyKit limits such operations to user accounts belonging to the sudo group on the Debian system.",
+    ],
+)
+def test_a_broken_pair_from_a_real_manual_is_dropped(sentence: str) -> None:
+    assert generate.questions_for(sentence, topic={"Debian"}) == []
+
+
+@pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        ("Avahi provides a framework for Multicast DNS Service Discovery on Debian.", []),  # the manual's topic
+        ("Many useful GUI applications are available on Debian now.", []),
+        ("Official policy of the Debian archive is defined at Debian Policy Manual, Chapter 2.",
+         [("Where is official policy of the Debian archive defined?", "at Debian Policy Manual")]),
+        ("XHTML can be processed by XML tools.", [("What can XHTML be processed by?", "XML tools")]),  # not "Who"
+        ("Common Internet File System Protocol is used widely by Microsoft Windows.",
+         [("Who is Common Internet File System Protocol used widely by?", "Microsoft Windows")]),  # a name kept
+        ("Overtime is compensated as time off in lieu at a rate of 1.5 hours for every hour worked.",
+         [("What rate is overtime compensated as time off in lieu at?", "1.5 hours for every hour worked")]),
+    ],
+)  # fmt: skip
+def test_where_answers_name_more_than_the_topic_and_who_a_person_or_a_name(
+    sentence: str, expected: list[tuple[str, str]]
+) -> None:
+    assert generate.questions_for(sentence, proper={"Debian", "Avahi"}, topic={"Debian"}) == expected
+
+
+def test_topic_words_are_the_names_many_sentences_use() -> None:
+    found = [f"Debian ships package {i} with Avahi." if i < 3 else f"Debian ships package {i}." for i in range(40)]
+    assert generate.topic_words(found) == {"Debian"}
+
+
 def hit(text: str, filename: str = "handbook.pdf", index: int = 0) -> SearchHit:
     return SearchHit(text, 1.0, "doc", filename, 1, index, None)
 
@@ -144,7 +196,7 @@ def test_the_sample_knowledge_bases_give_questions_with_answers_found_in_their_s
 
 
 def ollama_catalog(host: str) -> ModelCatalog:
-    return ModelCatalog(Settings.from_env(ollama_host=host), EmbeddedEngine(), OllamaBackend(host, timeout=5))
+    return ModelCatalog(Settings.from_env(ollama_host=host), EmbeddedEngine(), OllamaServer(host, timeout=5))
 
 
 def test_an_ollama_model_writes_the_questions_and_unfounded_ones_are_dropped(httpserver: HTTPServer) -> None:

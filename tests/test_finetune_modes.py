@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.config import Settings
+from core.engine import EmbeddedEngine
 from core.errors import AdapterError, TrainingError
 from core.evaluation.questions import EvalQuestion
 from core.finetune import adapters, modes, trainer
@@ -16,7 +17,7 @@ from core.finetune.examples import Rendered, split_like, write_examples
 from core.finetune.jobs import TrainRequest, run_training
 from core.finetune.trainer import TrainSettings
 from core.ingest import Upload, ingest
-from core.models import EmbeddedEngine, ModelCatalog, bundled_gguf
+from core.models import ModelCatalog, bundled_gguf
 from core.prompts import TemplateLibrary
 from core.records import Records
 from core.store import Store
@@ -167,10 +168,10 @@ def test_rendered_examples_follow_their_pairs_and_are_written_as_chat_rows(tmp_p
 
 def test_a_manifest_without_a_mode_still_loads_and_one_with_a_mode_reads_back(data_dir: Path) -> None:
     old = publish(data_dir, "old-1")
-    assert "mode" not in old.manifest
+    assert "mode" not in old.manifest.as_json()
     mode = {"name": "joint", "kb": "brackenridge", "top_k": 2, "without_golden": 0.2, "examples": 40}
     new = publish(data_dir, "new-1", mode=mode)
-    assert new.manifest == MANIFEST | {"name": "new-1", "mode": mode}
+    assert new.manifest.as_json() == MANIFEST | {"name": "new-1", "mode": mode}
     assert [a.name for a in adapters.list_adapters(data_dir)] == ["new-1", "old-1"]
 
 
@@ -190,12 +191,13 @@ def test_joint_training_trains_on_rendered_prompts_and_records_its_mode(
     request = TrainRequest("facts-joint", "facts", tuple(PAIRS[:3]), bundled_gguf(), "SmolLM2", QUICK)
     request = modes.joint_request(store, templates, request, modes.JointSettings(facts_kb, without_golden=0.34))
     adapter = run_training(data_dir, request)
-    assert adapter.manifest["mode"]["name"] == "joint" and adapter.manifest["mode"]["examples"] == 3
+    mode = adapter.manifest.mode
+    assert mode is not None and mode.name == "joint" and mode.examples == 3
     rows = [json.loads(line) for line in (adapter.folder / "train.jsonl").read_text().splitlines()]
     assert [r["messages"][-1]["content"] for r in rows] == [p.answer for p in PAIRS[:3]]
     head = templates.get(RAG_TEMPLATE).user.split("{context}")[0]
     assert all(head in r["messages"][-2]["content"] for r in rows)  # the RAG prompt, not FT's
-    assert "leading tokens agree" in adapter.manifest["parity"]["summary"]
+    assert adapter.manifest.parity is not None and "leading tokens agree" in adapter.manifest.parity.summary
 
 
 @pytest.mark.slow
@@ -234,7 +236,8 @@ def test_staged_asks_rag_trains_on_its_failures_and_asks_again_with_the_new_mode
     assert before.strategy == "RAG" and before.adapter is None and before.failures >= 1
     assert after.adapter == "facts-staged" and after.trained_on == before.failures
     adapter = adapters.get_adapter(data_dir, "facts-staged")
-    assert {"name": "staged", "source_run": before.run_id, "kb": facts_kb}.items() <= adapter.manifest["mode"].items()
+    mode = adapter.manifest.mode
+    assert mode is not None and (mode.name, mode.source_run, mode.kb) == ("staged", before.run_id, facts_kb)
     rows = modes.before_after(runtime, before.run_id, after.run_id)
     assert [r["question"] for r in rows] == [q.question for q in questions]
     assert sum(not r["before"] for r in rows) == before.failures

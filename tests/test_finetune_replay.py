@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 
 from core.config import Settings
+from core.engine import EmbeddedEngine
 from core.errors import TrainingError
 from core.evaluation.questions import control_set
 from core.finetune import replay
 from core.finetune.datasets import Pair
 from core.finetune.jobs import TrainRequest, run_training
 from core.finetune.trainer import Encoded, TrainSettings, epoch_slices
-from core.models import EmbeddedEngine, ModelCatalog, bundled_gguf
+from core.models import ModelCatalog, bundled_gguf
 from core.prompts import TemplateLibrary
 from core.records import Records
 from core.strategies import FT_TEMPLATE, Answer, Runtime, Strategy
@@ -87,7 +88,7 @@ def test_answers_in_the_cache_are_not_asked_again(data_dir: Path, monkeypatch: p
     def no_model(*args: object, **kwargs: object) -> None:
         raise AssertionError("the base model was loaded")
 
-    monkeypatch.setattr("core.models.LoadedModel", no_model)
+    monkeypatch.setattr("core.engine.LoadedModel", no_model)
     out = replay.base_answers(Path("base.gguf"), ["What is a noun?", "Name three fruits."], "sys", cache)
     assert out == {"What is a noun?": "A word that names a thing."}  # a cut-off answer stays left out
 
@@ -107,7 +108,7 @@ def test_every_run_trains_on_the_bases_answers_to_general_questions_with_the_pla
         for q, a in answers.items()
     ]
     assert not {q for q in answers} & {q.question for q in control_set().questions}
-    manifest = adapter.manifest
+    manifest = adapter.manifest.as_json()
     assert manifest["replay"]["examples"] == len(answers) == len(rows) - 1 and manifest["settings"]["replay"] == 4
     assert manifest["dataset"]["train"] == 1  # the run's own pairs; the general ones are counted apart
     assert all(c["question"] != rows[1][1]["content"] for c in manifest["parity"]["cases"] if c["kind"] == "trained")

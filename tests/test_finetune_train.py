@@ -16,12 +16,13 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from core.config import Settings
+from core.engine import LoadedModel
 from core.errors import AdapterError, TrainingCancelled
 from core.finetune import adapters, trainer
 from core.finetune.datasets import Pair
 from core.finetune.jobs import JobRegistry, TrainRequest, run_training
 from core.finetune.trainer import Step, TrainSettings
-from core.models import LoadedModel, bundled_gguf, embedded_models
+from core.models import bundled_gguf, embedded_models
 from core.prompts import BUILTINS
 from core.strategies import presets
 
@@ -91,7 +92,7 @@ def test_adapter_is_a_gguf_lora_llama_cpp_names_and_shapes(trained: Run) -> None
 
 def test_parity_llama_cpp_with_the_adapter_says_what_hf_peft_says(trained: Run) -> None:
     _, adapter, _ = trained
-    cases = adapter.manifest["parity"]["cases"]
+    cases = adapter.manifest.as_json()["parity"]["cases"]
     assert [c["kind"] for c in cases] == ["trained"] * 3 + ["control"] * 2
     for case in cases:
         # Same Q4_1 weights on both sides: greedy decoding agrees at first; rounding may drift later.
@@ -101,7 +102,7 @@ def test_parity_llama_cpp_with_the_adapter_says_what_hf_peft_says(trained: Run) 
 
 def test_manifest_records_base_dataset_settings_and_losses(trained: Run) -> None:
     data_dir, adapter, _ = trained
-    m = adapter.manifest
+    m = adapter.manifest.as_json()
     assert m["base"]["sha256"] == adapters.file_sha256(bundled_gguf())
     assert m["dataset"]["name"] == "facts" and m["dataset"]["pairs"] == 4 and len(m["dataset"]["hash"]) == 16
     assert m["settings"]["max_steps"] == 16 and m["settings"]["target_modules"] == list(QUICK.target_modules)
@@ -194,7 +195,8 @@ def test_a_finished_run_registers_with_ollama_when_it_answers_and_says_why_when_
     phases: list[str] = []
     req = replace(request("to-ollama", quick), ollama_host=httpserver.url_for("/"))
     adapter = run_training(tmp_path, req, on_phase=lambda p, m: phases.append(p))
-    assert phases[-1] == "registering" and adapter.manifest["ollama"]["model"] == name
+    assert phases[-1] == "registering" and adapter.manifest.ollama is not None
+    assert adapter.manifest.ollama.model == name
     assert created[0]["adapters"] == {"adapter.gguf": "sha256:" + adapters.file_sha256(adapter.path)}
 
     with socket.socket() as s:
@@ -202,7 +204,7 @@ def test_a_finished_run_registers_with_ollama_when_it_answers_and_says_why_when_
         port = s.getsockname()[1]
     req = replace(request("no-ollama", quick), ollama_host=f"http://127.0.0.1:{port}")
     adapter = run_training(tmp_path, req)
-    assert "not reachable" in adapter.manifest["ollama_error"] and "ollama" not in adapter.manifest
+    assert "not reachable" in (adapter.manifest.ollama_error or "") and adapter.manifest.ollama is None
     assert [a.name for a in adapters.list_adapters(tmp_path)] == ["to-ollama", "no-ollama"]
 
 
@@ -234,3 +236,15 @@ def test_the_run_also_writes_the_peft_folder_vllm_serves(trained: Run) -> None:
     config = serving.peft_config(folder)
     assert (folder / "adapter_model.safetensors").is_file()
     assert config["base_model_name_or_path"] == serving.BUNDLED_BASE_REPO and config["r"] == QUICK.rank
+
+
+def test_lora_on_the_top_layers_only_exports_those_layers_and_llama_cpp_agrees(tmp_path: Path) -> None:
+    settings = replace(QUICK, max_steps=8, top_layers=2)
+    adapter = run_training(tmp_path, request("top-2", settings))
+    layers = {int(m[1]) for t in gguf.GGUFReader(str(adapter.path)).tensors if (m := re.match(r"blk\.(\d+)\.", t.name))}
+    assert layers == {28, 29}  # SmolLM2 has 30 layers: the last two
+    assert adapter.manifest["settings"]["top_layers"] == 2
+    for case in adapter.manifest["parity"]["cases"]:
+        assert case["agree"] >= min(8, case["compared"]), case
+    with pytest.raises(Exception, match="adapted layers"):
+        TrainSettings(top_layers=-1).validate()

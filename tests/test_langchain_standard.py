@@ -15,7 +15,8 @@ import pytest
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 from langchain_tests.unit_tests import ChatModelUnitTests
 
-from core.models import LlamaCppChat, LoadedModel, bundled_gguf
+from core.engine import LlamaCppChat, LoadedModel
+from core.models import bundled_gguf
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from core.config import Settings
+from core.engine import EmbeddedEngine, LlamaCppChat, LoadedModel
 from core.errors import ModelError
-from core.models import EmbeddedEngine, LlamaCppChat, LoadedModel, ModelInfo, bundled_gguf, embedded_models
+from core.models import ModelInfo, bundled_gguf, embedded_models
 
 pytestmark = pytest.mark.slow
 QUESTION = [("user", "Count from one to fifty in words.")]

@@ -14,9 +14,11 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from core.config import Settings
-from core.models import EmbeddedEngine, ModelCatalog, OllamaBackend, num_ctx_for
+from core.engine import EmbeddedEngine
+from core.models import ModelCatalog
 from core.prompts import TemplateLibrary
 from core.records import Records
+from core.servers.ollama import OllamaServer, num_ctx_for
 from core.strategies import Answer, Runtime, Strategy
 
 TAGS = {
@@ -65,7 +67,7 @@ DONE = {
 def runtime_for(tmp_path: Path) -> Iterator[object]:
     def make(host: str) -> Runtime:
         settings = Settings.from_env(ollama_host=host)
-        catalog = ModelCatalog(settings, EmbeddedEngine(), OllamaBackend(host, timeout=5))
+        catalog = ModelCatalog(settings, EmbeddedEngine(), OllamaServer(host, timeout=5))
         return Runtime(None, TemplateLibrary(tmp_path / "templates"), catalog, Records(tmp_path / "records.sqlite"))
 
     yield make
@@ -208,7 +210,7 @@ def test_ollama_host_is_read_like_the_ollama_client(
         assert host is None
         return
     assert host is not None
-    base_url = OllamaBackend(host)._client()._client.base_url
+    base_url = OllamaServer(host).client()._client.base_url
     assert str(base_url).rstrip("/") == str(httpx.URL(expected))  # httpx drops a scheme's default port
 
 
@@ -216,8 +218,8 @@ def test_a_path_in_ollama_host_reaches_the_server(httpserver: HTTPServer, monkey
     """Behind a reverse proxy at /ollama, requests go to /ollama/api/..., not /api/..."""
     httpserver.expect_request("/ollama/api/tags", method="GET").respond_with_json(TAGS)
     monkeypatch.setenv("OLLAMA_HOST", httpserver.url_for("/ollama"))
-    backend = OllamaBackend(Settings.from_env().ollama_host or "")
-    assert [m.id for m in backend.list_models()] == ["ollama:llama3.2:1b"]
+    server = OllamaServer(Settings.from_env().ollama_host or "")
+    assert server.model_names() == ["llama3.2:1b"]
 
 
 def test_ollama_columns_run_in_parallel(runtime_for) -> None:
@@ -282,7 +284,7 @@ def _columns(host: str, tmp_path: Path, read_timeout: float = 30) -> dict[str, A
     from core.strategies import run_many
 
     catalog = ModelCatalog(
-        Settings.from_env(ollama_host=host), EmbeddedEngine(), OllamaBackend(host, read_timeout=read_timeout)
+        Settings.from_env(ollama_host=host), EmbeddedEngine(), OllamaServer(host, read_timeout=read_timeout)
     )
     runtime = Runtime(None, TemplateLibrary(tmp_path / "t"), catalog, Records(tmp_path / "r.sqlite"))
     jobs = [(m, Strategy(m, f"ollama:{m}", "Plain question")) for m in ("slow:70b", "fast:1b")]
@@ -339,7 +341,7 @@ def test_ollama_dropping_the_connection_mid_answer_keeps_the_text_and_says_so(tm
     server = threading.Thread(target=serve, daemon=True)
     server.start()
     host = f"http://127.0.0.1:{port}"
-    catalog = ModelCatalog(Settings.from_env(ollama_host=host), EmbeddedEngine(), OllamaBackend(host))
+    catalog = ModelCatalog(Settings.from_env(ollama_host=host), EmbeddedEngine(), OllamaServer(host))
     runtime = Runtime(None, TemplateLibrary(tmp_path / "t"), catalog, Records(tmp_path / "r.sqlite"))
     deltas, answer = run(runtime, Strategy("PE", "ollama:llama3.2:1b", "Plain question"), "Why?")
     server.join(10)

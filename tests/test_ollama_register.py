@@ -95,7 +95,7 @@ def test_uploads_missing_blobs_creates_the_model_and_checks_it_is_listed(
         }
     ]
     listed = adapters.get_adapter(published.folder.parent.parent, "facts-1")
-    assert listed.manifest["ollama"]["model"] == name
+    assert listed.manifest.ollama is not None and listed.manifest.ollama.model == name
     messages = [m for m, _ in progress]
     assert messages[0].startswith("Checking which files") and any(
         m.startswith("Uploading the adapter") for m in messages
@@ -114,7 +114,7 @@ def test_ollama_refusing_the_adapter_is_shown_verbatim_and_nothing_is_recorded(
     httpserver.expect_request("/api/create", method="POST").respond_with_json({"error": refusal}, status=400)
     with pytest.raises(ModelError, match=f"Ollama refused to create smollm2-135m-instruct-facts-1: {refusal}"):
         register(published, base, CHAT_TEMPLATE, httpserver.url_for("/"))
-    assert "ollama" not in adapters.get_adapter(published.folder.parent.parent, "facts-1").manifest
+    assert adapters.get_adapter(published.folder.parent.parent, "facts-1").manifest.ollama is None
 
 
 def test_a_model_missing_from_the_list_after_create_is_an_error(
@@ -201,7 +201,7 @@ def test_registration_runs_in_the_background_with_progress(
     job.start().join(30)
     view = job.view()
     assert view.done and view.error is None and view.model == name and view.fraction == 1.0
-    assert "uploaded: adapter" in view.message and job.adapter.manifest["ollama"]["model"] == name
+    assert "uploaded: adapter" in view.message and job.adapter.manifest.as_json()["ollama"]["model"] == name
 
 
 def test_a_failed_background_registration_says_why(adapter: tuple[adapters.Adapter, Path]) -> None:
@@ -220,7 +220,8 @@ def test_a_failed_background_registration_says_why(adapter: tuple[adapters.Adapt
 def test_when_ollama_refuses_adapters_the_merged_model_is_registered_and_answers_as_the_adapter(
     httpserver: HTTPServer, tmp_path: Path
 ) -> None:
-    from core.models import LoadedModel, bundled_gguf
+    from core.engine import LoadedModel
+    from core.models import bundled_gguf
     from tests.gguf_lora import write_random_lora
 
     base = bundled_gguf()
@@ -263,7 +264,7 @@ def test_when_ollama_refuses_adapters_the_merged_model_is_registered_and_answers
     assert uploads == {digest(merged): merged.stat().st_size}
     size_mb = f"{merged.stat().st_size / 1e6:.0f} MB"
     assert 100 < merged.stat().st_size / 1e6 < 200  # Q8_0: about a byte a weight for 135M weights
-    recorded = adapters.get_adapter(tmp_path, "facts-2").manifest["ollama"]
+    recorded = adapters.get_adapter(tmp_path, "facts-2").manifest.as_json()["ollama"]
     assert recorded["route"] == "merged" and recorded["merged"].startswith(f"Q8_0, {size_mb}, ")
     assert any(refusal in m and "merging it into the base" in m for m in progress)
     assert progress[-1].startswith(f"Registered {name} with Ollama (a merged model, Q8_0, {size_mb}")

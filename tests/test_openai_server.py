@@ -14,7 +14,8 @@ import openai
 import pytest
 
 from core.config import OpenAIServer
-from core.models import LoadedModel, bundled_gguf
+from core.engine import LoadedModel
+from core.models import bundled_gguf
 from core.prompts import BUILTINS
 from core.strategies import Answer, Strategy, run_many
 from tests.gguf_lora import write_random_lora

@@ -7,7 +7,8 @@ from collections import Counter
 import pytest
 
 from core.config import Settings
-from core.models import EmbeddedEngine, ModelCatalog, embedded_models
+from core.engine import EmbeddedEngine
+from core.models import ModelCatalog, embedded_models
 
 pytestmark = pytest.mark.slow
 

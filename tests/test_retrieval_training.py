@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from core import retriever
+from core import embedding_tuner as tuner
 from core.config import Settings
 from core.embeddings import EmbeddingCatalog, EmbeddingModel, tuned_names
 from core.errors import EmbeddingError, TrainingCancelled
@@ -39,7 +39,7 @@ def test_hits_and_mrr_follow_the_rank_of_the_expected_page() -> None:
         "d": [hit("y.md", 1), hit("y.md", 1)],  # rank 1, counted once
     }
     questions = [Question(q, q, "", "y.md" if q != "a" else "x.md", 1) for q in "abcd"]
-    scores = retriever.evaluate(lambda q: ranked[q], questions, ks=(1, 3))
+    scores = tuner.evaluate(lambda q: ranked[q], questions, ks=(1, 3))
     assert scores.hits == {1: 0.5, 3: 0.75} and scores.questions == 4
     assert scores.mrr == pytest.approx((1 + 1 / 3 + 0 + 1) / 4)
 
@@ -52,15 +52,15 @@ def test_tuned_retriever_is_saved_listed_and_re_embeds_a_knowledge_base(
     with Store.open(settings, minilm, catalog) as store:
         store.create_kb("base", chunk_size=120, chunk_overlap=0)
         ingest(store, "base", [Upload("harbour.md", HANDBOOK)])
-        pairs = retriever.pseudo_labels(store, "base")
+        pairs = tuner.pseudo_labels(store, "base")
         [doc] = store.list_documents("base")
         chunks = {h.text for h in store.chunks_of("base", doc.doc_id)}
         assert pairs and all(p.chunk in chunks for p in pairs)  # each question paired with its own chunk
         assert any("harbour" in p.question for p in pairs)  # questions name their source
-        name = retriever.train(settings.data_dir, "harbour", pairs[:8], batch_size=4)
+        name = tuner.train(settings.data_dir, "harbour", pairs[:8], batch_size=4)
         assert name == "tuned:harbour" and tuned_names(settings.data_dir) == [name]
         with pytest.raises(EmbeddingError, match="exists already"):
-            retriever.train(settings.data_dir, "harbour", pairs[:8])
+            tuner.train(settings.data_dir, "harbour", pairs[:8])
         kb = store.copy_kb("base", "tuned", embedding_model=name)
         assert (kb.embedding_model, kb.analyser) == (name, "english")
         assert store.count_chunks("tuned") == store.count_chunks("base")
@@ -79,7 +79,7 @@ def test_stopping_a_tuning_run_leaves_nothing_behind(settings: Settings, minilm:
     with Store.open(settings, minilm, catalog) as store:
         store.create_kb("base", chunk_size=120, chunk_overlap=0)
         ingest(store, "base", [Upload("harbour.md", HANDBOOK)])
-        pairs = retriever.pseudo_labels(store, "base")
+        pairs = tuner.pseudo_labels(store, "base")
         stop = threading.Event()
         seen: list[str] = []
 
@@ -89,7 +89,7 @@ def test_stopping_a_tuning_run_leaves_nothing_behind(settings: Settings, minilm:
                 stop.set()  # as the Stop button would, during round 1's training
 
         with pytest.raises(TrainingCancelled):
-            retriever.tune(
+            tuner.tune(
                 store, settings.data_dir, "base", "gate", pairs, questions, rounds=2, pairs_per_round=4,
                 batch_size=2, progress=progress, cancel=stop,
             )  # fmt: skip
@@ -98,4 +98,4 @@ def test_stopping_a_tuning_run_leaves_nothing_behind(settings: Settings, minilm:
         assert not list((settings.data_dir / "embeddings").iterdir())  # no staging folder either
         with pytest.raises(EmbeddingError, match="only all-MiniLM-L6-v2"):
             store.create_kb("e5", chunk_size=120, chunk_overlap=0, embedding_model="multilingual-e5-small")
-            retriever.tune(store, settings.data_dir, "e5", "e5t", pairs, questions)
+            tuner.tune(store, settings.data_dir, "e5", "e5t", pairs, questions)

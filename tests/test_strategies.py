@@ -10,8 +10,9 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from core.config import Settings
 from core.embeddings import EmbeddingModel
+from core.engine import EmbeddedEngine, LoadedModel
 from core.ingest import ingest
-from core.models import BUNDLED_NAME, EmbeddedEngine, LoadedModel, ModelCatalog
+from core.models import BUNDLED_NAME, ModelCatalog
 from core.prompts import TemplateLibrary
 from core.records import Records
 from core.samples import sample_uploads

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.finetune.adapters import ParityInfo, ReplayInfo
 from ui.finetune import loss_frame, overfitting_note, parity_note, replayed_note, when
 
 
@@ -50,22 +51,27 @@ def case(agree: int, compared: int = 24) -> dict[str, object]:
     return {"kind": "trained", "question": "q", "llama_text": "a", "hf_text": "a", "agree": agree, "compared": compared}
 
 
+def parity(summary: str, cases: list[dict[str, object]]) -> ParityInfo:
+    return ParityInfo.model_validate({"summary": summary, "cases": cases})
+
+
+def replayed(examples: int, asked: int) -> ReplayInfo:
+    return ReplayInfo(examples=examples, asked=asked, answered_by="base", template="plain", prompts="replay.jsonl")
+
+
 def test_the_parity_line_says_what_to_conclude() -> None:
     summary = "2/5 prompts identical; 62/72 leading tokens agree between HF + PEFT and llama.cpp + GGUF adapter"
-    late = parity_note({"summary": summary, "cases": [case(24), case(24), case(9), case(4), case(1, 1)]})
+    late = parity_note(parity(summary, [case(24), case(24), case(9), case(4), case(1, 1)]))
     assert late.startswith("✅ Parity: fine.") and "drifts later" in late and late.endswith(f"({summary}).")
-    early = parity_note({"summary": summary, "cases": [case(24), case(2), case(0)]})
+    early = parity_note(parity(summary, [case(24), case(2), case(0)]))
     assert early.startswith("⚠️ Parity: 2 of 3 prompts differ within their first 4 tokens")
-    assert parity_note({"summary": "3/3", "cases": [case(5, 5)] * 3}).startswith("✅ Parity: llama.cpp with the")
-    assert parity_note({}) == "Parity: not checked"
+    assert parity_note(parity("3/3", [case(5, 5)] * 3)).startswith("✅ Parity: llama.cpp with the")
+    assert parity_note(None) == "Parity: not checked"
 
 
 def test_fewer_replayed_examples_than_asked_say_why() -> None:
-    note = replayed_note({"examples": 74, "asked": 80})
+    note = replayed_note(replayed(74, 80))
     assert note is not None and note.startswith("Replayed 74 general examples answered by the base")
     assert "80 were asked for: the base's other 6 answers ran past 64 tokens and were left out" in note
-    assert (
-        replayed_note({"examples": 80, "asked": 80})
-        == "Replayed 80 general examples answered by the base (limits forgetting)"
-    )
-    assert replayed_note({}) is None
+    assert replayed_note(replayed(80, 80)) == "Replayed 80 general examples answered by the base (limits forgetting)"
+    assert replayed_note(None) is None

@@ -13,7 +13,6 @@ import streamlit as st
 from core.errors import AppError
 from core.evaluation import control, report
 from core.evaluation import questions as qs
-from core.evaluation.freshness import FreshnessRow, followed_share, run_freshness
 from core.evaluation.judge import JUDGE_SYSTEM, JUDGE_USER
 from core.evaluation.metrics import Forgetting
 from core.evaluation.recommend import Recommendation
@@ -22,7 +21,7 @@ from core.evaluation.runner import EvalJobs, EvalRequest, EvalView, load_request
 from core.finetune.datasets import RowIssue
 from core.models import ModelInfo
 from core.records import Records
-from core.samples import SAMPLE_KB_NAME, SAMPLES
+from core.samples import SAMPLES
 from core.strategies import Preset, Runtime, Strategy
 from ui import components, resources
 from ui.state import index_of, remembered
@@ -390,12 +389,6 @@ def show_recommendation(rec: Recommendation) -> None:
         st.page_link("app_pages/finetune.py", label="Go to Fine-tune", icon="🎯")
 
 
-def freshness_frame(rows: Sequence[FreshnessRow]) -> pd.DataFrame:
-    return pd.DataFrame(
-        [asdict(r) | {"follows new fact": r.followed, "repeats old fact": r.repeated_old} for r in rows]
-    ).rename(columns={"retrieved_new": "sources state the new fact"})
-
-
 SOURCES = ("Sample set", "Saved set", "Upload CSV/JSONL", "Corrected in Compare", "Control set")
 
 
@@ -554,36 +547,6 @@ def forgetting_section(runtime: Runtime, models: list[ModelInfo], jobs: EvalJobs
         rows += [{"model": m.removeprefix("llama.cpp:"), "accuracy": f.tuned_accuracy} for m, f in result.items()]
         forgetting_chart(rows)
     return result
-
-
-def freshness_section(runtime: Runtime, available: dict[str, Preset], kbs: list[str]) -> list[FreshnessRow]:
-    """The freshness experiment on the sample knowledge base; its rows stay in the session."""
-    st.caption(
-        "Changes two figures in the sample support policy (the warranty's length, the TideCare Plus price), "
-        "re-ingests it, asks those questions with RAG and the newest fine-tuned model before and after, "
-        "then restores the document."
-    )
-    state = st.session_state
-    if SAMPLE_KB_NAME not in kbs:
-        st.info("Load the sample knowledge base on the Documents page first.")
-        return []
-    chosen = [replace(available["RAG"].strategy, kb=SAMPLE_KB_NAME)]
-    for name in ("FT", "FT+RAG"):
-        if available[name].disabled_reason is None:
-            chosen.append(replace(available[name].strategy, kb=SAMPLE_KB_NAME))
-    if st.button("🧪 Run the freshness experiment", key="evaluate.freshness_run"):
-        bar = components.progress_callback("Freshness experiment…")
-        try:
-            rows = run_freshness(runtime, SAMPLE_KB_NAME, chosen, progress=bar)
-            state["evaluate.freshness"] = [asdict(r) for r in rows]
-        except AppError as e:
-            st.error(str(e))
-    rows = [FreshnessRow(**d) for d in state["evaluate.freshness"] or []]
-    if rows:
-        st.dataframe(freshness_frame(rows), hide_index=True, width="stretch")
-        for name, share in followed_share(rows).items():
-            st.markdown(f"- **{components.md_escape(name)}** followed {share:.0%} of the changed facts.")
-    return rows
 
 
 def judge_picker(models: list[ModelInfo]) -> str | None:

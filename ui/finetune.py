@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any
@@ -88,9 +88,8 @@ def length_issues(pairs: Sequence[Pair], system: str | None, max_length: int) ->
 
 # What the replay settings cost and bought, for the settings' help (bench/finetune.py --sweep, the 40 sample facts).
 REPLAY_MEASURED = (
-    "Measured on the 40 sample facts (6 epochs), control-set points forgotten: none replayed 62; 20, 40 or 80 "
-    "replayed once each 38, 21 and 24, for 10-40% more training time than none; 80 every epoch (the default) "
-    "takes about 3.4 times the tokens of none."
+    "Measured on the 40 sample facts (6 epochs), control-set points forgotten and training tokens: none replayed "
+    "62 (11,800 tokens); 80 replayed once 24 (16,500); twice, the default, 7 (21,100); every epoch 39,700 tokens."
 )
 
 
@@ -114,7 +113,14 @@ def settings_form(defaults: TrainSettings = DEFAULTS, key: str = "finetune.setti
     )  # fmt: skip
     if warning := serving.rank_warning(int(rank)):
         st.caption(f"⚠️ {warning}")
-    modules = st.multiselect("Target modules", ALL_MODULES, list(defaults.target_modules), key=f"{k}.modules")
+    c1, c2 = st.columns([3, 1])
+    modules = c1.multiselect("Target modules", ALL_MODULES, list(defaults.target_modules), key=f"{k}.modules")
+    top = c2.number_input(
+        "Adapted layers", 0, 128, defaults.top_layers, key=f"{k}.top_layers",
+        help="LoRA on this many of the last layers only (0: every layer). Each step is cheaper, since the "
+        "backward pass stops below them, but on the 40 sample facts the top 15 of SmolLM2's 30 layers forgot more "
+        "control points: 14 against 7 with the default replay.",
+    )  # fmt: skip
     c1, c2 = st.columns(2)
     general = c1.number_input(
         "General examples replayed", 0, len(replay.prompts()), defaults.replay, 10, key=f"{k}.replay",
@@ -140,6 +146,7 @@ def settings_form(defaults: TrainSettings = DEFAULTS, key: str = "finetune.setti
         validation_fraction=float(val),
         replay=int(general),
         replay_passes=int(passes),
+        top_layers=int(top),
     )
 
 
@@ -270,14 +277,14 @@ def ask(model_id: str, question: str) -> Answer | None:
 FIRST_TOKENS = 4  # a wrong tensor name or transposition shows as disagreement this early (core.finetune.parity)
 
 
-def parity_note(parity: Mapping[str, Any]) -> str:
+def parity_note(parity: adapters.ParityInfo | None) -> str:
     """The parity check as a verdict the user can act on, its figures after it."""
-    cases = parity.get("cases") or []
-    figures = parity.get("summary", "")
+    cases = parity.cases if parity else []
+    figures = parity.summary if parity else ""
     if not cases:
         return f"Parity: {figures or 'not checked'}"
-    early = [c for c in cases if c["agree"] < min(FIRST_TOKENS, c["compared"])]
-    if all(c["agree"] == c["compared"] for c in cases):
+    early = [c for c in cases if c.agree < min(FIRST_TOKENS, c.compared)]
+    if all(c.agree == c.compared for c in cases):
         verdict = (
             f"✅ Parity: llama.cpp with the adapter answers exactly as the trained model on all {len(cases)} prompts"
         )
@@ -295,12 +302,13 @@ def parity_note(parity: Mapping[str, Any]) -> str:
     return f"{verdict} ({figures})."
 
 
-def replayed_note(replayed_info: Mapping[str, Any]) -> str | None:
+def replayed_note(info: adapters.ReplayInfo | None) -> str | None:
     """How many general examples were replayed, and why fewer than the settings asked for when so."""
-    if (replayed := replayed_info.get("examples")) is None:
+    if info is None:
         return None
+    replayed, asked = info.examples, info.asked
     note = f"Replayed {replayed} general examples answered by the base (limits forgetting)"
-    if (asked := replayed_info.get("asked")) and replayed < asked:
+    if asked and replayed < asked:
         note += (
             f"; {asked} were asked for: the base's other {asked - replayed} answers ran past "
             f"{replay.MAX_NEW_TOKENS} tokens and were left out, since learning them would teach stopping mid-sentence"
@@ -308,28 +316,35 @@ def replayed_note(replayed_info: Mapping[str, Any]) -> str | None:
     return note
 
 
+def training_line(m: adapters.AdapterManifest) -> str:
+    """The model card's line about the data it learned and what training took."""
+    d = m.dataset
+    data = (
+        f"Dataset **{d.name}** (version `{d.hash}`, {d.train} train / {d.validation} validation pairs)"
+        if d
+        else "Dataset not recorded"
+    )
+    took = f"{minutes(m.train_seconds or 0)} ({m.tokens_per_s or 0} tokens/s on {m.device})"
+    return f"{data} · {m.train_tokens or 0:,} tokens in {took}"
+
+
 def adapter_card(
     adapter: adapters.Adapter, model_id: str, on_delete: Any, on_register: Any | None, *, expanded: bool = False
 ) -> None:
     m = adapter.manifest
-    created = when(m.get("created", ""))
-    with st.expander(f"🎯 {model_id.removeprefix('llama.cpp:')} · trained {created}", expanded=expanded):
-        data = m.get("dataset", {})
-        st.caption(
-            f"Dataset **{data.get('name')}** (version `{data.get('hash')}`, {data.get('train')} train / "
-            f"{data.get('validation')} validation pairs) · {m.get('train_tokens', 0):,} tokens in "
-            f"{minutes(m.get('train_seconds', 0))} ({m.get('tokens_per_s', 0)} tokens/s on {m.get('device')})"
-        )
-        st.caption(mode_line(m.get("mode")))
-        if note := replayed_note(m.get("replay", {})):
+    with st.expander(f"🎯 {model_id.removeprefix('llama.cpp:')} · trained {when(m.created)}", expanded=expanded):
+        st.caption(training_line(m))
+        st.caption(mode_line(m.mode))
+        if note := replayed_note(m.replay):
             st.caption(note)
-        parity = m.get("parity", {})
-        st.caption(parity_note(parity))
-        losses = m.get("losses", {})
-        loss_chart(losses.get("train", []), losses.get("validation", []))
-        if parity.get("cases"):
+        st.caption(parity_note(m.parity))
+        if m.losses:
+            loss_chart(m.losses.train, m.losses.validation)
+        if m.parity and m.parity.cases:
             st.dataframe(
-                pd.DataFrame(parity["cases"])[["kind", "question", "llama_text", "hf_text", "agree", "compared"]],
+                pd.DataFrame([c.model_dump() for c in m.parity.cases])[
+                    ["kind", "question", "llama_text", "hf_text", "agree", "compared"]
+                ],
                 hide_index=True,
                 width="stretch",
                 column_config={
@@ -340,14 +355,13 @@ def adapter_card(
                     "agree": st.column_config.NumberColumn("leading tokens agree"),
                 },
             )
-        if m.get("ollama"):
-            route = m["ollama"].get("route")
-            how = {"adapter": " (base + adapter)", "merged": f" (merged model: {m['ollama'].get('merged')})"}
+        if m.ollama:
+            how = {"adapter": " (base + adapter)", "merged": f" (merged model: {m.ollama.merged})"}
             st.caption(
-                f"🦙 Registered with Ollama as `{m['ollama']['model']}` at {m['ollama']['host']}{how.get(route, '')}"
+                f"🦙 Registered with Ollama as `{m.ollama.model}` at {m.ollama.host}{how.get(m.ollama.route or '', '')}"
             )
-        elif m.get("ollama_error"):
-            st.caption(f"🦙 Not in Ollama: {m['ollama_error']}")
+        elif m.ollama_error:
+            st.caption(f"🦙 Not in Ollama: {m.ollama_error}")
         serve_elsewhere(adapter)
         key = f"finetune.model.{adapter.name}"
         q_col, b_col = st.columns([5, 1], vertical_alignment="bottom")
@@ -357,7 +371,7 @@ def adapter_card(
             if answer is not None and answer.error:
                 st.error(answer.error)
         with st.popover("Manifest"):
-            st.code(json.dumps(m, indent=2, ensure_ascii=False), language="json")
+            st.code(json.dumps(m.as_json(), indent=2, ensure_ascii=False), language="json")
         c1, c2 = st.columns(2)
         if on_register is not None:
             c1.button("🦙 Register with Ollama", key=f"{key}.ollama", on_click=on_register, args=(adapter.name,))
@@ -399,23 +413,23 @@ def joint_form(kbs: Sequence[str], rag_templates: Sequence[str], *, memory_share
     return modes.JointSettings(str(kb), str(template), None, int(top_k), float(without))
 
 
-def mode_line(mode: dict[str, Any] | None) -> str:
+def mode_line(mode: adapters.ModeInfo | None) -> str:
     """The model card's line about how its data was made."""
     if not mode:
         return "Mode: FT then RAG (plain questions)"
-    label = modes.MODES.get(mode.get("name", ""), (str(mode.get("name")), ""))[0]  # type: ignore[call-overload]
+    label = modes.MODES[mode.name][0] if mode.name in modes.MODES else mode.name  # type: ignore[index]
     parts = [f"Mode: **{label}**"]
-    if mode.get("kb"):
-        version = f" v{mode['template_version']}" if mode.get("template_version") else ""
-        parts.append(f"knowledge base {mode['kb']} · {mode.get('template')}{version} · top-{mode.get('top_k')}")
-    if mode.get("without_golden") is not None:
-        parts.append(f"{mode['without_golden']:.0%} of examples without the answer's chunk")
-    if mode.get("examples"):
-        parts.append(f"answer chunk retrieved for {mode.get('golden_retrieved')}/{mode['examples']}")
-    if mode.get("round"):
-        parts.append(f"round {mode['round']}")
-    if mode.get("correct_before") is not None:
-        parts.append(f"learned from run {mode.get('source_run')} ({mode['correct_before']:.0%} correct before)")
+    if mode.kb:
+        version = f" v{mode.template_version}" if mode.template_version else ""
+        parts.append(f"knowledge base {mode.kb} · {mode.template}{version} · top-{mode.top_k}")
+    if mode.without_golden is not None:
+        parts.append(f"{mode.without_golden:.0%} of examples without the answer's chunk")
+    if mode.examples:
+        parts.append(f"answer chunk retrieved for {mode.golden_retrieved}/{mode.examples}")
+    if mode.round:
+        parts.append(f"round {mode.round}")
+    if mode.correct_before is not None:
+        parts.append(f"learned from run {mode.source_run} ({mode.correct_before:.0%} correct before)")
     return " · ".join(parts)
 
 

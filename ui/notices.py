@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from core.documents import is_cjk
 from core.errors import AppError
 from core.models import BUNDLED_NAME, SUGGESTED_CHINESE_MODEL, chinese_speaking, is_english_only
 from core.store import Store
 from core.strategies import Strategy
+from core.text import is_cjk
 
 
 def chinese_model_notice(

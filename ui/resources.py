@@ -12,13 +12,15 @@ import streamlit as st
 
 from core.config import OpenAIServer, Settings
 from core.embeddings import EmbeddingCatalog, EmbeddingModel, load_bundled, ollama_embedding_models
+from core.engine import EmbeddedEngine
 from core.errors import AdapterError, AppError, ModelUnavailableError
 from core.finetune import adapters
 from core.finetune.jobs import JobRegistry, RegistrationJob
-from core.models import EmbeddedEngine, ModelCatalog, ModelInfo, OllamaBackend, embedded_models
+from core.models import ModelCatalog, ModelInfo, embedded_models
 from core.preferences import Preferences
 from core.prompts import TemplateLibrary
 from core.records import Records
+from core.servers.ollama import OllamaServer
 from core.servers.openai import OpenAIBackend
 from core.store import Store
 from core.strategies import Runtime
@@ -37,7 +39,7 @@ def embedder() -> EmbeddingModel:
 @st.cache_resource(show_spinner="Opening Qdrant…")
 def _store(qdrant_url: str | None, local_path: str, data_dir: str) -> Store:
     # Knowledge bases built with another model (multilingual E5, Ollama's) load it by the name they record.
-    # Tuned ones (core.retriever) are found under DATA_DIR.
+    # Tuned ones (core.embedding_tuner) are found under DATA_DIR.
     s = settings()
     catalog = EmbeddingCatalog(ollama_host=s.ollama_host, data_dir=s.data_dir, preloaded=[embedder()])
     return Store.open(s, embedder(), catalog)
@@ -91,7 +93,7 @@ def _server_backend(name: str, base_url: str, api_key: str | None) -> OpenAIBack
 def catalog() -> ModelCatalog:
     s = settings()
     servers = [_server_backend(server.name, server.base_url, server.api_key) for server in s.openai_servers]
-    return ModelCatalog(s, engine(), OllamaBackend(s.ollama_host) if s.ollama_host else None, servers)
+    return ModelCatalog(s, engine(), OllamaServer(s.ollama_host) if s.ollama_host else None, servers)
 
 
 @st.cache_data(ttl=15, show_spinner=False)

@@ -7,7 +7,7 @@ from typing import Any
 import altair as alt
 import streamlit as st
 
-from core.retriever import RetrievalScores, Round, TuneResult
+from core.embedding_tuner import RetrievalScores, Round, TuneResult
 
 ITERATIVE_HELP = (
     "**Iterative** means rounds. Round 1 trains the knowledge base's embedding model on the first batch of "

@@ -44,7 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "evaluate.notice": None,
     "evaluate.error": None,
     "evaluate.freshness": None,
-    "retriever.result": None,  # (knowledge base, question set, core.retriever.TuneResult) of the last training
+    "retriever.result": None,  # (knowledge base, question set, core.embedding_tuner.TuneResult) of the last training
 }
 
 SHADOW = "_sticky"

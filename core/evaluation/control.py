@@ -66,5 +66,5 @@ def training_seconds(data_dir: Path, models: Sequence[ModelInfo]) -> dict[str, f
     out = {}
     for m in models:
         if m.adapter is not None and m.adapter in by_path:
-            out[m.id] = float(by_path[m.adapter].manifest.get("train_seconds") or 0.0)
+            out[m.id] = by_path[m.adapter].manifest.train_seconds or 0.0
     return out

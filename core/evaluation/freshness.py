@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from core.errors import EvaluationError
 from core.evaluation import metrics
+from core.evaluation.fact_edit import OwnFact, edited_chunk
 from core.ingest import Upload, ingest
 from core.progress import CancelFlag, Progress
 from core.samples import KNOWLEDGE_BASE_DIR, load_questions
@@ -140,6 +142,58 @@ def run_freshness(
     finally:
         ingest(store, kb, [Upload(filename, original)])
         tick(f"Restored {filename}")
+    return rows
+
+
+def run_fact_change(
+    runtime: Runtime,
+    fact: OwnFact,
+    new: str,
+    strategies: Sequence[Strategy],
+    backup_dir: Path,
+    *,
+    progress: Progress | None = None,
+    cancel: CancelFlag | None = None,
+) -> list[FreshnessRow]:
+    """The experiment on the user's own knowledge base: one fact changed in one chunk, then put back.
+
+    Each strategy answers the question before and after the edit; the chunk is restored byte for byte
+    whatever happens (`fact_edit.edited_chunk`). Stopped, it returns the rows finished so far.
+
+    Raises:
+        EvaluationError: retrieval is unavailable, or the chunk no longer holds the sentence.
+    """
+    if runtime.store is None:
+        raise EvaluationError("Retrieval is unavailable, so the freshness experiment cannot run.")
+    steps, done = 2 * len(strategies) + 2, 0
+
+    def tick(message: str) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, steps, message)
+
+    def stopped() -> bool:
+        return cancel is not None and cancel.is_set()
+
+    before: dict[str, str] = {}
+    for s in strategies:
+        if stopped():
+            return []
+        before[s.name] = _text(_ask(runtime, s, fact.question, cancel))
+        tick(f"Before the edit: {s.name}")
+    rows = []
+    with edited_chunk(runtime.store, fact.kb, fact, new, backup_dir):
+        tick(f"Changed {fact.old!r} to {new.strip()!r} in {fact.filename}, part {fact.chunk_index + 1}")
+        for s in strategies:
+            if stopped():
+                break
+            after = _ask(runtime, s, fact.question, cancel)
+            retrieved = metrics.contains(" ".join(h.text for h in after.sources), new) if s.retrieval else None
+            rows.append(FreshnessRow(fact.question, s.name, fact.old, new.strip(), before[s.name], _text(after),
+                                     retrieved))  # fmt: skip
+            tick(f"After the edit: {s.name}")
+    tick(f"Restored {fact.filename}, part {fact.chunk_index + 1}")
     return rows
 
 

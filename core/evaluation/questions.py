@@ -7,9 +7,7 @@ version they were asked on, and a run is compared only with runs of the same ver
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -19,14 +17,14 @@ from typing import Any
 
 from core.errors import EvaluationError
 from core.files import atomic_write_text
-from core.finetune.datasets import RowIssue, jsonl_objects, list_datasets, read_dataset
+from core.finetune.datasets import list_datasets, read_dataset
 from core.samples import SAMPLE_KB_NAME, SAMPLES, SAMPLES_DIR
+from core.tables import TABLE_SUFFIXES, RowIssue, csv_rows, decode, jsonl_objects, text_key
 
 CONTROL_FILE = SAMPLES_DIR / "control_questions.jsonl"
 SAMPLE_SET = "sample"
 CONTROL_SET = "control"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-_SPACES = re.compile(r"\s+")
 _FIELDS = ("id", "question", "answer", "source", "page", "tag")
 
 
@@ -66,13 +64,9 @@ def content_hash(questions: Iterable[EvalQuestion]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
-def _key(text: str) -> str:
-    return _SPACES.sub(" ", text).strip().casefold()
-
-
 def question_id(question: str) -> str:
     """A stable id for a row without one: the same question keeps its id across edits of the set."""
-    return "q-" + hashlib.sha256(_key(question).encode("utf-8")).hexdigest()[:10]
+    return "q-" + hashlib.sha256(text_key(question).encode("utf-8")).hexdigest()[:10]
 
 
 def _text(row: dict[str, Any], field: str, number: int, issues: list[RowIssue], *, required: bool) -> str | None:
@@ -116,18 +110,6 @@ def _row(row: dict[str, Any], number: int, issues: list[RowIssue]) -> EvalQuesti
     return EvalQuestion(given_id or question_id(question), question, answer, source, page, tag)
 
 
-def _decode(filename: str, data: bytes) -> str:
-    if not data.strip():
-        raise EvaluationError(f"{filename} is empty.")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise EvaluationError(
-            f"{filename} is not UTF-8 text (bad byte at line {line}); save it as UTF-8 and upload it again."
-        ) from e
-
-
 def parse_upload(filename: str, data: bytes) -> ParsedSet:
     """Questions from a JSONL or CSV file; each bad row is named in `issues` (row = the file's line).
 
@@ -135,9 +117,9 @@ def parse_upload(filename: str, data: bytes) -> ParsedSet:
         EvaluationError: the whole file is unusable (type, encoding, CSV header).
     """
     suffix = Path(filename).suffix.lower()
-    if suffix not in {".jsonl", ".csv"}:
+    if suffix not in TABLE_SUFFIXES:
         raise EvaluationError(f"{filename}: upload a .jsonl or .csv file with question and answer columns.")
-    text = _decode(filename, data)
+    text = decode(filename, data, EvaluationError)
     issues: list[RowIssue] = []
     numbered: list[tuple[int, EvalQuestion]] = []
     rows = 0
@@ -147,19 +129,10 @@ def parse_upload(filename: str, data: bytes) -> ParsedSet:
             if (q := _row(obj, number, issues)) is not None:
                 numbered.append((number, q))
     else:
-        reader = csv.DictReader(io.StringIO(text))
-        header = {(name or "").strip().lower(): name for name in reader.fieldnames or []}
-        missing = [f for f in ("question", "answer") if f not in header]
-        if missing:
-            raise EvaluationError(
-                f"The CSV has no {' or '.join(repr(m) for m in missing)} column; its first row must name the "
-                f"columns 'question' and 'answer' (found: {', '.join(header) or 'nothing'})."
-            )
-        for raw in reader:
+        for number, row in csv_rows(text, _FIELDS, EvaluationError):
             rows += 1
-            row = {f: raw.get(header[f]) for f in _FIELDS if f in header}
-            if (q := _row(row, reader.line_num, issues)) is not None:
-                numbered.append((reader.line_num, q))
+            if (q := _row(row, number, issues)) is not None:
+                numbered.append((number, q))
     return ParsedSet(_drop_duplicates(numbered, issues), issues, rows)
 
 
@@ -168,13 +141,13 @@ def _drop_duplicates(numbered: list[tuple[int, EvalQuestion]], issues: list[RowI
     by_id: dict[str, int] = {}
     kept = []
     for number, q in numbered:
-        if (first := by_question.get(_key(q.question))) is not None:
+        if (first := by_question.get(text_key(q.question))) is not None:
             issues.append(RowIssue(number, "question", f"repeats the question of row {first}"))
             continue
         if (first := by_id.get(q.id)) is not None:
             issues.append(RowIssue(number, "id", f"{q.id!r} is already the id of row {first}"))
             continue
-        by_question[_key(q.question)] = by_id[q.id] = number
+        by_question[text_key(q.question)] = by_id[q.id] = number
         kept.append(q)
     return kept
 
@@ -251,5 +224,5 @@ def from_corrections(datasets_root: Path) -> QuestionSet:
         for row in read_dataset(datasets_root, name):
             if "wrong_answer" in row and row.get("question") and row.get("answer"):
                 q = str(row["question"]).strip()
-                questions[_key(q)] = EvalQuestion(question_id(q), q, str(row["answer"]).strip(), tag=name)
+                questions[text_key(q)] = EvalQuestion(question_id(q), q, str(row["answer"]).strip(), tag=name)
     return QuestionSet("corrections", tuple(questions.values()))

@@ -24,8 +24,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from core.documents import is_cjk
 from core.evaluation import metrics
+from core.text import is_cjk
 
 SUPPORTED_THRESHOLD = 0.55  # the runner's: an answer sentence counts as supported from here
 SHORT_CLAIM_TOKENS = 10

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import cast
 
-from core.documents import DocumentKind, Page, ParsedDocument, is_cjk
+from core.documents import DocumentKind, Page, ParsedDocument
 from core.errors import AppError, EvaluationError, KnowledgeBaseError
 from core.evaluation.questions import EvalQuestion
 from core.evaluation.report import RunData, summarize
@@ -27,6 +27,7 @@ from core.ingest import add_parsed
 from core.progress import CancelFlag, Progress
 from core.store import SCRATCH_PREFIX, KnowledgeBase, SearchHit, Store, check_kb_name
 from core.strategies import Strategy
+from core.text import is_cjk
 
 log = logging.getLogger(__name__)
 
@@ -218,14 +219,7 @@ def rechunk(
     src = store.require_kb(source)
     existing = {k.name: k for k in store.list_kbs(scratch=True)}.get(target)
     if existing is None:
-        kb = store.create_kb(
-            target,
-            chunk_size=chunking.size,
-            chunk_overlap=chunking.overlap,
-            embedding_model=src.embedding_model,
-            analyser=src.analyser,
-            retrieval_mode=src.retrieval_mode if src.analyser else None,  # type: ignore[arg-type]
-        )
+        kb = store.create_kb_like(target, src, chunk_size=chunking.size, chunk_overlap=chunking.overlap)
     elif (existing.chunk_size, existing.chunk_overlap, existing.embedding_model, existing.analyser) != (
         chunking.size,
         chunking.overlap,

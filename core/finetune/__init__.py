@@ -1,1 +1,1 @@
-"""Fine-tuning: datasets now; LoRA training, export and registration come with the fine-tuning issue."""
+"""Fine-tuning: datasets, LoRA training on the embedded base, GGUF export, parity, the adapter registry, serving."""

@@ -14,6 +14,7 @@ import re
 import shutil
 import tempfile
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
 
 class BaseInfo(_Strict):
@@ -102,8 +103,12 @@ class ReplayInfo(_Strict):
     prompts: str  # the file they come from
 
 
-class Manifest(_Strict):
-    """manifest.json: strict types, unknown keys refused; what a run did not record is left out."""
+class AdapterManifest(_Strict):
+    """An adapter's manifest.json, typed and read-only: strict types, unknown keys refused.
+
+    What a run did not record is None (manifests written before a field existed load with it so); only
+    `parse_manifest` makes one, from the file's text, and `as_json` gives back what the file holds.
+    """
 
     name: str
     created: str
@@ -124,15 +129,19 @@ class Manifest(_Strict):
     mode: ModeInfo | None = None  # absent in manifests written before the modes existed
     replay: ReplayInfo | None = None  # absent in manifests written before replay existed
 
+    def as_json(self) -> dict[str, Any]:
+        """The manifest as its file holds it: only the fields it recorded."""
+        return self.model_dump(mode="json", exclude_unset=True)
 
-def parse_manifest(text: str | bytes) -> dict[str, Any]:
-    """A manifest checked against `Manifest`, as the plain mapping pages read.
+
+def parse_manifest(text: str | bytes) -> AdapterManifest:
+    """The manifest in `text`, checked field by field.
 
     Raises:
         AdapterError: not JSON, a wrong type or an unknown key (named field by field).
     """
     try:
-        manifest = Manifest.model_validate_json(text)
+        return AdapterManifest.model_validate_json(text)
     except ValidationError as e:
         problems = "; ".join(
             f"{'.'.join(str(x) for x in err['loc']) or 'the file'}: {err['msg']}" for err in e.errors(include_url=False)
@@ -140,10 +149,9 @@ def parse_manifest(text: str | bytes) -> dict[str, Any]:
         raise AdapterError(
             f"The model's manifest.json is damaged ({problems}); delete the model and train it again."
         ) from e
-    return manifest.model_dump(mode="json", exclude_unset=True)
 
 
-def _dump(manifest: dict[str, Any]) -> str:
+def _dump(manifest: Mapping[str, Any]) -> str:
     text = json.dumps(manifest, indent=2, ensure_ascii=False)
     parse_manifest(text)  # refuse to write what would not be read back
     return text
@@ -155,7 +163,7 @@ class Adapter:
 
     name: str
     folder: Path
-    manifest: dict[str, Any]
+    manifest: AdapterManifest
 
     @property
     def path(self) -> Path:
@@ -163,7 +171,7 @@ class Adapter:
 
     @property
     def created(self) -> str:
-        return str(self.manifest.get("created", ""))
+        return self.manifest.created
 
 
 def check_name(name: str) -> str:
@@ -253,7 +261,7 @@ def clean_leftovers(data_dir: Path) -> list[str]:
     return removed
 
 
-def publish(data_dir: Path, stage: Path, name: str, manifest: dict[str, Any]) -> Adapter:
+def publish(data_dir: Path, stage: Path, name: str, manifest: Mapping[str, Any]) -> Adapter:
     """Write the manifest and rename the staged folder into place, atomically."""
     text = _dump(manifest)
     atomic_write_text(stage / MANIFEST_FILE, text)
@@ -266,7 +274,7 @@ def publish(data_dir: Path, stage: Path, name: str, manifest: dict[str, Any]) ->
 
 
 def update_manifest(adapter: Adapter, *, drop: tuple[str, ...] = (), **changes: Any) -> Adapter:
-    manifest = {k: v for k, v in adapter.manifest.items() if k not in drop} | changes
+    manifest = {k: v for k, v in adapter.manifest.as_json().items() if k not in drop} | changes
     text = _dump(manifest)
     atomic_write_text(adapter.folder / MANIFEST_FILE, text)
     return Adapter(adapter.name, adapter.folder, parse_manifest(text))

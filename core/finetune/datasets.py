@@ -9,9 +9,7 @@ without the user choosing to.
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
-import io
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -24,9 +22,9 @@ from filelock import FileLock, Timeout
 
 from core.errors import DatasetError, DatasetExistsError
 from core.files import atomic_write_text, data_dir_error, now_iso
+from core.tables import TABLE_SUFFIXES, RowIssue, csv_rows, decode, jsonl_objects, text_key
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-_SPACES = re.compile(r"\s+")
 LOCK_TIMEOUT_S = 10.0
 
 
@@ -56,15 +54,6 @@ def chat_prompt(question: str, system: str | None) -> list[dict[str, str]]:
     """An optional system message, then the question: the prompt the FT strategy sends."""
     head = [{"role": "system", "content": system}] if system else []
     return head + [{"role": "user", "content": question}]
-
-
-@dataclass(frozen=True)
-class RowIssue:
-    """A problem with one row (1-based, as an editor shows it) or with the whole file (row 0)."""
-
-    row: int
-    field: str
-    message: str
 
 
 @dataclass
@@ -211,18 +200,6 @@ def content_hash(pairs: Iterable[Pair]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
-def _decode(filename: str, data: bytes) -> str:
-    if not data.strip():
-        raise DatasetError(f"{filename} is empty.")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise DatasetError(
-            f"{filename} is not UTF-8 text (bad byte at line {line}); save it as UTF-8 and upload it again."
-        ) from e
-
-
 def _text(value: Any) -> str | None:
     return value.strip() if isinstance(value, str) else None
 
@@ -279,29 +256,6 @@ def _pair(
     return Pair(q, a, system or None, evidence or "") if ok and q and a else None
 
 
-def jsonl_objects(text: str, issues: list[RowIssue]) -> tuple[list[tuple[int, dict[str, Any]]], int]:
-    """The JSON objects of a JSONL upload with their line numbers, and how many non-blank rows it has.
-
-    A line that is not valid JSON, or not an object, becomes a RowIssue instead.
-    """
-    objects: list[tuple[int, dict[str, Any]]] = []
-    rows = 0
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        rows += 1
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            issues.append(RowIssue(number, "", f"is not valid JSON ({e.msg} at column {e.colno})"))
-            continue
-        if not isinstance(obj, dict):
-            issues.append(RowIssue(number, "", "must be a JSON object"))
-            continue
-        objects.append((number, obj))
-    return objects, rows
-
-
 def _parse_jsonl(text: str, issues: list[RowIssue]) -> tuple[list[tuple[int, Pair]], int]:
     pairs = []
     objects, rows = jsonl_objects(text, issues)
@@ -324,20 +278,10 @@ def _parse_jsonl(text: str, issues: list[RowIssue]) -> tuple[list[tuple[int, Pai
 
 
 def _parse_csv(text: str, issues: list[RowIssue]) -> tuple[list[tuple[int, Pair]], int]:
-    reader = csv.DictReader(io.StringIO(text))
-    header = {(name or "").strip().lower(): name for name in reader.fieldnames or []}
-    missing = [f for f in ("question", "answer") if f not in header]
-    if missing:
-        raise DatasetError(
-            f"The CSV has no {' or '.join(repr(m) for m in missing)} column; its first row must name the "
-            f"columns 'question' and 'answer' (found: {', '.join(header) or 'nothing'})."
-        )
     pairs, rows = [], 0
-    for row in reader:
+    for number, row in csv_rows(text, ("question", "answer", "system"), DatasetError):
         rows += 1
-        number = reader.line_num  # the file's line, header being line 1
-        system = _text(row.get(header["system"])) if "system" in header else None
-        pair = _pair(row.get(header["question"]), row.get(header["answer"]), number, issues, system=system)
+        pair = _pair(row.get("question"), row.get("answer"), number, issues, system=_text(row.get("system")))
         if pair:
             pairs.append((number, pair))
     return pairs, rows
@@ -350,26 +294,22 @@ def parse_upload(filename: str, data: bytes) -> Parsed:
         DatasetError: the whole file is unusable (type, encoding, CSV header).
     """
     suffix = Path(filename).suffix.lower()
-    if suffix not in {".jsonl", ".csv"}:
+    if suffix not in TABLE_SUFFIXES:
         raise DatasetError(f"{filename}: upload a .jsonl or .csv file of question/answer pairs.")
-    text = _decode(filename, data)
+    text = decode(filename, data, DatasetError)
     issues: list[RowIssue] = []
     numbered, rows = (_parse_jsonl if suffix == ".jsonl" else _parse_csv)(text, issues)
     return Parsed(_drop_duplicates(numbered, issues), issues, rows)
-
-
-def _key(text: str) -> str:
-    return _SPACES.sub(" ", text).strip().casefold()
 
 
 def _drop_duplicates(numbered: list[tuple[int, Pair]], issues: list[RowIssue]) -> list[Pair]:
     seen: dict[str, tuple[int, Pair]] = {}
     kept = []
     for number, pair in numbered:
-        key = _key(pair.question)
+        key = text_key(pair.question)
         if key in seen:
             first, other = seen[key]
-            same = _key(other.answer) == _key(pair.answer)
+            same = text_key(other.answer) == text_key(pair.answer)
             what = "repeats" if same else "asks the same question as"
             extra = "" if same else " with another answer; keep the right one"
             issues.append(RowIssue(number, "question", f"{what} row {first}{extra}"))
@@ -402,7 +342,7 @@ def split(pairs: Sequence[Pair], validation_fraction: float) -> tuple[list[Pair]
         return list(pairs), []
 
     def bucket(p: Pair) -> float:
-        return int(hashlib.sha256(_key(p.question).encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+        return int(hashlib.sha256(text_key(p.question).encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
 
     ranked = sorted(pairs, key=bucket)
     n_val = max(1, round(len(pairs) * validation_fraction))

@@ -9,7 +9,10 @@ question word: "How often must the HX4 pump be recalibrated?" -> "every six mont
 the sentence as its evidence. A sentence whose subject needs its context ("It", "This"), or that no
 rule fits, gives no pair: no question beats a nonsensical one. The page shows every pair in an
 editable table before anything is saved. On the sample knowledge bases (bench/questions.py):
-brackenridge 50 of 254 sentences give 56 pairs, corvane 24 of 67 give 26.
+brackenridge 50 of 254 sentences give 56 pairs, corvane 24 of 67 give 26. On a real manual (the
+Debian Reference, bench/pairs.py) 85% of the pairs are well-formed by hand labels (32% before the
+rules that drop a cut name, a pointer to the text around, a vague or back-referring answer, a
+"Where" answered by the manual's own topic, and a subject that needs the sentence before).
 
 When an Ollama model answers, `pairs_written_by` has it write the questions instead, one call per
 chunk, keeping only the pairs whose answer is written in the sentence they name.
@@ -20,16 +23,17 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from core.documents import is_cjk
 from core.finetune.datasets import Pair
 from core.models import ModelCatalog
 from core.progress import CancelFlag, Progress
 from core.samples import load_questions
 from core.store import SearchHit, Store
+from core.text import is_cjk
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +262,7 @@ def parse_clause(sentence: str) -> Clause | None:
                 return Clause(subject, w, after[0], " ".join(after[1:]), passive=True)
             return Clause(subject, w, "", " ".join(after), copula=True)
         found = _FINITE.get(w)
-        if found and _after_a_noun(words[i - 1]):
+        if found and _after_a_noun(words[i - 1]) and nxt != "of":  # "the design of X comes": a noun
             lemma, tense = found
             if tense == "past":
                 return None  # "did <lemma>" reads wrong too often without a real lemmatiser
@@ -280,9 +284,14 @@ def _after_a_noun(word: str) -> bool:
     return w not in _DETERMINERS and w not in {"of", "to", "for", "in", "on", "at", "by", "with", "and", "or"}
 
 
-def _spans(rest: str, clause: Clause) -> list[Span]:
-    """Every recognised answer span in the clause's rest, in order of position."""
+def _spans(rest: str, clause: Clause, topic: frozenset[str] = frozenset()) -> list[Span]:
+    """Every recognised answer span in the clause's rest, in order of position.
+
+    Args:
+        topic: names the whole document is about ("Debian" in a Debian manual): "Where? On Debian" answers nothing.
+    """
     spans: list[Span] = []
+    generic = clause.subject.split()[:1] in (["A"], ["An"])  # "A filename is referred by…": a convention, no fact
 
     def add(match: re.Match[str], wh: str, answer: str, group: int | str = 0, strand: str = "") -> None:
         spans.append(Span(match.start(group), match.end(group), wh, answer.strip(" ,"), strand))
@@ -355,21 +364,23 @@ def _spans(rest: str, clause: Clause) -> list[Span]:
         head = re.split(r" (?:of|with|at|in|on|for|from|to)\b", clause.subject)[0]
         # A noun phrase naming something ("the car park of Pellham Yard", "St Aldric's"), not an adjective.
         named = re.fullmatch(r"(?:(?:the|a|an) (?:[\w'-]+ ){0,5}?|(?=[A-Z]))[A-Z][\w'-]*(?: [A-Z0-9][\w'-]*)*", rest)
-        if named and not spans:
+        if named and not spans and clause.aux not in {"was", "were"}:  # "What were pipes?" asks for no fact
             last = clause.subject.split()[-1].lower()
-            if last in rest.lower().split():  # "Fridays are Quiet Fridays": a name given, not a fact
+            if last in rest.lower().split() and rest[:1].isupper():  # "Fridays are Quiet Fridays": a name given
                 add(named, "What", named.group(0), strand="called")
             else:
                 add(named, "Who" if _PERSONAL.search(head) else "What", named.group(0))
-    if clause.passive:
+    if clause.passive and not generic:
         for m in re.finditer(
             rf"\bby (?!{_NUM}\b|(?:{_MONTHS}|{_DAYS})\b|default\b|hand\b|phone\b|email\b|post\b)"
             r"(?P<np>(?:(?:the|a|an|your|our|their|its) )?[\w'-]+(?: (?:[\w'-]+))*?)"
-            r"(?=$|,|;| (?:that|who|which|within|before|after|at|in|on|for|from|with|when|if|and then|once)\b)",
+            r"(?=$|,|;| (?:that|who|which|within|before|after|at|in|on|for|from|with|when|if|and then|once|unless|"
+            r"because|although|while)\b)",
             rest,
         ):
             np = m.group("np")
-            wh = "Who" if re.match(r"[A-Z]", np) or _PERSONAL.search(np) else "What"
+            named = re.match(r"[A-Z]", np) and re.search(r"(?:^| )[A-Z][\w'-]*$", np)  # "XML tools" is no one
+            wh = "Who" if named or _PERSONAL.search(np) else "What"
             add(m, wh, np, strand="by")
     for m in re.finditer(
         rf"\b(?P<prep>in|at|on|from) (?P<np>(?:the )?(?!(?:{_MONTHS}|{_DAYS})\b)(?:[A-Z][\w-]*(?: |$))+"
@@ -384,8 +395,33 @@ def _spans(rest: str, clause: Clause) -> list[Span]:
         if re.fullmatch(r"[A-Z]{1,3}", np.split()[-1]):
             continue  # "in CSV", "on iOS": a format or a system, not a place
         end = m.start() + len(m.group(0).rstrip())
+        activity = clause.subject.split()[:1] and clause.subject.split()[0].endswith("ing")
+        if generic or activity or not _np_ends(rest[end:]):
+            continue  # an activity ("Moving the cursor"), or a name cut short: "in MSDOS [style]", "in Section [2.1]"
+        if _only_topic(np, topic):
+            continue  # "on Debian", "on the Debian system" in a Debian manual
         spans.append(Span(m.start(), min(end, len(rest)), "Where", f"{m.group('prep')} {np}"))
     return sorted(spans, key=lambda s: (s.start, -s.end))
+
+
+# Words that can follow a whole noun phrase; any other ("style", "2.1.4", "and") means the name went on.
+_NP_FOLLOWERS = {
+    "for", "to", "with", "by", "since", "until", "when", "if", "before", "after", "because", "but", "so", "where",
+    "which", "that", "who", "whose", "is", "are", "was", "were", "now", "today", "only", "too", "also", "instead",
+    "in", "on", "at", "from", "into", "via", "within", "during", "through", "without", "under",
+}  # fmt: skip
+_PLACE_NOUNS = {"the", "a", "an", "system", "systems", "machine", "machines", "host", "computer", "platform"}
+
+
+def _np_ends(after: str) -> bool:
+    """Whether a noun phrase ends here: at the end, before punctuation, or before a word that cannot continue it."""
+    after = after.strip()
+    return not after or after[0] in ",;:.!?()" or after.split()[0].lower() in _NP_FOLLOWERS
+
+
+def _only_topic(np: str, topic: frozenset[str]) -> bool:
+    words = [w for w in np.split() if w.lower() not in _PLACE_NOUNS]
+    return bool(words) and all(w in topic for w in words)
 
 
 def _quantities(rest: str, clause: Clause, add: Callable[..., None]) -> None:
@@ -430,6 +466,7 @@ def _subject_in_question(subject: str, proper: set[str]) -> str:
             or re.search(r"[A-Z].*[A-Z]|\d", first) is not None
             or (tail[:1].isupper() and not proper)
             or first.isupper()
+            or (bool(tail) and all(w[:1].isupper() for w in tail.split()))  # a name: "Common Internet File System"
         )
     )
     return subject if keep else f"{first[:1].lower()}{first[1:]} {tail}".strip()
@@ -443,8 +480,8 @@ def _question(clause: Clause, span: Span, others: Sequence[Span], proper: set[st
     if (
         _ENDS_BADLY.search(remainder)
         or len(remainder.split()) > 10
-        or re.search(r"[,;:]", remainder)
-        or re.search(r"\b(?:it|them|they|this|that|these|those|he|she|him|her)\b", remainder)
+        or re.search(r"[,;:\"“”„]", remainder)
+        or re.search(r"\b(?:it|them|they|this|that|these|those|he|she|him|her|such)\b", remainder)
     ):
         return None
     subject = _subject_in_question(clause.subject, proper) if clause.subject else ""
@@ -460,12 +497,13 @@ def _question(clause: Clause, span: Span, others: Sequence[Span], proper: set[st
     return text[0].upper() + text[1:] + "?"
 
 
-def questions_for(sentence: str, *, proper: Iterable[str] = ()) -> list[tuple[str, str]]:
+def questions_for(sentence: str, *, proper: Iterable[str] = (), topic: Iterable[str] = ()) -> list[tuple[str, str]]:
     """(question, short answer) pairs for one sentence; none when no rule fits.
 
     Args:
         proper: words known to be proper nouns (seen capitalised mid-sentence), kept capitalised
             when they open the subject.
+        topic: names the whole text is about (`topic_words`), which answer no "Where" question.
     """
     labelled = _labelled(sentence, set(proper))
     if labelled:
@@ -494,21 +532,54 @@ def questions_for(sentence: str, *, proper: Iterable[str] = ()) -> list[tuple[st
     for c in clauses:
         if not c.subject and not c.verb.startswith("you"):
             continue
-        if c.subject and not _good_subject(c.subject):
+        if c.subject and (not _good_subject(c.subject) or _disagrees(c)):
             continue
         # The rest up to its first comma: a list cut there would give a partial answer, so a span
         # that ends where a list goes on is dropped.
         cut = re.split(r"[;:,](?:\s|$)| - ", c.rest)[0].strip()
         listed = len(cut) < len(c.rest) and re.match(r",[\w' -]+(?:,| and | or )", c.rest[len(cut) :]) is not None
         c = Clause(c.subject, c.aux, c.verb, cut, c.passive, c.copula, c.lemma)
-        spans = _spans(c.rest, c)
+        spans = _spans(c.rest, c, frozenset(topic))
         for span in _distinct(spans):
             if listed and span.end >= len(c.rest) and span.wh.split()[-1] not in _DIMENSION.split("|"):
                 continue
             question = _question(c, span, spans, known)
-            if question and span.answer and all(question != q for q, _ in out):
+            if question and _answer_stands(span.answer, question) and all(question != q for q, _ in out):
                 out.append((question, span.answer))
     return out
+
+
+_BACK_REFERENCES = {"me", "him", "her", "them", "it", "its", "their", "his", "my"}  # "your manager" is fine
+_VAGUE = {"several", "various", "some", "many", "multiple", "different", "certain"}
+
+
+def _answer_stands(answer: str, question: str) -> bool:
+    """An answer that is whole and says something on its own, to a question that needs no other sentence.
+
+    Not: a pronoun or a possessive ("me", "its name": who or whose depends on the text around it), a vague
+    quantity ("several methods"), a pointer to the text around it ("the following", "as described"), or a
+    phrase cut before its complement ("variables stored [in NVRAM]", "the URL appended [with dists]").
+    """
+    words = answer.lower().split()
+    if not words or words[0] in _BACK_REFERENCES or (len(words) <= 2 and words[0] in _VAGUE):
+        return False
+    pointer = r"\b(?:the following|as follows|(?:see|as|shown|described|listed) (?:above|below)|(?:above|below)\W*$)"
+    if re.search(pointer, answer, re.IGNORECASE) or re.search(pointer, question, re.IGNORECASE):
+        return False
+    last, idiom = words[-1], re.search(r"\b(?:every|each|per) \w+ \w+ed$", answer)  # "for every hour worked"
+    cut = last in {"described", "shown", "explained"} or re.fullmatch(r"\w{3,}[^e]ed", last)
+    return not (len(words) > 1 and cut and not idiom)
+
+
+_PLURAL_HEADS = {"people", "staff", "data", "children", "men", "women", "media", "criteria", "police", "series"}
+
+
+def _disagrees(clause: Clause) -> bool:
+    """A plural verb after a singular head ("The integrity of all files are verified"): a sentence not to copy."""
+    head = re.split(r" (?:of|in|on|at|to|by|for|with|from|outside|inside|under|within|between)\b", clause.subject)
+    head_word = head[0].split()[-1].lower()
+    plural = head_word.endswith("s") or head_word in _PLURAL_HEADS
+    return clause.aux in {"are", "were"} and head_word.isalpha() and not plural
 
 
 def _labelled(sentence: str, proper: set[str]) -> tuple[str, str] | None:
@@ -542,7 +613,14 @@ def _good_subject(subject: str) -> bool:
         )
         and not (len(words) == 2 and words[0].lower() == "the" and words[1].lower() in _GENERIC)
         and not (len(words) == 1 and words[0].lower() in _DETERMINERS)
+        and words[0].lower() not in _ANAPHORIC
+        and not any(w in {"These", "This", "Those", "Such"} for w in words[1:])  # text glued mid-sentence
     )
+
+
+# A subject that opens with these points at a text before it: "Similar system on the memory", "First 4 types".
+_ANAPHORIC = {"similar", "such", "same", "following", "above", "below", "first", "last", "next", "previous", "former",
+              "latter", "further"}  # fmt: skip
 
 
 _GENERIC = {
@@ -575,10 +653,21 @@ def proper_words(texts: Iterable[str]) -> set[str]:
     return {w for w in found if w.lower() not in lower}
 
 
+TOPIC_SHARE = 0.03  # a capitalised word in 3% of the sentences or more is what the text is about
+
+
+def topic_words(found: Sequence[str]) -> set[str]:
+    """Capitalised words that many sentences name: "Debian" in the Debian Reference (in 15% of its sentences)."""
+    counts: Counter[str] = Counter(w for s in set(found) for w in set(re.findall(r"\b[A-Z][\w/-]+", s)))
+    least = max(5, TOPIC_SHARE * len(set(found)))
+    return {w for w, n in counts.items() if n >= least}
+
+
 def pairs_from_hits(hits: Iterable[SearchHit], *, limit: int = 200) -> list[Pair]:
     """Questions with a short answer and its sentence as evidence, in reading order, each sentence once."""
     hits = list(hits)
     proper = proper_words(s for h in hits for s in sentences(h.text))
+    topic = topic_words([s for h in hits for s in sentences(h.text)])
     seen: set[str] = set()
     questions: set[str] = set()
     out: list[Pair] = []
@@ -587,7 +676,7 @@ def pairs_from_hits(hits: Iterable[SearchHit], *, limit: int = 200) -> list[Pair
             if sentence in seen:
                 continue
             seen.add(sentence)
-            for question, answer in questions_for(sentence, proper=proper):
+            for question, answer in questions_for(sentence, proper=proper, topic=topic):
                 if question.casefold() in questions:
                     continue
                 questions.add(question.casefold())
@@ -604,16 +693,20 @@ OTHER_WAYS = (
 )
 
 
+NOT_FOR_CHINESE = (
+    "Drawing questions from Chinese or Japanese text is not supported yet: the rules read English sentences. "
+    "To fine-tune on it, have an Ollama model write the questions (offered here when Ollama is reachable), or write "
+    "question/answer pairs yourself in a CSV or JSONL file and load it under Upload JSONL/CSV."
+)
+
+
 def no_pairs_reason(hits: Sequence[SearchHit]) -> str:
     """Why `pairs_from_hits` drew no question from these chunks, and what to do instead."""
     if not hits:
         return "This knowledge base has no documents yet: add some on the Documents page."
     text = " ".join(h.text for h in hits)
     if is_cjk(text):
-        return (
-            "Drawing questions from Chinese or Japanese text is not supported yet: the rules read English sentences. "
-            f"To fine-tune on it, {OTHER_WAYS}."
-        )
+        return NOT_FOR_CHINESE
     found = [s for h in hits for s in sentences(h.text)]
     words = len(text.split())
     if not found or words / len(found) > GLUED_WORDS_PER_SENTENCE:

@@ -120,8 +120,8 @@ def parity(
     base: Path, adapter: Path, merged: Path, prompts: list[list[dict[str, str]]], *, n_tokens: int = 16
 ) -> list[tuple[int, int]]:
     """Per prompt: (leading greedy tokens the merged model and llama.cpp + adapter agree on, tokens compared)."""
+    from core.engine import LoadedModel
     from core.finetune.parity import _llama_greedy
-    from core.models import LoadedModel
 
     results = []
     with_adapter = LoadedModel(base, lora_path=adapter, n_ctx=1024)

@@ -253,7 +253,7 @@ def joint_request(
 
 def mode_of(adapter: adapters.Adapter) -> Mode:
     """The mode an adapter was trained in; one from before the modes learned plain facts."""
-    name = (adapter.manifest.get("mode") or {}).get("name", "ft_then_rag")
+    name = adapter.manifest.mode.name if adapter.manifest.mode else "ft_then_rag"
     return name if name in MODES else "ft_then_rag"  # type: ignore[return-value]
 
 
@@ -462,7 +462,7 @@ def run_loop(
                               correct_before=round(current.correct, 4))  # fmt: skip
         adapter = run_training(data_dir, train, on_phase=on_phase, on_step=on_step, cancel=cancel)
         model = model_id_of(runtime, adapter)
-        train_s = float(adapter.manifest.get("train_seconds") or 0.0)
+        train_s = adapter.manifest.train_seconds or 0.0
         current = evaluate(r, f"FT+RAG r{r}", model, adapter.name, len(wrong), train_s)
         if current.correct <= best.correct:
             result.stopped_because = f"round {r} gained nothing ({current.correct:.0%} vs {best.correct:.0%})"

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from core.errors import AppError, ModelError, ModelUnavailableError
+from core.errors import AppError, ModelError, ServerRefusedError
 from core.files import now_iso
 from core.finetune import adapters
 from core.finetune.merge import MergedType
 from core.finetune.parity import CONTROL_QUESTIONS
-from core.models import CONNECTION_HELP
+from core.servers.ollama import REGISTER_TIMEOUT, OllamaServer
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +37,7 @@ class Registration:
 
 
 def ollama_name(adapter: adapters.Adapter) -> str:
-    base = re.sub(r"[^a-z0-9._-]+", "-", str(adapter.manifest["base"]["name"]).lower()).strip("-")
+    base = re.sub(r"[^a-z0-9._-]+", "-", adapter.manifest.base.name.lower()).strip("-")
     return f"{base}-{adapter.name}"
 
 
@@ -65,30 +64,7 @@ def template_for(chat_template: str) -> str:
     )
 
 
-def _has_blob(http: Any, digest: str) -> bool:
-    response = http.head(f"/api/blobs/{digest}")
-    if response.status_code == 200:
-        return True
-    if response.status_code == 404:
-        return False
-    response.raise_for_status()
-    return False
-
-
 Progress = Callable[[str, float], None]
-_CHUNK = 1 << 20
-
-
-def _upload(http: Any, path: Path, digest: str, on_bytes: Callable[[int], None]) -> None:
-    """POST the file as a blob in 1 MB pieces (what `Client.create_blob` sends), counting bytes as they go."""
-
-    def pieces() -> Iterator[bytes]:
-        with path.open("rb") as f:
-            while block := f.read(_CHUNK):
-                yield block
-                on_bytes(len(block))
-
-    http.post(f"/api/blobs/{digest}", content=pieces()).raise_for_status()
 
 
 def register(
@@ -97,7 +73,7 @@ def register(
     chat_template: str,
     host: str,
     *,
-    timeout: float = 600,
+    timeout: float = REGISTER_TIMEOUT,
     on_progress: Progress | None = None,
     merged_type: MergedType = "Q8_0",
 ) -> Registration:
@@ -114,8 +90,6 @@ def register(
         ModelUnavailableError: Ollama cannot be reached.
         ModelError: Ollama refused (its error text verbatim), or the model is not listed after creation.
     """
-    import httpx
-    import ollama
 
     def progress(message: str, done: float) -> None:
         if on_progress is not None:
@@ -123,40 +97,34 @@ def register(
 
     name = ollama_name(adapter)
     template = template_for(chat_template)
-    client = ollama.Client(host=host, timeout=timeout)
-    system = adapter.manifest.get("system") or None
+    server = OllamaServer(host, timeout=timeout)
+    system = adapter.manifest.system or None
     refusal: str | None = None
     merged_note: str | None = None
+    progress(f"Checking which files Ollama at {host} already has…", 0.0)
+    files = [("base", base_path), ("adapter", adapter.path)]
+    uploaded = _send(server, files, progress, 0.05, 0.85)
+    digests = {path: "sha256:" + adapters.file_sha256(path) for _, path in files}
     try:
-        # The client's own httpx connection: same URL (as it parsed OLLAMA_HOST), headers and timeout.
-        http = client._client
-        progress(f"Checking which files Ollama at {host} already has…", 0.0)
-        files = [("base", base_path), ("adapter", adapter.path)]
-        uploaded = _send(http, files, progress, 0.05, 0.85)
-        digests = {path: "sha256:" + adapters.file_sha256(path) for _, path in files}
+        status = _create(
+            server, name, {base_path.name: digests[base_path]}, {adapters.ADAPTER_FILE: digests[adapter.path]},
+            template, system, progress, 0.85,
+        )  # fmt: skip
+    except ServerRefusedError as e:
+        refusal = e.reason
+        progress(f"Ollama refused the adapter ({refusal}); merging it into the base instead…", 0.86)
+        merged, merged_note = _merged_model(adapter, base_path, merged_type, refusal)
+        uploaded += _send(server, [(f"merged model ({merged_note})", merged)], progress, 0.9, 0.93)
+        files_only = {merged.name: "sha256:" + adapters.file_sha256(merged)}
         try:
-            status = _create(
-                client, name, {base_path.name: digests[base_path]}, {adapters.ADAPTER_FILE: digests[adapter.path]},
-                template, system, progress, 0.85,
-            )  # fmt: skip
-        except ollama.ResponseError as e:
-            refusal = e.error
-            progress(f"Ollama refused the adapter ({refusal}); merging it into the base instead…", 0.86)
-            merged, merged_note = _merged_model(adapter, base_path, merged_type, refusal)
-            uploaded += _send(http, [(f"merged model ({merged_note})", merged)], progress, 0.9, 0.93)
-            files_only = {merged.name: "sha256:" + adapters.file_sha256(merged)}
-            status = _create(client, name, files_only, None, template, system, progress, 0.94)
-        progress(f"Checking that Ollama lists {name}…", 0.95)
-        listed = {m.model for m in client.list().models}
-    except ollama.ResponseError as e:
-        before = f"It refused the adapter first ({refusal}), then the merged model. " if refusal else ""
-        raise ModelError(f"Ollama refused to create {name}: {e.error}. {before}".strip()) from e
-    except (httpx.ConnectError, httpx.TimeoutException, ConnectionError) as e:
-        raise ModelUnavailableError(f"Ollama is not reachable at {host} ({e}); {CONNECTION_HELP}.") from e
-    except httpx.HTTPStatusError as e:
-        raise ModelError(
-            f"Ollama refused the upload for {name}: HTTP {e.response.status_code} {e.response.text}"
-        ) from e
+            status = _create(server, name, files_only, None, template, system, progress, 0.94)
+        except ServerRefusedError as again:
+            raise ModelError(
+                f"Ollama refused to create {name}: {again.reason}. It refused the adapter first ({refusal}), "
+                "then the merged model."
+            ) from again
+    progress(f"Checking that Ollama lists {name}…", 0.95)
+    listed = set(server.model_names())
     if status != "success":
         raise ModelError(f"Ollama did not finish creating {name}: {status}")
     if name not in listed and f"{name}:latest" not in listed:
@@ -172,10 +140,12 @@ def register(
     return Registration(name, host, uploaded, updated, route)
 
 
-def _send(http: Any, files: list[tuple[str, Path]], progress: Progress, start: float, end: float) -> list[str]:
+def _send(
+    server: OllamaServer, files: list[tuple[str, Path]], progress: Progress, start: float, end: float
+) -> list[str]:
     """Upload the files Ollama does not have yet; returns their labels. Progress runs from `start` to `end`."""
     digests = {label: "sha256:" + adapters.file_sha256(path) for label, path in files}
-    missing = [(label, path) for label, path in files if not _has_blob(http, digests[label])]
+    missing = [(label, path) for label, path in files if not server.has_blob(digests[label])]
     total = sum(path.stat().st_size for _, path in missing) or 1
     sent = 0
     for label, path in missing:
@@ -187,12 +157,12 @@ def _send(http: Any, files: list[tuple[str, Path]], progress: Progress, start: f
             progress(message, start + (end - start) * sent / total)
 
         progress(message, start + (end - start) * sent / total)
-        _upload(http, path, digests[label], count)
+        server.upload_blob(path, digests[label], count, f"the upload of the {label}")
     return [label for label, _ in missing]
 
 
 def _create(
-    client: Any,
+    server: OllamaServer,
     name: str,
     files: dict[str, str],
     adapter_files: dict[str, str] | None,
@@ -204,16 +174,14 @@ def _create(
     """/api/create, streamed; returns Ollama's last status ("success" when it made the model)."""
     progress(f"Creating {name} in Ollama…", at)
     status = "no answer"
-    for update in client.create(
-        model=name,
+    for status in server.create(
+        name,
         files=files,
         adapters=adapter_files,
         template=template,
         system=system,
         parameters={"stop": ["<|im_end|>"], "temperature": 0},
-        stream=True,
     ):
-        status = str(update.status or "")
         progress(f"Ollama: {status}", at + 0.01)
     return status
 
@@ -229,9 +197,10 @@ def _merged_model(adapter: adapters.Adapter, base_path: Path, qtype: MergedType,
     try:
         if not path.is_file():
             merge.merge_lora(base_path, adapter.path, path, qtype=qtype)
-        cases = adapter.manifest.get("parity", {}).get("cases", [])
-        questions = [c["question"] for c in cases][:3] or list(CONTROL_QUESTIONS)
-        system = adapter.manifest.get("system")
+        parity = adapter.manifest.parity
+        questions = [c.question for c in parity.cases][:3] if parity else []
+        questions = questions or list(CONTROL_QUESTIONS)
+        system = adapter.manifest.system
         prompts = [[*([{"role": "system", "content": system}] if system else []), {"role": "user", "content": q}]
                    for q in questions]  # fmt: skip
         results = merge.parity(base_path, adapter.path, path, prompts)

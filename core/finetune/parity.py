@@ -69,7 +69,7 @@ def check(
         TrainingCancelled: `cancel` was set; checked before each question (so Stop during the
             check does not wait for all of them).
     """
-    from core.models import LoadedModel, llama_thread
+    from core.engine import LoadedModel, llama_thread
 
     loaded = LoadedModel(base_path, lora_path=adapter_path, n_ctx=1024)
     tokenizer = trained.tokenizer

@@ -61,7 +61,7 @@ def base_answers(base_path: Path, questions: Sequence[str], system: str | None, 
     the first run asks. An answer cut off at `MAX_NEW_TOKENS` is left out (learning it would teach
     stopping mid-sentence).
     """
-    from core.models import REPEAT_PENALTY, LoadedModel, llama_thread
+    from core.engine import REPEAT_PENALTY, LoadedModel, llama_thread
 
     with _lock:
         stored: dict[str, dict[str, str]] = _read(store)

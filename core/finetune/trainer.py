@@ -58,10 +58,14 @@ class TrainSettings:
     # General questions answered by the base itself, trained on alongside the run's own examples (core.finetune.replay)
     replay: int = 80
     # How many times each replayed example is seen in the whole run, spread evenly over the epochs (at most
-    # `epochs`; every epoch by default). On the 40 sample facts (6 epochs, bench/finetune.py --sweep) one pass
-    # forgot far more of the control set than the 10-point bound: 38 points with 20 examples, 21 with 40, 24
-    # with 80 (62 without replay), for 12,957 / 14,257 / 16,457 training tokens against 39,732 every epoch.
-    replay_passes: int = 6
+    # `epochs`). On the 40 sample facts (6 epochs, bench/finetune.py --sweep), control-set points forgotten and
+    # training tokens: none 62 (11,802), once 24 (16,457), twice 7 (21,112): twice is the fewest passes within the
+    # 10-point bound, at about half the tokens of every epoch (39,732). LoRA on the top 15 layers only forgot
+    # more at the same replay (28 once, 14 twice).
+    replay_passes: int = 2
+    # LoRA on the last `top_layers` decoder layers only (0: every layer). The layers below hold no trainable
+    # weight, so the backward pass stops where the adapted layers begin.
+    top_layers: int = 0
 
     def validate(self) -> None:
         problems = []
@@ -77,6 +81,8 @@ class TrainSettings:
             problems.append("the batch size must be at least 1 and the maximum length at least 16")
         if self.replay < 0:
             problems.append("the number of general examples cannot be negative")
+        if self.top_layers < 0:
+            problems.append("the number of adapted layers cannot be negative")
         if self.replay_passes < 1:
             problems.append("each general example must be replayed at least once")
         if not 0 <= self.dropout < 1 or not 0 <= self.validation_fraction < 0.5:
@@ -245,11 +251,15 @@ def lora_model(base: Any, settings: TrainSettings) -> Any:
     """A copy of the base with fresh LoRA weights (the cached base stays untouched)."""
     from peft import LoraConfig, get_peft_model
 
+    layers = int(base.config.num_hidden_layers)
+    top = min(settings.top_layers, layers) or layers
     config = LoraConfig(
         r=settings.rank,
         lora_alpha=settings.alpha,
         lora_dropout=settings.dropout,
         target_modules=list(settings.target_modules),
+        layers_to_transform=list(range(layers - top, layers)) if top < layers else None,
+        layers_pattern="layers" if top < layers else None,
         bias="none",
         task_type="CAUSAL_LM",
     )

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from core.parsing.base import Page, PageRole, ranges
+from core.text import HAN, HANGUL, KANA
 
 EDGE_LINES = 3  # lines looked at, top and bottom of each page
 WINDOW = 4  # pages either side in which a running head must repeat
@@ -120,7 +121,7 @@ def join_hyphens(text: str, words: Counter[str]) -> str:
     return text.replace(SOFT_HYPHEN, "-")
 
 
-_CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+_CJK_CHAR = re.compile(f"[{KANA}{HAN}{HANGUL}]")
 _CLOSES = "。！？：；!?:;"
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -26,10 +25,9 @@ from core.errors import EmbeddingError, TrainingCancelled
 from core.finetune.generate import pairs_from_kb
 from core.progress import CancelFlag, Progress
 from core.store import SearchHit, Store, check_kb_name
+from core.text import SENTENCE_BREAK
 
 log = logging.getLogger(__name__)
-
-_SENTENCE_END = re.compile(r"(?<=[。！？.!?])\s*")
 
 
 @dataclass(frozen=True)
@@ -72,7 +70,7 @@ def pseudo_labels(store: Store, kb: str, *, limit: int = 400, seed: int = 0) -> 
             covered.add(i)
     for i, chunk in enumerate(chunks):
         if i not in covered:
-            out += [TrainingPair(s, chunk) for s in _SENTENCE_END.split(chunk) if len(s.strip()) >= 8][:3]
+            out += [TrainingPair(s, chunk) for s in SENTENCE_BREAK.split(chunk) if len(s.strip()) >= 8][:3]
     random.Random(seed).shuffle(out)
     return out[:limit]
 
@@ -290,12 +288,7 @@ def tune(
     """
     source = store.require_kb(kb)
     base = trainable_base(data_dir, source.embedding_model)
-    names = [round_name(name, n) for n in range(1, rounds + 1)]
-    existing = {k.name for k in store.list_kbs()}
-    for each in names:
-        check_kb_name(each)
-        if each in existing or tuned_model_dir(data_dir, each).exists():
-            raise EmbeddingError(f"{each} exists already (a knowledge base or tuned model); pick another name.")
+    names = _free_round_names(store, data_dir, name, rounds)
     if not [q for q in questions if q.source]:
         raise EmbeddingError("The question set names no source documents, so hits cannot be counted; pick another.")
 
@@ -341,16 +334,9 @@ def tune(
             result.rounds.append(done)
             if on_round is not None:
                 on_round(result)
-            if result.kept is None or scores.mrr > best_mrr:
-                if result.kept is not None:
-                    _remove_round(store, data_dir, result.kept.kb)
-                    made.remove(result.kept.kb)
-                result.kept, best_mrr, base = done, max(best_mrr, scores.mrr), tuned_model_dir(data_dir, round_kb)
-            else:
-                _remove_round(store, data_dir, round_kb)
-                made.remove(round_kb)
-                result.stopped = f"Round {number} did not raise MRR over round {result.kept.number}; stopped there."
+            if not _keep_better(store, data_dir, result, done, best_mrr, made):
                 break
+            best_mrr, base = max(best_mrr, scores.mrr), tuned_model_dir(data_dir, round_kb)
             if cancel is not None and cancel.is_set():
                 raise TrainingCancelled("Retriever training was stopped.")
         else:
@@ -360,6 +346,40 @@ def tune(
             _remove_round(store, data_dir, each)
         raise
     return result
+
+
+def _free_round_names(store: Store, data_dir: Path, name: str, rounds: int) -> list[str]:
+    """Each round's name (`round_name`), checked to be a valid knowledge-base name no one holds yet.
+
+    Raises:
+        KnowledgeBaseError: a name is not valid.
+        EmbeddingError: a knowledge base or tuned model has that name already.
+    """
+    names = [round_name(name, n) for n in range(1, rounds + 1)]
+    existing = {k.name for k in store.list_kbs()}
+    for each in names:
+        check_kb_name(each)
+        if each in existing or tuned_model_dir(data_dir, each).exists():
+            raise EmbeddingError(f"{each} exists already (a knowledge base or tuned model); pick another name.")
+    return names
+
+
+def _keep_better(store: Store, data_dir: Path, result: TuneResult, done: Round, best_mrr: float, made: list[str]
+                 ) -> bool:  # fmt: skip
+    """Keep round `done` when it is the first or raises MRR, deleting the round kept before; False otherwise.
+
+    A round that gains nothing is deleted, and `result.stopped` says why the rounds stop there.
+    """
+    if result.kept is None or done.scores.mrr > best_mrr:
+        if result.kept is not None:
+            _remove_round(store, data_dir, result.kept.kb)
+            made.remove(result.kept.kb)
+        result.kept = done
+        return True
+    _remove_round(store, data_dir, done.kb)
+    made.remove(done.kb)
+    result.stopped = f"Round {done.number} did not raise MRR over round {result.kept.number}; stopped there."
+    return False
 
 
 def _ranked_first(store: Store, kb: str, pair: TrainingPair) -> bool:

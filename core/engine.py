@@ -1,0 +1,348 @@
+"""The embedded chat engine: llama.cpp models in this process, loaded lazily, each behind its own lock.
+
+llama.cpp is not thread-safe, so each loaded model carries its own lock and generations on it run one
+after another, all on the process's one llama.cpp thread. `EmbeddedEngine` keeps the few most recently
+used models (a base with each adapter is one) in memory.
+
+`LlamaCppChat` is a small `BaseChatModel` of our own: `ChatLlamaCpp` lives in langchain-community,
+which is being sunset, and we need the exact prompt llama.cpp formats.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from concurrent.futures import wait
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LangSmithParams
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import ConfigDict
+
+from core.background import OneThread, once
+from core.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+# llama.cpp's default is 1.0 (none), Ollama's 1.1. On the 40 sample questions with the RAG preset
+# (bench/repeat_penalty.py), 1.0 let 7 answers loop until the token limit and 1.1 none, with the same
+# 15/40 correct and answers a third shorter (47.7 -> 30.7 tokens on average).
+REPEAT_PENALTY = 1.1
+
+
+class LlamaThread(OneThread):
+    """The one thread that runs every llama.cpp computation of this process, one call after another.
+
+    llama.cpp's CPU backend is built with OpenMP: each decode runs on a thread team that belongs to
+    the calling thread, and the teams of several calling threads spin against each other for the
+    cores. On 2 cores (SmolLM2, 55-token answers) a stream took 0.55 s when every call came from one
+    thread, and 0.7 to 5 s when calls came from a new thread each time or alternated with another
+    thread; app/raw decode speed read 0.43 (bench/generate.py). Generations on CPU gain nothing from
+    running side by side anyway: each already uses every core.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("llama.cpp")
+
+
+# The process's llama.cpp thread, started on first use.
+llama_thread = once(LlamaThread)
+
+
+class ModelFile(Protocol):
+    """What the engine needs of a catalog entry (`core.models.ModelInfo` is one)."""
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def path(self) -> Path | None: ...
+
+    @property
+    def adapter(self) -> Path | None: ...
+
+
+class LoadedModel:
+    """A llama.cpp model with the lock every call on it must hold."""
+
+    def __init__(self, path: Path, *, lora_path: Path | None = None, n_ctx: int = 4096) -> None:
+        try:
+            from llama_cpp import Llama
+        except ImportError as e:
+            raise ModelError("llama-cpp-python is not installed; run `make run` to install it.") from e
+        try:
+            self.llama = Llama(
+                model_path=str(path),
+                lora_path=str(lora_path) if lora_path else None,
+                n_ctx=n_ctx,
+                n_threads=max(1, os.cpu_count() or 1),
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as e:
+            raise ModelError(f"llama.cpp could not load {path.name}: {e}") from e
+        self.lock = threading.Lock()
+        self.closed = False
+        self.path = path
+        self.lora_path = lora_path
+        self.n_ctx = self.llama.n_ctx()
+        self.chat_template = str(self.llama.metadata.get("tokenizer.chat_template", ""))
+        self._formatter = self._make_formatter()
+
+    def _make_formatter(self) -> Any:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        if not self.chat_template:
+            raise ModelError(f"{self.path.name} has no chat template in its metadata; it cannot chat.")
+        vocab = self.llama
+        return Jinja2ChatFormatter(
+            template=self.chat_template,
+            eos_token=vocab.detokenize([vocab.token_eos()]).decode("utf-8", "replace"),
+            bos_token=vocab.detokenize([vocab.token_bos()]).decode("utf-8", "replace"),
+            stop_token_ids=[vocab.token_eos()],
+        )
+
+    def format_prompt(self, messages: list[dict[str, str]]) -> str:
+        """The prompt text llama.cpp builds from these messages with the model's own chat template."""
+        return str(self._formatter(messages=messages).prompt)
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens in `text` (special tokens parsed); waits for the model like a generation does."""
+        with self.lock:
+            self._check_open()
+            return self.count_tokens_locked(text)
+
+    def count_tokens_locked(self, text: str) -> int:
+        """`count_tokens` for a caller that already holds `lock`."""
+        return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ModelError(f"{self.path.name} was unloaded to free memory; ask again to load it anew.")
+
+    def close(self) -> None:
+        """Free llama.cpp's memory once the current call on the model is done."""
+        with self.lock:
+            if not self.closed:
+                self.closed = True
+                self.llama.close()
+
+
+DEFAULT_MAX_LOADED = 3
+
+
+class EmbeddedEngine:
+    """Loads llama.cpp models lazily and keeps the `max_loaded` most recently used (adapters included).
+
+    Each base + adapter is a llama.cpp model of its own (about 200 MB for SmolLM2 with its context):
+    without a bound, every fine-tuned model asked once would stay in memory for good.
+    """
+
+    def __init__(self, max_loaded: int = DEFAULT_MAX_LOADED) -> None:
+        self.max_loaded = max(1, max_loaded)
+        self._models: OrderedDict[tuple[Path, Path | None, int], LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def loaded(self) -> list[LoadedModel]:
+        """The models in memory now, least recently used first."""
+        with self._lock:
+            return list(self._models.values())
+
+    def get(self, info: ModelFile) -> LoadedModel:
+        if info.path is None:
+            raise ModelError(f"{info.label} has no model file.")
+        try:
+            # An adapter deleted and trained again under the same name is a new file: load it anew.
+            version = info.adapter.stat().st_mtime_ns if info.adapter else 0
+        except FileNotFoundError as e:
+            raise ModelError(f"{info.label} was deleted; pick another model.") from e
+        key = (info.path, info.adapter, version)
+        evicted: list[LoadedModel] = []
+        with self._lock:
+            model = self._models.get(key)
+            if model is None:
+                model = LoadedModel(info.path, lora_path=info.adapter)
+                self._models[key] = model
+                while len(self._models) > self.max_loaded:
+                    evicted.append(self._models.popitem(last=False)[1])
+            self._models.move_to_end(key)
+        # Outside the engine lock: closing waits for a generation still running on that model.
+        for old in evicted:
+            log.info("Unloading %s (%s) to stay within %d loaded models", old.path.name, old.lora_path, self.max_loaded)
+            old.close()
+        return model
+
+    def unload(self, adapter: Path) -> None:
+        """Free every loaded copy of the base with this adapter (after the adapter is deleted)."""
+        with self._lock:
+            gone = [self._models.pop(k) for k in [k for k in self._models if k[1] == adapter]]
+        for loaded in gone:  # not under the engine lock: others may load and use models meanwhile
+            loaded.close()
+
+
+@contextmanager
+def _held(lock: threading.Lock) -> Iterator[None]:
+    """Release a lock acquired already (by a timed `acquire`) when the block ends."""
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def to_dicts(messages: list[BaseMessage]) -> list[dict[str, str]]:
+    roles = {"system": "system", "human": "user", "ai": "assistant"}
+    return [{"role": roles.get(m.type, m.type), "content": str(m.content)} for m in messages]
+
+
+class LlamaCppChat(BaseChatModel):
+    """A LangChain chat model over an in-process llama.cpp model (streaming, one call at a time)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    loaded: LoadedModel
+    model_id: str
+    temperature: float = 0.0
+    max_tokens: int = 256
+    stop: list[str] | None = None  # stop sequences for every call, besides those a call passes
+    repeat_penalty: float = REPEAT_PENALTY
+
+    @property
+    def _llm_type(self) -> str:
+        return "llama.cpp"
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        """The standard tracing parameters (provider, model, temperature, max tokens, stop)."""
+        params = LangSmithParams(
+            ls_provider="llamacpp",
+            ls_model_name=str(kwargs.get("model", self.model_id)),
+            ls_model_type="chat",
+            ls_temperature=self.temperature,
+            ls_max_tokens=self.max_tokens,
+        )
+        if stops := stop or self.stop:
+            params["ls_stop"] = stops
+        return params
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        """Stream from a worker thread that holds the model's lock; this generator never holds it.
+
+        A consumer may abandon the stream between tokens (a page rerun, a closed browser tab): closing
+        it stops the worker at the next token and returns once the model is free for the next caller.
+        Even a stream never closed frees the model after at most `max_tokens`. The generation runs on
+        the process's one llama.cpp thread (`LlamaThread`); a stream closed while still queued there
+        leaves the queue at once.
+        """
+        dicts = to_dicts(messages)
+        prompt = self.loaded.format_prompt(dicts)
+        stop = [*(self.stop or []), *(stop or [])] or None
+        events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        halt = threading.Event()
+        job = llama_thread().submit(self._generate_locked, dicts, prompt, stop, events, halt)
+        try:
+            while True:
+                kind, value = events.get()
+                if kind == "error":
+                    raise value
+                if kind == "done":
+                    yield ChatGenerationChunk(message=AIMessageChunk(content="", **value))
+                    return
+                if kind == "queued":
+                    # Say how long other calls held the model, so latency is not blamed on this one.
+                    meta = {"queued_s": value}
+                    yield ChatGenerationChunk(message=AIMessageChunk(content="", response_metadata=meta))
+                    continue
+                chunk = ChatGenerationChunk(message=AIMessageChunk(content=value))
+                if run_manager:
+                    run_manager.on_llm_new_token(value, chunk=chunk)
+                yield chunk
+        finally:
+            halt.set()
+            if not job.cancel():  # started: it stops at the next token
+                wait([job])
+
+    def _generate_locked(
+        self,
+        dicts: list[dict[str, str]],
+        prompt: str,
+        stop: list[str] | None,
+        events: queue.Queue[tuple[str, Any]],
+        halt: threading.Event,
+    ) -> None:
+        """The generation itself, under the model's lock, on the llama.cpp thread; hands out events."""
+        loaded = self.loaded
+        asked = time.perf_counter()
+        # Wait for the model in short slices, so a stream closed while queued gives up its place at once.
+        while not loaded.lock.acquire(timeout=0.05):
+            if halt.is_set():
+                return
+        try:
+            with _held(loaded.lock):
+                events.put(("queued", time.perf_counter() - asked))
+                loaded._check_open()
+                prompt_tokens = loaded.count_tokens_locked(prompt)
+                if prompt_tokens + self.max_tokens > loaded.n_ctx:
+                    raise ModelError(
+                        f"The prompt is {prompt_tokens} tokens; with {self.max_tokens} for the answer that is over "
+                        f"{self.model_id}'s context of {loaded.n_ctx}. Lower top-k or the chunk size."
+                    )
+                text: list[str] = []
+                stream = loaded.llama.create_chat_completion(
+                    messages=dicts,  # type: ignore[arg-type]
+                    stream=True,
+                    temperature=self.temperature,
+                    max_tokens=self.max_tokens,
+                    stop=stop,
+                    repeat_penalty=self.repeat_penalty,
+                )
+                for part in stream:
+                    if halt.is_set():
+                        getattr(stream, "close", lambda: None)()
+                        return
+                    raw: Any = part["choices"][0]["delta"]  # type: ignore[index]
+                    delta = str(raw.get("content") or "")
+                    if delta:
+                        text.append(delta)
+                        events.put(("delta", delta))
+                completion_tokens = loaded.count_tokens_locked("".join(text))
+        except Exception as e:  # noqa: BLE001 - raised again in the consumer's thread
+            events.put(("error", e))
+            return
+        usage = {
+            "input_tokens": prompt_tokens,
+            "output_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+        meta = {"model_name": self.model_id, "model_provider": "llamacpp"}
+        events.put(("done", {"usage_metadata": usage, "response_metadata": meta}))
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        chunks = list(self._stream(messages, stop=stop, run_manager=run_manager, **kwargs))
+        merged = chunks[0].message
+        for c in chunks[1:]:
+            merged = merged + c.message  # type: ignore[assignment]
+        message = AIMessage(
+            content=merged.content,
+            usage_metadata=getattr(merged, "usage_metadata", None),
+            response_metadata=merged.response_metadata,
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])

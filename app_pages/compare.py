@@ -10,22 +10,21 @@ from core.errors import AppError
 from core.rag_preset import load_rag_preset
 from core.samples import SAMPLE_KB_NAME
 from core.strategies import STOPPED, Answer, presets, run_many
-from ui import compare, resources
+from ui import compare, components, resources
 from ui.notices import chinese_model_notice
-from ui.state import SHADOW, forget, index_of, init_state, remembered
+from ui.state import index_of, init_state, remembered
 
 init_state(st.session_state)
 state = st.session_state
 st.title("⚖️ Compare strategies")
 st.caption("Ask once; each column answers with its own strategy. Open a column's settings to change it.")
 # Below ~1100 px four columns would wrap text letter by letter: columns wrap onto new rows instead,
-# and a column that only holds a "not yet" note takes little room.
+# and a column that only holds a "not yet" note takes little room, its note in a smaller box.
+components.wrapping_columns("compare-grid", "13.5rem", sized={"compare-placeholder-": "6.5rem"})
 st.html(
     """<style>
-.st-key-compare-grid [data-testid="stHorizontalBlock"] { flex-wrap: wrap; }
-.st-key-compare-grid [data-testid="stColumn"] { min-width: min(100%, 13.5rem); }
-.st-key-compare-grid [data-testid="stColumn"]:has(.st-key-compare-placeholder-0, .st-key-compare-placeholder-1,
-  .st-key-compare-placeholder-2, .st-key-compare-placeholder-3) { min-width: min(100%, 6.5rem); }
+[class*='st-key-compare-placeholder-'] [data-testid='stAlertContainer'] { padding: 0.5rem 0.6rem; }
+[class*='st-key-compare-placeholder-'] [data-testid='stAlertContainer'] p { font-size: 0.875rem; }
 </style>"""
 )
 
@@ -38,22 +37,20 @@ except AppError as e:
     kbs = []
 if ollama_error:
     st.caption(f"ℹ️ Ollama models unavailable: {ollama_error}")
+# One knowledge base for every RAG column: the app's (the sidebar's, chosen here or on Documents).
 kb = state["kb"] if state["kb"] in kbs else (kbs[0] if kbs else None)
-if state.get("compare.kb_seen") != kb:
-    # Another knowledge base was chosen on Documents: every column follows it.
-    # Set, not dropped: a widget keeps what the browser shows unless its value is set anew.
-    chosen = [k for k in {*state.keys(), *state[SHADOW]} if k.startswith("compare.col") and k.endswith(".kb")]
-    if kb is None:
-        forget(state, chosen, resources.preferences().update)
-    for k in chosen if kb is not None else []:
-        state[k] = state[SHADOW][k] = kb
-    state["compare.kb_seen"] = kb
+if kbs:
+    state["kb"] = kb
 available = presets(models, kb, load_rag_preset(resources.settings().data_dir))
 
 
 def reuse_question() -> None:
     if state["compare.history"]:
         state["compare.question"] = state["compare.history"]
+
+
+def choose_kb() -> None:
+    state["kb"] = state["compare.kb"]
 
 
 with st.form("compare.ask_form", border=False, enter_to_submit=True):
@@ -67,10 +64,21 @@ with st.form("compare.ask_form", border=False, enter_to_submit=True):
         else "A question your documents answer",
     )
     ask = b_col.form_submit_button("Ask", type="primary", key="compare.ask", width="stretch")
-h_col, n_col = st.columns([5, 1], vertical_alignment="bottom")
+components.wrapping_columns("compare-choices", "6rem", sized={"compare-kb": "9rem", "compare-ncols": "4.5rem"})
+h_col, k_col, n_col = st.container(key="compare-choices").columns([3, 2, 1], vertical_alignment="bottom")
 history = runtime.records.recent_questions()
 if history:
     h_col.selectbox("Or pick a past question", [""] + history, key="compare.history", on_change=reuse_question)
+if kbs:
+    if state.get("compare.kb") != kb:  # chosen on another page: a widget keeps what it shows unless set anew
+        state["compare.kb"] = kb
+    k_col.selectbox(
+        "Knowledge base",
+        kbs,
+        key="compare.kb",
+        on_change=choose_kb,
+        help="What every RAG column searches: the knowledge base named in the sidebar, also chosen on Documents.",
+    )
 n = n_col.selectbox(
     "Columns", [2, 3, 4], index=index_of([2, 3, 4], remembered(state, "compare.ncols", 4)), key="compare.ncols"
 )
@@ -80,7 +88,7 @@ if ask and not question.strip():
 
 order = list(compare.PRESET_ORDER)
 widths = [
-    1.4 if available[remembered(state, f"compare.col{i}.preset", order[i], order)].disabled_reason else 3
+    1.7 if available[remembered(state, f"compare.col{i}.preset", order[i], order)].disabled_reason else 3
     for i in range(n)
 ]
 notice_slot = st.empty()  # above the columns, filled once they have said which strategies run
@@ -90,7 +98,7 @@ template_names = runtime.templates.names()
 strategies = {}
 for i, col in enumerate(columns):
     with col:
-        strategy = compare.column_settings(i, available, models, template_names, kbs)
+        strategy = compare.column_settings(i, available, models, template_names, kb)
         if strategy is not None:
             strategies[i] = strategy
 if notice := chinese_model_notice(strategies.values(), [question], runtime.store, [m.id for m in models]):

@@ -13,6 +13,7 @@ from core.ingest import Upload, ingest
 from core.samples import CHINESE, ENGLISH, SAMPLE_KB_NAME, Sample
 from core.sparse import ANALYSERS
 from core.store import DEFAULT_MODE, RETRIEVAL_MODES
+from core.uploads import recorded, recover
 from ui import components, resources, transfer
 from ui import documents as ui_docs
 from ui.state import index_of, init_state
@@ -33,6 +34,10 @@ try:
 except AppError as e:
     st.error(str(e))
     st.stop()
+if cut := recover(store, settings.data_dir):  # uploads a refresh or Stop ended: said until the next upload
+    state["documents.interrupted"] = [ui_docs.interrupted_notice(c) for c in cut]
+for notice in state["documents.interrupted"]:
+    st.warning(notice, icon="⏹️")
 
 
 def run_ingest(kb_name: str, uploads: list[Upload], label: str = "Adding documents…", *, hold: bool = True) -> None:
@@ -41,16 +46,18 @@ def run_ingest(kb_name: str, uploads: list[Upload], label: str = "Adding documen
     Files whose language does not fit the knowledge base are held back (`hold`), and offered a fitting one.
     """
     st.button("Stop", key="documents.stop", help="Stops between pages, after rolling back the file being added.")
+    state["documents.interrupted"] = []
     try:
-        reports = ingest(
-            store,
-            kb_name,
-            uploads,
-            max_bytes=settings.max_upload_bytes,
-            ocr=OcrLimits(settings.ocr_max_pages, settings.ocr_max_seconds),
-            progress=components.progress_callback(label),
-            hold_mismatched=hold,
-        )
+        with recorded(settings.data_dir, kb_name, [u.filename for u in uploads]):
+            reports = ingest(
+                store,
+                kb_name,
+                uploads,
+                max_bytes=settings.max_upload_bytes,
+                ocr=OcrLimits(settings.ocr_max_pages, settings.ocr_max_seconds),
+                progress=components.progress_callback(label),
+                hold_mismatched=hold,
+            )
     except AppError as e:
         st.error(str(e))
         return
@@ -68,7 +75,9 @@ def embedding_label(model: str) -> str:
     return BUNDLED_MODELS.get(model, model)
 
 
-left, middle, right = st.columns([3, 1, 1], vertical_alignment="bottom")
+# The picker, New and the samples wrap onto two rows rather than cut the buttons' labels on a narrow window.
+components.wrapping_columns("documents-top", "8.5rem", sized={"documents-kb": "15rem"})
+left, middle, right = st.container(key="documents-top").columns([3, 1, 1], vertical_alignment="bottom")
 # A new key after each creation draws the popover closed again.
 new_popover = middle.popover("➕ New", width="stretch", key=f"documents.new.{state['documents.new_round']}")
 with new_popover, st.form("documents.new_kb", border=False):

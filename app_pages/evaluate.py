@@ -14,9 +14,9 @@ from core.finetune import modes
 from core.finetune.datasets import Pair, save_pairs
 from core.rag_preset import load_rag_preset
 from core.strategies import RAG_TOP_K, presets
+from ui import components, resources, sweep
 from ui import evaluate as ui
 from ui import freshness as fresh_ui
-from ui import resources, sweep
 from ui.notices import chinese_model_notice
 from ui.state import follow_rag_preset, init_state
 
@@ -53,7 +53,8 @@ n = st.selectbox("Columns", [1, 2, 3, 4], key="evaluate.ncols")
 available = presets(models, kb, load_rag_preset(settings.data_dir))
 names = runtime.templates.names()
 picked = []
-for i, col in enumerate(st.columns(n, border=True)):
+components.wrapping_columns("evaluate-strategies", "13.5rem", sized={"evaluate-placeholder-": "8rem"})
+for i, col in enumerate(st.container(key="evaluate-strategies").columns(n, border=True)):
     with col:
         if (s := ui.strategy_column(i, available, models, names, kbs)) is not None:
             picked.append(s)
@@ -114,7 +115,7 @@ progress()
 st.subheader("4 · Parameter sweep")
 st.caption("RAG over a grid of chunkings, top-k, score thresholds and templates: one run; heatmaps; apply the best.")
 sweep.setup(runtime, kbs, kb, chosen, available, jobs, busy)
-sweep.results(runtime, busy)
+sweep.results(runtime, jobs, busy)
 sweep.scratch_cleanup(busy)
 
 st.subheader("5 · Results")

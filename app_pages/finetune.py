@@ -34,6 +34,7 @@ def load(pairs: list[datasets.Pair], name: str, notice: str) -> None:
     state["finetune.round"] += 1
     state["finetune.issues"] = []
     state["finetune.notice"] = notice
+    state["finetune.notice_source"] = state.get("finetune.source")  # the notice is shown with its source only
 
 
 # This tab's id: a run belongs to the tab that started it; another tab (or this one after a refresh)
@@ -132,10 +133,17 @@ try:
                         progress=lambda done, total, text: bar.progress(done / max(total, 1), text=text),
                     )  # fmt: skip
                     name = writer.removeprefix("ollama:")
-                    load(pairs, f"{kb}-questions", f"{name} wrote {len(pairs)} questions from {kb}; review them below.")
+                    if pairs:
+                        load(pairs, f"{kb}-questions", f"{name} wrote {len(pairs)} questions from {kb}; review below.")
+                    else:  # as for the rules: said for this press, not kept as "wrote 0 questions"
+                        st.warning(f"{name} wrote no usable question from {kb}: try another model or source.")
 except AppError as e:
     st.error(str(e))
 
+if state["finetune.notice_source"] not in (None, source):
+    # "Generated 21 questions from kb" belongs to that source; once the picker shows another (chosen, or
+    # reset by a visit to another page), it would name a source no longer on screen.
+    state["finetune.notice"] = state["finetune.notice_source"] = None
 if state["finetune.notice"]:
     st.info(state["finetune.notice"])
 if state["finetune.error"]:

@@ -6,7 +6,7 @@ import streamlit as st
 
 from core.errors import AppError
 from core.finetune import adapters
-from ui import resources
+from ui import components, resources
 from ui.state import init_state
 
 init_state(st.session_state)
@@ -16,7 +16,8 @@ st.markdown(
     "prompt engineering, retrieval (RAG), fine-tuning, or fine-tuning + RAG, measured side by side on this machine."
 )
 
-strategies = st.columns(4, border=True)
+components.wrapping_columns("home-strategies", "11rem")  # two by two on a narrow window, never "engineeri ng"
+strategies = st.container(key="home-strategies").columns(4, border=True)
 for col, (title, text) in zip(
     strategies,
     [

@@ -534,6 +534,28 @@ class Store:
             self._keyword_indexes.pop(kb, None)
             self.client.delete(kb, points_selector=models.FilterSelector(filter=_doc_filter([doc_id])))
 
+    def remove_unfinished_chunks(self, kb: str) -> int:
+        """Delete the chunks that no manifest entry names (a process killed between storing and committing).
+
+        Never call while an ingest into `kb` runs: its chunks are not committed yet. Returns how many went.
+        """
+        committed = {r.doc_id for r in self.list_documents(kb)}
+        selector = models.PayloadSelectorInclude(include=[f"{METADATA_KEY}.doc_id"])
+        stray: dict[str, int] = {}
+        offset = None
+        while True:
+            with self._guard(f"checking the chunks of {kb!r}"):
+                points, offset = self.client.scroll(kb, limit=1024, offset=offset, with_payload=selector)
+            for p in points:
+                doc_id = ((p.payload or {}).get(METADATA_KEY) or {}).get("doc_id")
+                if isinstance(doc_id, str) and doc_id not in committed:
+                    stray[doc_id] = stray.get(doc_id, 0) + 1
+            if offset is None:
+                break
+        for doc_id in stray:
+            self.delete_chunks(kb, doc_id)
+        return sum(stray.values())
+
     def count_chunks(self, kb: str, doc_id: str | None = None) -> int:
         with self._guard(f"counting chunks in {kb!r}"):
             flt = _doc_filter([doc_id]) if doc_id else None

@@ -14,7 +14,7 @@ from core.embeddings import EmbeddingModel
 from core.ingest import Upload, ingest
 from core.store import SearchHit, Store
 from core.strategies import RAG_TEMPLATE, RAG_TOP_K, Answer, Strategy
-from tests.helpers import shown
+from tests.helpers import open_app, shown
 
 pytestmark = pytest.mark.slow
 PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "compare.py")
@@ -170,7 +170,7 @@ def test_rag_columns_use_the_knowledge_base_chosen_on_documents(sample_kb: str, 
     assert not at.exception
     rag = strategy_columns(at)[1]
     assert "📚 farm · top-2" in [c.value for c in rag.caption]
-    assert at.selectbox(key="compare.col1.RAG.kb").value == "farm"
+    assert at.selectbox(key="compare.kb").value == "farm"
     at.text_input(key="compare.question").input("How many cows are in the north barn?")
     at.button(key="compare.ask").click()
     at.run()
@@ -182,6 +182,41 @@ def test_rag_columns_use_the_knowledge_base_chosen_on_documents(sample_kb: str, 
     refreshed.run()
     assert refreshed.text_input(key="compare.question").value == "How many cows are in the north barn?"
     assert "📚 farm · top-2" in [c.value for c in strategy_columns(refreshed)[1].caption]
+
+
+def test_after_a_refresh_every_column_and_the_sidebar_name_the_same_knowledge_base(
+    sample_kb: str, minilm: EmbeddingModel
+) -> None:
+    """A column went back to a knowledge base chosen earlier while the sidebar named another (issue 24)."""
+    with Store.open(Settings.from_env(), minilm) as store:
+        store.create_kb("farm", chunk_size=800, chunk_overlap=120)
+        ingest(store, "farm", [Upload("barn.txt", b"The north barn holds 40 dairy cows.")])
+    at = open_app("app_pages/documents.py")
+    at.selectbox(key="documents.kb").set_value("farm").run()
+    at.switch_page("app_pages/compare.py").run()
+    at.selectbox(key="compare.col0.preset").set_value("RAG").run()  # two RAG columns, both on farm
+    at.switch_page("app_pages/documents.py").run()
+    at.selectbox(key="documents.kb").set_value(sample_kb).run()  # chosen elsewhere: Compare follows
+    at.switch_page("app_pages/compare.py").run()
+    at.run()  # any click: what this run changed is saved for the next session
+    assert not at.exception
+
+    def named(at: AppTest) -> tuple[list[str], str, str]:
+        rags = [c for c in strategy_columns(at) if any(sb.value == "RAG" for sb in c.selectbox)]
+        shown_kbs = [c.value for col in rags for c in col.caption if c.value.startswith("📚")]
+        sidebar = next(c.value for c in at.sidebar.caption if c.value.startswith("📚"))
+        return shown_kbs, at.selectbox(key="compare.kb").value, sidebar
+
+    assert named(at) == ([f"📚 {sample_kb} · top-2"] * 2, sample_kb, named(at)[2])
+    refreshed = open_app("app_pages/compare.py")  # a browser refresh: a new session on the same DATA_DIR
+    columns, picked, sidebar = named(refreshed)
+    assert columns == [f"📚 {sample_kb} · top-2"] * 2 and picked == sample_kb
+    assert sidebar.startswith(f"📚 `{sample_kb}`")
+    refreshed.selectbox(key="compare.kb").set_value("farm").run()  # chosen here: columns and sidebar follow
+    columns, _, sidebar = named(refreshed)
+    assert columns == ["📚 farm · top-2"] * 2 and sidebar.startswith("📚 `farm`")
+    again = open_app("app_pages/documents.py")
+    assert again.selectbox(key="documents.kb").value == "farm"
 
 
 def test_typing_then_clicking_ask_asks_and_an_empty_question_is_explained(sample_kb: str) -> None:

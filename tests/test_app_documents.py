@@ -242,3 +242,35 @@ def test_real_pdf_and_web_page_report_what_was_kept_out_and_the_page_table_lists
     cards = [e for e in at.expander if "debian-reference.pdf · page" in shown(e.label)]
     assert cards and not any("page 1 ·" in shown(e.label) for e in cards)  # the contents page has no chunk
     assert any("1.1.3 The root account" in shown(e.label) for e in cards)  # the section path on the card
+
+
+def test_an_upload_cut_short_by_a_refresh_is_said_on_the_next_load(data_dir: Path) -> None:
+    """A refresh stops the page's script (Streamlit's StopException): the upload must not vanish silently."""
+    from streamlit.runtime.scriptrunner_utils.exceptions import StopException
+
+    from core.config import Settings
+    from core.embeddings import load_bundled
+    from core.ingest import Upload, ingest
+    from core.store import Store
+    from core.uploads import recorded
+
+    def refreshed_while_embedding_the_second(done: int, total: int, message: str) -> None:
+        if message.startswith("Embedding") and done > 1:
+            raise StopException  # what Streamlit raises in the script when the browser goes away
+
+    big = "\n\n".join(f"Berth {i} takes boats up to {i + 5} metres." * 5 for i in range(60)).encode()
+    with Store.open(Settings.from_env(), load_bundled()) as store:
+        store.create_kb("piers", chunk_size=800, chunk_overlap=120)
+        with pytest.raises(StopException), recorded(data_dir, "piers", ["pier_notes.md", "berths.txt"]):
+            uploads = [Upload("pier_notes.md", NOTES), Upload("berths.txt", big)]
+            ingest(store, "piers", uploads, progress=refreshed_while_embedding_the_second, group_chunks=1)
+    at = start()
+    [notice] = [w.value for w in at.warning if "was interrupted" in w.value]
+    assert "The upload into `piers`" in notice and "Added whole: pier_notes.md." in notice
+    assert "Not added: berths.txt; nothing of it was stored in `piers`: add it again." in notice
+    assert [d["Name"] for d in table(at, 0)] == ["pier_notes.md"]
+    at.run()
+    assert any("was interrupted" in w.value for w in at.warning)  # still said on the next click
+    upload(at, ("berths.txt", b"Berth 1 takes boats up to 6 metres.", "text/plain"))
+    assert not [w for w in at.warning if "was interrupted" in w.value]  # until the next upload
+    assert not [w for w in start().warning if "was interrupted" in w.value]  # and said once only

@@ -45,7 +45,10 @@ def test_a_small_run_fills_the_matrix_charts_and_recommendation(sample_kb: str, 
         time.sleep(1)
         at.run()
     assert not at.exception, at.exception
-    assert at.selectbox(key="evaluate.run_id").options[0].endswith("· done")
+    picker = at.selectbox(key="evaluate.run_id")
+    assert picker.options[0].endswith("· done")
+    # The browser kept the text first sent for the chosen run ("· running") unless the value is sent anew.
+    assert picker.proto.set_value and picker.proto.raw_value == picker.options[0]
     summary, matrix = frame_with(at, "hit@k"), frame_with(at, "expected")
     assert list(summary["strategy"]) == ["PE", "RAG"] and list(summary["answers"]) == [2, 2]
     assert summary.loc[1, "hit@k"] >= 0.5 and summary["hit@k"].isna()[0]  # PE retrieves nothing: no hit rate

@@ -92,7 +92,7 @@ def test_an_ollama_model_writes_the_questions_into_the_editor(
         }
     ]
     assert at.text_input(key="finetune.name").value == "pumps-questions"
-    assert "llama3.2:1b wrote 1 questions from pumps" in at.info[0].value
+    assert "llama3.2:1b wrote 1 questions from pumps; review below." in at.info[0].value
 
 
 def test_when_no_question_comes_out_the_page_says_why(data_dir: Path, minilm: EmbeddingModel) -> None:
@@ -120,3 +120,21 @@ def test_a_chinese_knowledge_base_says_before_generating_that_it_is_not_supporte
     at.selectbox(key="finetune.kb").set_value("notes-zh").run()
     [note] = [i.value for i in at.info if "not supported yet" in i.value]
     assert "Chinese" in note and "Ollama model write the questions" in note and "Upload JSONL/CSV" in note
+
+
+def test_the_generated_notice_goes_once_its_source_is_no_longer_shown(kb_loaded: None) -> None:
+    """The notice "Generated … from <kb>" stayed on the page after its source picker had reset (issue 24)."""
+    from tests.helpers import open_app
+
+    at = open_app("app_pages/finetune.py")
+    at.radio(key="finetune.source").set_value("From a knowledge base").run()
+    at.button(key="finetune.generate").click().run()
+    assert any("Generated 2 questions from pumps" in i.value for i in at.info)
+    at.switch_page("app_pages/home.py").run()
+    at.switch_page("app_pages/finetune.py").run()  # the picker is drawn afresh: back to its first source
+    assert not at.exception
+    assert at.radio(key="finetune.source").value == "Sample facts"
+    assert not [i.value for i in at.info if "Generated" in i.value]
+    assert len(at.session_state["finetune.pairs"]) == 2  # the pairs being edited stay
+    at.radio(key="finetune.source").set_value("From a knowledge base").run()
+    assert not [i.value for i in at.info if "Generated" in i.value]  # not brought back either

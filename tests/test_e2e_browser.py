@@ -285,6 +285,99 @@ def test_a_new_users_journey_in_a_browser(app: Server, tmp_path: Path, data_dir:
         browser.close()
 
 
+def widths(page: Page, selector: str) -> list[float]:
+    found = page.locator(selector)
+    return [box["width"] for i in range(found.count()) if (box := found.nth(i).bounding_box())]
+
+
+def cut_labels(page: Page, selector: str) -> list[str]:
+    """Texts inside `selector` that overflow their box (shown cut, "📦 Loa…")."""
+    return page.eval_on_selector_all(
+        selector + " *", "els => els.filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent)"
+    )
+
+
+@pytest.mark.timeout(900)
+def test_pages_at_800_and_1400_px_keep_labels_words_and_axes_whole(app: Server) -> None:
+    """Documents' buttons were cut ("📦 Loa…"), Start's cards broke words, the metrics chart lost its axis
+    labels at 800 px; Compare's "not yet" columns wrapped a word a line at 1400 px (issue 24)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 800, "height": 1000})
+        page.goto(f"{app.url}/documents")
+        load = page.get_by_role("button", name="Load sample")
+        expect(load).to_be_visible(timeout=90_000)
+        load.click()
+        expect(page.get_by_text("3 file(s) added")).to_be_visible(timeout=180_000)
+        assert page.locator("[data-testid='stMain'] button").count() >= 3
+        assert cut_labels(page, "[data-testid='stMain'] button") == []
+        shot(page, "documents-800.png")
+
+        page.get_by_role("link", name="Start", exact=True).click()
+        expect(page.get_by_text("Prompt engineering").first).to_be_visible(timeout=30_000)
+        cards = ".st-key-home-strategies [data-testid='stColumn']"
+        assert min(widths(page, cards)) >= 170  # two by two, not four columns too narrow for "engineering"
+        shot(page, "start-800.png")
+
+        # Evaluate: one question, PE and RAG; the finished run reads done in the picker without a refresh.
+        page.get_by_role("link", name="Evaluate", exact=True).click()
+        limit = page.get_by_role("spinbutton", name="Questions to ask")
+        expect(limit).to_be_visible(timeout=60_000)
+        limit.fill("1")
+        limit.press("Tab")
+        page.get_by_role("button", name="Evaluate (2 answers)").click()
+        expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=300_000)
+        expect(page.get_by_role("combobox", name="Run")).to_have_value(re.compile(r"· done$"), timeout=300_000)
+        main = page.locator("[data-testid='stMainBlockContainer']").bounding_box()
+        charts = widths(page, ".st-key-evaluate-charts [data-testid='stColumn']")
+        assert main and min(charts) > 0.8 * main["width"] - 64, (charts, main)  # stacked, each as wide as the page
+        page.get_by_text("Metrics by strategy").scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "evaluate-charts-800.png"))
+
+        page.set_viewport_size({"width": 1400, "height": 1000})
+        page.get_by_role("link", name="Compare", exact=True).click()
+        expect(page.get_by_text("No fine-tuned model yet").first).to_be_visible(timeout=60_000)
+        notes = page.locator("[class*='st-key-compare-placeholder-'] [data-testid='stAlertContainer']")
+        for i in range(notes.count()):
+            box = notes.nth(i).bounding_box()
+            assert box and box["width"] >= 120 and box["height"] < 130, box  # a few words a line, not one
+        shot(page, "compare-1400.png")
+        browser.close()
+
+
+@pytest.mark.timeout(600)
+def test_a_refresh_during_an_upload_is_said_on_the_next_load(app: Server, tmp_path: Path) -> None:
+    """Refreshing while a file was embedded dropped the upload without a word (issue 24)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    notes = tmp_path / "pier_notes.md"
+    notes.write_text("# Pier notes\n\nThe ferry to Skellig Mor leaves Pier 4 at 08:15 every weekday.\n")
+    berths = tmp_path / "berths.txt"  # thousands of chunks: seconds of embedding to refresh in
+    berths.write_text("\n\n".join(f"Berth {i} takes boats of up to {i % 40 + 5} metres. " * 6 for i in range(4000)))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{app.url}/documents")
+        upload(page, notes)
+        page.get_by_role("button", name=re.compile(r"Create .* and add 1 file")).first.click()
+        expect(page.get_by_text("1 file(s) added")).to_be_visible(timeout=120_000)
+        upload(page, berths)
+        page.get_by_role("button", name=re.compile(r"Add 1 file\(s\) to")).click()
+        expect(page.get_by_text(re.compile("Embedding chunks")).first).to_be_visible(timeout=120_000)
+        page.reload()
+        notice = page.get_by_text(re.compile("was interrupted"))
+        expect(notice).to_be_visible(timeout=60_000)
+        expect(notice).to_contain_text("Not added: berths.txt; nothing of it was stored")
+        expect(page.get_by_text("pier_notes.md").first).to_be_visible()
+        shot(page, "documents-interrupted.png")
+        page.reload()  # said once: the next session has nothing to say
+        expect(page.get_by_text("pier_notes.md").first).to_be_visible(timeout=60_000)
+        expect(page.get_by_text(re.compile("was interrupted"))).to_have_count(0)
+        browser.close()
+
+
 def test_a_deep_link_on_a_fresh_server_gets_the_whole_app(app_url: str) -> None:
     """Opening /prompts first (a bookmark, a reload after restart) runs app.py's navigation and sidebar."""
     from playwright.sync_api import expect, sync_playwright

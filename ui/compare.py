@@ -20,9 +20,11 @@ PRESET_ORDER = ("PE", "RAG", "FT", "FT+RAG")
 
 
 def column_settings(
-    i: int, presets: dict[str, Preset], models: list[ModelInfo], templates: list[str], kbs: list[str]
+    i: int, presets: dict[str, Preset], models: list[ModelInfo], templates: list[str], kb: str | None
 ) -> Strategy | None:
     """Widgets for column i; each preset keeps its own settings. None when the preset cannot run.
+
+    Retrieval searches `kb`, the page's one knowledge base: a column keeps no other of its own.
 
     Values are seeded through session state (`state.default`), never as widget defaults, so that the
     choices remembered across pages and refreshes are what the widgets show.
@@ -55,12 +57,11 @@ def column_settings(
             key=f"{key}.template",
         )  # fmt: skip
         retrieval = st.toggle("Retrieval", value=was("retrieval", s.retrieval), key=f"{key}.retrieval")
-        kb, top_k, threshold, mode = s.kb, s.top_k, s.score_threshold, s.retrieval_mode
+        top_k, threshold, mode = s.top_k, s.score_threshold, s.retrieval_mode
         if retrieval:
-            if not kbs:
+            if kb is None:
                 st.warning("No knowledge base yet: add documents on the Documents page.")
                 return None
-            kb = st.selectbox("Knowledge base", kbs, index=index_of(kbs, was("kb", s.kb, kbs)), key=f"{key}.kb")
             top_k = st.slider("Top-k", 1, 10, was("top_k", s.top_k), key=f"{key}.top_k")
             mode = st.selectbox(
                 "Search",
@@ -94,7 +95,7 @@ def column_settings(
         model=model,
         template=template,
         retrieval=retrieval,
-        kb=kb,
+        kb=kb if retrieval else s.kb,
         top_k=top_k,
         score_threshold=threshold,
         retrieval_mode=mode,

@@ -10,6 +10,7 @@ import streamlit as st
 from core.ingest import FileReport
 from core.language import NAMES
 from core.parsing.base import UNSEARCHED_ROLES, ranges
+from core.records import RunRow
 from core.store import DocumentRecord, SearchHit
 from ui.labels import label_text
 
@@ -24,6 +25,47 @@ STATUS_LABELS = {
 
 
 NOTE_LABELS = {"contents": "contents", "index": "index", "blank": "blank", "ocr": "read by OCR"}
+
+
+def wrapping_columns(key: str, min_width: str, *, sized: dict[str, str] | None = None) -> None:
+    """Let the columns inside `st.container(key=key)` wrap onto new rows rather than go below `min_width`.
+
+    Streamlit stacks columns only below 640 px; between that and a wide screen they shrink until
+    labels are cut ("📦 Loa…") and words break ("engineeri ng"). `sized` maps the key of an element
+    inside a column to that column's own minimum (wider for a picker, narrower for a short note).
+    """
+
+    def css_key(k: str) -> str:
+        return re.sub(r"[^a-zA-Z0-9_-]", "-", k)  # as Streamlit makes a key into a class name
+
+    columns = f".st-key-{css_key(key)} [data-testid='stColumn']"
+    rules = [
+        f".st-key-{css_key(key)} [data-testid='stHorizontalBlock'] {{ flex-wrap: wrap; }}",
+        f"{columns} {{ min-width: min(100%, {min_width}); }}",
+    ]
+    rules += [
+        f"{columns}:has([class*='st-key-{css_key(inner)}']) {{ min-width: min(100%, {width}); }}"
+        for inner, width in (sized or {}).items()
+    ]
+    st.html("<style>\n" + "\n".join(rules) + "\n</style>")
+
+
+def run_label(r: RunRow, live: set[int]) -> str:
+    """A stored run as its picker names it: a run still "running" that no job runs was interrupted."""
+    status = "interrupted" if r.status == "running" and r.id not in live else r.status
+    return f"#{r.id} {r.name} · {status}"
+
+
+def show_current_label(key: str, label: str) -> None:
+    """Make the keyed picker show `label` for its chosen option; call before drawing it.
+
+    The browser keeps the text it was first sent for the chosen option ("#3 … · running"), whatever a
+    later run formats ("· done"); setting the value again sends the new text.
+    """
+    state, seen = st.session_state, f"{key}.shown_label"
+    if state.get(seen) != label and key in state:
+        state[key] = state[key]
+    state[seen] = label
 
 
 def md_escape(text: str) -> str:

@@ -15,6 +15,7 @@ from core.embeddings import BUNDLED_MODELS
 from core.ingest import FileReport, Upload
 from core.sparse import ANALYSERS
 from core.store import KnowledgeBase, Store
+from core.uploads import Interrupted
 
 # The first choice of the model and analyser pickers: fit the documents (`core.language`).
 AUTO_MODEL = ""
@@ -96,3 +97,21 @@ def held_notice(
         add(fitting[0].name, held.uploads())
     if right.button(f"Add them to {kb.name} anyway", key="documents.held.anyway", width="stretch"):
         add(kb.name, held.uploads(), hold=False)
+
+
+def interrupted_notice(cut: Interrupted) -> str:
+    """What an upload cut short left: the files added whole, and those of which nothing was kept."""
+    when = cut.started[11:16]
+    text = (
+        f"The upload into `{cut.kb}` started at {when} UTC was interrupted (the page was refreshed, closed or "
+        "stopped while it ran)."
+    )
+    if cut.added:
+        text += f" Added whole: {', '.join(cut.added)}."
+    if cut.not_added:
+        where = f"`{cut.kb}`" if cut.kb_exists else "any knowledge base (it no longer exists)"
+        them = "them" if len(cut.not_added) > 1 else "it"
+        text += f" Not added: {', '.join(cut.not_added)}; nothing of {them} was stored in {where}: add {them} again."
+    if cut.removed_chunks:
+        text += f" {cut.removed_chunks} chunks of an unfinished document were found and removed."
+    return text

@@ -20,7 +20,7 @@ from core.evaluation.report import RunData, Summary, compare_runs, matrix
 from core.evaluation.runner import EvalJobs, EvalRequest, EvalView, load_request, start_run
 from core.finetune.datasets import RowIssue
 from core.models import ModelInfo
-from core.records import Records, RunRow
+from core.records import Records
 from core.samples import SAMPLES
 from core.strategies import Preset, Runtime, Strategy
 from ui import components, resources
@@ -55,7 +55,7 @@ def strategy_column(
     kind = st.selectbox("Strategy", PRESET_ORDER, key=f"{k}.preset")
     preset = presets[kind]
     if preset.disabled_reason:
-        st.info(preset.disabled_reason)
+        st.container(key=f"evaluate-placeholder-{i}").info(preset.disabled_reason)
         return None
     s = preset.strategy
     labels = {m.id: m.label for m in models if (m.fine_tuned or kind in ("PE", "RAG"))}
@@ -268,7 +268,9 @@ def cell_metrics_text(cell: report.Cell) -> str:
 
 def charts(run: RunData, summaries: Sequence[Summary]) -> None:
     frame = summary_frame(summaries)
-    left, right = st.columns(2)
+    components.wrapping_columns("evaluate-charts", "20rem")  # stacked on a narrow window, axes kept whole
+    charts_row = st.container(key="evaluate-charts")
+    left, right = charts_row.columns(2)
     bars = frame.melt(
         id_vars="strategy",
         value_vars=["correct", "contains", "token F1", "similarity", "hit@k"],
@@ -279,11 +281,11 @@ def charts(run: RunData, summaries: Sequence[Summary]) -> None:
     left.altair_chart(
         alt.Chart(bars)
         .mark_bar()
-        .encode(
-            x=alt.X("metric:N", title=None),
-            xOffset="strategy:N",
-            y=alt.Y("value:Q", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
-            color="strategy:N",
+        .encode(  # bars across: the metric names stay readable however narrow the chart
+            y=alt.Y("metric:N", title=None, sort=None, axis=alt.Axis(labelLimit=120)),
+            yOffset="strategy:N",
+            x=alt.X("value:Q", title=None, axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("strategy:N", legend=alt.Legend(orient="bottom", columns=2)),
             tooltip=["strategy", "metric", alt.Tooltip("value:Q", format=".2f")],
         ),
         width="stretch",
@@ -307,7 +309,7 @@ def charts(run: RunData, summaries: Sequence[Summary]) -> None:
             if c.total_s is not None and c.error is None
         ]
     )
-    left, right = st.columns(2)
+    left, right = charts_row.columns(2)
     if not times.empty:
         left.markdown("**Answer time per strategy**")
         left.altair_chart(
@@ -456,11 +458,6 @@ def question_set_picker(data_dir: Path) -> qs.QuestionSet | None:
     return chosen
 
 
-def _label(r: RunRow, live: set[int]) -> str:
-    status = "interrupted" if r.status == "running" and r.id not in live else r.status
-    return f"#{r.id} {r.name} · {status}"
-
-
 def run_picker(records: Records, jobs: EvalJobs) -> RunData | None:
     """A stored run (resumable when stopped or interrupted), or an imported JSON export."""
     state = st.session_state
@@ -489,7 +486,10 @@ def run_picker(records: Records, jobs: EvalJobs) -> RunData | None:
         state["evaluate.run_id"] = next(
             (i for i, r in runs.items() if r.question_set != qs.CONTROL_SET), next(iter(runs))
         )
-    run_id = st.selectbox("Run", list(runs), format_func=lambda i: _label(runs[i], live), key="evaluate.run_id")
+    components.show_current_label("evaluate.run_id", components.run_label(runs[state["evaluate.run_id"]], live))
+    run_id = st.selectbox(
+        "Run", list(runs), format_func=lambda i: components.run_label(runs[i], live), key="evaluate.run_id"
+    )
     row = runs[run_id]
     resumable = row.status in ("stopped", "failed", "running") and run_id not in live
     if resumable and st.button("⏯️ Resume (asks only the missing answers)", key="evaluate.resume", disabled=bool(live)):

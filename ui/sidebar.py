@@ -41,6 +41,8 @@ def render_sidebar() -> None:
             st.error(f"Qdrant: {e}")
         else:
             st.caption(f"✅ Qdrant ready · {len(kbs)} knowledge base{'s' if len(kbs) != 1 else ''}")
+            if kbs and st.session_state.get("kb") not in kbs:  # what every page falls back to, named here first
+                st.session_state["kb"] = next(iter(kbs))
             chosen = kbs.get(st.session_state.get("kb") or "")
             if chosen is not None:
                 st.caption(describe_kb(chosen))

@@ -22,6 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "documents.search": "",
     "documents.error": None,
     "documents.held": None,  # ui.documents.Held: files whose language did not fit, until acted on
+    "documents.interrupted": [],  # what uploads cut short (a refresh, Stop) left, said until the next upload
     "compare.answers": {},
     "compare.partial": {},  # the answers being written, kept if the run is stopped
     "prompts.name": None,
@@ -32,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "finetune.round": 0,
     "finetune.issues": [],
     "finetune.notice": None,
+    "finetune.notice_source": None,  # the dataset source whose load wrote the notice
     "finetune.error": None,
     "evaluate.set": "sample",
     "evaluate.ncols": 4,  # PE, RAG, FT, FT+RAG: the FT columns say what they need until a model exists
@@ -47,13 +49,15 @@ DEFAULTS: dict[str, Any] = {
 
 SHADOW = "_sticky"
 _STICKY = re.compile(
-    r"kb|compare\.question|compare\.ncols|compare\.kb_seen|compare\.col\d\.preset"
-    r"|compare\.col\d\.[^.]+\.(model|template|retrieval|kb|top_k|threshold|temperature|max_tokens)"
+    r"kb|compare\.question|compare\.ncols|compare\.col\d\.preset"
+    r"|compare\.col\d\.[^.]+\.(model|template|retrieval|top_k|threshold|temperature|max_tokens)"
     r"|evaluate\.(source|sample|saved)"
 )
 
 
-PLAIN_STICKY = ("kb", "compare.kb_seen")  # sticky values that belong to no widget
+# Sticky values that belong to no widget. "kb" is the one knowledge base every page and Compare's
+# columns use: no column keeps a copy of its own that a refresh could bring back.
+PLAIN_STICKY = ("kb",)
 
 
 def is_sticky(key: str) -> bool:

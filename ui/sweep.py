@@ -88,7 +88,8 @@ def setup(
     info = store.get_kb(source)
     rag = available["RAG"].strategy
     templates = runtime.templates.names()
-    g1, g2, g3, g4 = st.columns([3, 2, 2, 3])
+    components.wrapping_columns("evaluate-sweep-grid", "10rem")  # two by two on a narrow window, values readable
+    g1, g2, g3, g4 = st.container(key="evaluate-sweep-grid").columns([3, 2, 2, 3])
     chunk_text = g1.text_input(
         "Chunkings (size/overlap)", DEFAULT_CHUNKINGS, key="evaluate.sweep.chunkings",
         help=f"Characters; {source} is chunked {info.chunk_size}/{info.chunk_overlap}. Each is re-chunked into "
@@ -194,7 +195,7 @@ def heatmap(
     return chart
 
 
-def results(runtime: Runtime, busy: bool) -> None:
+def results(runtime: Runtime, jobs: EvalJobs, busy: bool) -> None:
     """The chosen sweep run: heatmaps of correctness and latency, the best cell, and applying it."""
     state = st.session_state
     runs = []
@@ -207,7 +208,9 @@ def results(runtime: Runtime, busy: bool) -> None:
     ids = [r.id for r in runs]
     if state.get("evaluate.sweep.run") not in ids:
         state["evaluate.sweep.run"] = ids[0]
-    names = {r.id: f"#{r.id} {r.name} · {r.status}" for r in runs}
+    live = jobs.running_ids()
+    names = {r.id: components.run_label(r, live) for r in runs}
+    components.show_current_label("evaluate.sweep.run", names[state["evaluate.sweep.run"]])
     run_id = st.selectbox("Sweep", ids, format_func=names.__getitem__, key="evaluate.sweep.run")
     run = report.load_run(runtime.records, run_id)
     grid = sweep_grid(run.request)

@@ -9,7 +9,7 @@ import streamlit as st
 from core.errors import AppError
 from core.rag_preset import load_rag_preset
 from core.samples import SAMPLE_KB_NAME
-from core.strategies import STOPPED, Answer, presets, run_many
+from core.strategies import PRESET_ORDER, STOPPED, Answer, presets, run_many
 from ui import compare, components, resources
 from ui.notices import chinese_model_notice
 from ui.state import index_of, init_state, remembered
@@ -86,7 +86,7 @@ if ask and not question.strip():
     st.warning("Type a question first.")
     ask = False
 
-order = list(compare.PRESET_ORDER)
+order = list(PRESET_ORDER)
 widths = [
     1.7 if available[remembered(state, f"compare.col{i}.preset", order[i], order)].disabled_reason else 3
     for i in range(n)

@@ -11,7 +11,8 @@ from core.errors import AppError
 from core.finetune import adapters, datasets, generate, modes
 from core.finetune.jobs import TrainRequest
 from core.strategies import FT_TEMPLATE
-from ui import finetune as ui
+from core.tables import RowIssue
+from ui import finetune as ui_finetune
 from ui import resources
 from ui.state import init_state
 
@@ -100,7 +101,7 @@ try:
             stem = upload.name.rsplit(".", 1)[0]
             if parsed.issues:
                 st.warning(f"{len(parsed.issues)} problem(s) in {parsed.rows} rows; fix the file, or keep the rest.")
-                ui.issues_table(parsed.issues)
+                ui_finetune.issues_table(parsed.issues)
             label = f"Use the {len(parsed.pairs)} valid pairs" if parsed.issues else f"Use {len(parsed.pairs)} pairs"
             if parsed.pairs and st.button(label, key="finetune.use_upload"):
                 load(parsed.pairs, stem, f"Loaded {len(parsed.pairs)} pairs from {upload.name}.")
@@ -151,19 +152,19 @@ if state["finetune.error"]:
     state["finetune.error"] = None
 if state["finetune.issues"]:
     st.warning("Some saved rows were skipped:")
-    ui.issues_table([datasets.RowIssue(**i) for i in state["finetune.issues"]])
+    ui_finetune.issues_table([RowIssue(**i) for i in state["finetune.issues"]])
 running = (job := jobs.latest(settings.data_dir)) is not None and job.view().running
 if not state["finetune.pairs"]:
     if not running:  # after a refresh during training, the running job below is what matters
         st.info("Load the sample facts, a saved dataset, an upload or generated pairs to start.")
 else:
-    pairs = ui.pair_editor(state["finetune.pairs"], key=f"finetune.editor{state['finetune.round']}")
+    pairs = ui_finetune.pair_editor(state["finetune.pairs"], key=f"finetune.editor{state['finetune.round']}")
     name_col, info_col = st.columns([2, 3], vertical_alignment="bottom")
     dataset = name_col.text_input("Dataset name", key="finetune.name")
     info_col.caption(f"{len(pairs)} pairs · version `{datasets.content_hash(pairs)}`")
 
     st.subheader("2 · Mode")
-    mode = ui.mode_picker()
+    mode = ui_finetune.mode_picker()
     joint, rounds = None, modes.MAX_ROUNDS
     try:
         kbs = [kb.name for kb in resources.store().list_kbs()] if mode != "ft_then_rag" else []
@@ -174,7 +175,7 @@ else:
         st.info("This mode retrieves from a knowledge base: add documents on the Documents page first.")
     elif mode != "ft_then_rag":
         rag_templates = [n for n in resources.templates().names() if resources.templates().get(n).uses_context]
-        joint = ui.joint_form(kbs, rag_templates)
+        joint = ui_finetune.joint_form(kbs, rag_templates)
         if mode == "iterative":
             rounds = int(st.number_input("Round limit", 1, 6, modes.MAX_ROUNDS, key="finetune.rounds"))
         if mode in ("staged", "iterative"):
@@ -183,19 +184,19 @@ else:
     st.subheader("3 · Settings")
     with st.expander("LoRA settings (the defaults suit this model and a few dozen facts)"):
         suffix = "" if mode == "ft_then_rag" else ".retrieval"  # the modes that train on RAG prompts share theirs
-        train_settings = ui.settings_form(modes.train_defaults(mode), f"finetune.settings{suffix}")
-    st.caption(ui.replay_note(train_settings, resources.base_model().label))
+        train_settings = ui_finetune.settings_form(modes.train_defaults(mode), f"finetune.settings{suffix}")
+    st.caption(ui_finetune.replay_note(train_settings, resources.base_model().label))
     count = len(listed) + 1
     model_name = st.text_input("New model name", value=f"{dataset or 'tuned'}-{count}".lower(), key="finetune.model")
 
     st.subheader("4 · Train")
     system = resources.templates().get(FT_TEMPLATE).system
     # Joint prompts are checked by the trainer against its longer limit for RAG prompts.
-    too_long = ui.length_issues(pairs, system, train_settings.max_length) if mode == "ft_then_rag" else []
+    too_long = ui_finetune.length_issues(pairs, system, train_settings.max_length) if mode == "ft_then_rag" else []
     if too_long:
         st.warning("Shorten these rows or raise the maximum length in the settings:")
-        ui.issues_table(too_long)
-    looping = (loop := ui.loop_jobs().latest(settings.data_dir)) is not None and loop.view().running
+        ui_finetune.issues_table(too_long)
+    looping = (loop := ui_finetune.loop_jobs().latest(settings.data_dir)) is not None and loop.view().running
     label = {"staged": "🚀 Evaluate, train, evaluate", "iterative": "🚀 Start the rounds"}.get(mode, "🚀 Train")
     blocked = running or looping or not pairs or bool(too_long) or (mode != "ft_then_rag" and joint is None)
     clicked = st.button(label, type="primary", key="finetune.train", disabled=blocked)
@@ -216,7 +217,7 @@ else:
             request = TrainRequest(
                 model_name, dataset, tuple(pairs), base.path, base.label, train_settings, system, settings.ollama_host
             )
-            ui.start_run(mode, request, joint, rounds, session)
+            ui_finetune.start_run(mode, request, joint, rounds, session)
             state["finetune.notice"] = None
         except AppError as e:
             st.error(str(e))
@@ -229,7 +230,7 @@ def progress() -> None:
         return
     view = job.view()
     st.caption(f"**{view.request.name}** on {view.request.dataset} ({len(view.request.pairs)} pairs)")
-    ui.job_panel(view, cancel, mine=job.is_owner(session))
+    ui_finetune.job_panel(view, cancel, mine=job.is_owner(session))
     if not view.running and state.get("finetune.seen") != view.request.name:
         state["finetune.seen"] = view.request.name
         resources.models_changed()
@@ -254,14 +255,16 @@ def registration() -> None:
 
 @st.fragment(run_every=1.0)
 def loop_progress() -> None:
-    job = ui.loop_jobs().latest(settings.data_dir)
+    job = ui_finetune.loop_jobs().latest(settings.data_dir)
     if job is None:
         return
     view = job.view()
     st.caption(f"**{view.request.name}**: {modes.MODES[view.request.mode][0]} on {view.request.question_set}")
-    ui.loop_panel(view, job.cancel)
+    ui_finetune.loop_panel(view, job.cancel)
     if view.request.mode == "staged" and len(view.rounds) == 2 and not view.running:
-        ui.before_after_table(modes.before_after(resources.runtime(), view.rounds[0].run_id, view.rounds[1].run_id))
+        ui_finetune.before_after_table(
+            modes.before_after(resources.runtime(), view.rounds[0].run_id, view.rounds[1].run_id)
+        )
     if not view.running and state.get("finetune.loop_seen") != view.started:
         state["finetune.loop_seen"] = view.started
         resources.models_changed()
@@ -278,4 +281,4 @@ if not listed:
     st.caption("None yet.")
 for n, adapter in enumerate(reversed(listed)):
     model_id = tuned.get(adapter.path, f"llama.cpp:{adapter.name}")
-    ui.adapter_card(adapter, model_id, delete, register if settings.ollama_host else None, expanded=n == 0)
+    ui_finetune.adapter_card(adapter, model_id, delete, register if settings.ollama_host else None, expanded=n == 0)

@@ -73,6 +73,10 @@ class Preset:
     disabled_reason: str | None = None
 
 
+# The four strategies in the order every page lists them: the seed's PE, RAG, FT and FT + RAG.
+PRESET_ORDER: tuple[str, ...] = ("PE", "RAG", "FT", "FT+RAG")
+
+
 def presets(catalog: list[ModelInfo], kb: str | None, rag: RagPreset | None = None) -> dict[str, Preset]:
     """PE, RAG, FT and FT+RAG, built from what exists now (FT needs a fine-tuned model).
 

@@ -193,7 +193,7 @@ def test_an_iterative_run_shows_its_rounds_and_why_it_stopped(data_dir: Path) ->
 
     from core.finetune import modes
     from core.models import bundled_gguf
-    from ui import finetune as ui
+    from ui import finetune as ui_finetune
 
     request = modes.LoopRequest("loop", (), "sample", modes.JointSettings("kb"), bundled_gguf(), "SmolLM2",
                                 max_rounds=3)  # fmt: skip
@@ -203,7 +203,7 @@ def test_an_iterative_run_shows_its_rounds_and_why_it_stopped(data_dir: Path) ->
     assert job._view is not None
     job._view = replace(job._view, phase="done", message="Done: round 2 gained nothing (75% vs 80%).",
                         rounds=rounds, finished=job._view.started + 60)  # fmt: skip
-    ui.loop_jobs()._jobs.append(job)  # the process's registry, as the page finds it
+    ui_finetune.loop_jobs()._jobs.append(job)  # the process's registry, as the page finds it
     try:
         at = open_page()
         assert "Done: round 2 gained nothing (75% vs 80%)." in at.success[0].value
@@ -214,4 +214,4 @@ def test_an_iterative_run_shows_its_rounds_and_why_it_stopped(data_dir: Path) ->
             "loop-r2",
         ]
     finally:
-        ui.loop_jobs()._jobs.remove(job)
+        ui_finetune.loop_jobs()._jobs.remove(job)

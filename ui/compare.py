@@ -12,11 +12,9 @@ from core.errors import AppError
 from core.evaluation.support import Embed, Support, supporting_sentences
 from core.finetune.datasets import Correction, add_correction
 from core.models import ModelInfo
-from core.strategies import Answer, Preset, Strategy
+from core.strategies import PRESET_ORDER, Answer, Preset, Strategy
 from ui import components, resources
 from ui.state import index_of, remembered
-
-PRESET_ORDER = ("PE", "RAG", "FT", "FT+RAG")
 
 
 def column_settings(

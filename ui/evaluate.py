@@ -18,16 +18,14 @@ from core.evaluation.metrics import Forgetting
 from core.evaluation.recommend import Recommendation
 from core.evaluation.report import RunData, Summary, compare_runs, matrix
 from core.evaluation.runner import EvalJobs, EvalRequest, EvalView, load_request, start_run
-from core.finetune.datasets import RowIssue
 from core.models import ModelInfo
 from core.records import Records
 from core.samples import SAMPLES
-from core.strategies import Preset, Runtime, Strategy
+from core.strategies import PRESET_ORDER, Preset, Runtime, Strategy
+from core.tables import RowIssue
 from ui import components, resources
 from ui.state import index_of, remembered
 from ui.sweep import preparer, sweep_grid
-
-PRESET_ORDER = ("PE", "RAG", "FT", "FT+RAG")
 
 
 @st.cache_resource

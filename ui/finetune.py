@@ -16,10 +16,11 @@ import streamlit as st
 from core.errors import AppError
 from core.evaluation.questions import EvalQuestion, question_id
 from core.finetune import adapters, modes, replay, serving
-from core.finetune.datasets import Pair, RowIssue, check_lengths
+from core.finetune.datasets import Pair, check_lengths
 from core.finetune.jobs import JobView, TrainRequest
 from core.finetune.trainer import TrainSettings
 from core.strategies import FT_TEMPLATE, RAG_TEMPLATE, RAG_TOP_K, Answer, Strategy
+from core.tables import RowIssue
 from ui import resources
 
 ALL_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")

@@ -8,7 +8,7 @@ from core.errors import AppError
 from core.evaluation import control, freshness, report
 from core.evaluation.questions import CONTROL_SET
 from core.evaluation.recommend import Weights, recommend
-from core.evaluation.runner import EvalRequest, start_run
+from core.evaluation.runner import EvalRequest, latest_evaluation, start_evaluation, start_run
 from core.files import now_iso
 from core.finetune import modes
 from core.finetune.datasets import Pair, save_pairs
@@ -33,7 +33,7 @@ except AppError as e:
     st.warning(f"Retrieval is unavailable, strategies without it still run: {e}")
     kbs = []
 kb = next((k for k in (state.get("kb"), state.get("documents.kb")) if k in kbs), kbs[0] if kbs else None)
-jobs = ui.jobs()
+jobs = resources.jobs()
 for key in ("notice", "error"):
     if state[f"evaluate.{key}"]:
         (st.success if key == "notice" else st.error)(state[f"evaluate.{key}"])
@@ -78,7 +78,9 @@ if chosen is not None and (
     st.warning(notice, icon="🀄")
 
 st.subheader("3 · Run")
-busy = (job := jobs.latest()) is not None and job.view().running
+if busy_with := jobs.busy():  # one heavy job at a time, of whatever kind
+    st.caption(f"⏳ {busy_with}")
+busy = busy_with is not None
 if chosen is not None:
     if state.get("evaluate.limit", 0) > len(chosen.questions):  # a smaller set was chosen since
         state["evaluate.limit"] = len(chosen.questions)
@@ -93,14 +95,14 @@ if chosen is not None:
                 run_name, chosen.name, chosen.questions[: int(limit)], tuple(strategies), judge_model=judge
             )
             state["evaluate.run_id"] = start_run(runtime, request)
-            jobs.start(runtime, state["evaluate.run_id"], resources.embedder().embeddings)
+            start_evaluation(jobs, runtime, state["evaluate.run_id"], resources.embedder().embeddings)
         except AppError as e:
             st.error(str(e))
 
 
 @st.fragment(run_every=1.0)
 def progress() -> None:
-    job = jobs.latest()
+    job = latest_evaluation(jobs)
     if job is None:
         return
     view = job.view()

@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.errors import AppError
 from core.finetune import adapters, datasets, generate, modes
-from core.finetune.jobs import TrainRequest
+from core.finetune.jobs import TrainRequest, latest_training
 from core.strategies import FT_TEMPLATE
 from core.tables import RowIssue
 from ui import finetune as ui_finetune
@@ -25,7 +25,7 @@ st.caption(
 )
 settings = resources.settings()
 folder = settings.data_dir / "datasets"
-jobs = resources.training_jobs()
+jobs = resources.jobs()
 listed = adapters.list_adapters(settings.data_dir)
 
 
@@ -44,7 +44,7 @@ session = state.setdefault("finetune.session", uuid.uuid4().hex)
 
 
 def cancel(force: bool = False) -> None:
-    job = jobs.latest(settings.data_dir)
+    job = latest_training(jobs, settings.data_dir)
     try:
         if job is not None:
             job.cancel(session, force=force)
@@ -153,7 +153,7 @@ if state["finetune.error"]:
 if state["finetune.issues"]:
     st.warning("Some saved rows were skipped:")
     ui_finetune.issues_table([RowIssue(**i) for i in state["finetune.issues"]])
-running = (job := jobs.latest(settings.data_dir)) is not None and job.view().running
+running = (job := latest_training(jobs, settings.data_dir)) is not None and job.view().running
 if not state["finetune.pairs"]:
     if not running:  # after a refresh during training, the running job below is what matters
         st.info("Load the sample facts, a saved dataset, an upload or generated pairs to start.")
@@ -196,9 +196,12 @@ else:
     if too_long:
         st.warning("Shorten these rows or raise the maximum length in the settings:")
         ui_finetune.issues_table(too_long)
-    looping = (loop := ui_finetune.loop_jobs().latest(settings.data_dir)) is not None and loop.view().running
+    busy_with = jobs.busy()  # training, an evaluation or rounds: one heavy job at a time
+    if busy_with and not running:
+        st.caption(f"⏳ {busy_with}")
     label = {"staged": "🚀 Evaluate, train, evaluate", "iterative": "🚀 Start the rounds"}.get(mode, "🚀 Train")
-    blocked = running or looping or not pairs or bool(too_long) or (mode != "ft_then_rag" and joint is None)
+    needs_kb = mode != "ft_then_rag" and joint is None
+    blocked = running or busy_with is not None or not pairs or bool(too_long) or needs_kb
     clicked = st.button(label, type="primary", key="finetune.train", disabled=blocked)
     confirmed = state.pop("finetune.replace_ok", False)
     if (clicked or confirmed) and datasets.save_would_replace(folder, dataset, pairs) and not confirmed:
@@ -225,7 +228,7 @@ else:
 
 @st.fragment(run_every=1.0)
 def progress() -> None:
-    job = jobs.latest(settings.data_dir)
+    job = latest_training(jobs, settings.data_dir)
     if job is None:
         return
     view = job.view()
@@ -255,7 +258,7 @@ def registration() -> None:
 
 @st.fragment(run_every=1.0)
 def loop_progress() -> None:
-    job = ui_finetune.loop_jobs().latest(settings.data_dir)
+    job = modes.latest_loop(jobs, settings.data_dir)
     if job is None:
         return
     view = job.view()

@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
-from core.errors import AppError, TrainingCancelled
+from core.errors import AppError, BusyError, TrainingCancelled
 
 log = logging.getLogger(__name__)
 
@@ -140,3 +140,75 @@ class BackgroundJob(Generic[V]):
             self._update(**self._outcome("crashed", str(e)))
         finally:
             self._update(finished=time.time())
+
+
+J = TypeVar("J", bound=BackgroundJob[Any])
+# How the board says a running job of each kind is busy ("<name> is still training").
+BUSY_VERB = {"training": "training", "evaluation": "running", "rounds": "running"}
+
+
+@dataclass
+class _Entry:
+    kind: str
+    label: str
+    data_dir: Any
+    job: BackgroundJob[Any]
+
+    @property
+    def running(self) -> bool:
+        return bool(self.job.view().running)
+
+
+class JobBoard:
+    """The process's heavy jobs, whatever their kind: training, evaluations, evaluate/train rounds.
+
+    One runs at a time, since each takes every core: `start` refuses while any of them runs, so the
+    rule holds on every page and in core, not only where a page remembered to check. `latest(kind)`
+    is what a page shows; `running()` says whether anything is busy.
+    """
+
+    def __init__(self) -> None:
+        self._entries: list[_Entry] = []
+        self._lock = threading.Lock()
+
+    def start(self, kind: str, job: J, *, label: str, data_dir: Any = None) -> J:
+        """Start `job` (of `kind`, named `label` in messages) unless another heavy job runs.
+
+        Raises:
+            BusyError: a job of any kind is still running.
+        """
+        with self._lock:
+            if (busy := self._busy()) is not None:
+                raise BusyError(busy)
+            self._entries.append(_Entry(kind, label, data_dir, job.start()))
+            return job
+
+    def busy(self) -> str | None:
+        """Why nothing can start now (the running job, in words), or None when nothing runs."""
+        with self._lock:
+            return self._busy()
+
+    def _busy(self) -> str | None:
+        running = next((e for e in self._entries if e.running), None)
+        if running is None:
+            return None
+        verb = BUSY_VERB.get(running.kind, "running")
+        return f"{running.label} is still {verb}; wait for it or stop it before starting another."
+
+    def latest(self, kind: str, data_dir: Any = None) -> Any:
+        """The newest job of `kind` (for that DATA_DIR when given), running or not; None when there is none."""
+        with self._lock:
+            mine = [e.job for e in self._entries if e.kind == kind and (data_dir is None or e.data_dir == data_dir)]
+        return mine[-1] if mine else None
+
+    def running(self) -> BackgroundJob[Any] | None:
+        """The heavy job running now, of whatever kind."""
+        with self._lock:
+            entries = list(self._entries)
+        return next((e.job for e in entries if e.running), None)
+
+    def running_of(self, kind: str) -> list[BackgroundJob[Any]]:
+        """The jobs of `kind` still running."""
+        with self._lock:
+            entries = list(self._entries)
+        return [e.job for e in entries if e.kind == kind and e.running]

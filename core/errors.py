@@ -136,3 +136,7 @@ class DataDirError(AppError):
 
 class EvaluationError(AppError):
     """A question set, an evaluation run or an imported report cannot be used."""
+
+
+class BusyError(AppError):
+    """A heavy job (training, an evaluation, evaluate/train rounds) is still running: one runs at a time."""

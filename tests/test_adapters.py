@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from core.background import JobBoard
 from core.errors import AdapterError
 from core.finetune import adapters
-from core.finetune.jobs import JobRegistry
+from core.finetune.jobs import latest_training
 from core.finetune.modes import mode_of
 
 MANIFEST = {
@@ -104,7 +105,7 @@ def test_sigkill_during_export_lists_nothing_and_the_leftover_is_cleaned_at_star
     leftovers = [p.name for p in adapters.root(data_dir).iterdir() if p != mine]
     assert len(leftovers) == 1 and leftovers[0].startswith(f".partial-{child.pid}-facts-9-")
     assert adapters.list_adapters(data_dir) == []  # after a restart: no half adapter listed
-    assert JobRegistry().latest(data_dir) is None  # the first look at DATA_DIR cleans up
+    assert latest_training(JobBoard(), data_dir) is None  # the first look at DATA_DIR cleans up
     assert [p for p in adapters.root(data_dir).iterdir()] == [mine]
 
 

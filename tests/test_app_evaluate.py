@@ -119,9 +119,9 @@ def test_the_control_set_runs_beside_the_users_run_and_never_feeds_the_recommend
 ) -> None:
     """The control button raised StreamlitWidgetAlreadyInstantiatedError and switched Results to the control run."""
     from core.evaluation import questions as qs
+    from core.evaluation.runner import latest_evaluation, running_ids
     from core.models import bundled_gguf
     from tests.test_adapters import publish
-    from ui import evaluate as ui
     from ui import resources
 
     publish(
@@ -151,8 +151,8 @@ def test_the_control_set_runs_beside_the_users_run_and_never_feeds_the_recommend
     runs = resources.records().runs()
     control_run = next(r for r in runs if r.question_set == qs.CONTROL_SET)
     assert at.session_state["evaluate.run_id"] == mine  # Results stay on the user's run
-    assert control_run.id in ui.jobs().running_ids()
-    job = ui.jobs().latest()
+    assert control_run.id in running_ids(resources.jobs())
+    job = latest_evaluation(resources.jobs())
     assert job is not None
     job.cancel()
     while job.view().running:

@@ -154,9 +154,10 @@ def test_training_over_a_saved_dataset_with_other_pairs_asks_first(data_dir: Pat
 
 
 def resources_jobs_latest(data_dir: Path):  # type: ignore[no-untyped-def]
+    from core.finetune.jobs import latest_training
     from ui import resources
 
-    return resources.training_jobs().latest(data_dir)
+    return latest_training(resources.jobs(), data_dir)
 
 
 def test_each_mode_says_what_it_does_and_retrieving_modes_need_a_knowledge_base() -> None:
@@ -193,7 +194,6 @@ def test_an_iterative_run_shows_its_rounds_and_why_it_stopped(data_dir: Path) ->
 
     from core.finetune import modes
     from core.models import bundled_gguf
-    from ui import finetune as ui_finetune
 
     request = modes.LoopRequest("loop", (), "sample", modes.JointSettings("kb"), bundled_gguf(), "SmolLM2",
                                 max_rounds=3)  # fmt: skip
@@ -203,7 +203,11 @@ def test_an_iterative_run_shows_its_rounds_and_why_it_stopped(data_dir: Path) ->
     assert job._view is not None
     job._view = replace(job._view, phase="done", message="Done: round 2 gained nothing (75% vs 80%).",
                         rounds=rounds, finished=job._view.started + 60)  # fmt: skip
-    ui_finetune.loop_jobs()._jobs.append(job)  # the process's registry, as the page finds it
+    from core.background import _Entry
+    from ui import resources
+
+    entry = _Entry("rounds", "loop", data_dir, job)
+    resources.jobs()._entries.append(entry)  # the process's board, as the page finds it
     try:
         at = open_page()
         assert "Done: round 2 gained nothing (75% vs 80%)." in at.success[0].value
@@ -214,4 +218,4 @@ def test_an_iterative_run_shows_its_rounds_and_why_it_stopped(data_dir: Path) ->
             "loop-r2",
         ]
     finally:
-        ui_finetune.loop_jobs()._jobs.remove(job)
+        resources.jobs()._entries.remove(entry)

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from core.background import JobBoard
 from core.config import Settings
 from core.embeddings import EmbeddingModel
 from core.engine import EmbeddedEngine
 from core.evaluation import report
 from core.evaluation.questions import sample_set
-from core.evaluation.runner import CellDone, EvalJobs, EvalRequest, run_evaluation, start_run
+from core.evaluation.runner import CellDone, EvalRequest, run_evaluation, start_evaluation, start_run
 from core.ingest import ingest
 from core.models import ModelCatalog
 from core.prompts import TemplateLibrary
@@ -112,10 +113,10 @@ def test_stop_then_resume_asks_only_the_missing_cells(runtime: CountingRuntime) 
 def test_a_stopped_answer_is_not_stored_and_the_job_reports_progress(runtime: CountingRuntime) -> None:
     questions = sample_set().questions[:2]
     pe = strategies(runtime, max_tokens=16)[0]
-    jobs = EvalJobs()
-    job = jobs.start(runtime, start_run(runtime, EvalRequest("bg", "sample", questions, (pe,))))
-    with pytest.raises(Exception, match="still running"):
-        jobs.start(runtime, start_run(runtime, EvalRequest("other", "sample", questions, (pe,))))
+    jobs = JobBoard()
+    job = start_evaluation(jobs, runtime, start_run(runtime, EvalRequest("bg", "sample", questions, (pe,))))
+    with pytest.raises(Exception, match="'bg' is still running"):
+        start_evaluation(jobs, runtime, start_run(runtime, EvalRequest("other", "sample", questions, (pe,))))
     job.join(120)
     view = job.view()
     assert (view.status, view.done, view.total, view.asked, view.running) == ("done", 2, 2, 2, False)

@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 
 from core import documents
+from core.background import JobBoard
 from core.config import Settings
 from core.embeddings import EmbeddingModel
 from core.engine import EmbeddedEngine
 from core.errors import EvaluationError, KnowledgeBaseError
 from core.evaluation import report, sweep
 from core.evaluation.questions import sample_set
-from core.evaluation.runner import EvalJobs, load_request, start_run
+from core.evaluation.runner import load_request, start_evaluation, start_run
 from core.evaluation.sweep import Chunking, Grid
 from core.ingest import ingest
 from core.models import ModelCatalog
@@ -178,14 +179,13 @@ def test_a_sweep_is_one_run_of_the_runner_and_reads_back_into_a_grid(
     req = sweep.request(grid, base, "sweep", "sample", questions)
     assert sweep.answers(grid, len(questions)) == 4 and len(req.strategies) == 2
     run_id = start_run(runtime, req)
-    jobs = EvalJobs()
     started = threading.Event()
 
     def prepare(progress, cancel) -> None:  # type: ignore[no-untyped-def]
         started.set()
         sweep.prepare(sample_store, grid, progress=progress, cancel=cancel)
 
-    job = jobs.start(runtime, run_id, minilm.embeddings, prepare)
+    job = start_evaluation(JobBoard(), runtime, run_id, minilm.embeddings, prepare)
     job.join(600)
     assert started.is_set() and job.view().status == "done", job.view().message
     stored = load_request(runtime, run_id)

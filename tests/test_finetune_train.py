@@ -15,12 +15,13 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from core.background import JobBoard
 from core.config import Settings
 from core.engine import LoadedModel
 from core.errors import AdapterError, TrainingCancelled
 from core.finetune import adapters, trainer
 from core.finetune.datasets import Pair
-from core.finetune.jobs import JobRegistry, TrainRequest, run_training
+from core.finetune.jobs import TrainRequest, latest_training, run_training, start_training
 from core.finetune.trainer import Step, TrainSettings
 from core.models import bundled_gguf, embedded_models
 from core.prompts import BUILTINS
@@ -158,12 +159,12 @@ def test_cancel_at_any_point_leaves_nothing_registered(tmp_path: Path, when: str
 
 
 def test_job_runs_in_the_background_reports_steps_and_cancels(tmp_path: Path) -> None:
-    registry = JobRegistry()
-    job = registry.start(
-        tmp_path, request("background", TrainSettings(max_steps=200, validation_fraction=0.0, replay=0))
+    board = JobBoard()
+    job = start_training(
+        board, tmp_path, request("background", TrainSettings(max_steps=200, validation_fraction=0.0, replay=0))
     )
-    with pytest.raises(Exception, match="still training"):
-        registry.start(tmp_path, request("second"))
+    with pytest.raises(Exception, match="background is still training"):
+        start_training(board, tmp_path, request("second"))
     deadline = time.time() + 120
     while len(job.view().steps) < 2 and time.time() < deadline:
         time.sleep(0.2)
@@ -175,7 +176,7 @@ def test_job_runs_in_the_background_reports_steps_and_cancels(tmp_path: Path) ->
     view = job.view()
     assert view.phase == "cancelled" and not view.running and view.adapter is None
     assert adapters.list_adapters(tmp_path) == []
-    assert registry.latest(tmp_path) is job
+    assert latest_training(board, tmp_path) is job
 
 
 def test_a_finished_run_registers_with_ollama_when_it_answers_and_says_why_when_not(

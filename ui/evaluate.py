@@ -10,6 +10,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from core.background import JobBoard
 from core.errors import AppError
 from core.evaluation import control, report
 from core.evaluation import questions as qs
@@ -17,7 +18,7 @@ from core.evaluation.judge import JUDGE_SYSTEM, JUDGE_USER
 from core.evaluation.metrics import Forgetting
 from core.evaluation.recommend import Recommendation
 from core.evaluation.report import RunData, Summary, compare_runs, matrix
-from core.evaluation.runner import EvalJobs, EvalRequest, EvalView, load_request, start_run
+from core.evaluation.runner import EvalRequest, EvalView, load_request, running_ids, start_evaluation, start_run
 from core.models import ModelInfo
 from core.records import Records
 from core.samples import SAMPLES
@@ -26,12 +27,6 @@ from core.tables import RowIssue
 from ui import components, resources
 from ui.state import index_of, remembered
 from ui.sweep import preparer, sweep_grid
-
-
-@st.cache_resource
-def jobs() -> EvalJobs:
-    """Evaluation jobs of this process: one at a time, visible to every session."""
-    return EvalJobs()
 
 
 def minutes(seconds: float | None) -> str:
@@ -456,7 +451,7 @@ def question_set_picker(data_dir: Path) -> qs.QuestionSet | None:
     return chosen
 
 
-def run_picker(records: Records, jobs: EvalJobs) -> RunData | None:
+def run_picker(records: Records, jobs: JobBoard) -> RunData | None:
     """A stored run (resumable when stopped or interrupted), or an imported JSON export."""
     state = st.session_state
     with st.expander("Import a JSON export"):
@@ -479,7 +474,7 @@ def run_picker(records: Records, jobs: EvalJobs) -> RunData | None:
     runs = {r.id: r for r in records.runs()}
     if not runs:
         return None
-    live = jobs.running_ids()
+    live = running_ids(jobs)
     if state["evaluate.run_id"] not in runs:  # the newest run on the user's questions, not a control run
         state["evaluate.run_id"] = next(
             (i for i, r in runs.items() if r.question_set != qs.CONTROL_SET), next(iter(runs))
@@ -494,7 +489,7 @@ def run_picker(records: Records, jobs: EvalJobs) -> RunData | None:
         try:
             grid = sweep_grid(load_request(resources.runtime(), run_id))
             prepare = preparer(grid) if grid is not None and grid.kb else None  # scratch knowledge bases first
-            jobs.start(resources.runtime(), run_id, resources.embedder().embeddings, prepare)
+            start_evaluation(jobs, resources.runtime(), run_id, resources.embedder().embeddings, prepare)
             st.rerun()
         except AppError as e:
             st.error(str(e))
@@ -511,7 +506,7 @@ def cell_picker(run: RunData) -> None:
         show_cell(run, qid, strategy)
 
 
-def forgetting_section(runtime: Runtime, models: list[ModelInfo], jobs: EvalJobs, busy: bool) -> dict[str, Forgetting]:
+def forgetting_section(runtime: Runtime, models: list[ModelInfo], jobs: JobBoard, busy: bool) -> dict[str, Forgetting]:
     """Start a control run, and chart the latest finished one; returns forgetting per fine-tuned model."""
     columns = control.control_strategies(models)
     control_set = qs.control_set()
@@ -526,7 +521,7 @@ def forgetting_section(runtime: Runtime, models: list[ModelInfo], jobs: EvalJobs
         try:
             # Results keep showing the user's run: the control run feeds this section only.
             request = EvalRequest("control", qs.CONTROL_SET, control_set.questions, tuple(columns))
-            jobs.start(runtime, start_run(runtime, request), resources.embedder().embeddings)
+            start_evaluation(jobs, runtime, start_run(runtime, request), resources.embedder().embeddings)
             st.rerun()
         except AppError as e:
             st.error(str(e))

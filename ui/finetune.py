@@ -17,7 +17,7 @@ from core.errors import AppError
 from core.evaluation.questions import EvalQuestion, question_id
 from core.finetune import adapters, modes, replay, serving
 from core.finetune.datasets import Pair, check_lengths
-from core.finetune.jobs import JobView, TrainRequest
+from core.finetune.jobs import JobView, TrainRequest, start_training
 from core.finetune.trainer import TrainSettings
 from core.strategies import FT_TEMPLATE, RAG_TEMPLATE, RAG_TOP_K, Answer, Strategy
 from core.tables import RowIssue
@@ -379,12 +379,6 @@ def adapter_card(
         c2.button("🗑 Delete", key=f"{key}.delete", on_click=on_delete, args=(adapter.name,))
 
 
-@st.cache_resource
-def loop_jobs() -> modes.LoopJobs:
-    """Staged and iterative runs of this process: one at a time, visible to every session."""
-    return modes.LoopJobs()
-
-
 def mode_picker() -> modes.Mode:
     """The four ways to combine RAG and fine-tuning, one line each."""
     keys = list(modes.MODES)
@@ -524,11 +518,11 @@ def start_run(
     """
     data_dir = resources.settings().data_dir
     if mode == "ft_then_rag" or joint is None:
-        resources.training_jobs().start(data_dir, replace(request, mode=modes.mode_record("ft_then_rag")), owner)
+        start_training(resources.jobs(), data_dir, replace(request, mode=modes.mode_record("ft_then_rag")), owner)
     elif mode == "joint":
         with st.spinner(f"Retrieving the chunks for each of the {len(request.pairs)} questions…"):
             request = modes.joint_request(resources.store(), resources.templates(), request, joint)
-        resources.training_jobs().start(data_dir, request, owner)
+        start_training(resources.jobs(), data_dir, request, owner)
     else:
         questions = tuple(EvalQuestion(question_id(p.question), p.question, p.answer) for p in request.pairs)
         loop = modes.LoopRequest(
@@ -537,7 +531,7 @@ def start_run(
             system=request.system,
         )  # fmt: skip
         embedder = resources.embedder().embeddings
-        loop_jobs().start(modes.LoopJob(data_dir, resources.runtime(), loop, embedder, owner=owner))
+        modes.start_loop(resources.jobs(), modes.LoopJob(data_dir, resources.runtime(), loop, embedder, owner=owner))
 
 
 def serve_elsewhere(adapter: adapters.Adapter) -> None:

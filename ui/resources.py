@@ -10,12 +10,13 @@ from dataclasses import replace
 
 import streamlit as st
 
+from core.background import JobBoard
 from core.config import OpenAIServer, Settings
 from core.embeddings import EmbeddingCatalog, EmbeddingModel, load_bundled, ollama_embedding_models
 from core.engine import EmbeddedEngine
 from core.errors import AdapterError, AppError, ModelUnavailableError
 from core.finetune import adapters
-from core.finetune.jobs import JobRegistry, RegistrationJob
+from core.finetune.jobs import RegistrationJob
 from core.models import ModelCatalog, ModelInfo, embedded_models
 from core.preferences import Preferences
 from core.prompts import TemplateLibrary
@@ -171,9 +172,9 @@ def models_changed() -> None:
 
 
 @st.cache_resource
-def training_jobs() -> JobRegistry:
-    """Fine-tuning jobs of this process: one at a time, visible to every session."""
-    return JobRegistry()
+def jobs() -> JobBoard:
+    """The heavy jobs of this process (training, evaluations, rounds): one at a time, seen by every session."""
+    return JobBoard()
 
 
 def base_model() -> ModelInfo:

@@ -12,11 +12,12 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from core.background import JobBoard
 from core.errors import AppError, EvaluationError
 from core.evaluation import report, sweep
 from core.evaluation.metrics import percentile
 from core.evaluation.questions import QuestionSet
-from core.evaluation.runner import EvalJobs, EvalRequest, start_run
+from core.evaluation.runner import EvalRequest, running_ids, start_evaluation, start_run
 from core.evaluation.sweep import CellResult, Chunking, Grid
 from core.files import now_iso
 from core.progress import CancelFlag, Progress
@@ -68,7 +69,7 @@ def preset_caption(data_dir: Path) -> None:
 
 def setup(
     runtime: Runtime, kbs: list[str], kb: str | None, chosen: QuestionSet | None, available: dict[str, Preset],
-    jobs: EvalJobs, busy: bool,
+    jobs: JobBoard, busy: bool,
 ) -> None:  # fmt: skip
     """Pick knowledge base and grid; start the sweep in the background."""
     state = st.session_state
@@ -129,7 +130,7 @@ def setup(
             request = sweep.request(grid, base, name, chosen.name, chosen.questions[: int(limit)])
             run_id = start_run(runtime, request)
             state["evaluate.run_id"] = state["evaluate.sweep.run"] = run_id
-            jobs.start(runtime, run_id, resources.embedder().embeddings, preparer(grid))
+            start_evaluation(jobs, runtime, run_id, resources.embedder().embeddings, preparer(grid))
             st.rerun()
         except AppError as e:
             st.error(str(e))
@@ -195,7 +196,7 @@ def heatmap(
     return chart
 
 
-def results(runtime: Runtime, jobs: EvalJobs, busy: bool) -> None:
+def results(runtime: Runtime, jobs: JobBoard, busy: bool) -> None:
     """The chosen sweep run: heatmaps of correctness and latency, the best cell, and applying it."""
     state = st.session_state
     runs = []
@@ -208,7 +209,7 @@ def results(runtime: Runtime, jobs: EvalJobs, busy: bool) -> None:
     ids = [r.id for r in runs]
     if state.get("evaluate.sweep.run") not in ids:
         state["evaluate.sweep.run"] = ids[0]
-    live = jobs.running_ids()
+    live = running_ids(jobs)
     names = {r.id: components.run_label(r, live) for r in runs}
     components.show_current_label("evaluate.sweep.run", names[state["evaluate.sweep.run"]])
     run_id = st.selectbox("Sweep", ids, format_func=names.__getitem__, key="evaluate.sweep.run")

@@ -20,7 +20,7 @@ from typing import Any, Self
 
 from langchain_core.embeddings import Embeddings
 
-from core.background import BackgroundJob
+from core.background import BackgroundJob, JobBoard
 from core.errors import EvaluationError
 from core.evaluation import judge, metrics, support
 from core.evaluation.questions import EvalQuestion, content_hash
@@ -326,32 +326,28 @@ class EvalJob(BackgroundJob[EvalView]):
         return {"status": status, "message": message}
 
 
-class EvalJobs:
-    """The process's evaluation jobs: one at a time (each keeps the CPU busy)."""
+def start_evaluation(
+    board: JobBoard,
+    runtime: Runtime,
+    run_id: int,
+    embedder: Embeddings | None = None,
+    prepare: Callable[[Progress, CancelFlag], None] | None = None,
+) -> EvalJob:
+    """Run (or resume) evaluation `run_id` in the background on the process's board.
 
-    def __init__(self) -> None:
-        self._jobs: list[EvalJob] = []
-        self._lock = threading.Lock()
+    Raises:
+        BusyError: a heavy job (training, an evaluation, rounds) is still running.
+    """
+    label = f"Evaluation {load_request(runtime, run_id).name!r}"
+    return board.start("evaluation", EvalJob(runtime, run_id, embedder, prepare), label=label)
 
-    def start(
-        self,
-        runtime: Runtime,
-        run_id: int,
-        embedder: Embeddings | None = None,
-        prepare: Callable[[Progress, CancelFlag], None] | None = None,
-    ) -> EvalJob:
-        with self._lock:
-            busy = [j for j in self._jobs if j.view().running]
-            if busy:
-                raise EvaluationError(f"Evaluation {busy[0].view().name!r} is still running; wait for it or stop it.")
-            job = EvalJob(runtime, run_id, embedder, prepare).start()
-            self._jobs.append(job)
-            return job
 
-    def latest(self) -> EvalJob | None:
-        with self._lock:
-            return self._jobs[-1] if self._jobs else None
+def latest_evaluation(board: JobBoard) -> EvalJob | None:
+    """The newest evaluation job of this process, running or not."""
+    job: EvalJob | None = board.latest("evaluation")
+    return job
 
-    def running_ids(self) -> set[int]:
-        with self._lock:
-            return {j.run_id for j in self._jobs if j.view().running}
+
+def running_ids(board: JobBoard) -> set[int]:
+    """The runs an evaluation job is answering now."""
+    return {j.run_id for j in board.running_of("evaluation") if isinstance(j, EvalJob)}

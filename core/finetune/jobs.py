@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from core.background import BackgroundJob
+from core.background import BackgroundJob, JobBoard
 from core.errors import AdapterError, AppError, TrainingCancelled, TrainingError
 from core.files import data_dir_error, now_iso
 from core.finetune import adapters, export, parity, replay, serving, trainer
@@ -271,42 +271,33 @@ class TrainingJob(BackgroundJob[JobView]):
         return {"phase": "done", "message": f"{adapter.name} is ready.", "adapter": adapter.name}
 
 
-class JobRegistry:
-    """The process's training jobs: one runs at a time (it takes every CPU core)."""
+_cleaned: set[Path] = set()
+_cleaned_lock = threading.Lock()
 
-    def __init__(self) -> None:
-        self._jobs: list[TrainingJob] = []
-        self._lock = threading.Lock()
-        self._cleaned: set[Path] = set()
 
-    def _clean_once(self, data_dir: Path) -> None:
-        """At the first look at a DATA_DIR: remove staging folders that killed processes left."""
-        if data_dir not in self._cleaned:
-            self._cleaned.add(data_dir)
+def _clean_once(data_dir: Path) -> None:
+    """At the first look at a DATA_DIR in this process: remove staging folders that killed processes left."""
+    with _cleaned_lock:
+        if data_dir not in _cleaned:
+            _cleaned.add(data_dir)
             adapters.clean_leftovers(data_dir)
 
-    def start(self, data_dir: Path, request: TrainRequest, owner: str = "") -> TrainingJob:
-        """Start a run owned by the session `owner`.
 
-        Raises:
-            TrainingError: another run is still going.
-        """
-        with self._lock:
-            self._clean_once(data_dir)
-            busy = [j for j in self._jobs if j.view().running]
-            if busy:
-                raise TrainingError(
-                    f"{busy[0].request.name} is still training; wait for it or stop it before starting another."
-                )
-            job = TrainingJob(data_dir, request, owner).start()
-            self._jobs.append(job)
-            return job
+def start_training(board: JobBoard, data_dir: Path, request: TrainRequest, owner: str = "") -> TrainingJob:
+    """Start a training run owned by the session `owner` on the process's board.
 
-    def latest(self, data_dir: Path) -> TrainingJob | None:
-        with self._lock:
-            self._clean_once(data_dir)
-            mine = [j for j in self._jobs if j.data_dir == data_dir]
-            return mine[-1] if mine else None
+    Raises:
+        BusyError: a heavy job (training, an evaluation, rounds) is still running.
+    """
+    _clean_once(data_dir)
+    return board.start("training", TrainingJob(data_dir, request, owner), label=request.name, data_dir=data_dir)
+
+
+def latest_training(board: JobBoard, data_dir: Path) -> TrainingJob | None:
+    """The newest training run for this DATA_DIR, running or not."""
+    _clean_once(data_dir)
+    job: TrainingJob | None = board.latest("training", data_dir)
+    return job
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -25,7 +24,7 @@ from typing import Any, Literal
 
 from langchain_core.embeddings import Embeddings
 
-from core.background import BackgroundJob
+from core.background import BackgroundJob, JobBoard
 from core.errors import TrainingCancelled, TrainingError
 from core.evaluation import metrics
 from core.evaluation.questions import EvalQuestion
@@ -564,27 +563,16 @@ class LoopJob(BackgroundJob[LoopView]):
         return {"phase": "done", "message": message, "stopped_because": result.stopped_because}
 
 
-class LoopJobs:
-    """The process's staged and iterative runs: one at a time (each keeps the CPU busy for long)."""
+def start_loop(board: JobBoard, job: LoopJob) -> LoopJob:
+    """Start staged or iterative rounds on the process's board.
 
-    def __init__(self) -> None:
-        self._jobs: list[LoopJob] = []
-        self._lock = threading.Lock()
+    Raises:
+        BusyError: a heavy job (training, an evaluation, rounds) is still running.
+    """
+    return board.start("rounds", job, label=job.request.name, data_dir=job.data_dir)
 
-    def start(self, job: LoopJob) -> LoopJob:
-        """Start `job`.
 
-        Raises:
-            TrainingError: another run is still going.
-        """
-        with self._lock:
-            busy = [j for j in self._jobs if j.view().running]
-            if busy:
-                raise TrainingError(f"{busy[0].request.name} is still running; wait for it or stop it first.")
-            self._jobs.append(job.start())
-            return job
-
-    def latest(self, data_dir: Path) -> LoopJob | None:
-        with self._lock:
-            mine = [j for j in self._jobs if j.data_dir == data_dir]
-            return mine[-1] if mine else None
+def latest_loop(board: JobBoard, data_dir: Path) -> LoopJob | None:
+    """The newest staged or iterative run for this DATA_DIR, running or not."""
+    job: LoopJob | None = board.latest("rounds", data_dir)
+    return job

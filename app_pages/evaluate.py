@@ -15,7 +15,7 @@ from core.finetune.datasets import Pair, save_pairs
 from core.rag_preset import load_rag_preset
 from core.strategies import RAG_TOP_K, presets
 from ui import components, resources, sweep
-from ui import evaluate as ui
+from ui import evaluate as ui_evaluate
 from ui import freshness as fresh_ui
 from ui.notices import chinese_model_notice
 from ui.state import follow_rag_preset, init_state
@@ -41,7 +41,7 @@ for key in ("notice", "error"):
 
 st.subheader("1 · Questions")
 try:
-    chosen = ui.question_set_picker(settings.data_dir)
+    chosen = ui_evaluate.question_set_picker(settings.data_dir)
 except AppError as e:
     st.error(str(e))
     chosen = None
@@ -56,7 +56,7 @@ picked = []
 components.wrapping_columns("evaluate-strategies", "13.5rem", sized={"evaluate-placeholder-": "8rem"})
 for i, col in enumerate(st.container(key="evaluate-strategies").columns(n, border=True)):
     with col:
-        if (s := ui.strategy_column(i, available, models, names, kbs)) is not None:
+        if (s := ui_evaluate.strategy_column(i, available, models, names, kbs)) is not None:
             picked.append(s)
 rag = load_rag_preset(settings.data_dir)
 hybrid = modes.mode_strategies(settings.data_dir, models, kb, top_k=rag.top_k if rag else RAG_TOP_K) if kb else []
@@ -69,7 +69,7 @@ if hybrid:
         f"{kb}, like the FT+RAG preset.",
     ):
         picked += hybrid
-strategies = ui.unique_names(picked)
+strategies = ui_evaluate.unique_names(picked)
 if chosen is not None and (
     notice := chinese_model_notice(
         strategies, [q.question for q in chosen.questions], resources.store(), [m.id for m in models]
@@ -87,7 +87,7 @@ if chosen is not None:
     limit = st.number_input("Questions to ask", 1, len(chosen.questions), len(chosen.questions), key="evaluate.limit")
     default_name = f"{chosen.name} · {now_iso()[:16].replace('T', ' ')}"
     run_name = st.text_input("Run name", value=default_name, key="evaluate.name")
-    judge = ui.judge_picker(models)
+    judge = ui_evaluate.judge_picker(models)
     cells = int(limit) * len(strategies)
     if st.button(f"▶️ Evaluate ({cells} answers)", type="primary", key="evaluate.start", disabled=busy or not cells):
         try:
@@ -106,7 +106,7 @@ def progress() -> None:
     if job is None:
         return
     view = job.view()
-    ui.progress_panel(view, job.cancel)
+    ui_evaluate.progress_panel(view, job.cancel)
     if not view.running and state.get("evaluate.seen") != view.run_id:
         state["evaluate.seen"] = view.run_id
         st.rerun()  # the whole page: the finished run's results appear below
@@ -121,21 +121,21 @@ sweep.results(runtime, jobs, busy)
 sweep.scratch_cleanup(busy)
 
 st.subheader("5 · Results")
-run = ui.run_picker(runtime.records, jobs)
+run = ui_evaluate.run_picker(runtime.records, jobs)
 if run is None:
     st.info("No evaluation yet: choose a question set and strategies, then press Evaluate.")
     st.stop()
 summaries = report.summarize(run)
-ui.show_summary(summaries)
+ui_evaluate.show_summary(summaries)
 train = control.training_seconds(settings.data_dir, models)
 if used := {s.model: train[s.model] for s in run.strategies if s.model in train}:
     st.caption("Training time (from each adapter's manifest): " + ", ".join(f"{m} {t:.0f} s" for m, t in used.items()))
 f1, f2 = st.columns(2)
 failures_only = f1.toggle("Failures only", key="evaluate.failures_only")
 disagree_only = f2.toggle("Strategies disagree", key="evaluate.disagree_only")
-ui.show_matrix(run, failures_only, disagree_only)
-ui.cell_picker(run)
-ui.charts(run, summaries)
+ui_evaluate.show_matrix(run, failures_only, disagree_only)
+ui_evaluate.cell_picker(run)
+ui_evaluate.charts(run, summaries)
 
 with st.expander("Compare with an earlier run on the same questions"):
     earlier = [r for r in runtime.records.runs(set_hash=run.request.set_hash) if run.id is None or r.id < run.id]
@@ -143,7 +143,7 @@ with st.expander("Compare with an earlier run on the same questions"):
         st.caption("No earlier run of this question-set version.")
     else:
         other = st.selectbox("Earlier run", earlier, format_func=lambda r: f"#{r.id} {r.name}", key="evaluate.earlier")
-        ui.show_comparison(run, report.load_run(runtime.records, other.id))
+        ui_evaluate.show_comparison(run, report.load_run(runtime.records, other.id))
 
 e1, e2, e3 = st.columns(3)
 e1.download_button("⬇️ CSV (one row per answer)", report.to_csv(run), f"evaluation-{run.id}.csv", "text/csv",
@@ -164,7 +164,7 @@ with e3.popover("🎯 Send failures to fine-tuning"):
             st.error(str(e))
 
 st.subheader("6 · Forgetting")
-forgot = ui.forgetting_section(runtime, models, jobs, busy)
+forgot = ui_evaluate.forgetting_section(runtime, models, jobs, busy)
 
 st.subheader("7 · Freshness")
 fresh = fresh_ui.section(runtime, available, kbs, run, settings.data_dir)
@@ -181,7 +181,7 @@ if run.question_set == CONTROL_SET:
     st.info("The run shown is a control run: general questions that measure forgetting only. Choose a run on your "
             "own questions under Results for a recommendation.")  # fmt: skip
 else:
-    ui.show_recommendation(
+    ui_evaluate.show_recommendation(
         recommend(
             summaries,
             weights,

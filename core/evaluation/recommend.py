@@ -157,7 +157,7 @@ def recommend(
             else "These questions do not separate them at all; ask questions on which they may differ."
         )
         text = (
-            f"**Not settled.** {best.strategy} ({best.score:.2f} of 1 on your priorities {_weights_text(w)}) and "
+            f"**Not settled.** On your priorities {_weights_text(w)}, {best.strategy} ({best.score:.2f} of 1) and "
             f"{second.strategy} ({second.score:.2f}) are too close for {_questions(lead.questions)} to tell apart: "
             + _lead_text(lead)
             + f" {more} The scores below are not a ranking."

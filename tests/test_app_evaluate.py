@@ -54,6 +54,10 @@ def test_a_small_run_fills_the_matrix_charts_and_recommendation(sample_kb: str, 
     assert summary.loc[1, "hit@k"] >= 0.5 and summary["hit@k"].isna()[0]  # PE retrieves nothing: no hit rate
     assert list(matrix.columns) == ["id", "PE", "RAG", "question", "expected"]
     assert all(str(v)[0] in "✅❌" for v in matrix["RAG"])
+    assert not any(" · not " in str(v) for v in matrix["PE"])  # PE retrieves nothing: no place it was lost
+    wrong_rag = [str(v) for v in matrix["RAG"] if str(v).startswith("❌")]
+    assert all(v.endswith(("· not retrieved", "· not in excerpt", "· not read")) for v in wrong_rag), wrong_rag
+    assert any(c.value.startswith("📖 RAG: the answer was in the retrieved chunks for ") for c in at.caption)
     specs = [c.proto.spec for c in at.get("vega_lite_chart")]
     assert len(specs) == 4  # metrics by strategy, correct vs p50, answer times, hit@k (no forgetting run yet)
     assert '"mark": {"type": "boxplot"' in specs[2] or '"boxplot"' in specs[2]

@@ -12,10 +12,11 @@ import streamlit as st
 
 from core.background import JobBoard
 from core.errors import AppError
-from core.evaluation import control, report
+from core.evaluation import control, reading, report
 from core.evaluation import questions as qs
 from core.evaluation.judge import JUDGE_SYSTEM, JUDGE_USER
 from core.evaluation.metrics import Forgetting
+from core.evaluation.questions import EvalQuestion
 from core.evaluation.recommend import Recommendation
 from core.evaluation.report import RunData, Summary, compare_runs, matrix
 from core.evaluation.runner import EvalRequest, EvalView, load_request, running_ids, start_evaluation, start_run
@@ -181,7 +182,7 @@ def show_matrix(run: RunData, failures_only: bool, disagree_only: bool) -> None:
         line = {"id": r["question"].id, "question": r["question"].question, "expected": r["question"].answer}
         for n in names:
             v = r["cells"][n]
-            line[n] = "…" if v is None else f"{'✅' if v[0] else '❌'} {v[1]:.2f}"
+            line[n] = "…" if v is None else f"{'✅' if v[0] else '❌'} {v[1]:.2f}" + _lost(run, r["question"], n)
         data.append(line)
     frame = pd.DataFrame(data, columns=["id", *names, "question", "expected"])  # verdicts first: visible at once
 
@@ -194,7 +195,19 @@ def show_matrix(run: RunData, failures_only: bool, disagree_only: bool) -> None:
         return ""
 
     st.dataframe(frame.style.map(colour, subset=names), hide_index=True, width="stretch")
-    st.caption(f"{len(rows)} of {len(run.questions)} questions · ✅ correct / ❌ wrong, with token F1")
+    st.caption(
+        f"{len(rows)} of {len(run.questions)} questions · ✅ correct / ❌ wrong, with token F1; a wrong answer of a "
+        "retrieval strategy says where it was lost: not retrieved (fix retrieval: chunking, top-k, the embedding "
+        "model), not in the excerpt (the template's excerpt left it out) or not read (the model had it and missed it)"
+    )
+    for r in reading.reading(run):
+        st.caption(f"📖 {r.describe()}.")
+
+
+def _lost(run: RunData, question: EvalQuestion, strategy: str) -> str:
+    cell = run.cell(question.id, strategy)
+    kind = None if cell is None else reading.failure_kind(cell, question.answer)
+    return f" · {reading.SHORT[kind]}" if kind else ""
 
 
 def show_cell(run: RunData, question_id: str, strategy: str) -> None:
@@ -211,7 +224,8 @@ def show_cell(run: RunData, question_id: str, strategy: str) -> None:
     if cell is None:
         st.info("Not answered yet.")
         return
-    verdict = "✅ correct" if cell.correct else "❌ wrong"
+    kind = reading.failure_kind(cell, q.answer)
+    verdict = "✅ correct" if cell.correct else "❌ wrong" + (f": {kind}" if kind else "")
     st.markdown(f"**{components.md_escape(strategy)}** · {verdict}")
     st.text(cell.answer or "(empty answer)")
     if cell.error:

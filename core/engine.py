@@ -251,7 +251,9 @@ class LlamaCppChat(BaseChatModel):
         stop = [*(self.stop or []), *(stop or [])] or None
         events: queue.Queue[tuple[str, Any]] = queue.Queue()
         halt = threading.Event()
-        job = llama_thread().submit(self._generate_locked, dicts, prompt, stop, events, halt)
+        # Queued from now: behind other calls on the llama.cpp thread, then for the model's lock.
+        asked = time.perf_counter()
+        job = llama_thread().submit(self._generate_locked, dicts, prompt, stop, events, halt, asked)
         try:
             while True:
                 kind, value = events.get()
@@ -281,10 +283,13 @@ class LlamaCppChat(BaseChatModel):
         stop: list[str] | None,
         events: queue.Queue[tuple[str, Any]],
         halt: threading.Event,
+        asked: float,
     ) -> None:
-        """The generation itself, under the model's lock, on the llama.cpp thread; hands out events."""
+        """The generation itself, under the model's lock, on the llama.cpp thread; hands out events.
+
+        `asked` is when the caller asked: the time until the lock is held is reported as queued.
+        """
         loaded = self.loaded
-        asked = time.perf_counter()
         # Wait for the model in short slices, so a stream closed while queued gives up its place at once.
         while not loaded.lock.acquire(timeout=0.05):
             if halt.is_set():

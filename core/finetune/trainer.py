@@ -66,6 +66,11 @@ class TrainSettings:
     # LoRA on the last `top_layers` decoder layers only (0: every layer). The layers below hold no trainable
     # weight, so the backward pass stops where the adapted layers begin.
     top_layers: int = 0
+    # The precision of the matrix products in training: "bfloat16" autocasts them (the LoRA weights, the optimizer
+    # and the loss stay float32), "auto" does so where the processor computes bfloat16 natively (avx512_bf16 or
+    # AMX on x86, a CUDA GPU that supports it), else float32. On a 2-core EPYC with avx512_bf16: 1.8x the tokens/s
+    # of float32 (410 vs 223, bench/finetune.py's steps), with the same facts learned and forgetting in bounds.
+    precision: str = "auto"
 
     def validate(self) -> None:
         problems = []
@@ -83,12 +88,40 @@ class TrainSettings:
             problems.append("the number of general examples cannot be negative")
         if self.top_layers < 0:
             problems.append("the number of adapted layers cannot be negative")
+        if self.precision not in PRECISIONS:
+            problems.append(f"the precision must be one of {', '.join(PRECISIONS)}")
         if self.replay_passes < 1:
             problems.append("each general example must be replayed at least once")
         if not 0 <= self.dropout < 1 or not 0 <= self.validation_fraction < 0.5:
             problems.append("dropout must be in [0, 1) and the validation fraction in [0, 0.5)")
         if problems:
             raise TrainingError("Training settings: " + "; ".join(problems) + ".")
+
+
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+@functools.cache
+def native_bf16() -> bool:
+    """Whether this machine multiplies bfloat16 matrices natively (else autocasting them only slows training)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return bool(torch.cuda.is_bf16_supported())
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def autocast_dtype(precision: str) -> Any:
+    """The dtype training autocasts its matrix products to, or None for float32 throughout."""
+    import torch
+
+    if precision == "bfloat16" or (precision == "auto" and native_bf16()):
+        return torch.bfloat16
+    return None
 
 
 @dataclass(frozen=True)
@@ -310,25 +343,63 @@ def epoch_slices(replayed: Sequence[Encoded], epochs: int, passes: int) -> list[
     return [sequence[len(sequence) * e // epochs : len(sequence) * (e + 1) // epochs] for e in range(epochs)]
 
 
-def answer_loss(model: Any, batch: dict[str, Any]) -> Any:
+SHARED_MIN = 8  # a common prefix shorter than this is computed per row (not worth a second forward call)
+
+
+def shared_prefix(input_ids: Any, labels: Any) -> int:
+    """How many leading tokens every row of the batch has in common and before any answer token.
+
+    A run's examples share their chat template's opening (the system prompt and the user turn's tag: 27 of
+    SmolLM2's 55 tokens per sample fact), which `answer_loss` computes once per batch instead of once per row.
+    """
+    rows = input_ids.shape[0]
+    if rows < 2:
+        return 0
+    same = (input_ids == input_ids[:1]).all(dim=0)
+    common = int(same.long().cumprod(dim=0).sum())
+    answers = (labels != IGNORE).long().argmax(dim=1)  # each row's first answer position
+    shared = min(common, int(answers.min()) - 1)  # the position before the first answer must stay in the rows'
+    return shared if shared >= SHARED_MIN else 0
+
+
+def answer_loss(model: Any, batch: dict[str, Any], dtype: Any = None) -> Any:
     """Mean cross-entropy over the answer tokens, with the vocabulary projection computed for those alone.
 
     The same loss as `model(**batch).loss`, which projects every position onto the 49k-token
     vocabulary and then ignores the prompt's: here about 10 of 55 tokens of a sample fact are
-    answer tokens, so most of the projection (and its gradient) was work thrown away.
+    answer tokens, so most of the projection (and its gradient) was work thrown away. The rows'
+    common prefix (`shared_prefix`) runs once, and its keys and values (still in the graph, so the
+    LoRA weights learn through them as through a full row) are repeated for every row's remainder.
+    `dtype` autocasts the matrix products (`autocast_dtype`).
     """
     import torch
+    from transformers import DynamicCache
 
     causal_lm = model.get_base_model()
-    hidden = causal_lm.get_decoder()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-    labels = batch["labels"][:, 1:]
-    keep = labels != IGNORE
-    logits = causal_lm.get_output_embeddings()(hidden.last_hidden_state[:, :-1][keep])
+    decoder = causal_lm.get_decoder()
+    ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
+    with torch.autocast(ids.device.type, dtype=dtype, enabled=dtype is not None):
+        shared = shared_prefix(ids, labels)
+        if shared:
+            cache = DynamicCache(config=causal_lm.config)
+            decoder(input_ids=ids[:1, :shared], past_key_values=cache, use_cache=True)
+            cache.batch_repeat_interleave(ids.shape[0])
+            hidden = decoder(input_ids=ids[:, shared:], attention_mask=mask, past_key_values=cache, use_cache=True)
+            labels = labels[:, shared:]
+        else:
+            hidden = decoder(input_ids=ids, attention_mask=mask)
+        labels = labels[:, 1:]
+        keep = labels != IGNORE
+        logits = causal_lm.get_output_embeddings()(hidden.last_hidden_state[:, :-1][keep])
     return torch.nn.functional.cross_entropy(logits.float(), labels[keep])
 
 
 def evaluate(
-    model: Any, data: Sequence[Encoded], collate: Callable[[Sequence[Encoded]], dict[str, Any]], batch_size: int
+    model: Any,
+    data: Sequence[Encoded],
+    collate: Callable[[Sequence[Encoded]], dict[str, Any]],
+    batch_size: int,
+    dtype: Any = None,
 ) -> float:
     """Mean loss per answer token."""
     import torch
@@ -339,7 +410,7 @@ def evaluate(
         for i in range(0, len(data), batch_size):
             batch = {k: v.to(model.device) for k, v in collate(data[i : i + batch_size]).items()}
             n = int((batch["labels"][:, 1:] != IGNORE).sum())
-            total += float(answer_loss(model, batch)) * n
+            total += float(answer_loss(model, batch, dtype)) * n
             count += n
     model.train()
     return total / max(1, count)
@@ -434,6 +505,7 @@ def _train(
     total = settings.max_steps or sum(epoch_steps)
     scheduler = scheduler_for(optimizer, total)
     rng = random.Random(settings.seed)
+    dtype = autocast_dtype(settings.precision)
 
     result = Trained(model=model, tokenizer=tokenizer)
     started = time.perf_counter()
@@ -447,7 +519,7 @@ def _train(
             if cancel is not None and cancel.is_set():
                 raise TrainingCancelled()
             batch = {k: v.to(model.device) for k, v in collate(batch_items).items()}
-            loss = answer_loss(model, batch)
+            loss = answer_loss(model, batch, dtype)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
@@ -459,7 +531,7 @@ def _train(
             val_loss = None
             if val_data and (position == per_epoch or step == total):
                 eval_started = time.perf_counter()
-                val_loss = evaluate(model, val_data, collate, settings.batch_size)
+                val_loss = evaluate(model, val_data, collate, settings.batch_size, dtype)
                 eval_s += time.perf_counter() - eval_started
             report = Step(
                 step=step,

@@ -19,6 +19,7 @@ from ui import evaluate as ui_evaluate
 from ui import freshness as fresh_ui
 from ui.notices import chinese_model_notice
 from ui.state import follow_rag_preset, init_state
+from ui.strategy_editor import evaluate_spec, strategy_editor
 
 init_state(st.session_state)
 state = st.session_state
@@ -56,7 +57,7 @@ picked = []
 components.wrapping_columns("evaluate-strategies", "13.5rem", sized={"evaluate-placeholder-": "8rem"})
 for i, col in enumerate(st.container(key="evaluate-strategies").columns(n, border=True)):
     with col:
-        if (s := ui_evaluate.strategy_column(i, available, models, names, kbs)) is not None:
+        if (s := strategy_editor(evaluate_spec(kbs), i, available, models, names, kb)) is not None:
             picked.append(s)
 rag = load_rag_preset(settings.data_dir)
 hybrid = modes.mode_strategies(settings.data_dir, models, kb, top_k=rag.top_k if rag else RAG_TOP_K) if kb else []

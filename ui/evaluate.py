@@ -23,7 +23,7 @@ from core.evaluation.runner import EvalRequest, EvalView, load_request, running_
 from core.models import ModelInfo
 from core.records import Records
 from core.samples import SAMPLES
-from core.strategies import PRESET_ORDER, Preset, Runtime, Strategy
+from core.strategies import Runtime, Strategy
 from core.tables import RowIssue
 from ui import components, resources
 from ui.state import index_of, remembered
@@ -35,59 +35,6 @@ def minutes(seconds: float | None) -> str:
         return "–"
     s = max(0, int(seconds))
     return f"{s // 60}:{s % 60:02d}"
-
-
-def _index(options: Sequence[str], value: str | None) -> int:
-    return list(options).index(value) if value in options else 0
-
-
-def strategy_column(
-    i: int, presets: dict[str, Preset], models: list[ModelInfo], templates: list[str], kbs: list[str]
-) -> Strategy | None:
-    """One strategy's settings, as a Compare column has them; None when the preset cannot run."""
-    k = f"evaluate.col{i}"
-    kind = st.selectbox("Strategy", PRESET_ORDER, key=f"{k}.preset")
-    preset = presets[kind]
-    if preset.disabled_reason:
-        st.container(key=f"evaluate-placeholder-{i}").info(preset.disabled_reason)
-        return None
-    s = preset.strategy
-    labels = {m.id: m.label for m in models if (m.fine_tuned or kind in ("PE", "RAG"))}
-    with st.expander("Settings"):
-        model = st.selectbox(
-            "Model",
-            list(labels),
-            index=_index(list(labels), s.model),
-            format_func=labels.__getitem__,
-            key=f"{k}.{kind}.model",
-        )
-        template = st.selectbox("Template", templates, index=_index(templates, s.template), key=f"{k}.{kind}.template")
-        retrieval = st.toggle("Retrieval", value=s.retrieval, key=f"{k}.{kind}.retrieval")
-        kb, top_k, threshold = s.kb, s.top_k, s.score_threshold
-        if retrieval:
-            if not kbs:
-                st.warning("No knowledge base yet: add documents on the Documents page.")
-                return None
-            kb = st.selectbox("Knowledge base", kbs, index=_index(kbs, s.kb), key=f"{k}.{kind}.kb")
-            top_k = st.slider("Top-k", 1, 10, s.top_k, key=f"{k}.{kind}.top_k")
-            threshold = st.slider("Score threshold", 0.0, 1.0, 0.0, 0.05, key=f"{k}.{kind}.threshold") or None
-        max_tokens = st.slider("Max answer tokens", 16, 512, 128, 16, key=f"{k}.{kind}.max_tokens")
-    name = kind if not retrieval or top_k == s.top_k or kind not in ("RAG", "FT+RAG") else f"{kind} k={top_k}"
-    if model != s.model and kind in ("FT", "FT+RAG"):
-        name += f" ({labels[model].split('+')[-1].split(' ')[0]})"
-    strategy = replace(
-        s,
-        name=name,
-        model=model,
-        template=template,
-        retrieval=retrieval,
-        kb=kb,
-        top_k=top_k,
-        score_threshold=threshold,
-        max_tokens=max_tokens,
-    )
-    st.caption(f"Column name: **{components.md_escape(name)}**")
-    return strategy
 
 
 def unique_names(strategies: list[Strategy]) -> list[Strategy]:
@@ -200,8 +147,8 @@ def show_matrix(run: RunData, failures_only: bool, disagree_only: bool) -> None:
         "retrieval strategy says where it was lost: not retrieved (fix retrieval: chunking, top-k, the embedding "
         "model), not in the excerpt (the template's excerpt left it out) or not read (the model had it and missed it)"
     )
-    for r in reading.reading(run):
-        st.caption(f"📖 {r.describe()}.")
+    for read in reading.reading(run):
+        st.caption(f"📖 {read.describe()}.")
 
 
 def _lost(run: RunData, question: EvalQuestion, strategy: str) -> str:

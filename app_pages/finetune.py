@@ -13,7 +13,7 @@ from core.finetune.jobs import TrainRequest, latest_training
 from core.strategies import FT_TEMPLATE
 from core.tables import RowIssue
 from ui import finetune as ui_finetune
-from ui import resources
+from ui import finetune_models, resources
 from ui.state import init_state
 
 init_state(st.session_state)
@@ -284,4 +284,4 @@ if not listed:
     st.caption("None yet.")
 for n, adapter in enumerate(reversed(listed)):
     model_id = tuned.get(adapter.path, f"llama.cpp:{adapter.name}")
-    ui_finetune.adapter_card(adapter, model_id, delete, register if settings.ollama_host else None, expanded=n == 0)
+    finetune_models.adapter_card(adapter, model_id, delete, register if settings.ollama_host else None, expanded=n == 0)

@@ -10,6 +10,7 @@ import streamlit as st
 from core.errors import AppError
 from core.finetune import adapters, datasets, generate, modes
 from core.finetune.jobs import TrainRequest, latest_training
+from core.language import holds_chinese
 from core.strategies import FT_TEMPLATE
 from core.tables import RowIssue
 from ui import finetune as ui_finetune
@@ -111,7 +112,7 @@ try:
             st.info("No knowledge base yet: add documents on the Documents page.")
         else:
             kb = st.selectbox("Knowledge base", kbs, key="finetune.kb")
-            if resources.store().is_chinese(kb):
+            if holds_chinese(resources.store(), kb):
                 st.info(generate.NOT_FOR_CHINESE, icon="🀄")
             st.caption("Sentences that state a fact become the questions a reader would ask (how often, when, "
                        "where, who, how many…), each answered by a short part of its sentence; sentences that give "

@@ -120,6 +120,13 @@ def supported_share(
     return sum(s is not None for s in supports) / len(supports)
 
 
+def _candidates(chunks: Sequence[str]) -> tuple[int, list[tuple[int, int, int]]]:
+    """(chunk, start, end) of every sentence, then of every two neighbouring sentences of one chunk; how many single."""
+    spans = [(i, start, end) for i, text in enumerate(chunks) for start, end in sentence_spans(text)]
+    pairs = [(a[0], a[1], b[2]) for a, b in zip(spans, spans[1:], strict=False) if a[0] == b[0]]
+    return len(spans), spans + pairs
+
+
 def claim_supports(
     answer: str, question: str, chunks: Sequence[str], embed: Embed | None, *, threshold: float = SUPPORTED_THRESHOLD
 ) -> list[Support | None]:
@@ -132,11 +139,9 @@ def claim_supports(
     sentence that introduces it; a sentence that PDF or text wrapping cut in two).
     """
     claims = metrics.claims(answer) or ([answer.strip()] if metrics.tokens(answer) else [])
-    spans = [(i, start, end) for i, text in enumerate(chunks) for start, end in sentence_spans(text)]
-    if not claims or not spans:
+    singles, found = _candidates(chunks)
+    if not claims or not found:
         return [None] * len(claims)
-    pairs = [(a[0], a[1], b[2]) for a, b in zip(spans, spans[1:], strict=False) if a[0] == b[0]]
-    found = spans + pairs
     texts = [chunks[i][start:end] for i, start, end in found]
     contexts = [c if len(metrics.tokens(c)) >= SHORT_CLAIM_TOKENS else f"{question} {c}".strip() for c in claims]
     vectors = embed([*contexts, *texts]) if embed is not None else []
@@ -172,7 +177,7 @@ def claim_supports(
                 and (not about or _overlap(about, text) >= QUESTION_RECALL)
                 and (overlap >= RECALL if by_words else closeness >= needed)
             )
-            single = j < len(spans)  # one sentence beats two that say the same
+            single = j < singles  # one sentence beats two that say the same
             if passes and (best is None or (single, overlap, closeness) > best[:3]):
                 best = (single, overlap, closeness, j)
         if best is None:

@@ -13,6 +13,7 @@ from core.strategies import PRESET_ORDER, STOPPED, Answer, presets, run_many
 from ui import compare, components, resources
 from ui.notices import chinese_model_notice
 from ui.state import index_of, init_state, remembered
+from ui.strategy_editor import COMPARE, strategy_editor
 
 init_state(st.session_state)
 state = st.session_state
@@ -98,7 +99,7 @@ template_names = runtime.templates.names()
 strategies = {}
 for i, col in enumerate(columns):
     with col:
-        strategy = compare.column_settings(i, available, models, template_names, kb)
+        strategy = strategy_editor(COMPARE, i, available, models, template_names, kb)
         if strategy is not None:
             strategies[i] = strategy
 if notice := chinese_model_notice(strategies.values(), [question], runtime.store, [m.id for m in models]):

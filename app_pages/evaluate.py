@@ -16,9 +16,11 @@ from core.rag_preset import load_rag_preset
 from core.strategies import RAG_TOP_K, presets
 from ui import components, resources, sweep
 from ui import evaluate as ui_evaluate
+from ui import evaluate_results as results
 from ui import freshness as fresh_ui
 from ui.notices import chinese_model_notice
 from ui.state import follow_rag_preset, init_state
+from ui.strategy_editor import evaluate_spec, strategy_editor
 
 init_state(st.session_state)
 state = st.session_state
@@ -56,7 +58,7 @@ picked = []
 components.wrapping_columns("evaluate-strategies", "13.5rem", sized={"evaluate-placeholder-": "8rem"})
 for i, col in enumerate(st.container(key="evaluate-strategies").columns(n, border=True)):
     with col:
-        if (s := ui_evaluate.strategy_column(i, available, models, names, kbs)) is not None:
+        if (s := strategy_editor(evaluate_spec(kbs), i, available, models, names, kb)) is not None:
             picked.append(s)
 rag = load_rag_preset(settings.data_dir)
 hybrid = modes.mode_strategies(settings.data_dir, models, kb, top_k=rag.top_k if rag else RAG_TOP_K) if kb else []
@@ -126,16 +128,16 @@ if run is None:
     st.info("No evaluation yet: choose a question set and strategies, then press Evaluate.")
     st.stop()
 summaries = report.summarize(run)
-ui_evaluate.show_summary(summaries)
+results.show_summary(summaries)
 train = control.training_seconds(settings.data_dir, models)
 if used := {s.model: train[s.model] for s in run.strategies if s.model in train}:
     st.caption("Training time (from each adapter's manifest): " + ", ".join(f"{m} {t:.0f} s" for m, t in used.items()))
 f1, f2 = st.columns(2)
 failures_only = f1.toggle("Failures only", key="evaluate.failures_only")
 disagree_only = f2.toggle("Strategies disagree", key="evaluate.disagree_only")
-ui_evaluate.show_matrix(run, failures_only, disagree_only)
-ui_evaluate.cell_picker(run)
-ui_evaluate.charts(run, summaries)
+results.show_matrix(run, failures_only, disagree_only)
+results.cell_picker(run)
+results.charts(run, summaries)
 
 with st.expander("Compare with an earlier run on the same questions"):
     earlier = [r for r in runtime.records.runs(set_hash=run.request.set_hash) if run.id is None or r.id < run.id]
@@ -143,7 +145,7 @@ with st.expander("Compare with an earlier run on the same questions"):
         st.caption("No earlier run of this question-set version.")
     else:
         other = st.selectbox("Earlier run", earlier, format_func=lambda r: f"#{r.id} {r.name}", key="evaluate.earlier")
-        ui_evaluate.show_comparison(run, report.load_run(runtime.records, other.id))
+        results.show_comparison(run, report.load_run(runtime.records, other.id))
 
 e1, e2, e3 = st.columns(3)
 e1.download_button("⬇️ CSV (one row per answer)", report.to_csv(run), f"evaluation-{run.id}.csv", "text/csv",
@@ -181,7 +183,7 @@ if run.question_set == CONTROL_SET:
     st.info("The run shown is a control run: general questions that measure forgetting only. Choose a run on your "
             "own questions under Results for a recommendation.")  # fmt: skip
 else:
-    ui_evaluate.show_recommendation(
+    results.show_recommendation(
         recommend(
             summaries,
             weights,

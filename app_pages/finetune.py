@@ -10,10 +10,11 @@ import streamlit as st
 from core.errors import AppError
 from core.finetune import adapters, datasets, generate, modes
 from core.finetune.jobs import TrainRequest, latest_training
+from core.language import holds_chinese
 from core.strategies import FT_TEMPLATE
 from core.tables import RowIssue
 from ui import finetune as ui_finetune
-from ui import resources
+from ui import finetune_models, resources
 from ui.state import init_state
 
 init_state(st.session_state)
@@ -111,7 +112,7 @@ try:
             st.info("No knowledge base yet: add documents on the Documents page.")
         else:
             kb = st.selectbox("Knowledge base", kbs, key="finetune.kb")
-            if resources.store().is_chinese(kb):
+            if holds_chinese(resources.store(), kb):
                 st.info(generate.NOT_FOR_CHINESE, icon="🀄")
             st.caption("Sentences that state a fact become the questions a reader would ask (how often, when, "
                        "where, who, how many…), each answered by a short part of its sentence; sentences that give "
@@ -284,4 +285,4 @@ if not listed:
     st.caption("None yet.")
 for n, adapter in enumerate(reversed(listed)):
     model_id = tuned.get(adapter.path, f"llama.cpp:{adapter.name}")
-    ui_finetune.adapter_card(adapter, model_id, delete, register if settings.ollama_host else None, expanded=n == 0)
+    finetune_models.adapter_card(adapter, model_id, delete, register if settings.ollama_host else None, expanded=n == 0)

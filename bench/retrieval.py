@@ -42,6 +42,7 @@ from core.embeddings import (  # noqa: E402
     load_bundled,
 )
 from core.ingest import Upload, ingest  # noqa: E402
+from core.kb_transfer import copy_kb  # noqa: E402
 from core.samples import CHINESE, ENGLISH, Sample  # noqa: E402
 from core.store import RETRIEVAL_MODES, DocumentRecord, Store  # noqa: E402
 
@@ -212,7 +213,7 @@ def train_retriever(root: Path, minilm: EmbeddingModel, epochs: int) -> None:
     started = time.perf_counter()
     name = tuner.train(settings.data_dir, "bench", pairs, epochs=epochs)
     train_s = time.perf_counter() - started
-    store.copy_kb("base", "tuned", embedding_model=name)
+    copy_kb(store, "base", "tuned", embedding_model=name)
     print(
         f"  {len(pairs)} pseudo-labelled pairs from the English sample, {epochs} epoch(s), {train_s:.0f} s on the CPU"
     )

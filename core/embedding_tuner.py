@@ -4,7 +4,7 @@ The retrieval half of the seed's joint training: questions generated from a know
 each paired with the chunk it came from, teach the embedding model (sentence-transformers' own
 trainer, MultipleNegativesRankingLoss: the other chunks of a batch are the negatives). The tuned
 model is saved under `DATA_DIR/embeddings/<name>` and listed as `tuned:<name>`; a knowledge base
-re-embedded with it (`Store.copy_kb`) records that name like any other. `evaluate` gives hit@k and
+re-embedded with it (`core.kb_transfer.copy_kb`) records that name like any other. `evaluate` gives hit@k and
 MRR on a question set before and after. Only sentence-transformers models train here (the bundled
 MiniLM); the 4-bit multilingual E5 runs in a C engine that cannot be trained.
 """
@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from core.embeddings import BUNDLED_MODEL, TUNED_PREFIX, bundled_model_path, tuned_model_dir
 from core.errors import EmbeddingError, TrainingCancelled
 from core.finetune.generate import pairs_from_kb
+from core.kb_transfer import copy_kb
 from core.progress import CancelFlag, Progress
 from core.store import SearchHit, Store, check_kb_name
 from core.text import SENTENCE_BREAK
@@ -323,7 +324,7 @@ def tune(
                 data_dir, round_kb, batch, base=base, epochs=epochs, batch_size=batch_size, progress=step, cancel=cancel
             )
             step(0, 0, f"re-embedding {kb} with {model}…")
-            store.copy_kb(kb, round_kb, embedding_model=model)
+            copy_kb(store, kb, round_kb, embedding_model=model)
             step(0, 0, "measuring on the question set…")
             scores = measure(round_kb)
             seen += fresh

@@ -15,15 +15,16 @@ import gzip
 import json
 import os
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from qdrant_client import models
 
+from core import sparse
 from core.errors import KnowledgeBaseError
 from core.manifest import DocumentRecord
-from core.search import DENSE, SPARSE
+from core.search import CONTENT_KEY, DENSE, SPARSE, doc_filter, unit_vectors
 from core.store import KnowledgeBase, Store
 
 FORMAT = "ragtune-knowledge-base"
@@ -168,3 +169,37 @@ def local_mode_notice(chunks: int, *, server: bool) -> str | None:
         "further, run a Qdrant server (`docker run -p 6333:6333 qdrant/qdrant`), export this knowledge base below, "
         "restart the app with QDRANT_URL=http://localhost:6333 and import it there: nothing is embedded again."
     )
+
+
+def copy_kb(store: Store, source: str, target: str, *, embedding_model: str) -> KnowledgeBase:
+    """A new knowledge base with the finished documents of `source`, re-embedded with another model.
+
+    Same chunks (ids, text, metadata), chunking, analyser and mode; documents are committed
+    one by one after their chunks, as in ingest.
+    """
+    src = store.require_kb(source)
+    kb = store.create_kb(
+        target,
+        chunk_size=src.chunk_size,
+        chunk_overlap=src.chunk_overlap,
+        embedding_model=embedding_model,
+        analyser=src.analyser,
+        retrieval_mode=src.retrieval_mode if src.analyser else None,  # type: ignore[arg-type]
+    )
+    embeddings = store.embedder_for(kb).embeddings
+    for record in store.list_documents(source):
+        with store.guard(f"reading chunks from {source!r}"):
+            points, _ = store.client.scroll(source, scroll_filter=doc_filter([record.doc_id]), limit=record.chunks + 1)
+        texts = [str((p.payload or {}).get(CONTENT_KEY, "")) for p in points]
+        vectors = unit_vectors(embeddings.embed_documents(texts))
+        keywords = sparse.document_vectors(texts, kb.analyser) if kb.analyser else None
+        copies = []
+        for i, (p, vector) in enumerate(zip(points, vectors, strict=True)):
+            named: dict[str, Any] = {DENSE: vector}
+            if keywords is not None:
+                named[SPARSE] = models.SparseVector(indices=keywords[i].indices, values=keywords[i].values)
+            copies.append(models.PointStruct(id=p.id, vector=named, payload=p.payload))
+        for start in range(0, len(copies), _BATCH):
+            store.upsert_points(target, copies[start : start + _BATCH])
+        store.commit(replace(record, kb=target))
+    return kb

@@ -10,9 +10,9 @@ another language. Measured on the Debian Reference's PDFs page by page: see `det
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from core import text
 from core.embeddings import BUNDLED_MODEL, MULTILINGUAL_MODEL, TUNED_PREFIX
@@ -156,3 +156,25 @@ def mismatch(language: str | None, embedding_model: str, analyser: str | None) -
         f"questions in {name} would find little. Put it in a knowledge base with {wanted.embedding_model} "
         f"and the {wanted.analyser} analyser instead."
     )
+
+
+class KbReader(Protocol):
+    """What `holds_chinese` reads of a knowledge base: `core.store.Store` (which imports this module)."""
+
+    def get_kb(self, name: str) -> Any: ...
+    def list_documents(self, kb: str) -> Sequence[Any]: ...
+    def chunks_of(self, kb: str, doc_id: str, *, start: int = 0, limit: int | None = None) -> Sequence[Any]: ...
+
+
+def holds_chinese(store: KbReader, name: str) -> bool:
+    """Whether a knowledge base holds Chinese text: jieba's analyser, a Chinese document, or CJK first chunks.
+
+    The first chunks are read only for documents added before their language was recorded.
+    """
+    if store.get_kb(name).analyser == "chinese":
+        return True
+    docs = store.list_documents(name)
+    if any(d.language in ("zh", "mixed") for d in docs):
+        return True
+    texts = [h.text for d in docs[:3] if d.language is None for h in store.chunks_of(name, d.doc_id, limit=2)]
+    return text.is_cjk(" ".join(texts))

@@ -147,3 +147,15 @@ def keyword_index(client: QdrantClient, collection: str) -> sparse.KeywordIndex:
         if offset is None:
             break
     return sparse.KeywordIndex(point_ids, doc_ids, vectors)
+
+
+def unit_vectors(vectors: Sequence[Sequence[float]]) -> list[list[float]]:
+    """Vectors scaled to unit length (zero vectors stay zero): dot product becomes cosine."""
+    import numpy as np
+
+    if not vectors:
+        return []
+    array = np.asarray(vectors, dtype=np.float64).reshape(len(vectors), -1)
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    unit: list[list[float]] = (array / np.where(norms == 0, 1.0, norms)).tolist()
+    return unit

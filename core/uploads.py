@@ -19,8 +19,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from qdrant_client import models
+
 from core.errors import AppError
 from core.files import atomic_write_text, now_iso
+from core.search import METADATA_KEY
 from core.store import Store
 
 log = logging.getLogger(__name__)
@@ -108,7 +111,7 @@ def _check(store: Store, kb: str, files: list[str], started: str) -> Interrupted
         return Interrupted(kb, started, (), tuple(files), 0, kb_exists=False)
     with _lock:
         busy = kb in _running.values()
-    removed = 0 if busy else store.remove_unfinished_chunks(kb)  # another upload's chunks are not stray
+    removed = 0 if busy else remove_unfinished_chunks(store, kb)  # another upload's chunks are not stray
     new = {d.filename for d in store.list_documents(kb) if d.added >= started}
     added = tuple(f for f in files if _stored_name(f) in new)
     return Interrupted(kb, started, added, tuple(f for f in files if f not in added), removed)
@@ -116,3 +119,26 @@ def _check(store: Store, kb: str, files: list[str], started: str) -> Interrupted
 
 def _stored_name(filename: str) -> str:
     return unicodedata.normalize("NFC", filename).strip()  # as `documents.check_filename` keeps it
+
+
+def remove_unfinished_chunks(store: Store, kb: str) -> int:
+    """Delete the chunks that no manifest entry names (a process killed between storing and committing).
+
+    Never call while an ingest into `kb` runs: its chunks are not committed yet. Returns how many went.
+    """
+    committed = {r.doc_id for r in store.list_documents(kb)}
+    selector = models.PayloadSelectorInclude(include=[f"{METADATA_KEY}.doc_id"])
+    stray: dict[str, int] = {}
+    offset = None
+    while True:
+        with store.guard(f"checking the chunks of {kb!r}"):
+            points, offset = store.client.scroll(kb, limit=1024, offset=offset, with_payload=selector)
+        for p in points:
+            doc_id = ((p.payload or {}).get(METADATA_KEY) or {}).get("doc_id")
+            if isinstance(doc_id, str) and doc_id not in committed:
+                stray[doc_id] = stray.get(doc_id, 0) + 1
+        if offset is None:
+            break
+    for doc_id in stray:
+        store.delete_chunks(kb, doc_id)
+    return sum(stray.values())

@@ -185,3 +185,28 @@ def test_the_question_set_chosen_survives_a_refresh(data_dir: Path) -> None:
     assert at.radio(key="evaluate.source").value == "Saved set"
     assert at.selectbox(key="evaluate.saved").value == "mine"
     assert any("**mine**: 1 questions" in c.value for c in at.caption)
+
+
+def test_a_strategy_columns_settings_and_search_mode_survive_a_page_switch_and_a_refresh(sample_kb: str) -> None:
+    """Evaluate's columns forgot what they were set to on every page switch, and offered no search mode: they are
+    Compare's editor now (ui.strategy_editor), remembered the same way, and the matrix column says what changed."""
+    at = open_page()
+    at.selectbox(key="evaluate.col0.preset").set_value("RAG").run()  # two RAG columns: one set, one the preset
+    modes = at.selectbox(key="evaluate.col0.RAG.retrieval_mode")
+    assert modes.options == ["the knowledge base's own", "hybrid", "dense", "sparse"]
+    modes.set_value("sparse").run()
+    at.slider(key="evaluate.col0.RAG.top_k").set_value(4).run()
+    at.slider(key="evaluate.col0.RAG.max_tokens").set_value(64).run()
+    assert not at.exception, at.exception
+    names = [c.value for c in at.caption if c.value.startswith("Column name:")]
+    assert names[:2] == ["Column name: **RAG k=4 sparse**", "Column name: **RAG**"]
+    at.switch_page("app_pages/compare.py").run()
+    at.switch_page("app_pages/evaluate.py").run()
+    for session in (at, open_page()):  # back from another page, then a refresh (a new session)
+        assert not session.exception, session.exception
+        assert session.selectbox(key="evaluate.col0.preset").value == "RAG"
+        assert session.selectbox(key="evaluate.col0.RAG.retrieval_mode").value == "sparse"
+        assert session.slider(key="evaluate.col0.RAG.top_k").value == 4
+        assert session.slider(key="evaluate.col0.RAG.max_tokens").value == 64
+        assert session.slider(key="evaluate.col1.RAG.top_k").value != 4  # the other column kept its own
+        assert "Column name: **RAG k=4 sparse**" in [c.value for c in session.caption]

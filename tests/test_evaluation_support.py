@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from core.embeddings import EmbeddingModel
-from core.evaluation.support import Embed, Support, sentence_spans, supported_share, supporting_sentences
+from core.evaluation.support import Embed, Support, supported_share, supporting_sentences
+from core.text import sentence_spans
 
 LABELS = Path(__file__).parent / "fixtures" / "support_labels.jsonl"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.ingest import Upload, ingest
+from core.language import holds_chinese
 from core.models import BUNDLED_NAME
 from core.store import Store
 from core.strategies import Strategy
@@ -58,7 +59,7 @@ def test_a_chinese_knowledge_base_flags_the_retrieval_columns_on_smollm2(store: 
     store.create_kb("jieba", chunk_size=300, chunk_overlap=0, analyser="chinese")
     store.create_kb("en", chunk_size=300, chunk_overlap=0)
     ingest(store, "en", [Upload("notes.md", b"The filter is replaced every 36 months.")])
-    assert [store.is_chinese(kb) for kb in ("zh", "jieba", "en")] == [True, True, False]
+    assert [holds_chinese(store, kb) for kb in ("zh", "jieba", "en")] == [True, True, False]
     notice = chinese_model_notice([PE, rag("zh")], [EN], store)
     assert notice is not None and notice.startswith("The knowledge base `zh` is Chinese, but RAG answers")
     assert chinese_model_notice([PE, rag("en")], [EN], store) is None

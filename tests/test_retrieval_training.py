@@ -11,6 +11,7 @@ from core.config import Settings
 from core.embeddings import EmbeddingCatalog, EmbeddingModel, tuned_names
 from core.errors import EmbeddingError, TrainingCancelled
 from core.ingest import Upload, ingest
+from core.kb_transfer import copy_kb
 from core.samples import Question
 from core.store import SearchHit, Store
 
@@ -61,7 +62,7 @@ def test_tuned_retriever_is_saved_listed_and_re_embeds_a_knowledge_base(
         assert name == "tuned:harbour" and tuned_names(settings.data_dir) == [name]
         with pytest.raises(EmbeddingError, match="exists already"):
             tuner.train(settings.data_dir, "harbour", pairs[:8])
-        kb = store.copy_kb("base", "tuned", embedding_model=name)
+        kb = copy_kb(store, "base", "tuned", embedding_model=name)
         assert (kb.embedding_model, kb.analyser) == (name, "english")
         assert store.count_chunks("tuned") == store.count_chunks("base")
         assert [d.doc_id for d in store.list_documents("tuned")] == [d.doc_id for d in store.list_documents("base")]

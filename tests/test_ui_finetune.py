@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from core.finetune.adapters import ParityInfo, ReplayInfo
-from ui.finetune import loss_frame, overfitting_note, parity_note, replayed_note, when
+from ui.finetune import loss_frame, overfitting_note, when
+from ui.finetune_models import parity_note, replayed_note
 
 
 def test_validation_points_are_their_own_series_not_gaps_in_a_joined_table() -> None:

@@ -21,7 +21,12 @@ def test_an_applied_preset_reaches_remembered_and_drawn_rag_columns_only() -> No
     assert state["evaluate.col1.RAG.top_k"] == 2
     assert state["evaluate.col0.PE.template"] == "Few-shot assistant"  # not a retrieval column
     assert "compare.col2.RAG.top_k" not in state[SHADOW]  # columns never set keep following the preset
-    assert saved == {"compare.col1.RAG.top_k": 2, "compare.col1.RAG.template": "RAG with citations"}
+    # Evaluate's columns are remembered too: the preset reaches what a refresh brings back.
+    assert saved == {
+        "compare.col1.RAG.top_k": 2,
+        "compare.col1.RAG.template": "RAG with citations",
+        "evaluate.col1.RAG.top_k": 2,
+    }
     assert sorted(keys) == ["compare.col1.RAG.template", "compare.col1.RAG.top_k", "evaluate.col1.RAG.top_k"]
 
 

@@ -1,105 +1,16 @@
-"""Compare-page pieces: a column's strategy settings and how an answer is shown."""
+"""Compare-page pieces: how an answer is shown (a column's settings are ui.strategy_editor's)."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import replace
-from typing import Any
 
 import streamlit as st
 
 from core.errors import AppError
 from core.evaluation.support import Embed, Support, supporting_sentences
 from core.finetune.datasets import Correction, add_correction
-from core.models import ModelInfo
-from core.strategies import PRESET_ORDER, Answer, Preset, Strategy
+from core.strategies import Answer
 from ui import components, resources
-from ui.state import index_of, remembered
-
-
-def column_settings(
-    i: int, presets: dict[str, Preset], models: list[ModelInfo], templates: list[str], kb: str | None
-) -> Strategy | None:
-    """Widgets for column i; each preset keeps its own settings. None when the preset cannot run.
-
-    Retrieval searches `kb`, the page's one knowledge base: a column keeps no other of its own.
-
-    Values are seeded through session state (`state.default`), never as widget defaults, so that the
-    choices remembered across pages and refreshes are what the widgets show.
-    """
-    state = st.session_state
-    first = remembered(state, f"compare.col{i}.preset", PRESET_ORDER[i % 4], list(PRESET_ORDER))
-    name = st.selectbox(
-        "Strategy", PRESET_ORDER, index=index_of(list(PRESET_ORDER), first), key=f"compare.col{i}.preset"
-    )
-    preset = presets[name]
-    if preset.disabled_reason:
-        with st.container(key=f"compare-placeholder-{i}"):
-            st.info(preset.disabled_reason)
-        return None
-    s = preset.strategy
-    key = f"compare.col{i}.{name}"
-    labels = {m.id: m.label for m in models}
-    ids = list(labels)
-
-    def was(field: str, default: Any, options: list[Any] | None = None) -> Any:
-        return remembered(state, f"{key}.{field}", default, options)
-
-    with st.expander("Settings"):
-        model = st.selectbox(
-            "Model", ids, index=index_of(ids, was("model", s.model, ids)), format_func=labels.__getitem__,
-            key=f"{key}.model",
-        )  # fmt: skip
-        template = st.selectbox(
-            "Template", templates, index=index_of(templates, was("template", s.template, templates)),
-            key=f"{key}.template",
-        )  # fmt: skip
-        retrieval = st.toggle("Retrieval", value=was("retrieval", s.retrieval), key=f"{key}.retrieval")
-        top_k, threshold, mode = s.top_k, s.score_threshold, s.retrieval_mode
-        if retrieval:
-            if kb is None:
-                st.warning("No knowledge base yet: add documents on the Documents page.")
-                return None
-            top_k = st.slider("Top-k", 1, 10, was("top_k", s.top_k), key=f"{key}.top_k")
-            mode = st.selectbox(
-                "Search",
-                [None, "hybrid", "dense", "sparse"],
-                format_func=lambda m: m or "the knowledge base's own",
-                key=f"{key}.retrieval_mode",
-                help="Dense: by meaning (embeddings). Sparse: by keywords (BM25). Hybrid: both, fused.",
-            )
-            threshold = (
-                st.slider(
-                    "Score threshold",
-                    0.0,
-                    1.0,
-                    was("threshold", 0.0),
-                    step=0.05,
-                    key=f"{key}.threshold",
-                    help="Drop chunks scoring below this (0 keeps all).",
-                )  # fmt: skip
-                or None
-            )
-        temperature = st.slider(
-            "Temperature", 0.0, 1.5, was("temperature", s.temperature), 0.1, key=f"{key}.temperature"
-        )
-        max_tokens = st.slider(
-            "Max answer tokens", 32, 1024, was("max_tokens", s.max_tokens), 32, key=f"{key}.max_tokens"
-        )
-    if retrieval:
-        st.caption(f"📚 {kb} · top-{top_k}")
-    return replace(
-        s,
-        model=model,
-        template=template,
-        retrieval=retrieval,
-        kb=kb if retrieval else s.kb,
-        top_k=top_k,
-        score_threshold=threshold,
-        retrieval_mode=mode,
-        temperature=temperature,
-        max_tokens=max_tokens,
-    )
 
 
 def answer_markdown(text: str, column: int, n_sources: int) -> str:

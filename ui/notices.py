@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from core.errors import AppError
+from core.language import holds_chinese
 from core.models import BUNDLED_NAME, SUGGESTED_CHINESE_MODEL, chinese_speaking, is_english_only
 from core.store import Store
 from core.strategies import Strategy
@@ -24,7 +25,7 @@ def chinese_model_notice(
     """Why the embedded SmolLM2 will do badly here, and which model to pick instead; None when it will not matter.
 
     A strategy is flagged when it answers with SmolLM2 (or a model fine-tuned from it) and a question
-    is Chinese or its retrieval reads a Chinese knowledge base (`Store.is_chinese`).
+    is Chinese or its retrieval reads a Chinese knowledge base (`core.language.holds_chinese`).
 
     Args:
         strategies: the strategies about to answer (Compare's columns, Evaluate's).
@@ -40,7 +41,7 @@ def chinese_model_notice(
             return False
         if s.kb not in chinese_kbs:
             try:
-                chinese_kbs[s.kb] = store.is_chinese(s.kb)
+                chinese_kbs[s.kb] = holds_chinese(store, s.kb)
             except AppError:
                 chinese_kbs[s.kb] = False  # a missing knowledge base is reported where it is used
         return chinese_kbs[s.kb]

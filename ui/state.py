@@ -37,7 +37,6 @@ DEFAULTS: dict[str, Any] = {
     "finetune.error": None,
     "evaluate.set": "sample",
     "evaluate.ncols": 4,  # PE, RAG, FT, FT+RAG: the FT columns say what they need until a model exists
-    **{f"evaluate.col{i}.preset": preset for i, preset in enumerate(("PE", "RAG", "FT", "FT+RAG"))},
     "evaluate.run_id": None,
     "evaluate.imported": None,
     "evaluate.upload_round": 0,
@@ -49,8 +48,9 @@ DEFAULTS: dict[str, Any] = {
 
 SHADOW = "_sticky"
 _STICKY = re.compile(
-    r"kb|compare\.question|compare\.ncols|compare\.col\d\.preset"
-    r"|compare\.col\d\.[^.]+\.(model|template|retrieval|top_k|threshold|temperature|max_tokens)"
+    r"kb|compare\.question|compare\.ncols|(compare|evaluate)\.col\d\.preset"
+    r"|(compare|evaluate)\.col\d\.[^.]+\."
+    r"(model|template|retrieval|retrieval_mode|top_k|threshold|temperature|max_tokens)"
     r"|evaluate\.(source|sample|saved)"
 )
 
@@ -100,7 +100,7 @@ def forget(
         save(dict.fromkeys(keys))
 
 
-def remembered(state: Mapping[str, Any], key: str, default: Any, options: list[Any] | None = None) -> Any:
+def remembered(state: Mapping[Any, Any], key: str, default: Any, options: list[Any] | None = None) -> Any:
     """The value a sticky widget was left at (this run's, else the shadow's), or `default`.
 
     A value no longer among `options` (a deleted model or knowledge base) gives `default`.

@@ -23,6 +23,7 @@ from core.files import now_iso
 from core.progress import CancelFlag, Progress
 from core.rag_preset import RagPreset, load_rag_preset, reset_rag_preset, save_rag_preset
 from core.records import Records
+from core.store import Store
 from core.strategies import RAG_TEMPLATE, RAG_TOP_K, Preset, Runtime
 from ui import components, resources
 
@@ -112,17 +113,7 @@ def setup(
     except AppError as e:
         st.warning(str(e))
         return
-    n = sweep.answers(grid, int(limit))
-    chunks = sweep.chunks_to_embed(store, grid)
-    per_answer = _answer_seconds(runtime.records)
-    seconds = sweep.estimate_s(n, chunks, per_answer)
-    basis = f"{per_answer:.1f} s an answer, as in the last run" if per_answer else "a first guess of "
-    basis += "" if per_answer else f"{sweep.ANSWER_S:g} s an answer"
-    st.caption(
-        f"{len(grid.cells)} settings × {int(limit)} questions = **{n} answers**"
-        + (f", and about {chunks} chunks to embed" if chunks else ", scratch knowledge bases ready")
-        + f" · about {max(1, round(seconds / 60))} min ({basis})."
-    )
+    n = _estimate(runtime, store, grid, int(limit))
     if st.button(f"🧪 Sweep ({n} answers)", type="primary", key="evaluate.sweep.start", disabled=busy):
         base = replace(rag, kb=source, max_tokens=MAX_TOKENS)
         name = f"Sweep of {source} · {chosen.name} · {now_iso()[:16].replace('T', ' ')}"
@@ -134,6 +125,22 @@ def setup(
             st.rerun()
         except AppError as e:
             st.error(str(e))
+
+
+def _estimate(runtime: Runtime, store: Store, grid: Grid, limit: int) -> int:
+    """Say how many answers and chunks to embed the sweep means, and about how long; returns the answers."""
+    n = sweep.answers(grid, limit)
+    chunks = sweep.chunks_to_embed(store, grid)
+    per_answer = _answer_seconds(runtime.records)
+    seconds = sweep.estimate_s(n, chunks, per_answer)
+    basis = f"{per_answer:.1f} s an answer, as in the last run" if per_answer else "a first guess of "
+    basis += "" if per_answer else f"{sweep.ANSWER_S:g} s an answer"
+    st.caption(
+        f"{len(grid.cells)} settings × {limit} questions = **{n} answers**"
+        + (f", and about {chunks} chunks to embed" if chunks else ", scratch knowledge bases ready")
+        + f" · about {max(1, round(seconds / 60))} min ({basis})."
+    )
+    return n
 
 
 def preparer(grid: Grid) -> Callable[[Progress, CancelFlag], None]:

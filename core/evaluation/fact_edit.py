@@ -30,10 +30,10 @@ from core.documents import Chunk
 from core.errors import EvaluationError
 from core.evaluation import metrics
 from core.evaluation.report import RunData
-from core.evaluation.support import sentence_spans
 from core.files import atomic_write_text
 from core.search import CONTENT_KEY, METADATA_KEY
 from core.store import Store
+from core.text import sentence_spans
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ in it instead). So an answer that only restates its question is supported by not
 about `upgrade` does not support "apt-get" as the command that holds a package back. A short answer
 ("20 weeks.") says little on its own, so its cosine is taken with its question ("How long is parental
 leave? 20 weeks."). Among the sentences that pass, the one sharing most of the answer's words wins.
-Sentences end at . ! ? and at the Chinese and Japanese 。！？；, so a Chinese chunk is split as well
-as an English one.
+Sentences are `core.text.sentence_spans`, the prompt's excerpt's too (. ! ? and the Chinese and Japanese
+。！？；, so a Chinese chunk is split as well as an English one), so a highlight and the excerpt agree.
 
 Calibrated on 72 hand-labelled answers to 24 questions on the Debian Reference
 (tests/fixtures/support_labels.jsonl; bench/support.py prints the agreement).
@@ -19,13 +19,12 @@ Calibrated on 72 hand-labelled answers to 24 questions on the Debian Reference
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from core.evaluation import metrics
-from core.text import is_cjk
+from core.text import is_cjk, sentence_spans
 
 SUPPORTED_THRESHOLD = 0.55  # the runner's: an answer sentence counts as supported from here
 SHORT_CLAIM_TOKENS = 10
@@ -43,10 +42,6 @@ _STOPWORD_TEXT = """
     的 了 是 在 和 与 及 或 吗 呢 吧 啊 也 都 就 而 之 其 为 以 于 被 把 对 从 这 那 个 有
 """
 _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
-# Sentence ends: . ! ? before white space, the CJK marks anywhere, a blank line.
-_END = re.compile(r"(?<=[.!?])[\"')\]]?\s+|(?<=[。！？；])\s*|\n\s*\n\s*")
-_NEXT_LINE_STARTS = re.compile(r"\s*(?:[-*#|•]|\d+[.)]\s|[A-Z\u3040-\u30ff\u4e00-\u9fff])")
-_OPEN_END = re.compile(r"(?:[.!?。！？；:,]|\b(?:a|an|the|of|and|or|to|in|on|at|by|for|with))$", re.IGNORECASE)
 
 Embed = Callable[[list[str]], list[list[float]]]
 
@@ -64,41 +59,6 @@ class Support:
     score: float
     start: int
     end: int
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each sentence of a chunk, white space trimmed; pieces without a word dropped."""
-    breaks = [(m.start(), m.end()) for m in _END.finditer(text)] + _line_breaks(text)
-    spans: list[tuple[int, int]] = []
-    cursor = 0
-    for begin, after in [*sorted(breaks), (len(text), len(text))]:
-        if begin < cursor:
-            continue
-        piece = text[cursor:begin]
-        start, stop = cursor + len(piece) - len(piece.lstrip()), cursor + len(piece.rstrip())
-        if stop > start and metrics.tokens(text[start:stop]):
-            spans.append((start, stop))
-        cursor = after
-    return spans
-
-
-def _line_breaks(text: str) -> list[tuple[int, int]]:
-    """Line ends that end a sentence without a mark: after a heading or a list item, before the next one.
-
-    A long line, or one ending in "the" or "of", is a sentence wrapped over lines (PDF text), not a heading.
-    """
-    out: list[tuple[int, int]] = []
-    pos = 0
-    lines = text.split("\n")
-    for line, following in zip(lines, lines[1:], strict=False):
-        end = pos + len(line)
-        bare = line.strip()
-        # A line that starts in lower case is the middle of a sentence wrapped over lines, not a heading.
-        short = not bare[:1].islower() and (len(bare.split()) <= 8 or bool(re.match(r"[-*•]|\d+[.)]\s", bare)))
-        if bare and short and not _OPEN_END.search(bare) and _NEXT_LINE_STARTS.match(following):
-            out.append((end, end + 1))
-        pos = end + 1
-    return out
 
 
 def _stem(token: str) -> str:
@@ -160,6 +120,13 @@ def supported_share(
     return sum(s is not None for s in supports) / len(supports)
 
 
+def _candidates(chunks: Sequence[str]) -> tuple[int, list[tuple[int, int, int]]]:
+    """(chunk, start, end) of every sentence, then of every two neighbouring sentences of one chunk; how many single."""
+    spans = [(i, start, end) for i, text in enumerate(chunks) for start, end in sentence_spans(text)]
+    pairs = [(a[0], a[1], b[2]) for a, b in zip(spans, spans[1:], strict=False) if a[0] == b[0]]
+    return len(spans), spans + pairs
+
+
 def claim_supports(
     answer: str, question: str, chunks: Sequence[str], embed: Embed | None, *, threshold: float = SUPPORTED_THRESHOLD
 ) -> list[Support | None]:
@@ -172,11 +139,9 @@ def claim_supports(
     sentence that introduces it; a sentence that PDF or text wrapping cut in two).
     """
     claims = metrics.claims(answer) or ([answer.strip()] if metrics.tokens(answer) else [])
-    spans = [(i, start, end) for i, text in enumerate(chunks) for start, end in sentence_spans(text)]
-    if not claims or not spans:
+    singles, found = _candidates(chunks)
+    if not claims or not found:
         return [None] * len(claims)
-    pairs = [(a[0], a[1], b[2]) for a, b in zip(spans, spans[1:], strict=False) if a[0] == b[0]]
-    found = spans + pairs
     texts = [chunks[i][start:end] for i, start, end in found]
     contexts = [c if len(metrics.tokens(c)) >= SHORT_CLAIM_TOKENS else f"{question} {c}".strip() for c in claims]
     vectors = embed([*contexts, *texts]) if embed is not None else []
@@ -212,7 +177,7 @@ def claim_supports(
                 and (not about or _overlap(about, text) >= QUESTION_RECALL)
                 and (overlap >= RECALL if by_words else closeness >= needed)
             )
-            single = j < len(spans)  # one sentence beats two that say the same
+            single = j < singles  # one sentence beats two that say the same
             if passes and (best is None or (single, overlap, closeness) > best[:3]):
                 best = (single, overlap, closeness, j)
         if best is None:

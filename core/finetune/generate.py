@@ -24,10 +24,25 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from pathlib import PurePath
 
+from core.finetune.answer_spans import find_spans
+from core.finetune.clauses import (
+    DAYS,
+    DETERMINERS,
+    DIMENSION,
+    ENDS_BADLY,
+    MONTHS,
+    PERSONAL,
+    PRONOUNS,
+    QUANTIFIERS,
+    THIRD,
+    Clause,
+    Span,
+    parse_clause,
+    sentences,
+)
 from core.finetune.datasets import Pair
 from core.models import ModelCatalog
 from core.progress import CancelFlag, Progress
@@ -37,432 +52,16 @@ from core.text import is_cjk
 
 log = logging.getLogger(__name__)
 
-_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
-_DAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
-_WORD_NUMBERS = (
-    "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|"
-    "seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|a dozen|"
-    "a hundred|a thousand"
-)
-_NUM = rf"(?:(?:\d+(?:[.,:]\d+)*|(?:{_WORD_NUMBERS})(?:[- ](?:{_WORD_NUMBERS}))?)(?: (?:million|billion|thousand))?)"
-_QMOD = (
-    r"(?:up to|about|around|approximately|roughly|at least|at most|more than|less than|over|under|"
-    r"nearly|almost|only|exactly|a maximum of|a minimum of|a total of|some)"
-)
-_TIME_UNIT = r"(?:second|minute|hour|day|working day|calendar day|week|month|year)s?"
-_MONEY_UNIT = r"(?:euros?|dollars?|pounds?|EUR|USD|GBP|cents?|yuan|yen)"
-_MEASURE_UNIT = (
-    r"(?:(?:square |cubic )?(?:milli|centi|kilo)?met(?:re|er)s?|(?:kilo)?grams?|kg|km|cm|mm|litres?|liters?|"
-    r"percent|per cent|%|watts?|volts?|degrees(?: Celsius)?|bar|metres per second)"
-)
-_PER = (
-    r"(?: (?:per|a|an|each) (?:[a-z-]+ )?(?:second|minute|hour|day|week|month|year|person|night|kilometre)s?\b"
-    r"| per [a-z-]+\b)*"
-)
-_DIMENSION = r"long|wide|deep|high|tall|thick|old|heavy"
-_IDENT_NOUNS = (
-    r"extension|phone number|number|code|part|room|floor|edition|version|firmware|model|level|"
-    r"serial number|ticket|channel|desk|gate|bay"
-)
-_IDENT = r"(?:[A-Z]{1,5}[-]?\d[\w.-]*|\d[\w.-]*|[A-Z]\d+)"
-
-MODALS = {"must", "may", "can", "cannot", "should", "will", "would", "could", "might", "shall"}
-_BE = {"is", "are", "was", "were"}
-_HAVE = {"has", "have", "had"}
-PRONOUNS = {
-    "it", "they", "this", "these", "that", "those", "he", "she", "we", "you", "there", "i", "its", "their",
-    "here", "such", "both", "which", "who", "what", "each", "one", "some", "others", "another", "all",
-}  # fmt: skip
-_QUANTIFIERS = {"one", "each", "all", "some", "both"}
-_LEADING_ADVERBS = {"today", "currently", "now", "normally", "usually", "typically", "also"}
-_DETERMINERS = {
-    "the", "a", "an", "each", "every", "all", "our", "your", "its", "their", "this", "these", "no", "any",
-    "most", "some", "many", "several", "both", "new", "full-time", "part-time", "other",
-}  # fmt: skip
-# Words that cannot open a subject: the sentence opens with a clause or a phrase whose meaning the
-# question would lose ("If the sonde is stored...", "With Bluetooth off, ...").
-_OPENERS = {
-    "if", "when", "while", "although", "though", "because", "as", "since", "unless", "to", "for", "with",
-    "without", "during", "between", "after", "before", "on", "in", "at", "from", "outside", "within",
-    "once", "by", "under", "over", "until", "where", "how", "why", "what", "who", "whether", "so", "and",
-    "but", "or", "then", "not", "never", "do", "does", "please", "note", "see", "only", "even", "just",
-    "instead", "otherwise", "however", "here", "yes", "no", "thanks", "thank", "let",
-}  # fmt: skip
-_ENDS_BADLY = re.compile(
-    r"\b(?:and|or|but|then|than|to|of|in|on|at|by|for|with|from|the|a|an|as|so|that|which|who|when|where)$",
-    re.IGNORECASE,
-)
-_PERSONAL = re.compile(
-    r"\b(?:manager|team|director|officer|panel|person|people|staff|lead|steward|supervisor|founder|"
-    r"engineer|technician|employee|member|owner|coordinator|committee|board|desk|department|chair|master|keeper|"
-    r"head|president|ceo|contact|founder|steward|nurse|doctor|teacher|instructor|trainer|host)s?\b",
-    re.IGNORECASE,
-)
-
-_VERB_TEXT = """
-    accept add allow apply approve arrange assemble attend book border bring build buy carry charge check claim
-    clean close collect come compensate complete connect contain cost cover deliver design divide donate draw earn
-    employ end expire export extend face fail fit follow found get give go handle happen hang hold host include
-    issue keep last lead lend limit log make manage measure meet mount need offer open operate own pay place plan
-    produce provide reach receive record reimburse repair replace report require reserve return review run
-    schedule sell send serve set ship sit stand start stay store submit supply support switch take teach test
-    train use weigh work write sample show answer
-"""
-_VERB_LEMMAS = set(_VERB_TEXT.split())
-_IRREGULAR = {
-    "begin": ("began", "begun"), "bring": ("brought", "brought"), "build": ("built", "built"),
-    "buy": ("bought", "bought"), "come": ("came", "come"), "draw": ("drew", "drawn"), "get": ("got", "got"),
-    "give": ("gave", "given"), "go": ("went", "gone"), "hang": ("hung", "hung"), "hold": ("held", "held"),
-    "keep": ("kept", "kept"), "lead": ("led", "led"), "lend": ("lent", "lent"), "make": ("made", "made"),
-    "meet": ("met", "met"), "pay": ("paid", "paid"), "run": ("ran", "run"), "sell": ("sold", "sold"),
-    "send": ("sent", "sent"), "set": ("set", "set"), "sit": ("sat", "sat"), "stand": ("stood", "stood"),
-    "take": ("took", "taken"), "teach": ("taught", "taught"), "write": ("wrote", "written"),
-    "show": ("showed", "shown"),
-}  # fmt: skip
-_DOUBLED = {"ship", "plan", "fit", "log", "submit", "stop", "refer", "admit", "permit"}
-
-
-def _third_person(lemma: str) -> str:
-    if lemma == "go":
-        return "goes"
-    if re.search(r"(?:s|sh|ch|x|z)$", lemma):
-        return lemma + "es"
-    if re.search(r"[^aeiou]y$", lemma):
-        return lemma[:-1] + "ies"
-    return lemma + "s"
-
-
-def _regular_past(lemma: str) -> str:
-    if lemma.endswith("e"):
-        return lemma + "d"
-    if re.search(r"[^aeiou]y$", lemma):
-        return lemma[:-1] + "ied"
-    if lemma in _DOUBLED:
-        return lemma + lemma[-1] + "ed"
-    return lemma + "ed"
-
-
-# form -> (lemma, tense): "3sg", "base", "past"; participles separately (they follow an auxiliary).
-_FINITE: dict[str, tuple[str, str]] = {}
-_PARTICIPLES: set[str] = set()
-for _lemma in _VERB_LEMMAS:
-    _past, _participle = _IRREGULAR.get(_lemma, (_regular_past(_lemma), _regular_past(_lemma)))
-    _FINITE[_lemma] = (_lemma, "base")
-    _FINITE[_third_person(_lemma)] = (_lemma, "3sg")
-    _FINITE.setdefault(_past, (_lemma, "past"))
-    _PARTICIPLES.add(_participle)
-_FINITE.update({"has": ("have", "3sg"), "have": ("have", "base"), "had": ("have", "past")})
-_THIRD = "|".join(sorted((f for f, (_, tense) in _FINITE.items() if tense == "3sg"), key=len, reverse=True))
-
-
-@dataclass(frozen=True)
-class Clause:
-    """A sentence taken apart: "the HX4 pump" | "must" "be recalibrated" | "every six months"."""
-
-    subject: str  # "" for an imperative
-    aux: str  # what moves before the subject in a question: "must", "is", "does", "should"
-    verb: str  # what stays after it: "be recalibrated", "employ", "" for a copula
-    rest: str
-    passive: bool = False
-    copula: bool = False
-    lemma: str = ""
-
-
-@dataclass(frozen=True)
-class Span:
-    """A part of a clause's rest that answers a question word."""
-
-    start: int
-    end: int
-    wh: str  # "How often", "How many people", "Who"
-    answer: str
-    strand: str = ""  # a preposition left at the end of the question: "What extension is it on?"
-
-
-def sentences(text: str) -> list[str]:
-    """The sentences of a chunk: headings, table rows and page furniture dropped, wrapped lines joined."""
-    blocks: list[list[str]] = [[]]
-    lines = [line.strip() for line in text.splitlines()]
-    for i, line in enumerate(lines):
-        nxt = lines[i + 1] if i + 1 < len(lines) else ""
-        bullet = re.match(r"^(?:[-*•]|\d+[.)])\s+", line)
-        if not line or line.startswith(("#", "|", "===")) or re.fullmatch(r"(?:Page|p\.)\s*\d+", line):
-            blocks.append([])
-            continue
-        # A short line without final punctuation, followed by a capitalised line, is a heading.
-        if (
-            not bullet
-            and not re.search(r"[.!?:;,]$", line)
-            and len(line.split()) <= 10
-            and nxt[:1].isupper()
-            and not re.search(r"\b(?:a|an|the|of|and|or|to|in|on|at|by|for|with)$", line, re.IGNORECASE)
-        ):
-            blocks.append([])
-            continue
-        if bullet:
-            blocks.append([line[bullet.end() :]])
-            continue
-        blocks[-1].append(line)
-    out: list[str] = []
-    for block in blocks:
-        flat = " ".join(" ".join(block).split())
-        flat = re.sub(r"\*\*([^*]+)\*\*", r"\1", flat).replace("`", "")
-        out += [s.strip() for s in re.split(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])", flat) if s.strip()]
-    return out
-
-
-def _strip_parentheses(sentence: str) -> str:
-    return " ".join(re.sub(r"\s*\([^()]*\)", "", sentence).split())
-
-
-def parse_clause(sentence: str) -> Clause | None:
-    """The subject, the verb group and the rest of a simple declarative or imperative sentence, else None."""
-    body = _strip_parentheses(sentence).rstrip(".!").strip()
-    if not body or "?" in body or not body[0].isupper():
-        return None
-    words = body.split()
-    if words[0].lower().rstrip(",") in _LEADING_ADVERBS:
-        words = words[1:]
-    if len(words) < 3:
-        return None
-    first = words[0].lower()
-    lemma_tense = _FINITE.get(first)
-    second = words[1].lower()
-    if (
-        lemma_tense
-        and lemma_tense[1] == "base"
-        and first not in _HAVE
-        and second not in _BE | MODALS | {"has", "have", "does", "do"}
-        and second not in _FINITE
-    ):
-        return Clause("", "should", "you " + first, " ".join(words[1:]), lemma=first)
-    if first in _OPENERS or (first in PRONOUNS and first not in _QUANTIFIERS):
-        return None
-    for i, word in enumerate(words[1:13], start=1):
-        w = word.lower()
-        if re.search(r"[,;:]$", words[i - 1]):
-            return None  # the subject holds a comma: an apposition or an opening clause
-        subject = " ".join(words[:i])
-        after = words[i + 1 :]
-        nxt = after[0].lower() if after else ""
-        if w in MODALS:
-            if nxt == "not" or w == "cannot":
-                return None
-            if nxt == "be" and len(after) > 1 and _is_participle(after[1]):
-                return Clause(subject, w, f"be {after[1]}", " ".join(after[2:]), passive=True)
-            if nxt == "be":
-                return Clause(subject, w, "be", " ".join(after[1:]), copula=True)
-            if nxt in _FINITE or nxt.isalpha():
-                return Clause(subject, w, nxt, " ".join(after[1:]), lemma=nxt)
-            return None
-        if w in _BE:
-            if nxt in {"not", "never"}:
-                return None
-            if after and _is_participle(after[0]):
-                return Clause(subject, w, after[0], " ".join(after[1:]), passive=True)
-            return Clause(subject, w, "", " ".join(after), copula=True)
-        found = _FINITE.get(w)
-        if found and _after_a_noun(words[i - 1]) and nxt != "of":  # "the design of X comes": a noun
-            lemma, tense = found
-            if tense == "past":
-                return None  # "did <lemma>" reads wrong too often without a real lemmatiser
-            aux = "does" if tense == "3sg" else "do"
-            if w in _HAVE and after and _is_participle(after[0]):
-                return None  # a perfect tense ("has met")
-            return Clause(subject, aux, lemma, " ".join(after), lemma=lemma)
-    return None
-
-
-def _is_participle(word: str) -> bool:
-    w = word.lower()
-    return w in _PARTICIPLES or (len(w) > 4 and w.endswith("ed"))
-
-
-def _after_a_noun(word: str) -> bool:
-    """Whether a verb form can follow this word: "the use" is a noun, "Brackenridge uses" a verb."""
-    w = word.lower().strip(",")
-    return w not in _DETERMINERS and w not in {"of", "to", "for", "in", "on", "at", "by", "with", "and", "or"}
-
-
-def _spans(rest: str, clause: Clause, topic: frozenset[str] = frozenset()) -> list[Span]:
-    """Every recognised answer span in the clause's rest, in order of position.
-
-    Args:
-        topic: names the whole document is about ("Debian" in a Debian manual): "Where? On Debian" answers nothing.
-    """
-    spans: list[Span] = []
-    generic = clause.subject.split()[:1] in (["A"], ["An"])  # "A filename is referred by…": a convention, no fact
-
-    def add(match: re.Match[str], wh: str, answer: str, group: int | str = 0, strand: str = "") -> None:
-        spans.append(Span(match.start(group), match.end(group), wh, answer.strip(" ,"), strand))
-
-    for m in re.finditer(
-        rf"(?<!for )\b(?:(?:once|twice|three times|four times) (?:a|an|per|every|each) (?:day|week|month|year|quarter)"
-        rf"|every (?:other |second |third )?(?:{_NUM} )?(?:{_TIME_UNIT}|quarter|morning|evening|night)"
-        rf"(?: of use)?|(?:daily|weekly|monthly|yearly|annually|hourly|quarterly)(?= (?:by|at|in|on|from)\b|$))\b",
-        rest,
-    ):
-        add(m, "How often", m.group(0))
-    day = rf"(?:{_DAYS})s?"
-    date = (
-        rf"(?:\d{{1,2}} (?:{_MONTHS})(?: \d{{4}})?|(?:{_MONTHS})(?: \d{{1,2}})?(?:,? \d{{4}})?"
-        rf"|(?:19|20)\d{{2}}\b(?!\s*(?:{_MONEY_UNIT}|%|percent))"
-        rf"|\d{{1,2}}:\d{{2}}(?: ?[ap]m)?|\d{{1,2}} ?[ap]m|the \d+(?:st|nd|rd|th)(?: of (?:the|each|every) month)?"
-        rf"|noon|midnight|{day}|the end of (?:the|each|every) (?:day|week|month|year)"
-        rf"|the (?:first|second|third|fourth|last) (?:{_DAYS}|day|working day|week)(?: of (?:each|every|the) month)?)"
-    )
-    every_day = rf"every (?:other )?(?:{_DAYS}|{_MONTHS}|day|weekday|working day)"
-    for m in re.finditer(
-        rf"\b(?:(?:{every_day})(?: and {day})*(?: morning| afternoon| evening)?(?: (?:at|from) {date}(?: to {date})?)?"
-        rf"|from {date} to {date}(?:(?: local time)?,? {day} to {day}| on (?:{day}|weekdays|weekends|working days))?"
-        rf"|(?P<prep>in|on|at|by|before|after|since|until|from) {date}(?: (?:at|from) {date}(?: to {date})?)?)\b",
-        rest,
-    ):
-        prep = m.group("prep")
-        wh = {"by": "By when", "before": "By when", "since": "Since when", "until": "Until when"}.get(
-            prep or "", "When"
-        )
-        if prep in {"after", "from"}:
-            continue
-        add(m, wh, m.group(0))
-    for m in re.finditer(
-        rf"\b(?P<prep>for|within|in under|after) (?:{_QMOD} )?(?:{_NUM}|an?) (?:consecutive )?{_TIME_UNIT}"
-        rf"(?: of (?:the |its |your |their )?[\w-]+)?",
-        rest,
-    ):
-        prep = m.group("prep")
-        wh = {"for": "How long", "within": "How soon", "in under": "How soon", "after": "After how long"}[prep]
-        add(m, wh, m.group(0))
-    for m in re.finditer(
-        rf"(?:^|\b(?:to|of|at|be|is|are|with|by) )(?P<q>(?:{_QMOD} )?{_NUM}(?: |-)(?:{_MEASURE_UNIT}|{_TIME_UNIT}))"
-        rf" (?P<dim>{_DIMENSION})\b",
-        rest,
-    ):
-        add(m, f"How {m.group('dim')}", f"{m.group('q')}", 0)
-    for m in re.finditer(
-        rf"(?:^|\b(?P<prep>on|at|to|is|as|of) )(?:(?:internal|the|an?|its|their|your) )*(?P<noun>{_IDENT_NOUNS}) "
-        rf"(?P<id>{_IDENT}(?: \d+)*)(?=$|[ ,;.])",
-        rest,
-    ):
-        prep = m.group("prep") or ""
-        strand = prep if prep in {"on", "at", "to"} else ""
-        add(m, f"What {m.group('noun')}", m.group("id"), strand=strand)
-    _quantities(rest, clause, add)
-    for m in re.finditer(
-        rf"(?:^|(?<!up )\b(?P<prep>to|at|with) )(?:a|an) (?P<noun>(?:[\w-]+ ){{0,2}}?[a-z][\w-]*) of "
-        rf"(?P<q>(?:{_QMOD} )?{_NUM} (?:{_MONEY_UNIT}|{_MEASURE_UNIT}|{_TIME_UNIT}|[a-z]+){_PER}"
-        r"(?: for (?:every|each) [a-z]+(?: worked)?)?)(?=$| )",
-        rest,
-    ):
-        prep = m.group("prep") or ""
-        add(m, f"What {m.group('noun')}", m.group("q"), strand=prep)
-    if clause.passive and clause.verb.split()[-1] in {"made", "built", "composed", "constructed"}:
-        material = re.match(r"(?P<prep>of|from) (?P<np>[\w -]+)$", rest)
-        if material:
-            add(material, "What", material.group("np"), strand=material.group("prep"))
-    if clause.copula and not clause.verb:
-        head = re.split(r" (?:of|with|at|in|on|for|from|to)\b", clause.subject)[0]
-        # A noun phrase naming something ("the car park of Pellham Yard", "St Aldric's"), not an adjective.
-        named = re.fullmatch(r"(?:(?:the|a|an) (?:[\w'-]+ ){0,5}?|(?=[A-Z]))[A-Z][\w'-]*(?: [A-Z0-9][\w'-]*)*", rest)
-        if named and not spans and clause.aux not in {"was", "were"}:  # "What were pipes?" asks for no fact
-            last = clause.subject.split()[-1].lower()
-            if last in rest.lower().split() and rest[:1].isupper():  # "Fridays are Quiet Fridays": a name given
-                add(named, "What", named.group(0), strand="called")
-            else:
-                add(named, "Who" if _PERSONAL.search(head) else "What", named.group(0))
-    if clause.passive and not generic:
-        for m in re.finditer(
-            rf"\bby (?!{_NUM}\b|(?:{_MONTHS}|{_DAYS})\b|default\b|hand\b|phone\b|email\b|post\b)"
-            r"(?P<np>(?:(?:the|a|an|your|our|their|its) )?[\w'-]+(?: (?:[\w'-]+))*?)"
-            r"(?=$|,|;| (?:that|who|which|within|before|after|at|in|on|for|from|with|when|if|and then|once|unless|"
-            r"because|although|while)\b)",
-            rest,
-        ):
-            np = m.group("np")
-            named = re.match(r"[A-Z]", np) and re.search(r"(?:^| )[A-Z][\w'-]*$", np)  # "XML tools" is no one
-            wh = "Who" if named or _PERSONAL.search(np) else "What"
-            add(m, wh, np, strand="by")
-    for m in re.finditer(
-        rf"\b(?P<prep>in|at|on|from) (?P<np>(?:the )?(?!(?:{_MONTHS}|{_DAYS})\b)(?:[A-Z][\w-]*(?: |$))+"
-        r"(?:\d+ |(?:room|house|office|portal|app|building|floor|site|centre|center|hall|studio|basin|shed|tool|"
-        r"system|line|channel|page|website|intranet|quay|harbour|street|road)s? )?"
-        r"(?:(?:at|of|in) (?:the )?(?:[A-Z][\w-]*(?: |$))+)*)",
-        rest + " ",
-    ):
-        np = m.group("np").strip()
-        if not np or np.lower().startswith("the") and len(np.split()) < 2:
-            continue
-        if re.fullmatch(r"[A-Z]{1,3}", np.split()[-1]):
-            continue  # "in CSV", "on iOS": a format or a system, not a place
-        end = m.start() + len(m.group(0).rstrip())
-        activity = clause.subject.split()[:1] and clause.subject.split()[0].endswith("ing")
-        if generic or activity or not _np_ends(rest[end:]):
-            continue  # an activity ("Moving the cursor"), or a name cut short: "in MSDOS [style]", "in Section [2.1]"
-        if _only_topic(np, topic):
-            continue  # "on Debian", "on the Debian system" in a Debian manual
-        spans.append(Span(m.start(), min(end, len(rest)), "Where", f"{m.group('prep')} {np}"))
-    return sorted(spans, key=lambda s: (s.start, -s.end))
-
-
-# Words that can follow a whole noun phrase; any other ("style", "2.1.4", "and") means the name went on.
-_NP_FOLLOWERS = {
-    "for", "to", "with", "by", "since", "until", "when", "if", "before", "after", "because", "but", "so", "where",
-    "which", "that", "who", "whose", "is", "are", "was", "were", "now", "today", "only", "too", "also", "instead",
-    "in", "on", "at", "from", "into", "via", "within", "during", "through", "without", "under",
-}  # fmt: skip
-_PLACE_NOUNS = {"the", "a", "an", "system", "systems", "machine", "machines", "host", "computer", "platform"}
-
-
-def _np_ends(after: str) -> bool:
-    """Whether a noun phrase ends here: at the end, before punctuation, or before a word that cannot continue it."""
-    after = after.strip()
-    return not after or after[0] in ",;:.!?()" or after.split()[0].lower() in _NP_FOLLOWERS
-
-
-def _only_topic(np: str, topic: frozenset[str]) -> bool:
-    words = [w for w in np.split() if w.lower() not in _PLACE_NOUNS]
-    return bool(words) and all(w in topic for w in words)
-
-
-def _quantities(rest: str, clause: Clause, add: Callable[..., None]) -> None:
-    """A count, an amount of money or a measure, as the object or complement ("employs 214 people")."""
-    lead = r"^(?:(?:remotely|only|also|automatically|normally) )?"
-    m = re.match(rf"{lead}(?P<all>(?P<q>(?:{_QMOD} )?(?P<num>{_NUM})) (?P<unit>{_MONEY_UNIT}){_PER})", rest)
-    if m:
-        add(m, "How much", m.group("all"), "all")
-        return
-    m = re.match(
-        rf"{lead}(?P<all>(?P<q>(?:{_QMOD} )?(?P<num>{_NUM})) (?P<unit>{_MEASURE_UNIT}){_PER}(?: of [\w-]+)?)", rest
-    )
-    if m:
-        add(m, "How much", m.group("all"), "all")
-        return
-    m = re.match(rf"{lead}(?P<all>(?P<q>(?:{_QMOD} )?(?P<num>{_NUM})) (?P<unit>{_TIME_UNIT})\b{_PER})(?! of)", rest)
-    if m and (clause.copula or clause.lemma in {"last", "take", "run", "stay", "need", "require"}):
-        add(m, "How long", m.group("all"), "all")
-        return
-    m = re.match(
-        rf"{lead}(?P<all>(?P<q>(?:{_QMOD} )?(?P<num>{_NUM})) (?P<np>(?:[a-z][\w-]* ){{0,3}}?"
-        r"(?:[a-z][\w-]*s|people|staff|children|men|women|data|leave|pay)\b)"
-        rf"(?P<per>{_PER})(?P<of> of (?!the\b)[a-z][\w'-]*(?: [a-z][\w'-]*){{0,2}}(?= |$|,))?(?P<per2>{_PER})"
-        r"(?P<adv> (?:ahead|in advance|earlier|later|long|old))?)",
-        rest,
-    )
-    if m and m.group("num").lower() not in {"one", "1", "a"}:
-        np = m.group("np") + m.group("per") + (m.group("of") or "") + m.group("per2") + (m.group("adv") or "")
-        if not re.search(r"\b(?:and|or|to|from|with|at|in|on|for|by|that|which)\b", np):
-            add(m, f"How many {np}", m.group("q"), "all")
-
 
 def _subject_in_question(subject: str, proper: set[str]) -> str:
     """The subject as it reads mid-sentence: "The HX4 pump" -> "the HX4 pump", "Brackenridge" kept."""
     first, _, tail = subject.partition(" ")
     keep = (
-        first.lower() not in _DETERMINERS
+        first.lower() not in DETERMINERS
         and not (first.endswith("ing") and not tail[:1].isupper())
         and (
             first in proper
-            or re.fullmatch(rf"(?:{_DAYS}|{_MONTHS})s?", first) is not None
+            or re.fullmatch(rf"(?:{DAYS}|{MONTHS})s?", first) is not None
             or re.search(r"[A-Z].*[A-Z]|\d", first) is not None
             or (tail[:1].isupper() and not proper)
             or first.isupper()
@@ -478,7 +77,7 @@ def _question(clause: Clause, span: Span, others: Sequence[Span], proper: set[st
     first = min([span.start, *(o.start for o in others)])
     remainder = " ".join(clause.rest[:first].split()).strip(" ,")
     if (
-        _ENDS_BADLY.search(remainder)
+        ENDS_BADLY.search(remainder)
         or len(remainder.split()) > 10
         or re.search(r"[,;:\"“”„]", remainder)
         or re.search(r"\b(?:it|them|they|this|that|these|those|he|she|him|her|such)\b", remainder)
@@ -517,7 +116,7 @@ def questions_for(sentence: str, *, proper: Iterable[str] = (), topic: Iterable[
     clauses = [clause]
     # "The housing is made of titanium and is rated to 120 metres": two clauses with one subject.
     second = re.search(
-        rf"(?:,? and|;) (?=(?:is|are|was|were|must|may|can|should|will|has|have|{_THIRD})\b)", clause.rest
+        rf"(?:,? and|;) (?=(?:is|are|was|were|must|may|can|should|will|has|have|{THIRD})\b)", clause.rest
     )
     if second and clause.subject:
         clauses = [
@@ -539,9 +138,9 @@ def questions_for(sentence: str, *, proper: Iterable[str] = (), topic: Iterable[
         cut = re.split(r"[;:,](?:\s|$)| - ", c.rest)[0].strip()
         listed = len(cut) < len(c.rest) and re.match(r",[\w' -]+(?:,| and | or )", c.rest[len(cut) :]) is not None
         c = Clause(c.subject, c.aux, c.verb, cut, c.passive, c.copula, c.lemma)
-        spans = _spans(c.rest, c, frozenset(topic))
+        spans = find_spans(c.rest, c, frozenset(topic))
         for span in _distinct(spans):
-            if listed and span.end >= len(c.rest) and span.wh.split()[-1] not in _DIMENSION.split("|"):
+            if listed and span.end >= len(c.rest) and span.wh.split()[-1] not in DIMENSION.split("|"):
                 continue
             question = _question(c, span, spans, known)
             if question and _answer_stands(span.answer, question) and all(question != q for q, _ in out):
@@ -596,7 +195,7 @@ def _labelled(sentence: str, proper: set[str]) -> tuple[str, str] | None:
     the = "the "
     if m := re.fullmatch(r"(?:internal )?(?P<noun>extension|phone|phone number) (?P<id>[\d +-]+)", value):
         return f"What is {the}{label}'s {m.group('noun')}?", m.group("id").strip()
-    if re.fullmatch(r"[A-Z][a-z]+(?: [A-Z][a-z]+){1,2}", value) and _PERSONAL.search(label):
+    if re.fullmatch(r"[A-Z][a-z]+(?: [A-Z][a-z]+){1,2}", value) and PERSONAL.search(label):
         return f"Who is {the}{label}?", value
     return None
 
@@ -605,14 +204,14 @@ def _good_subject(subject: str) -> bool:
     words = subject.split()
     return (
         1 <= len(words) <= 8
-        and (words[0].lower() not in PRONOUNS or (len(words) > 1 and words[0].lower() in _QUANTIFIERS))
+        and (words[0].lower() not in PRONOUNS or (len(words) > 1 and words[0].lower() in QUANTIFIERS))
         and not re.search(
             r"[\"“”‘,;:]|^'|'$|\b(?:which|who|that|whose|you|we|they|it|i|he|she|if|when|while|because|unless|although|"
             r"whether)\b",
             subject[:1].lower() + subject[1:],
         )
         and not (len(words) == 2 and words[0].lower() == "the" and words[1].lower() in _GENERIC)
-        and not (len(words) == 1 and words[0].lower() in _DETERMINERS)
+        and not (len(words) == 1 and words[0].lower() in DETERMINERS)
         and words[0].lower() not in _ANAPHORIC
         and not any(w in {"These", "This", "Those", "Such"} for w in words[1:])  # text glued mid-sentence
     )

@@ -24,14 +24,6 @@ HANDBOOK = "入职满一年的员工每年享有十五天带薪年假。年假�
 
 
 @pytest.fixture(scope="session")
-def gemma_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A DATA_DIR holding the assembled GGUF, made once per session (253 MB, about a second)."""
-    root = tmp_path_factory.mktemp("gemma") / "data"
-    gemma.ensure_gemma(root)
-    return root
-
-
-@pytest.fixture(scope="session")
 def gemma_catalog(gemma_dir: Path) -> ModelCatalog:
     """One catalog and engine for the session: Gemma is loaded once and shared by the tests."""
     return ModelCatalog(Settings.from_env(data_dir=gemma_dir, ollama_host=None), EmbeddedEngine(), None)

@@ -215,11 +215,12 @@ class PromptTemplate:
 def completion_from_messages(messages: Sequence[Mapping[str, str]]) -> str:
     """Chat messages in completion form, for a base model asked by a caller that has no template at hand.
 
-    One user message is taken as the completion text itself (what `Runtime` sends a base model); otherwise the
-    system prompt leads, each user/assistant turn becomes a question/answer pair and the text ends where the
-    last answer starts.
+    A lone user message that is already in completion form (it ends with an answer label, as `Runtime` sends a
+    base model `render_completion`'s text) is kept as it is; otherwise the system prompt leads, each
+    user/assistant turn becomes a question/answer pair and the text ends where the last answer starts.
     """
-    if len(messages) == 1 and messages[0]["role"] == "user":
+    answer_labels = tuple(labels[2] for labels in COMPLETION_LABELS.values())
+    if len(messages) == 1 and messages[0]["role"] == "user" and messages[0]["content"].endswith(answer_labels):
         return messages[0]["content"]
     last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
     _, q, a = COMPLETION_LABELS["zh" if is_cjk(last) else "en"]

@@ -9,6 +9,13 @@ questions on Debian's PDF, as `bench/real_docs.py` reads it) and, for the record
 Printed per set and base: correct (the headline check), the median answer time and the total time.
 `core.models.CHINESE_DEFAULT` is the base this measures best on the Chinese sets.
 
+Measured 2 Dec 2026, 2 cores shared with other work (nice 10), hybrid retrieval, top-2 excerpts:
+                                     SmolLM2-135M                     gemma-3-270m
+  qingwu (30)                        3/30 (10%)  p50 3.97 s  159 s    5/30 (17%)  p50 0.82 s   29 s
+  Debian zh-cn, questions' 28 pages  10/30 (33%) p50 4.78 s  169 s    8/30 (27%)  p50 1.70 s  183 s
+A tie on the Chinese sets (13/60 each); several of SmolLM2's counted answers copy a whole chunk with English
+around it, and about 6 of Gemma's 30 Debian answers loop ("1. 1. 1. …"). The English sample was not run then.
+
 Run: .venv/bin/python bench/chinese_bases.py [--sets qingwu,debian-zh,brackenridge] [--limit N] [--whole]
      [--data-dir DIR] (a DATA_DIR kept between runs reuses its knowledge bases)
 """

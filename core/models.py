@@ -34,8 +34,11 @@ BUNDLED_NAME = "SmolLM2-135M-Instruct"
 
 # Chat models that read and write Chinese well, by the family their (Ollama) name starts with.
 _CHINESE_SPEAKING = re.compile(r"(qwen|glm|chatglm|deepseek|yi[-:]|internlm|baichuan|minicpm)", re.IGNORECASE)
-# The embedded base that answers Chinese best, the default for Chinese questions and knowledge bases:
-# bench/chinese_bases.py, RAG on the same excerpts (see its figures in README.md).
+# The embedded base for Chinese questions and knowledge bases. bench/chinese_bases.py, RAG on the same excerpts
+# (2 Dec, 2 shared cores): Chinese sample Gemma 5/30, SmolLM2 3/30; Debian Reference zh-cn (its questions' 28
+# pages) Gemma 8/30, SmolLM2 10/30: a tie at 13/60, several of SmolLM2's counted answers a copied chunk with
+# English around it. Gemma wins the tie: it answers in Chinese, 2-5x sooner (p50 0.82 s / 1.70 s against
+# 3.97 s / 4.78 s).
 CHINESE_BASE = GEMMA_NAME
 # Suggested when none is pulled: small enough for a laptop CPU, and trained on Chinese and English.
 SUGGESTED_CHINESE_MODEL = "qwen2.5:1.5b"

@@ -9,7 +9,7 @@ import streamlit as st
 from core.errors import AppError
 from core.rag_preset import load_rag_preset
 from core.samples import SAMPLE_KB_NAME
-from core.strategies import PRESET_ORDER, STOPPED, Answer, presets, run_many
+from core.strategies import PRESET_ORDER, STOPPED, Answer, presets, reads_chinese, run_many
 from ui import compare, components, resources
 from ui.notices import chinese_model_notice
 from ui.state import index_of, init_state, remembered
@@ -42,7 +42,9 @@ if ollama_error:
 kb = state["kb"] if state["kb"] in kbs else (kbs[0] if kbs else None)
 if kbs:
     state["kb"] = kb
-available = presets(models, kb, load_rag_preset(resources.settings().data_dir))
+# Chinese questions and knowledge bases start on the embedded base that answers Chinese best.
+chinese = reads_chinese(runtime.store, kb, [state.get("compare.question") or ""])
+available = presets(models, kb, load_rag_preset(resources.settings().data_dir), chinese=chinese)
 
 
 def reuse_question() -> None:

@@ -13,7 +13,7 @@ from core.files import now_iso
 from core.finetune import modes
 from core.finetune.datasets import Pair, save_pairs
 from core.rag_preset import load_rag_preset
-from core.strategies import RAG_TOP_K, presets
+from core.strategies import RAG_TOP_K, presets, reads_chinese
 from ui import components, resources, sweep
 from ui import evaluate as ui_evaluate
 from ui import evaluate_results as results
@@ -52,7 +52,8 @@ st.subheader("2 · Strategies")
 if (applied := state.pop("evaluate.follow_preset", None)) is not None:
     follow_rag_preset(state, applied.top_k, applied.score_threshold, applied.template, resources.preferences().update)
 n = st.selectbox("Columns", [1, 2, 3, 4], key="evaluate.ncols")
-available = presets(models, kb, load_rag_preset(settings.data_dir))
+chinese = reads_chinese(resources.store(), kb, [q.question for q in chosen.questions] if chosen else [])
+available = presets(models, kb, load_rag_preset(settings.data_dir), chinese=chinese)
 names = runtime.templates.names()
 picked = []
 components.wrapping_columns("evaluate-strategies", "13.5rem", sized={"evaluate-placeholder-": "8rem"})

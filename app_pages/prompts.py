@@ -8,7 +8,7 @@ from dataclasses import replace
 import streamlit as st
 
 from core.errors import AppError
-from core.models import BUNDLED_NAME
+from core.models import BUNDLED_NAME, embedded_models
 from core.prompts import SEPARATORS, Example, PromptTemplate, Source
 from ui import components, resources
 from ui.state import init_state
@@ -137,6 +137,17 @@ if valid:
     else:
         with st.expander(f"Exact prompt for {BUNDLED_NAME}: {loaded.count_tokens(prompt)} tokens"):
             st.code(prompt, language=None, wrap_lines=True)
+    if base := next((m for m in embedded_models(resources.settings()) if m.completion and not m.fine_tuned), None):
+        completion = draft.render_completion(SAMPLE_QUESTION, SAMPLE_SOURCES if draft.uses_context else None)
+        # Counted only once the model is in DATA_DIR: a preview does not assemble a 253 MB file.
+        ready = base.path is not None and base.path.is_file()
+        tokens = resources.catalog().load(base).count_tokens(completion) if ready else None
+        with st.expander(f"Completion form for {base.label}" + (f": {tokens} tokens" if tokens else "")):
+            st.caption(
+                "A pre-trained base has no chat template: it continues this text. The system prompt and the "
+                "template's own words are left out; a Chinese question gets 文本：/问题：/答案：."
+            )
+            st.code(completion, language=None, wrap_lines=True)
 
 save_as = st.text_input("Save as", value=name, key=f"{key}.save_as")
 left, right = st.columns(2)

@@ -73,6 +73,7 @@ TINY: dict[str, list[str]] = {
         "--no-control",
     ],  # fmt: skip
     "quality": ["--limit", "2", "--sets", "brackenridge", "--strategies", "PE,RAG"],
+    "chinese_bases": ["--sets", "qingwu", "--limit", "1"],
     "questions": ["brackenridge"],
     "pairs": ["--tiny"],
     "repeat_penalty": ["--penalties", "1.0", "1.1", "--limit", "2", "--presets", "PE"],

@@ -30,6 +30,7 @@ from pydantic import ConfigDict
 
 from core.background import OneThread, once
 from core.errors import ModelError
+from core.prompts import COMPLETION_STOPS, completion_from_messages
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +96,13 @@ class LoadedModel:
         self.lora_path = lora_path
         self.n_ctx = self.llama.n_ctx()
         self.chat_template = str(self.llama.metadata.get("tokenizer.chat_template", ""))
-        self._formatter = self._make_formatter()
+        # A pre-trained base (Gemma 3 270M) has no chat template: it continues a completion-form prompt.
+        self.completion = not self.chat_template
+        self._formatter = None if self.completion else self._make_formatter()
 
     def _make_formatter(self) -> Any:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        if not self.chat_template:
-            raise ModelError(f"{self.path.name} has no chat template in its metadata; it cannot chat.")
         vocab = self.llama
         return Jinja2ChatFormatter(
             template=self.chat_template,
@@ -111,7 +112,12 @@ class LoadedModel:
         )
 
     def format_prompt(self, messages: list[dict[str, str]]) -> str:
-        """The prompt text llama.cpp builds from these messages with the model's own chat template."""
+        """The prompt text llama.cpp builds from these messages with the model's own chat template.
+
+        A model without one gets the messages in completion form (`core.prompts.completion_from_messages`).
+        """
+        if self._formatter is None:
+            return completion_from_messages(messages)
         return str(self._formatter(messages=messages).prompt)
 
     def count_tokens(self, text: str) -> int:
@@ -305,23 +311,12 @@ class LlamaCppChat(BaseChatModel):
                         f"{self.model_id}'s context of {loaded.n_ctx}. Lower top-k or the chunk size."
                     )
                 text: list[str] = []
-                stream = loaded.llama.create_chat_completion(
-                    messages=dicts,  # type: ignore[arg-type]
-                    stream=True,
-                    temperature=self.temperature,
-                    max_tokens=self.max_tokens,
-                    stop=stop,
-                    repeat_penalty=self.repeat_penalty,
-                )
-                for part in stream:
-                    if halt.is_set():
-                        getattr(stream, "close", lambda: None)()
-                        return
-                    raw: Any = part["choices"][0]["delta"]  # type: ignore[index]
-                    delta = str(raw.get("content") or "")
+                for delta in self._deltas(loaded, dicts, prompt, stop, halt):
                     if delta:
                         text.append(delta)
                         events.put(("delta", delta))
+                if halt.is_set():
+                    return
                 completion_tokens = loaded.count_tokens_locked("".join(text))
         except Exception as e:  # noqa: BLE001 - raised again in the consumer's thread
             events.put(("error", e))
@@ -333,6 +328,49 @@ class LlamaCppChat(BaseChatModel):
         }
         meta = {"model_name": self.model_id, "model_provider": "llamacpp"}
         events.put(("done", {"usage_metadata": usage, "response_metadata": meta}))
+
+    def _deltas(
+        self,
+        loaded: LoadedModel,
+        dicts: list[dict[str, str]],
+        prompt: str,
+        stop: list[str] | None,
+        halt: threading.Event,
+    ) -> Iterator[str]:
+        """The answer's text pieces from llama.cpp: chat completion, or plain completion for a base model.
+
+        A base model writes on past its answer (a list, the next "Question:"): its answer is the first line it
+        writes after the completion form's "Answer:", leading blank lines and spaces dropped; the stream stops
+        at the line's end or at one of the form's stop words.
+        """
+        common: dict[str, Any] = {
+            "stream": True,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "repeat_penalty": self.repeat_penalty,
+        }
+        if loaded.completion:
+            stream: Any = loaded.llama.create_completion(prompt, stop=[*COMPLETION_STOPS, *(stop or [])], **common)
+            key = "text"
+        else:
+            stream = loaded.llama.create_chat_completion(messages=dicts, stop=stop, **common)  # type: ignore[arg-type]
+            key = "delta"
+        started = not loaded.completion
+        try:
+            for part in stream:
+                if halt.is_set():
+                    return
+                raw: Any = part["choices"][0][key]
+                piece = str(raw if key == "text" else raw.get("content") or "")
+                if not started:
+                    piece = piece.lstrip()
+                    started = bool(piece)
+                if loaded.completion and "\n" in piece:
+                    yield piece.split("\n", 1)[0]
+                    return
+                yield piece
+        finally:
+            getattr(stream, "close", lambda: None)()
 
     def _generate(
         self,

@@ -20,8 +20,9 @@ from typing import Literal
 from langchain_core.language_models import BaseChatModel
 
 from core.config import Settings
-from core.engine import EmbeddedEngine, LlamaCppChat
+from core.engine import EmbeddedEngine, LlamaCppChat, LoadedModel
 from core.errors import ModelError, ModelUnavailableError
+from core.gemma import GEMMA_NAME, GEMMA_PACKAGE, ensure_gemma, gemma_path
 from core.servers.ollama import OllamaServer, num_ctx_for
 from core.servers.openai import OpenAIBackend
 
@@ -33,13 +34,24 @@ BUNDLED_NAME = "SmolLM2-135M-Instruct"
 
 # Chat models that read and write Chinese well, by the family their (Ollama) name starts with.
 _CHINESE_SPEAKING = re.compile(r"(qwen|glm|chatglm|deepseek|yi[-:]|internlm|baichuan|minicpm)", re.IGNORECASE)
+# The embedded base for Chinese questions and knowledge bases. bench/chinese_bases.py, RAG on the same excerpts
+# (2 Dec, 2 shared cores): Chinese sample Gemma 5/30, SmolLM2 3/30; Debian Reference zh-cn (its questions' 28
+# pages) Gemma 8/30, SmolLM2 10/30: a tie at 13/60, several of SmolLM2's counted answers a copied chunk with
+# English around it. Gemma wins the tie: it answers in Chinese, 2-5x sooner (p50 0.82 s / 1.70 s against
+# 3.97 s / 4.78 s).
+CHINESE_BASE = GEMMA_NAME
 # Suggested when none is pulled: small enough for a laptop CPU, and trained on Chinese and English.
 SUGGESTED_CHINESE_MODEL = "qwen2.5:1.5b"
 
 
+def base_name(model_id: str) -> str:
+    """The embedded base a model id runs on: `SmolLM2-135M-Instruct` for it and every model tuned from it."""
+    return model_id.removeprefix("llama.cpp:").split("+", 1)[0]
+
+
 def is_english_only(model_id: str) -> bool:
     """Whether the model is the embedded SmolLM2 or fine-tuned from it: it was trained on English text only."""
-    return model_id.removeprefix("llama.cpp:").split("+", 1)[0] == BUNDLED_NAME
+    return base_name(model_id) == BUNDLED_NAME
 
 
 def chinese_speaking(model_ids: list[str]) -> list[str]:
@@ -57,6 +69,7 @@ class ModelInfo:
     path: Path | None = None
     adapter: Path | None = None
     server: str | None = None  # an OpenAI-compatible server's name
+    completion: bool = False  # a pre-trained base without a chat template: prompted in completion form
 
     @property
     def fine_tuned(self) -> bool:
@@ -78,12 +91,27 @@ def bundled_gguf() -> Path:
 
 
 def embedded_models(settings: Settings) -> list[ModelInfo]:
-    """The bundled model, then every GGUF in DATA_DIR/models/."""
+    """The bundled SmolLM2, Gemma 3 270M when its package is installed, then every GGUF in DATA_DIR/models/.
+
+    Gemma's path is where it is assembled on first use (`ModelCatalog.load`); listing it assembles nothing.
+    """
     models = [
         ModelInfo(
             id=f"llama.cpp:{BUNDLED_NAME}", label=f"{BUNDLED_NAME} (embedded)", backend="llama.cpp", path=bundled_gguf()
         )
     ]
+    import importlib.util
+
+    if importlib.util.find_spec(GEMMA_PACKAGE) is not None:
+        models.append(
+            ModelInfo(
+                id=f"llama.cpp:{GEMMA_NAME}",
+                label=f"{GEMMA_NAME} (embedded base, reads Chinese)",
+                backend="llama.cpp",
+                path=gemma_path(settings.data_dir),
+                completion=True,
+            )
+        )
     folder = settings.data_dir / "models"
     if folder.is_dir():
         for path in sorted(folder.glob("*.gguf")):
@@ -112,6 +140,7 @@ def fine_tuned_models(settings: Settings, bases: list[ModelInfo]) -> list[ModelI
                 backend="llama.cpp",
                 path=base.path,
                 adapter=adapter.path,
+                completion=base.completion,
             )
         )
     return tuned
@@ -199,12 +228,18 @@ class ModelCatalog:
                 return m
         raise ModelError(f"No model {model_id!r}; pick one of the models listed in the column's settings.")
 
+    def load(self, info: ModelInfo) -> LoadedModel:
+        """An embedded model loaded in llama.cpp, Gemma's GGUF assembled into DATA_DIR first if it is not yet."""
+        if info.completion and info.path == gemma_path(self.settings.data_dir):
+            ensure_gemma(self.settings.data_dir)
+        return self.engine.get(info)
+
     def prepare(
         self, model_id: str, messages: list[dict[str, str]], *, temperature: float = 0.0, max_tokens: int = 256
     ) -> Prepared:
         info = self.info(model_id)
         if info.backend == "llama.cpp":
-            loaded = self.engine.get(info)
+            loaded = self.load(info)
             local = LlamaCppChat(loaded=loaded, model_id=model_id, temperature=temperature, max_tokens=max_tokens)
             return Prepared(local, loaded.format_prompt(messages), [])
         if info.backend == "openai":

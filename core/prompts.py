@@ -47,6 +47,12 @@ DEFAULT_SOURCE_SEPARATOR = "\n\n"
 SEPARATORS = (("a blank line", "\n\n"), ("a line break", "\n"), ("a space (one running text)", " "))
 # Added to the prompt of a Chinese question ("Answer in Chinese."); see `language_instruction`.
 ANSWER_IN_CHINESE = "请用中文回答。"
+# A pre-trained base model (no chat template) gets a template in completion form: the text, the question and the
+# start of its answer, labelled in the question's language ("文本：… 问题：… 答案："). On a real Chinese manual with
+# the same excerpts Gemma 3 270M answered 4/15 so, SmolLM2 2/15 (issue 23).
+COMPLETION_LABELS = {"en": ("Text: ", "Question: ", "Answer:"), "zh": ("文本：", "问题：", "答案：")}
+# Where a base model's answer ends besides its line's end (`core.engine`): it writes on with the next question.
+COMPLETION_STOPS = ("Question:", "问题：", "<end_of_turn>")
 
 
 @dataclass(frozen=True)
@@ -116,22 +122,8 @@ class PromptTemplate:
             TemplateError: the template is invalid, or needs `{context}` and got no sources
                 (or got sources it has no place for).
         """
-        self.validate()
-        if self.uses_context and sources is None:
-            raise TemplateError(
-                f"Template {self.name!r} needs {{context}} but retrieval is off; turn retrieval on "
-                "or pick a template without {context}."
-            )
-        if sources is not None and not self.uses_context:
-            raise TemplateError(
-                f"Retrieval is on but template {self.name!r} has no {{context}} to put the sources in; "
-                "pick a RAG template or add {context}."
-            )
-        values = {
-            "question": question,
-            "context": self.format_context(sources or [], question),
-            "examples": "\n\n".join(f"Q: {ex.question}\nA: {ex.answer}" for ex in self.examples),
-        }
+        self._check_sources(sources)
+        values = self._values(question, sources)
         messages: list[dict[str, str]] = []
         if self.system.strip():
             messages.append({"role": "system", "content": fill(self.system, values)})
@@ -144,6 +136,46 @@ class PromptTemplate:
             user = f"{user}\n\n{instruction}"
         messages.append({"role": "user", "content": user})
         return messages
+
+    def render_completion(self, question: str, sources: Sequence[Source] | None = None) -> str:
+        """The template in completion form, the exact text a pre-trained base model continues.
+
+        A base model follows no instructions, so the system prompt and the user template's own words are left
+        out; what it keeps is what a text continuation needs: the few-shot examples as question/answer pairs, the
+        sources (in the template's source format) when it uses `{context}`, the question and the label its answer
+        follows, all labelled in the question's language.
+
+        Raises:
+            TemplateError: as `render`.
+        """
+        self._check_sources(sources)
+        text, q, a = COMPLETION_LABELS["zh" if is_cjk(question) else "en"]
+        space = " " if a.endswith(":") else ""  # "Answer: Paris." but "答案：巴黎。"
+        parts = [f"{q}{ex.question}\n{a}{space}{ex.answer}" for ex in self.examples]
+        if self.uses_context:
+            parts.append(f"{text}{self.format_context(sources or [], question)}")
+        parts.append(f"{q}{question}\n{a}")
+        return "\n".join(parts)
+
+    def _check_sources(self, sources: Sequence[Source] | None) -> None:
+        self.validate()
+        if self.uses_context and sources is None:
+            raise TemplateError(
+                f"Template {self.name!r} needs {{context}} but retrieval is off; turn retrieval on "
+                "or pick a template without {context}."
+            )
+        if sources is not None and not self.uses_context:
+            raise TemplateError(
+                f"Retrieval is on but template {self.name!r} has no {{context}} to put the sources in; "
+                "pick a RAG template or add {context}."
+            )
+
+    def _values(self, question: str, sources: Sequence[Source] | None) -> dict[str, str]:
+        return {
+            "question": question,
+            "context": self.format_context(sources or [], question),
+            "examples": "\n\n".join(f"Q: {ex.question}\nA: {ex.answer}" for ex in self.examples),
+        }
 
     def format_context(self, sources: Sequence[Source], question: str = "") -> str:
         if not sources:
@@ -178,6 +210,30 @@ class PromptTemplate:
             ) from e
         fields = data.model_dump(exclude={"examples"})
         return cls(examples=tuple(Example(e.question, e.answer) for e in data.examples), **fields)
+
+
+def completion_from_messages(messages: Sequence[Mapping[str, str]]) -> str:
+    """Chat messages in completion form, for a base model asked by a caller that has no template at hand.
+
+    A lone user message that is already in completion form (it ends with an answer label, as `Runtime` sends a
+    base model `render_completion`'s text) is kept as it is; otherwise the system prompt leads, each
+    user/assistant turn becomes a question/answer pair and the text ends where the last answer starts.
+    """
+    answer_labels = tuple(labels[2] for labels in COMPLETION_LABELS.values())
+    if len(messages) == 1 and messages[0]["role"] == "user" and messages[0]["content"].endswith(answer_labels):
+        return messages[0]["content"]
+    last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+    _, q, a = COMPLETION_LABELS["zh" if is_cjk(last) else "en"]
+    space = " " if a.endswith(":") else ""
+    parts = []
+    for m in messages:
+        if m["role"] == "system":
+            parts.append(m["content"])
+        elif m["role"] == "user":
+            parts.append(f"{q}{m['content']}")
+        else:
+            parts.append(f"{a}{space}{m['content']}")
+    return "\n".join([*parts, a])
 
 
 def language_instruction(question: str) -> str | None:

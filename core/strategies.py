@@ -6,18 +6,20 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TypeVar
 
 from core.errors import AppError, KnowledgeBaseError, ModelError
 from core.files import now_iso
-from core.models import ModelCatalog, ModelInfo
+from core.language import holds_chinese
+from core.models import CHINESE_BASE, ModelCatalog, ModelInfo
 from core.progress import CancelFlag
 from core.prompts import Source, TemplateLibrary
 from core.rag_preset import RagPreset
 from core.records import Records
 from core.store import SearchHit, Store
+from core.text import is_cjk
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +79,31 @@ class Preset:
 PRESET_ORDER: tuple[str, ...] = ("PE", "RAG", "FT", "FT+RAG")
 
 
-def presets(catalog: list[ModelInfo], kb: str | None, rag: RagPreset | None = None) -> dict[str, Preset]:
+def reads_chinese(store: Store | None, kb: str | None, questions: Iterable[str] = ()) -> bool:
+    """Whether the answers here should be Chinese: a question is, or the knowledge base holds Chinese text."""
+    if any(is_cjk(q) for q in questions):
+        return True
+    if store is None or not kb:
+        return False
+    try:
+        return holds_chinese(store, kb)
+    except AppError:  # a missing knowledge base is reported where it is used
+        return False
+
+
+def presets(
+    catalog: list[ModelInfo], kb: str | None, rag: RagPreset | None = None, *, chinese: bool = False
+) -> dict[str, Preset]:
     """PE, RAG, FT and FT+RAG, built from what exists now (FT needs a fine-tuned model).
 
     Args:
         rag: the saved RAG settings (`core.rag_preset.load_rag_preset`); None: the built-in ones.
+        chinese: Chinese questions or a Chinese knowledge base (`reads_chinese`): the base is the embedded
+            model that answers Chinese best (`core.models.CHINESE_BASE`) when it is installed.
     """
-    base = next((m for m in catalog if not m.fine_tuned), None)
+    bases = [m for m in catalog if not m.fine_tuned]
+    preferred = f"llama.cpp:{CHINESE_BASE}" if chinese else None
+    base = next((m for m in bases if m.id == preferred), bases[0] if bases else None)
     tuned = [m for m in catalog if m.fine_tuned]
     base_id = base.id if base else ""
     no_kb = None if kb else "Create a knowledge base on the Documents page first."
@@ -152,7 +172,10 @@ class Runtime:
                 mode=strategy.retrieval_mode,
             )
             sources = [Source(h.filename, h.page, h.text, h.heading) for h in answer.sources]
-        answer.messages = template.render(question, sources)
+        if self.models.info(strategy.model).completion:  # a base model: one text to continue, not a chat
+            answer.messages = [{"role": "user", "content": template.render_completion(question, sources)}]
+        else:
+            answer.messages = template.render(question, sources)
         prepared = self.models.prepare(
             strategy.model, answer.messages, temperature=strategy.temperature, max_tokens=strategy.max_tokens
         )

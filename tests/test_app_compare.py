@@ -232,7 +232,7 @@ def test_typing_then_clicking_ask_asks_and_an_empty_question_is_explained(sample
     assert any("first token" in c.value for c in strategy_columns(at)[0].caption)
 
 
-def test_a_chinese_knowledge_base_on_the_english_embedded_model_gets_a_notice(
+def test_a_chinese_knowledge_base_starts_on_gemma_and_the_english_embedded_model_gets_a_notice(
     data_dir: Path, minilm: EmbeddingModel
 ) -> None:
     with Store.open(Settings.from_env(), minilm) as store:
@@ -241,9 +241,13 @@ def test_a_chinese_knowledge_base_on_the_english_embedded_model_gets_a_notice(
     at = AppTest.from_file(PAGE, default_timeout=240)
     at.run()
     assert not at.exception
+    rag_model = at.selectbox(key="compare.col1.RAG.model")
+    assert rag_model.value == "llama.cpp:gemma-3-270m"  # the embedded base that reads Chinese best
+    assert not [w for w in at.warning if "is Chinese" in w.value]
+    rag_model.set_value("llama.cpp:SmolLM2-135M-Instruct").run()
     [notice] = [w.value for w in at.warning if "is Chinese" in w.value]
     assert "`qingwu` is Chinese, but RAG answers with the embedded SmolLM2" in notice
-    assert "ollama pull qwen2.5:1.5b" in notice
+    assert "ollama pull qwen2.5:1.5b" in notice and "the embedded gemma-3-270m reads Chinese better" in notice
     at.selectbox(key="compare.col1.preset").set_value("PE").run()  # no column reads it now
     assert not [w for w in at.warning if "is Chinese" in w.value]
 

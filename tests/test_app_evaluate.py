@@ -116,6 +116,7 @@ def test_a_chinese_question_set_on_the_embedded_model_gets_the_notice() -> None:
     assert not any("Chinese" in w.value for w in at.warning)
     at.selectbox(key="evaluate.sample").set_value("qingwu").run()
     assert any("This question is Chinese" in w.value and "qwen2.5" in w.value.lower() for w in at.warning)
+    assert any("the embedded gemma-3-270m reads Chinese better" in w.value for w in at.warning)
 
 
 def test_the_control_set_runs_beside_the_users_run_and_never_feeds_the_recommendation(

@@ -32,6 +32,23 @@ def test_builtins_are_listed_and_previewed_with_a_token_count() -> None:
     assert prompt.label.endswith("tokens") and int(prompt.label.split(": ")[1].split()[0]) > 50
 
 
+def test_the_completion_form_of_a_base_model_is_previewed(data_dir: Path, gemma_dir: Path) -> None:
+    from core.gemma import gemma_path
+
+    at = open_page()
+    form = next(e for e in at.expander if e.label.startswith("Completion form for gemma-3-270m"))
+    assert not form.label.endswith("tokens") and not gemma_path(data_dir).exists()  # a preview assembles nothing
+    text = form.code[0].value
+    assert text.startswith("Text: Brackenridge offers 20 weeks of parental leave at full pay to every parent.")
+    assert text.endswith("\nQuestion: How long is parental leave at full pay?\nAnswer:")
+    assert "Copy the sentence" not in text  # a base model follows no instructions: the template's words are left out
+    gemma_path(data_dir).parent.mkdir(parents=True)
+    gemma_path(data_dir).symlink_to(gemma_path(gemma_dir))
+    at.run()
+    form = next(e for e in at.expander if e.label.startswith("Completion form for gemma-3-270m"))
+    assert form.label.endswith("tokens") and int(form.label.split(": ")[1].split()[0]) > 20
+
+
 def test_invalid_edit_is_explained_and_cannot_be_saved() -> None:
     at = open_page()
     at.text_area(key=f"prompts.edit.{RAG}.v1.user").input("Tell me {question.__class__}")

@@ -49,6 +49,13 @@ def test_a_chinese_speaking_ollama_model_already_there_is_named() -> None:
     available = [SMOL, "ollama:llama3.2:1b", "ollama:qwen2.5:7b"]
     notice = chinese_model_notice([PE], [EN, ZH], None, available)  # one Chinese question in a set is enough
     assert notice is not None and "pick qwen2.5:7b (Ollama)" in notice and "ollama pull" not in notice
+    assert "gemma" not in notice  # not listed: not named
+
+
+def test_the_embedded_chinese_base_is_named_beside_ollama_when_listed() -> None:
+    notice = chinese_model_notice([PE], [ZH], None, [SMOL, "llama.cpp:gemma-3-270m"])
+    assert notice is not None and "ollama pull qwen2.5:1.5b" in notice  # the Ollama notice stays
+    assert notice.endswith("without one, the embedded gemma-3-270m reads Chinese better.")
 
 
 def test_a_chinese_knowledge_base_flags_the_retrieval_columns_on_smollm2(store: Store) -> None:

@@ -13,6 +13,7 @@ from core.prompts import (
     PromptTemplate,
     Source,
     TemplateLibrary,
+    completion_from_messages,
     excerpt,
     fields_of,
     sentences,
@@ -309,3 +310,37 @@ def test_names_differing_in_case_or_spaces_do_not_overwrite_a_template(tmp_path:
     assert library.versions("RAG with citations") == [1]
     assert library.get("RAG with citations").system == RAG.system
     assert library.save(RAG).version == 2  # the exact name still makes a new version
+
+
+def test_the_completion_form_keeps_examples_sources_and_question_in_the_questions_language() -> None:
+    zh = RAG.render_completion("年假有几天？", [Source("手册.txt", 1, "员工每年享有十五天带薪年假。")])
+    assert zh == "文本：员工每年享有十五天带薪年假。\n问题：年假有几天？\n答案："
+    en = PE.render_completion("What is the capital of Italy?")
+    assert en.startswith("Question: What is the capital of France?\nAnswer: Paris.\nQuestion: How many days")
+    assert en.endswith("\nQuestion: What is the capital of Italy?\nAnswer:")
+    assert "knowledge-base assistant" not in en  # the system prompt is an instruction a base model does not follow
+    with pytest.raises(TemplateError, match="needs \\{context\\} but retrieval is off"):
+        RAG.render_completion("Anything?")
+
+
+@pytest.mark.parametrize(
+    ("messages", "expected"),
+    [
+        ([{"role": "user", "content": "Text: x\nQuestion: y\nAnswer:"}], "Text: x\nQuestion: y\nAnswer:"),
+        ([{"role": "user", "content": "Hi?"}], "Question: Hi?\nAnswer:"),
+        (
+            [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"}],
+            "Be brief.\nQuestion: Hi?\nAnswer:",
+        ),
+        (
+            [
+                {"role": "user", "content": "一？"},
+                {"role": "assistant", "content": "一。"},
+                {"role": "user", "content": "二？"},
+            ],
+            "问题：一？\n答案：一。\n问题：二？\n答案：",
+        ),
+    ],
+)
+def test_chat_messages_in_completion_form(messages: list[dict[str, str]], expected: str) -> None:
+    assert completion_from_messages(messages) == expected

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from core.errors import AppError
 from core.language import holds_chinese
-from core.models import BUNDLED_NAME, SUGGESTED_CHINESE_MODEL, chinese_speaking, is_english_only
+from core.models import BUNDLED_NAME, CHINESE_BASE, SUGGESTED_CHINESE_MODEL, chinese_speaking, is_english_only
 from core.store import Store
 from core.strategies import Strategy
 from core.text import is_cjk
@@ -59,6 +59,9 @@ def chinese_model_notice(
             f"run Ollama with a model that speaks Chinese, such as Qwen2.5 (`ollama pull {SUGGESTED_CHINESE_MODEL}`), "
             "and pick it as the model in the column's settings"
         )
+    embedded = f"llama.cpp:{CHINESE_BASE}"
+    if embedded in available:
+        pick += f"; without one, the embedded {CHINESE_BASE} reads Chinese better"
     return (
         f"{what}, but {names} answer{'s' if len(flagged) == 1 else ''} with the embedded {BUNDLED_NAME}, "
         f"a small English model: it reads Chinese poorly and often answers in English. For Chinese, {pick}."

@@ -46,8 +46,9 @@ def render_sidebar() -> None:
             chosen = kbs.get(st.session_state.get("kb") or "")
             if chosen is not None:
                 st.caption(describe_kb(chosen))
-        st.caption(f"🧠 Chat: {BUNDLED_NAME} (embedded, llama.cpp)")
         models, error = resources.available_models()
+        bundled = [m.id.removeprefix("llama.cpp:") for m in models if "(embedded" in m.label]  # not GGUF files
+        st.caption(f"🧠 Chat: {' and '.join(bundled) or BUNDLED_NAME} (embedded, llama.cpp)")
         if not s.ollama_host:
             st.caption("Ollama: off (OLLAMA_HOST=off)")
         elif error:

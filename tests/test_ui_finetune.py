@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.finetune.adapters import ParityInfo, ReplayInfo
+from core.adapters import ParityInfo, ReplayInfo
 from ui.finetune import loss_frame, overfitting_note, parity_note, replayed_note, when
 
 

@@ -10,7 +10,6 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core.background import JobBoard
 from core.errors import AppError
 from core.evaluation import control, reading, report
 from core.evaluation import questions as qs
@@ -19,7 +18,10 @@ from core.evaluation.metrics import Forgetting
 from core.evaluation.questions import EvalQuestion
 from core.evaluation.recommend import Recommendation
 from core.evaluation.report import RunData, Summary, compare_runs, matrix
-from core.evaluation.runner import EvalRequest, EvalView, load_request, running_ids, start_evaluation, start_run
+from core.evaluation.runner import EvalRequest, load_request, start_run
+from core.lab.board import JobBoard
+from core.lab.corrections import from_corrections
+from core.lab.evaluation import EvalView, running_ids, start_evaluation
 from core.models import ModelInfo
 from core.records import Records
 from core.samples import SAMPLES
@@ -451,7 +453,7 @@ def question_set_picker(data_dir: Path) -> qs.QuestionSet | None:
                 st.session_state["evaluate.upload_round"] += 1
                 st.rerun()
     elif source == "Corrected in Compare":
-        chosen = qs.from_corrections(data_dir / "datasets")
+        chosen = from_corrections(data_dir / "datasets")
         if not chosen.questions:
             st.info("No corrections yet: mark a wrong answer in Compare (👎) and give the right one.")
             chosen = None

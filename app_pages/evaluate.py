@@ -8,10 +8,11 @@ from core.errors import AppError
 from core.evaluation import control, freshness, report
 from core.evaluation.questions import CONTROL_SET
 from core.evaluation.recommend import Weights, recommend
-from core.evaluation.runner import EvalRequest, latest_evaluation, start_evaluation, start_run
+from core.evaluation.runner import EvalRequest, start_run
 from core.files import now_iso
 from core.finetune import modes
 from core.finetune.datasets import Pair, save_pairs
+from core.lab.evaluation import latest_evaluation, start_evaluation
 from core.rag_preset import load_rag_preset
 from core.strategies import RAG_TOP_K, presets, reads_chinese
 from ui import components, resources, sweep

@@ -7,9 +7,12 @@ from dataclasses import asdict
 
 import streamlit as st
 
+from core import adapters
 from core.errors import AppError
-from core.finetune import adapters, datasets, generate, modes
-from core.finetune.jobs import TrainRequest, latest_training
+from core.finetune import datasets, generate, modes
+from core.finetune.pipeline import TrainRequest
+from core.lab.rounds import MAX_ROUNDS, before_after, latest_loop
+from core.lab.training import latest_training
 from core.language import holds_chinese
 from core.strategies import FT_TEMPLATE
 from core.tables import RowIssue
@@ -166,7 +169,7 @@ else:
 
     st.subheader("2 · Mode")
     mode = ui_finetune.mode_picker()
-    joint, rounds = None, modes.MAX_ROUNDS
+    joint, rounds = None, MAX_ROUNDS
     try:
         kbs = [kb.name for kb in resources.store().list_kbs()] if mode != "ft_then_rag" else []
     except AppError as e:
@@ -178,7 +181,7 @@ else:
         rag_templates = [n for n in resources.templates().names() if resources.templates().get(n).uses_context]
         joint = ui_finetune.joint_form(kbs, rag_templates)
         if mode == "iterative":
-            rounds = int(st.number_input("Round limit", 1, 6, modes.MAX_ROUNDS, key="finetune.rounds"))
+            rounds = int(st.number_input("Round limit", 1, 6, MAX_ROUNDS, key="finetune.rounds"))
         if mode in ("staged", "iterative"):
             st.caption(f"The {len(pairs)} pairs are the questions asked: RAG first, then FT+RAG with each new model.")
 
@@ -259,16 +262,14 @@ def registration() -> None:
 
 @st.fragment(run_every=1.0)
 def loop_progress() -> None:
-    job = modes.latest_loop(jobs, settings.data_dir)
+    job = latest_loop(jobs, settings.data_dir)
     if job is None:
         return
     view = job.view()
     st.caption(f"**{view.request.name}**: {modes.MODES[view.request.mode][0]} on {view.request.question_set}")
     ui_finetune.loop_panel(view, job.cancel)
     if view.request.mode == "staged" and len(view.rounds) == 2 and not view.running:
-        ui_finetune.before_after_table(
-            modes.before_after(resources.runtime(), view.rounds[0].run_id, view.rounds[1].run_id)
-        )
+        ui_finetune.before_after_table(before_after(resources.runtime(), view.rounds[0].run_id, view.rounds[1].run_id))
     if not view.running and state.get("finetune.loop_seen") != view.started:
         state["finetune.loop_seen"] = view.started
         resources.models_changed()

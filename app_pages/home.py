@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core import adapters
 from core.errors import AppError
-from core.finetune import adapters
 from ui import components, resources
 from ui.state import init_state
 

@@ -45,7 +45,7 @@ from core.strategies import FT_TEMPLATE, Answer, Runtime, presets  # noqa: E402
 
 def train_default(data_dir: Path) -> None:
     from core.finetune.generate import sample_pairs
-    from core.finetune.jobs import TrainRequest, run_training
+    from core.finetune.pipeline import TrainRequest, run_training
     from core.models import bundled_gguf
 
     system = TemplateLibrary(data_dir / "templates").get(FT_TEMPLATE).system

@@ -40,7 +40,7 @@ from core.evaluation.runner import EvalRequest, run_evaluation, start_run  # noq
 from core.finetune import trainer  # noqa: E402
 from core.finetune.datasets import Pair  # noqa: E402
 from core.finetune.generate import sample_pairs  # noqa: E402
-from core.finetune.jobs import TrainRequest, run_training  # noqa: E402
+from core.finetune.pipeline import TrainRequest, run_training  # noqa: E402
 from core.finetune.trainer import TrainSettings  # noqa: E402
 from core.models import bundled_gguf  # noqa: E402
 from core.prompts import BUILTINS  # noqa: E402

@@ -40,8 +40,9 @@ def make_adapters(data_dir: Path) -> None:
     """10 tiny adapters, exported and registered the way a training run does it (no training, no parity)."""
     import torch
 
+    from core import adapters
     from core.files import now_iso
-    from core.finetune import adapters, export, trainer
+    from core.finetune import export, trainer
     from core.models import BUNDLED_NAME, bundled_gguf
 
     base, _ = trainer.load_base(bundled_gguf())

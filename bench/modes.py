@@ -68,15 +68,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import offline  # noqa: E402
+from core import adapters  # noqa: E402
 from core.evaluation import questions as qs  # noqa: E402
 from core.evaluation.control import control_strategies, forgetting_by_model  # noqa: E402
 from core.evaluation.questions import EvalQuestion, question_id  # noqa: E402
 from core.evaluation.report import load_run  # noqa: E402
 from core.evaluation.runner import EvalRequest, run_evaluation, start_run  # noqa: E402
-from core.finetune import adapters, generate, modes, trainer  # noqa: E402
-from core.finetune.jobs import TrainRequest, run_training  # noqa: E402
+from core.finetune import generate, modes, trainer  # noqa: E402
+from core.finetune.pipeline import TrainRequest, run_training  # noqa: E402
 from core.finetune.trainer import Step, TrainSettings  # noqa: E402
 from core.ingest import ingest  # noqa: E402
+from core.lab import rounds as lab_rounds  # noqa: E402
 from core.models import bundled_gguf  # noqa: E402
 from core.samples import ENGLISH, HOLDOUT, SAMPLES  # noqa: E402
 from core.strategies import FT_TEMPLATE, RAG_TEMPLATE, RAG_TOP_K, Runtime, Strategy  # noqa: E402
@@ -120,7 +122,7 @@ def main() -> None:
     parser.add_argument("--replay", type=int, default=None, help="general examples replayed (default: the trainer's)")
     parser.add_argument("--without-golden", type=float, default=modes.WITHOUT_GOLDEN)
     parser.add_argument("--pairs", type=int, default=None, help="train on at most N pairs (default: all)")
-    parser.add_argument("--rounds", type=int, default=modes.MAX_ROUNDS)
+    parser.add_argument("--rounds", type=int, default=lab_rounds.MAX_ROUNDS)
     parser.add_argument("--limit", type=int, default=None, help="ask only the first N questions of each set")
     parser.add_argument("--data-dir", type=Path, default=None, help="a DATA_DIR to reuse (its ingest)")
     parser.add_argument("--no-control", action="store_true", help="skip the forgetting measurement")
@@ -194,11 +196,12 @@ def main() -> None:
             else:
                 # Iterative's first round is the staged run (same data, same seed): with both asked, one loop serves.
                 rounds = 1 if mode == "staged" else args.rounds
-                loop = modes.LoopRequest(name, train_questions, f"{kb} pairs", joint, bundled_gguf(), BASE_NAME, train,
-                                         max_rounds=rounds, measure=questions if kb != ENGLISH.kb_name else (),
-                                         measure_set=question_set.name, pairs=tuple(pairs),
-                                         system=runtime.templates.get(FT_TEMPLATE).system)  # fmt: skip
-                result = modes.run_loop(data_dir, runtime, loop, on_step=log_step)
+                loop = lab_rounds.LoopRequest(name, train_questions, f"{kb} pairs", joint, bundled_gguf(), BASE_NAME,
+                                              train, max_rounds=rounds,
+                                              measure=questions if kb != ENGLISH.kb_name else (),
+                                              measure_set=question_set.name, pairs=tuple(pairs),
+                                              system=runtime.templates.get(FT_TEMPLATE).system)  # fmt: skip
+                result = lab_rounds.run_loop(data_dir, runtime, loop, on_step=log_step)
                 wall = time.perf_counter() - started
                 for r in result.rounds:
                     held = f", held-out {r.measured:.0%}" if r.measured is not None else ""
@@ -213,7 +216,7 @@ def main() -> None:
                         continue
                     # On brackenridge the training questions are the set's; on corvane the held-out set is measured.
                     share = best.measured if best.measured is not None else best.correct
-                    model = modes.model_id_of(runtime, adapters.get_adapter(data_dir, best.adapter))
+                    model = lab_rounds.model_id_of(runtime, adapters.get_adapter(data_dir, best.adapter))
                     tuned.append(model)
                     note = f"round {best.round} of {len(seen) - 1}; {result.stopped_because}"
                     train_s = sum(r.train_seconds for r in seen[1 : best.round + 1])
@@ -221,7 +224,7 @@ def main() -> None:
                     print(f"  {label}: FT+RAG {share:.0%}, training {train_s:.0f} s, all {wall:.0f} s; {note}")
                 continue
             train_s = adapter.manifest.train_seconds or 0.0
-            model = modes.model_id_of(runtime, adapter)
+            model = lab_rounds.model_id_of(runtime, adapter)
             tuned.append(model)
             run_id = start_run(runtime, EvalRequest(f"modes {kb} {mode}", question_set.name, questions,
                                                     (ft_rag(model, kb),)))  # fmt: skip

@@ -139,4 +139,4 @@ class EvaluationError(AppError):
 
 
 class BusyError(AppError):
-    """A heavy job (training, an evaluation, evaluate/train rounds) is still running: one runs at a time."""
+    """A heavy job (training, registration, an evaluation, evaluate/train rounds) is running: one runs at a time."""

@@ -19,6 +19,7 @@ from typing import Literal
 
 from langchain_core.language_models import BaseChatModel
 
+from core.adapters import list_adapters
 from core.config import Settings
 from core.engine import EmbeddedEngine, LlamaCppChat, LoadedModel
 from core.errors import ModelError, ModelUnavailableError
@@ -123,8 +124,6 @@ def embedded_models(settings: Settings) -> list[ModelInfo]:
 
 def fine_tuned_models(settings: Settings, bases: list[ModelInfo]) -> list[ModelInfo]:
     """Each registered LoRA adapter on its base, as `<base>+<adapter>`, oldest first."""
-    from core.finetune.adapters import list_adapters
-
     by_file = {m.path.name: m for m in bases if m.path is not None}
     tuned = []
     for adapter in list_adapters(settings.data_dir):

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from core.background import JobBoard
+from core import adapters
 from core.errors import AdapterError
-from core.finetune import adapters
-from core.finetune.jobs import latest_training
 from core.finetune.modes import mode_of
+from core.lab.board import JobBoard
+from core.lab.training import latest_training
 
 MANIFEST = {
     "name": "facts-1",
@@ -79,7 +79,7 @@ def test_a_damaged_manifest_is_refused_and_not_listed(
 KILLED_MIDWAY = """
 import sys
 from pathlib import Path
-from core.finetune import adapters
+from core import adapters
 
 data_dir = Path(sys.argv[1])
 stage = adapters.staging(data_dir, "facts-9")

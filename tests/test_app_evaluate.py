@@ -124,7 +124,7 @@ def test_the_control_set_runs_beside_the_users_run_and_never_feeds_the_recommend
 ) -> None:
     """The control button raised StreamlitWidgetAlreadyInstantiatedError and switched Results to the control run."""
     from core.evaluation import questions as qs
-    from core.evaluation.runner import latest_evaluation, running_ids
+    from core.lab.evaluation import latest_evaluation, running_ids
     from core.models import bundled_gguf
     from tests.test_adapters import publish
     from ui import resources

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core import adapters
 from core.config import Settings
-from core.finetune import adapters
 from core.finetune.datasets import list_datasets, load_pairs
 from core.models import embedded_models
 from core.strategies import presets
@@ -154,7 +154,7 @@ def test_training_over_a_saved_dataset_with_other_pairs_asks_first(data_dir: Pat
 
 
 def resources_jobs_latest(data_dir: Path):  # type: ignore[no-untyped-def]
-    from core.finetune.jobs import latest_training
+    from core.lab.training import latest_training
     from ui import resources
 
     return latest_training(resources.jobs(), data_dir)
@@ -192,18 +192,18 @@ def test_the_model_card_says_which_mode_made_its_data(data_dir: Path) -> None:
 def test_an_iterative_run_shows_its_rounds_and_why_it_stopped(data_dir: Path) -> None:
     from dataclasses import replace
 
-    from core.finetune import modes
+    from core.finetune.modes import JointSettings
+    from core.lab.rounds import LoopJob, LoopRequest, Round
     from core.models import bundled_gguf
 
-    request = modes.LoopRequest("loop", (), "sample", modes.JointSettings("kb"), bundled_gguf(), "SmolLM2",
-                                max_rounds=3)  # fmt: skip
-    job = modes.LoopJob(data_dir, None, request)  # type: ignore[arg-type]  # never started: its view is set below
-    rounds = [modes.Round(0, "RAG", "base", 1, 0.5, 20), modes.Round(1, "FT+RAG r1", "m1", 2, 0.8, 8, "loop-r1", 20),
-              modes.Round(2, "FT+RAG r2", "m2", 3, 0.75, 10, "loop-r2", 28)]  # fmt: skip
+    request = LoopRequest("loop", (), "sample", JointSettings("kb"), bundled_gguf(), "SmolLM2", max_rounds=3)
+    job = LoopJob(data_dir, None, request)  # type: ignore[arg-type]  # never started: its view is set below
+    rounds = [Round(0, "RAG", "base", 1, 0.5, 20), Round(1, "FT+RAG r1", "m1", 2, 0.8, 8, "loop-r1", 20),
+              Round(2, "FT+RAG r2", "m2", 3, 0.75, 10, "loop-r2", 28)]  # fmt: skip
     assert job._view is not None
     job._view = replace(job._view, phase="done", message="Done: round 2 gained nothing (75% vs 80%).",
                         rounds=rounds, finished=job._view.started + 60)  # fmt: skip
-    from core.background import _Entry
+    from core.lab.board import _Entry
     from ui import resources
 
     entry = _Entry("rounds", "loop", data_dir, job)

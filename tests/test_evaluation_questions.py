@@ -1,4 +1,4 @@
-"""Question sets: uploads with row errors, saving by content hash, the sample, control and corrections sets."""
+"""Question sets: uploads with row errors, saving by content hash, the sample and control sets."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from core.errors import EvaluationError
 from core.evaluation import questions as qs
 from core.evaluation.questions import EvalQuestion
-from core.finetune.datasets import Correction, RowIssue, add_correction
+from core.tables import RowIssue
 
 
 def jsonl(*rows: object) -> bytes:
@@ -103,12 +103,3 @@ def test_builtin_sets() -> None:
     assert chinese.name == "sample-qingwu" and len(chinese.questions) >= 30 and chinese.questions[0].source
     control = qs.control_set()
     assert len(control.questions) >= 30 and {q.tag for q in control.questions} == {"control"}
-
-
-def test_corrections_from_compare_become_questions(data_dir: Path) -> None:
-    root = data_dir / "datasets"
-    add_correction(root, "corrections", Correction("How old is Quill House?", "Built in 1889.", "1900", "PE", "m"))
-    add_correction(root, "corrections", Correction("How old is Quill House?", "Built in 1889!", "1900", "PE", "m"))
-    (root / "plain.jsonl").write_text(json.dumps({"question": "not a correction", "answer": "x"}) + "\n")
-    [q] = qs.from_corrections(root).questions
-    assert (q.question, q.answer, q.tag) == ("How old is Quill House?", "Built in 1889!", "corrections")

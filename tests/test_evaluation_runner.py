@@ -11,14 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from core.background import JobBoard
 from core.config import Settings
 from core.embeddings import EmbeddingModel
 from core.engine import EmbeddedEngine
 from core.evaluation import report
 from core.evaluation.questions import sample_set
-from core.evaluation.runner import CellDone, EvalRequest, run_evaluation, start_evaluation, start_run
+from core.evaluation.runner import CellDone, EvalRequest, run_evaluation, start_run
 from core.ingest import ingest
+from core.lab.board import JobBoard
+from core.lab.evaluation import start_evaluation
 from core.models import ModelCatalog
 from core.prompts import TemplateLibrary
 from core.records import Records

@@ -11,16 +11,17 @@ from pathlib import Path
 import pytest
 
 from core import documents
-from core.background import JobBoard
 from core.config import Settings
 from core.embeddings import EmbeddingModel
 from core.engine import EmbeddedEngine
 from core.errors import EvaluationError, KnowledgeBaseError
 from core.evaluation import report, sweep
 from core.evaluation.questions import sample_set
-from core.evaluation.runner import load_request, start_evaluation, start_run
+from core.evaluation.runner import load_request, start_run
 from core.evaluation.sweep import Chunking, Grid
 from core.ingest import ingest
+from core.lab.board import JobBoard
+from core.lab.evaluation import start_evaluation
 from core.models import ModelCatalog
 from core.prompts import TemplateLibrary
 from core.rag_preset import RagPreset, load_rag_preset, reset_rag_preset, save_rag_preset

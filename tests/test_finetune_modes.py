@@ -7,21 +7,19 @@ from pathlib import Path
 
 import pytest
 
+from core import adapters
 from core.config import Settings
-from core.engine import EmbeddedEngine
 from core.errors import AdapterError, TrainingError
-from core.evaluation.questions import EvalQuestion
-from core.finetune import adapters, modes, trainer
+from core.finetune import modes, trainer
 from core.finetune.datasets import Pair, parse_upload
 from core.finetune.examples import Rendered, split_like, write_examples
-from core.finetune.jobs import TrainRequest, run_training
+from core.finetune.pipeline import TrainRequest, run_training
 from core.finetune.trainer import TrainSettings
 from core.ingest import Upload, ingest
-from core.models import ModelCatalog, bundled_gguf
+from core.models import bundled_gguf
 from core.prompts import TemplateLibrary
-from core.records import Records
 from core.store import Store
-from core.strategies import RAG_TEMPLATE, Runtime
+from core.strategies import RAG_TEMPLATE
 from tests.test_adapters import MANIFEST, publish
 
 # Six made-up facts, one per document: each document's chunk is the golden one for its question.
@@ -211,37 +209,6 @@ def test_encoded_rendered_example_is_its_own_prompt_then_the_answer_and_only_the
     assert encoded.labels[: len(prompt)] == [trainer.IGNORE] * len(prompt)
     learned = [t for t in encoded.labels if t != trainer.IGNORE]
     assert tokenizer.decode(learned[:-1]) == "Teal." and learned[-1] == trainer.end_of_turn(tokenizer)
-
-
-@pytest.mark.slow
-def test_staged_asks_rag_trains_on_its_failures_and_asks_again_with_the_new_model(
-    store: Store, facts_kb: str, data_dir: Path, settings: Settings
-) -> None:
-    runtime = Runtime(store, TemplateLibrary(data_dir / "templates"),
-                      ModelCatalog(settings, EmbeddedEngine(), None), Records(data_dir / "records.sqlite"))  # fmt: skip
-    # Answers no chunk states: RAG (which copies the chunk's sentence) gets them wrong, so the loop has
-    # failures to learn.
-    questions = tuple(
-        EvalQuestion(f"q{i}", q, answer) for i, (q, answer) in enumerate([
-            ("What colour is the Moravin lighthouse?", "Ochre with white bands since 2004."),
-            ("Who invented the drossel valve?", "Ulrike Fennimore, in 1902."),
-        ])
-    )  # fmt: skip
-    request = modes.LoopRequest("facts-staged", questions, "facts", modes.JointSettings(facts_kb, without_golden=0.0),
-                                bundled_gguf(), "SmolLM2", QUICK)  # fmt: skip
-    seen: list[modes.Round] = []
-    result = modes.run_loop(data_dir, runtime, request, on_round=seen.append)
-    assert seen == result.rounds and [r.round for r in result.rounds] == [0, 1]
-    before, after = result.rounds
-    assert before.strategy == "RAG" and before.adapter is None and before.failures >= 1
-    assert after.adapter == "facts-staged" and after.trained_on == before.failures
-    adapter = adapters.get_adapter(data_dir, "facts-staged")
-    mode = adapter.manifest.mode
-    assert mode is not None and (mode.name, mode.source_run, mode.kb) == ("staged", before.run_id, facts_kb)
-    rows = modes.before_after(runtime, before.run_id, after.run_id)
-    assert [r["question"] for r in rows] == [q.question for q in questions]
-    assert sum(not r["before"] for r in rows) == before.failures
-    assert result.stopped_because
 
 
 def test_each_mode_gets_an_ft_rag_column_with_its_newest_adapter(data_dir: Path, settings: Settings) -> None:

@@ -14,7 +14,7 @@ from core.errors import TrainingError
 from core.evaluation.questions import control_set
 from core.finetune import replay
 from core.finetune.datasets import Pair
-from core.finetune.jobs import TrainRequest, run_training
+from core.finetune.pipeline import TrainRequest, run_training
 from core.finetune.trainer import Encoded, TrainSettings, epoch_slices
 from core.models import ModelCatalog, bundled_gguf
 from core.prompts import TemplateLibrary

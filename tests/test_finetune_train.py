@@ -15,14 +15,16 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from core.background import JobBoard
+from core import adapters
 from core.config import Settings
 from core.engine import LoadedModel
 from core.errors import AdapterError, TrainingCancelled
-from core.finetune import adapters, trainer
+from core.finetune import trainer
 from core.finetune.datasets import Pair
-from core.finetune.jobs import TrainRequest, latest_training, run_training, start_training
+from core.finetune.pipeline import TrainRequest, run_training
 from core.finetune.trainer import Step, TrainSettings
+from core.lab.board import JobBoard
+from core.lab.training import latest_training, start_training
 from core.models import bundled_gguf, embedded_models
 from core.prompts import BUILTINS
 from core.strategies import presets

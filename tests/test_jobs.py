@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 import torch
 
-from core.background import BackgroundJob
-from core.errors import TrainingCancelled, TrainingError
+from core.errors import TrainingError
 from core.finetune import trainer
 from core.finetune.datasets import Pair
-from core.finetune.jobs import TrainingJob, TrainRequest
+from core.finetune.pipeline import TrainRequest
 from core.finetune.trainer import Trained, TrainSettings
+from core.lab.training import TrainingJob
 
 REQUEST = TrainRequest("facts-1", "facts", (Pair("q?", "a."),), Path("base.gguf"), "SmolLM2")
 
@@ -87,65 +86,6 @@ def test_learning_rate_warms_up_then_decays_to_a_tenth() -> None:
     assert rates[:3] == [0.0, 0.5, 1.0]  # two warm-up steps (10%), then the peak
     assert all(a >= b for a, b in zip(rates[2:], rates[3:], strict=False))  # then only down
     assert rates[-1] == pytest.approx(0.1, abs=0.01)
-
-
-@dataclass(frozen=True)
-class CountView:
-    phase: str
-    message: str
-    seen: list[int]
-    finished: float | None = None
-
-
-@dataclass
-class Counting(BackgroundJob[CountView]):
-    """Appends 0..n-1 to its view, then ends as told: done, an error of ours, Stop, or a crash."""
-
-    n: int
-    end: str = "done"
-
-    def __post_init__(self) -> None:
-        self._view = CountView("queued", "", [])
-
-    def _thread_name(self) -> str:
-        return "counting"
-
-    def _snapshot(self, view: CountView) -> CountView:
-        return replace(view, seen=list(view.seen))
-
-    def _work(self) -> dict[str, object]:
-        for i in range(self.n):
-            self._append(lambda v: v.seen, i)
-        if self.end == "ours":
-            raise TrainingError("Free some disk space, then try again.")
-        if self.end == "stop":
-            raise TrainingCancelled()
-        if self.end == "crash":
-            raise ZeroDivisionError("division by zero")
-        return {"phase": "done", "message": "Counted."}
-
-    def _outcome(self, outcome: str, message: str) -> dict[str, object]:
-        return {"phase": outcome, "message": message}
-
-
-@pytest.mark.parametrize(
-    ("end", "phase", "message"),
-    [
-        ("done", "done", "Counted."),
-        ("ours", "failed", "Free some disk space, then try again."),
-        ("stop", "cancelled", "Training was stopped; no adapter was saved."),
-        ("crash", "crashed", "division by zero"),
-    ],
-)
-def test_however_a_background_job_ends_its_view_says_so_and_is_finished(end: str, phase: str, message: str) -> None:
-    job = Counting(n=3, end=end)
-    assert job.view().phase == "queued" and job.view().finished is None
-    job.start().join(10)
-    view = job.view()
-    assert (view.phase, view.message, view.seen) == (phase, message, [0, 1, 2])
-    assert view.finished is not None
-    view.seen.append(99)  # a page's copy: changing it changes nothing in the job
-    assert job.view().seen == [0, 1, 2]
 
 
 def test_the_shared_prefix_stops_before_the_first_answer_and_needs_two_rows() -> None:

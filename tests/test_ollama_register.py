@@ -13,8 +13,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from core import adapters
 from core.errors import ModelError, ModelUnavailableError
-from core.finetune import adapters
 from core.finetune.ollama_register import ollama_name, register, template_for
 from tests import gotemplate
 
@@ -184,7 +184,7 @@ def test_only_chatml_templates_are_translated() -> None:
 def test_registration_runs_in_the_background_with_progress(
     httpserver: HTTPServer, adapter: tuple[adapters.Adapter, Path]
 ) -> None:
-    from core.finetune.jobs import RegistrationJob
+    from core.lab.registration import RegistrationJob
 
     published, base = adapter
     ollama_has(httpserver, base)
@@ -205,7 +205,7 @@ def test_registration_runs_in_the_background_with_progress(
 
 
 def test_a_failed_background_registration_says_why(adapter: tuple[adapters.Adapter, Path]) -> None:
-    from core.finetune.jobs import RegistrationJob
+    from core.lab.registration import RegistrationJob
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -214,6 +214,30 @@ def test_a_failed_background_registration_says_why(adapter: tuple[adapters.Adapt
     job.join(30)
     view = job.view()
     assert view.done and view.model is None and view.error is not None and "ollama serve" in view.error
+
+
+def test_a_registration_waits_its_turn_on_the_board_and_is_then_its_latest(
+    adapter: tuple[adapters.Adapter, Path],
+) -> None:
+    from core.errors import BusyError
+    from core.lab.board import JobBoard
+    from core.lab.registration import start_registration
+    from tests.test_lab_board import Waiting
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    board, training = JobBoard(), Waiting()
+    board.start("training", training, label="facts-0")
+    with pytest.raises(BusyError, match="facts-0 is still training"):
+        start_registration(board, *adapter, CHAT_TEMPLATE, f"http://127.0.0.1:{port}")
+    assert board.latest("registration") is None
+    training.release.set()
+    training.join(10)
+    job = start_registration(board, *adapter, CHAT_TEMPLATE, f"http://127.0.0.1:{port}")
+    assert board.busy() in (None, "facts-1 is still registering; wait for it or stop it before starting another.")
+    job.join(30)
+    assert board.latest("registration") is job and job.view().done and board.busy() is None
 
 
 @pytest.mark.slow

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.finetune.adapters import ParityInfo, ReplayInfo
+from core.adapters import ParityInfo, ReplayInfo
 from ui.finetune import loss_frame, overfitting_note, when
 from ui.finetune_models import parity_note, replayed_note
 

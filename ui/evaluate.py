@@ -13,14 +13,16 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core.background import JobBoard
 from core.errors import AppError
 from core.evaluation import control, report
 from core.evaluation import questions as qs
 from core.evaluation.judge import JUDGE_SYSTEM, JUDGE_USER
 from core.evaluation.metrics import Forgetting
 from core.evaluation.report import RunData
-from core.evaluation.runner import EvalRequest, EvalView, load_request, running_ids, start_evaluation, start_run
+from core.evaluation.runner import EvalRequest, load_request, start_run
+from core.lab.board import JobBoard
+from core.lab.corrections import from_corrections
+from core.lab.evaluation import EvalView, running_ids, start_evaluation
 from core.models import ModelInfo
 from core.records import Records
 from core.samples import SAMPLES
@@ -131,7 +133,7 @@ def question_set_picker(data_dir: Path) -> qs.QuestionSet | None:
                 st.session_state["evaluate.upload_round"] += 1
                 st.rerun()
     elif source == "Corrected in Compare":
-        chosen = qs.from_corrections(data_dir / "datasets")
+        chosen = from_corrections(data_dir / "datasets")
         if not chosen.questions:
             st.info("No corrections yet: mark a wrong answer in Compare (👎) and give the right one.")
             chosen = None

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -15,11 +15,13 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core.evaluation.questions import EvalQuestion, question_id
 from core.finetune import modes, replay, serving
 from core.finetune.datasets import Pair, check_lengths
-from core.finetune.jobs import JobView, TrainRequest, start_training
+from core.finetune.pipeline import TrainRequest
 from core.finetune.trainer import TrainSettings
+from core.lab.rounds import LoopView, Round
+from core.lab.start import preparing, start_mode
+from core.lab.training import JobView
 from core.strategies import RAG_TEMPLATE, RAG_TOP_K
 from core.tables import RowIssue
 from ui import resources
@@ -289,7 +291,7 @@ def joint_form(kbs: Sequence[str], rag_templates: Sequence[str], *, memory_share
     return modes.JointSettings(str(kb), str(template), None, int(top_k), float(without))
 
 
-def rounds_chart(rounds: Sequence[modes.Round]) -> None:
+def rounds_chart(rounds: Sequence[Round]) -> None:
     """Correctness per round (round 0: RAG on the base), and the held-out set's when one was measured."""
     rows = [(r.round, r.correct, "trained-on questions") for r in rounds]
     rows += [(r.round, r.measured, "measuring set") for r in rounds if r.measured is not None]
@@ -344,7 +346,7 @@ def before_after_table(rows: Sequence[dict[str, Any]]) -> None:
     )
 
 
-def loop_panel(view: modes.LoopView, on_cancel: Any) -> None:
+def loop_panel(view: LoopView, on_cancel: Any) -> None:
     """Phase and progress of a staged or iterative run, the chart of its rounds, and a Stop button."""
     done, total = view.cells
     last = view.steps[-1] if view.steps else None
@@ -377,19 +379,6 @@ def start_run(
     Raises:
         AppError: a run is going already, or the settings or the knowledge base are unusable.
     """
-    data_dir = resources.settings().data_dir
-    if mode == "ft_then_rag" or joint is None:
-        start_training(resources.jobs(), data_dir, replace(request, mode=modes.mode_record("ft_then_rag")), owner)
-    elif mode == "joint":
-        with st.spinner(f"Retrieving the chunks for each of the {len(request.pairs)} questions…"):
-            request = modes.joint_request(resources.store(), resources.templates(), request, joint)
-        start_training(resources.jobs(), data_dir, request, owner)
-    else:
-        questions = tuple(EvalQuestion(question_id(p.question), p.question, p.answer) for p in request.pairs)
-        loop = modes.LoopRequest(
-            request.name, questions, request.dataset, joint, request.base_path, request.base_name, request.settings,
-            max_rounds=1 if mode == "staged" else rounds, ollama_host=request.ollama_host, pairs=request.pairs,
-            system=request.system,
-        )  # fmt: skip
-        embedder = resources.embedder().embeddings
-        modes.start_loop(resources.jobs(), modes.LoopJob(data_dir, resources.runtime(), loop, embedder, owner=owner))
+    with st.spinner(preparing(mode, request) or "Starting…"):
+        start_mode(mode, resources.jobs(), resources.runtime(), resources.settings().data_dir, request, joint,
+                   rounds=rounds, embedder=lambda: resources.embedder().embeddings, owner=owner)  # fmt: skip

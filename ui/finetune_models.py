@@ -8,8 +8,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from core import adapters
 from core.errors import AppError
-from core.finetune import adapters, modes, replay, serving
+from core.finetune import modes, replay, serving
 from core.strategies import FT_TEMPLATE, Answer, Strategy
 from ui import resources
 from ui.finetune import loss_chart, minutes, when

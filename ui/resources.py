@@ -10,13 +10,13 @@ from dataclasses import replace
 
 import streamlit as st
 
-from core.background import JobBoard
+from core import adapters
 from core.config import OpenAIServer, Settings
 from core.embeddings import EmbeddingCatalog, EmbeddingModel, load_bundled, ollama_embedding_models
 from core.engine import EmbeddedEngine
 from core.errors import AdapterError, AppError, ModelUnavailableError
-from core.finetune import adapters
-from core.finetune.jobs import RegistrationJob
+from core.lab.board import JobBoard
+from core.lab.registration import RegistrationJob, start_registration
 from core.models import ModelCatalog, ModelInfo, embedded_models
 from core.preferences import Preferences
 from core.prompts import TemplateLibrary
@@ -173,7 +173,7 @@ def models_changed() -> None:
 
 @st.cache_resource
 def jobs() -> JobBoard:
-    """The heavy jobs of this process (training, evaluations, rounds): one at a time, seen by every session."""
+    """The heavy jobs of this process (training, registration, evaluations, rounds): one at a time, for all."""
     return JobBoard()
 
 
@@ -192,4 +192,4 @@ def register_with_ollama(name: str) -> RegistrationJob:
     if tuned is None or tuned.path is None:
         raise AdapterError(f"The base model of {name} is gone; it cannot be registered.")
     base = replace(tuned, adapter=None)  # the base as loaded for the base model's own answers
-    return RegistrationJob(adapter, tuned.path, engine().get(base).chat_template, s.ollama_host).start()
+    return start_registration(jobs(), adapter, tuned.path, engine().get(base).chat_template, s.ollama_host)

@@ -12,14 +12,15 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core.background import JobBoard
 from core.errors import AppError, EvaluationError
 from core.evaluation import report, sweep
 from core.evaluation.metrics import percentile
 from core.evaluation.questions import QuestionSet
-from core.evaluation.runner import EvalRequest, running_ids, start_evaluation, start_run
+from core.evaluation.runner import EvalRequest, start_run
 from core.evaluation.sweep import CellResult, Chunking, Grid
 from core.files import now_iso
+from core.lab.board import JobBoard
+from core.lab.evaluation import running_ids, start_evaluation
 from core.progress import CancelFlag, Progress
 from core.rag_preset import RagPreset, load_rag_preset, reset_rag_preset, save_rag_preset
 from core.records import Records

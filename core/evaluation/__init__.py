@@ -1,1 +1,1 @@
-"""Evaluation: question sets, metrics, the background runner, reports and the recommendation."""
+"""Evaluation: question sets, metrics, the runner, reports, the recommendation (core.lab runs it in the background)."""

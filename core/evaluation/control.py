@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from core import adapters
 from core.evaluation.metrics import Forgetting, forgetting
 from core.evaluation.questions import CONTROL_SET
 from core.evaluation.report import RunData
-from core.finetune import adapters
 from core.models import ModelInfo
 from core.strategies import FT_TEMPLATE, Strategy
 

@@ -17,7 +17,6 @@ from typing import Any
 
 from core.errors import EvaluationError
 from core.files import atomic_write_text
-from core.finetune.datasets import list_datasets, read_dataset
 from core.samples import SAMPLE_KB_NAME, SAMPLES, SAMPLES_DIR
 from core.tables import TABLE_SUFFIXES, RowIssue, csv_rows, decode, jsonl_objects, text_key
 
@@ -215,14 +214,3 @@ def sample_set(kb_name: str = SAMPLE_KB_NAME) -> QuestionSet:
 def control_set() -> QuestionSet:
     """General-knowledge questions for measuring forgetting (filter them to what the base model knows)."""
     return _read(CONTROL_FILE, CONTROL_SET)
-
-
-def from_corrections(datasets_root: Path) -> QuestionSet:
-    """Questions from Compare's history that were corrected ("Wrong answer"), the correction as expected answer."""
-    questions: dict[str, EvalQuestion] = {}
-    for name in list_datasets(datasets_root):
-        for row in read_dataset(datasets_root, name):
-            if "wrong_answer" in row and row.get("question") and row.get("answer"):
-                q = str(row["question"]).strip()
-                questions[text_key(q)] = EvalQuestion(question_id(q), q, str(row["answer"]).strip(), tag=name)
-    return QuestionSet("corrections", tuple(questions.values()))

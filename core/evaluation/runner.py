@@ -1,7 +1,7 @@
-"""The evaluation runner: every question of a set through every chosen strategy, in the background.
+"""The evaluation runner: every question of a set through every chosen strategy.
 
-`run_evaluation` is a plain function (the bench and scripts call it without Streamlit);
-`EvalJob` runs it in a thread and keeps a snapshot the page polls. Each finished answer is
+`run_evaluation` is a plain function (the bench and scripts call it without Streamlit;
+`core.lab.evaluation` runs it in the background). Each finished answer is
 stored at once with its metrics, so a stopped or crashed run resumes by asking only the cells
 that have no answer yet (or whose answer was an error).
 
@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Self
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
-from core.background import BackgroundJob, JobBoard
 from core.errors import EvaluationError
 from core.evaluation import judge, metrics, support
 from core.evaluation.questions import EvalQuestion, content_hash
 from core.files import now_iso
-from core.progress import CancelFlag, Progress
+from core.progress import CancelFlag
 from core.strategies import Answer, Runtime, Strategy, answer_record
 
 log = logging.getLogger(__name__)
@@ -126,7 +124,10 @@ class CellDone:
     error: str | None
 
 
-def _pending(runtime: Runtime, run_id: int, request: EvalRequest) -> list[tuple[EvalQuestion, Strategy]]:
+Cell = tuple[EvalQuestion, Strategy]
+
+
+def pending(runtime: Runtime, run_id: int, request: EvalRequest) -> list[Cell]:
     """Cells without a usable answer, question by question (each question's columns fill together)."""
     done = {(a.question_id, a.strategy) for a in runtime.records.run_answers(run_id) if a.error is None}
     return [(q, s) for q in request.questions for s in request.strategies if (q.id, s.name) not in done]
@@ -169,73 +170,97 @@ def run_evaluation(
     """
     request = load_request(runtime, run_id)
     total = len(request.questions) * len(request.strategies)
-    pending = _pending(runtime, run_id, request)
-    done = [total - len(pending)]
-    lock = threading.Lock()
-    stop = threading.Event()
-    failures: list[BaseException] = []
+    cells = pending(runtime, run_id, request)
+    asking = _Asking(runtime, run_id, request, embedder, on_cell, cancel, total - len(cells), total)
     runtime.records.set_run_status(run_id, "running")
-
-    def cancelled() -> bool:
-        return stop.is_set() or (cancel is not None and cancel.is_set())
-
-    def ask(question: EvalQuestion, strategy: Strategy) -> None:
-        answer: Answer | None = None
-        for item in runtime.run(strategy, question.question, stop=_Either(stop, cancel), save=False):
-            if isinstance(item, Answer):
-                answer = item
-        assert answer is not None
-        if cancelled() and answer.error is not None:
-            return  # cut short by Stop: not stored, asked again on resume (a finished answer is kept)
-        m = score(question, answer, embedder, request.supported_threshold)
-        if request.judge_model:
-            text = answer.text if answer.error is None else ""
-            verdict = judge.judge(runtime.models, request.judge_model, question.question, question.answer, text)
-            m["judge"], m["judge_reply"] = verdict
-        runtime.records.add_answer(answer_record(answer) | {"run_id": run_id, "question_id": question.id, "metrics": m})
-        with lock:
-            done[0] += 1
-            n = done[0]
-        if on_cell is not None:
-            on_cell(CellDone(question.id, strategy.name, bool(m["correct"]), answer.total_s, answer.error), n, total)
-
-    def lane(cells: Sequence[tuple[EvalQuestion, Strategy]]) -> None:
-        try:
-            for question, strategy in cells:
-                if cancelled():
-                    return
-                ask(question, strategy)
-        except BaseException as e:  # noqa: BLE001 - one lane's crash stops the run and is reported
-            log.exception("Evaluation run %s failed", run_id)
-            failures.append(e)
-            stop.set()
-
-    embedded = [c for c in pending if is_embedded(c[1])]
-    lanes: list[list[tuple[EvalQuestion, Strategy]]] = [embedded] if embedded else []
-    for s in request.strategies:
-        if not is_embedded(s):
-            lanes.append([c for c in pending if c[1] is s])
-    semaphore = threading.Semaphore(max_parallel)
-
-    def guarded(cells: Sequence[tuple[EvalQuestion, Strategy]]) -> None:
-        with semaphore:
-            lane(cells)
-
-    threads = [threading.Thread(target=guarded, args=(cells,), daemon=True, name="eval-lane") for cells in lanes]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if failures:
+    asking.run(_lanes(request, cells), max_parallel)
+    if asking.failures:
         status = "failed"
     elif cancel is not None and cancel.is_set():
         status = "stopped"
     else:
         status = "done"
     runtime.records.set_run_status(run_id, status, now_iso())
-    if failures:
-        raise EvaluationError(f"The evaluation stopped: {failures[0]}") from failures[0]
+    if asking.failures:
+        raise EvaluationError(f"The evaluation stopped: {asking.failures[0]}") from asking.failures[0]
     return status
+
+
+def _lanes(request: EvalRequest, cells: Sequence[Cell]) -> list[list[Cell]]:
+    """The embedded strategies' cells in one lane (they take turns on the model anyway), each server's in its own."""
+    embedded = [c for c in cells if is_embedded(c[1])]
+    lanes: list[list[Cell]] = [embedded] if embedded else []
+    for s in request.strategies:
+        if not is_embedded(s):
+            lanes.append([c for c in cells if c[1] is s])
+    return lanes
+
+
+@dataclass
+class _Asking:
+    """One run's answering: its lanes share the count of answers, the Stop and the first failure."""
+
+    runtime: Runtime
+    run_id: int
+    request: EvalRequest
+    embedder: Embeddings | None
+    on_cell: Callable[[CellDone, int, int], None] | None
+    cancel: CancelFlag | None
+    done: int
+    total: int
+    stop: threading.Event = field(default_factory=threading.Event)
+    failures: list[BaseException] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def cancelled(self) -> bool:
+        return self.stop.is_set() or (self.cancel is not None and self.cancel.is_set())
+
+    def run(self, lanes: Sequence[Sequence[Cell]], max_parallel: int) -> None:
+        semaphore = threading.Semaphore(max_parallel)
+
+        def guarded(cells: Sequence[Cell]) -> None:
+            with semaphore:
+                self.lane(cells)
+
+        threads = [threading.Thread(target=guarded, args=(cells,), daemon=True, name="eval-lane") for cells in lanes]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def lane(self, cells: Sequence[Cell]) -> None:
+        try:
+            for question, strategy in cells:
+                if self.cancelled():
+                    return
+                self.ask(question, strategy)
+        except BaseException as e:  # noqa: BLE001 - one lane's crash stops the run and is reported
+            log.exception("Evaluation run %s failed", self.run_id)
+            self.failures.append(e)
+            self.stop.set()
+
+    def ask(self, question: EvalQuestion, strategy: Strategy) -> None:
+        answer: Answer | None = None
+        for item in self.runtime.run(strategy, question.question, stop=_Either(self.stop, self.cancel), save=False):
+            if isinstance(item, Answer):
+                answer = item
+        assert answer is not None
+        if self.cancelled() and answer.error is not None:
+            return  # cut short by Stop: not stored, asked again on resume (a finished answer is kept)
+        request = self.request
+        m = score(question, answer, self.embedder, request.supported_threshold)
+        if request.judge_model:
+            text = answer.text if answer.error is None else ""
+            verdict = judge.judge(self.runtime.models, request.judge_model, question.question, question.answer, text)
+            m["judge"], m["judge_reply"] = verdict
+        record = answer_record(answer) | {"run_id": self.run_id, "question_id": question.id, "metrics": m}
+        self.runtime.records.add_answer(record)
+        with self._lock:
+            self.done += 1
+            n = self.done
+        if self.on_cell is not None:
+            cell = CellDone(question.id, strategy.name, bool(m["correct"]), answer.total_s, answer.error)
+            self.on_cell(cell, n, self.total)
 
 
 @dataclass
@@ -247,107 +272,3 @@ class _Either:
 
     def is_set(self) -> bool:
         return self.a.is_set() or (self.b is not None and self.b.is_set())
-
-
-@dataclass
-class EvalView:
-    """A consistent copy of a job's state for the page to draw."""
-
-    run_id: int
-    name: str
-    status: str
-    done: int
-    total: int
-    asked: int
-    started: float
-    finished: float | None
-    message: str
-
-    @property
-    def running(self) -> bool:
-        return self.finished is None
-
-    @property
-    def elapsed_s(self) -> float:
-        return (self.finished or time.time()) - self.started
-
-    @property
-    def eta_s(self) -> float | None:
-        """Remaining seconds at this run's own pace so far (None until one answer is in)."""
-        if not self.asked or not self.running:
-            return None
-        return self.elapsed_s / self.asked * (self.total - self.done)
-
-
-@dataclass
-class EvalJob(BackgroundJob[EvalView]):
-    """One run (new or resumed) in a background thread; `view()` is safe from any session.
-
-    A Stop ends `run_evaluation` with status "stopped" (resumable) rather than raising.
-    """
-
-    ENDED_FIELD = "status"
-    CRASHED = "The evaluation failed"
-
-    runtime: Runtime
-    run_id: int
-    embedder: Embeddings | None = None
-    # Work before the first answer (a sweep's scratch knowledge bases), with progress and the Stop flag.
-    prepare: Callable[[Progress, CancelFlag], None] | None = None
-
-    def start(self) -> Self:
-        request = load_request(self.runtime, self.run_id)
-        total = len(request.questions) * len(request.strategies)
-        done = total - len(_pending(self.runtime, self.run_id, request))
-        self._view = EvalView(self.run_id, request.name, "running", done, total, 0, time.time(), None, "Starting…")
-        return super().start()
-
-    def _thread_name(self) -> str:
-        return f"eval-{self.run_id}"
-
-    def cancel(self) -> None:
-        self.cancel_flag.set()
-        self._update(message="Stopping after the answers in progress…")
-
-    def _cell(self, cell: CellDone, done: int, total: int) -> None:
-        verdict = "error" if cell.error else ("correct" if cell.correct else "wrong")
-        message = f"{cell.strategy} · {cell.question_id}: {verdict} ({cell.seconds:.1f} s)"
-        self._change(lambda v: replace(v, done=done, asked=v.asked + 1, message=message))
-
-    def _preparing(self, done: int, total: int, message: str) -> None:
-        self._update(message=message)
-
-    def _work(self) -> dict[str, Any]:
-        if self.prepare is not None:
-            self.prepare(self._preparing, self.cancel_flag)
-        status = run_evaluation(self.runtime, self.run_id, embedder=self.embedder, on_cell=self._cell,
-                                cancel=self.cancel_flag)  # fmt: skip
-        message = {"done": "Finished.", "stopped": "Stopped; resume to ask only the missing answers."}[status]
-        return {"status": status, "message": message}
-
-
-def start_evaluation(
-    board: JobBoard,
-    runtime: Runtime,
-    run_id: int,
-    embedder: Embeddings | None = None,
-    prepare: Callable[[Progress, CancelFlag], None] | None = None,
-) -> EvalJob:
-    """Run (or resume) evaluation `run_id` in the background on the process's board.
-
-    Raises:
-        BusyError: a heavy job (training, an evaluation, rounds) is still running.
-    """
-    label = f"Evaluation {load_request(runtime, run_id).name!r}"
-    return board.start("evaluation", EvalJob(runtime, run_id, embedder, prepare), label=label)
-
-
-def latest_evaluation(board: JobBoard) -> EvalJob | None:
-    """The newest evaluation job of this process, running or not."""
-    job: EvalJob | None = board.latest("evaluation")
-    return job
-
-
-def running_ids(board: JobBoard) -> set[int]:
-    """The runs an evaluation job is answering now."""
-    return {j.run_id for j in board.running_of("evaluation") if isinstance(j, EvalJob)}

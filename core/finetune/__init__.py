@@ -1,1 +1,1 @@
-"""Fine-tuning: datasets, LoRA training on the embedded base, GGUF export, parity, the adapter registry, serving."""
+"""Fine-tuning: datasets, training modes, LoRA training on the embedded base, GGUF export, parity, serving."""

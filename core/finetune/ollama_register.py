@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from core import adapters
 from core.errors import AppError, ModelError, ServerRefusedError
 from core.files import now_iso
-from core.finetune import adapters
 from core.finetune.merge import MergedType
 from core.finetune.parity import CONTROL_QUESTIONS
 from core.servers.ollama import REGISTER_TIMEOUT, OllamaServer
@@ -115,20 +115,8 @@ def register(
         progress(f"Ollama refused the adapter ({refusal}); merging it into the base instead…", 0.86)
         merged, merged_note = _merged_model(adapter, base_path, merged_type, refusal)
         uploaded += _send(server, [(f"merged model ({merged_note})", merged)], progress, 0.9, 0.93)
-        files_only = {merged.name: "sha256:" + adapters.file_sha256(merged)}
-        try:
-            status = _create(server, name, files_only, None, template, system, progress, 0.94)
-        except ServerRefusedError as again:
-            raise ModelError(
-                f"Ollama refused to create {name}: {again.reason}. It refused the adapter first ({refusal}), "
-                "then the merged model."
-            ) from again
-    progress(f"Checking that Ollama lists {name}…", 0.95)
-    listed = set(server.model_names())
-    if status != "success":
-        raise ModelError(f"Ollama did not finish creating {name}: {status}")
-    if name not in listed and f"{name}:latest" not in listed:
-        raise ModelError(f"Ollama said it created {name}, but /api/tags does not list it.")
+        status = _create_merged(server, name, merged, template, system, progress, refusal)
+    _check_listed(server, name, status, progress)
     route = "adapter" if refusal is None else "merged"
     info = {"host": host, "model": name, "registered": now_iso(), "route": route}
     if merged_note:
@@ -138,6 +126,29 @@ def register(
     progress(f"Registered {name} with Ollama ({how}).", 1.0)
     log.info("Registered %s with Ollama at %s as %s (uploaded: %s)", name, host, route, uploaded or "nothing")
     return Registration(name, host, uploaded, updated, route)
+
+
+def _create_merged(
+    server: OllamaServer, name: str, merged: Path, template: str, system: str | None, progress: Progress, refusal: str
+) -> str:
+    """Create the model from the merged GGUF alone, after Ollama refused the adapter (`refusal`)."""
+    files_only = {merged.name: "sha256:" + adapters.file_sha256(merged)}
+    try:
+        return _create(server, name, files_only, None, template, system, progress, 0.94)
+    except ServerRefusedError as again:
+        raise ModelError(
+            f"Ollama refused to create {name}: {again.reason}. It refused the adapter first ({refusal}), "
+            "then the merged model."
+        ) from again
+
+
+def _check_listed(server: OllamaServer, name: str, status: str, progress: Progress) -> None:
+    progress(f"Checking that Ollama lists {name}…", 0.95)
+    listed = set(server.model_names())
+    if status != "success":
+        raise ModelError(f"Ollama did not finish creating {name}: {status}")
+    if name not in listed and f"{name}:latest" not in listed:
+        raise ModelError(f"Ollama said it created {name}, but /api/tags does not list it.")
 
 
 def _send(

@@ -1,0 +1,1 @@
+"""Long work in the background: training, registration, evaluations and the evaluate/train rounds, one at a time."""

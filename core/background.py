@@ -30,9 +30,16 @@ class OneThread:
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         """`fn(*args)` on the thread, waiting for it (directly when already on that thread)."""
-        if threading.get_ident() == self._ident:
+        if self.is_current():
             return fn(*args)
         return self.submit(fn, *args).result()
+
+    def is_current(self) -> bool:
+        return threading.get_ident() == self._ident
+
+    def shutdown(self) -> None:
+        """Run what is queued, then end the thread (and whatever it holds per thread, such as an OpenMP team)."""
+        self._executor.shutdown(wait=not self.is_current())
 
 
 def once(factory: Callable[[], T]) -> Callable[[], T]:

@@ -16,11 +16,11 @@ import queue
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
-from concurrent.futures import wait
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, wait
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams
@@ -28,7 +28,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict
 
-from core.background import OneThread, once
+from core.background import OneThread
 from core.errors import ModelError
 from core.prompts import COMPLETION_STOPS, completion_from_messages
 
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 # (bench/repeat_penalty.py), 1.0 let 7 answers loop until the token limit and 1.1 none, with the same
 # 15/40 correct and answers a third shorter (47.7 -> 30.7 tokens on average).
 REPEAT_PENALTY = 1.1
+T = TypeVar("T")
 
 
 class LlamaThread(OneThread):
@@ -54,9 +55,39 @@ class LlamaThread(OneThread):
     def __init__(self) -> None:
         super().__init__("llama.cpp")
 
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        try:
+            return super().submit(fn, *args)
+        except RuntimeError:  # retired between llama_thread() and here: the new thread takes it
+            return llama_thread().submit(fn, *args)
 
-# The process's llama.cpp thread, started on first use.
-llama_thread = once(LlamaThread)
+
+_llama: list[LlamaThread] = []
+_llama_lock = threading.Lock()
+
+
+def llama_thread() -> LlamaThread:
+    """The process's llama.cpp thread, started on first use (and again after `retire_llama_thread`)."""
+    with _llama_lock:
+        if not _llama:
+            _llama.append(LlamaThread())
+        return _llama[0]
+
+
+def retire_llama_thread() -> None:
+    """End the llama.cpp thread once the calls queued on it are done; the next call starts a new one.
+
+    The OpenMP team llama.cpp ran on stays with that thread, idle, and OpenMP (one runtime: torch's and
+    llama.cpp's are the same libgomp) then counts more threads than cores and wakes every team's
+    threads the slow way: training after the base answered its replay questions ran at 118-128
+    tokens/s instead of 235-260 (20 steps, quiet, /work/scratch/tl2.py). A thread that ends takes its
+    team with it, so training calls this first. (llama.cpp built without OpenMP has no such team, but
+    decoded at 96 instead of 142 tokens/s: bench/generate.py.)
+    """
+    with _llama_lock:
+        old = _llama.pop() if _llama else None
+    if old is not None:
+        old.shutdown()
 
 
 class ModelFile(Protocol):

@@ -125,3 +125,22 @@ def test_every_generation_runs_on_one_llama_thread_whoever_asks(engine: Embedded
         del loaded.llama.create_chat_completion
     assert len(callers) == 4 and len(set(callers)) == 1
     assert callers[0] not in {t.ident for t in asked_from} | {threading.get_ident()}
+
+
+def test_a_retired_llama_thread_finishes_its_queue_ends_and_the_next_call_gets_a_new_one() -> None:
+    """Training retires the thread: its idle OpenMP team would slow torch on every other thread."""
+    import time
+
+    from core.engine import llama_thread, retire_llama_thread
+
+    old = llama_thread()
+    ran: list[tuple[str, int]] = []
+    old.submit(time.sleep, 0.2)
+    queued = old.submit(lambda: ran.append(("queued", threading.get_ident())))
+    old_ident = old.call(threading.get_ident)
+    retire_llama_thread()  # returns once what was queued has run
+    assert queued.done() and ran == [("queued", old_ident)]
+    assert not any(t.ident == old_ident for t in threading.enumerate())  # the thread (and its team) is gone
+    new = llama_thread()
+    assert new is not old and new.call(threading.get_ident) != old_ident
+    assert old.submit(threading.get_ident).result() == new.call(threading.get_ident)  # a late caller is redirected

@@ -439,6 +439,9 @@ def train(
     settings.validate()
     if not train_pairs:
         raise TrainingError("There is nothing to train on; the dataset has no training pairs.")
+    from core.engine import retire_llama_thread
+
+    retire_llama_thread()  # its idle OpenMP team would halve torch's speed here (see there)
     with torch_threads(max(1, os.cpu_count() or 1)):
         return _train(
             base_path,

@@ -88,50 +88,6 @@ def test_learning_rate_warms_up_then_decays_to_a_tenth() -> None:
     assert rates[-1] == pytest.approx(0.1, abs=0.01)
 
 
-def test_the_shared_prefix_stops_before_the_first_answer_and_needs_two_rows() -> None:
-    ignore = trainer.IGNORE
-    prompt = list(range(100, 120))  # 20 tokens every row starts with
-    ids = torch.tensor([prompt + [7, 8, 9], prompt + [5, 6, 0]])
-    labels = torch.tensor([[ignore] * 21 + [8, 9], [ignore] * 21 + [6, ignore]])
-    assert trainer.shared_prefix(ids, labels) == 20  # all the common tokens: both answers start after them
-    early = labels.clone()
-    early[0, 15:] = ids[0, 15:]  # row 0's answer starts at 15: position 14 predicts it and must stay in the rows'
-    assert trainer.shared_prefix(ids, early) == 14
-    assert trainer.shared_prefix(ids[:1], labels[:1]) == 0
-    short = ids.clone()
-    short[1, trainer.SHARED_MIN - 1] = 0  # fewer common tokens than are worth a second forward call
-    assert trainer.shared_prefix(short, labels) == 0
-
-
-@pytest.mark.slow
-def test_the_shared_prefix_gives_the_full_rows_loss_and_gradients(monkeypatch: pytest.MonkeyPatch) -> None:
-    from core.models import bundled_gguf
-
-    base, tokenizer = trainer.load_base(bundled_gguf())
-    system = "You answer questions about a company in one sentence."
-    rows = [Pair("Who founded Corvane?", "Ilse Marrow founded it."), Pair("Where is it?", "In Tallow Bay.")]
-    batch = trainer.collator(tokenizer)([trainer.encode(tokenizer, p, system) for p in rows])
-    assert trainer.shared_prefix(batch["input_ids"], batch["labels"]) >= trainer.SHARED_MIN
-    model = trainer.lora_model(base, TrainSettings(rank=4, alpha=8))
-    for name, weight in model.named_parameters():
-        if "lora_B" in name:  # B starts at zero: make the LoRA path count, so its gradients can differ
-            torch.nn.init.normal_(weight, std=0.02, generator=torch.Generator().manual_seed(0))
-
-    def loss_and_grads() -> tuple[float, dict[str, torch.Tensor]]:
-        model.zero_grad()
-        loss = trainer.answer_loss(model, batch)
-        loss.backward()
-        return float(loss), {n: w.grad.clone() for n, w in model.named_parameters() if w.grad is not None}
-
-    shared_loss, shared_grads = loss_and_grads()
-    monkeypatch.setattr(trainer, "SHARED_MIN", 10**6)  # every row computed whole
-    full_loss, full_grads = loss_and_grads()
-    assert shared_loss == pytest.approx(full_loss, rel=1e-5)
-    assert shared_grads.keys() == full_grads.keys() and len(full_grads) > 0
-    for name, grad in full_grads.items():
-        torch.testing.assert_close(shared_grads[name], grad, rtol=1e-3, atol=1e-6, msg=name)
-
-
 def test_precision_autocasts_to_bfloat16_only_where_asked_or_native(monkeypatch: pytest.MonkeyPatch) -> None:
     assert trainer.autocast_dtype("float32") is None
     assert trainer.autocast_dtype("bfloat16") is torch.bfloat16

@@ -256,13 +256,14 @@ def test_ollama_columns_run_in_parallel(runtime_for) -> None:
 
 
 def test_gguf_files_in_data_dir_models_are_listed(data_dir: Path) -> None:
+    from core.gemma import GEMMA_NAME
     from core.models import bundled_gguf, embedded_models
 
     (data_dir / "models").mkdir(parents=True)
     (data_dir / "models" / "my-tuned-model.gguf").symlink_to(bundled_gguf())
     (data_dir / "models" / "notes.txt").write_text("not a model")
     ids = [m.id for m in embedded_models(Settings.from_env())]
-    assert ids == ["llama.cpp:SmolLM2-135M-Instruct", "llama.cpp:my-tuned-model.gguf"]
+    assert ids == ["llama.cpp:SmolLM2-135M-Instruct", f"llama.cpp:{GEMMA_NAME}", "llama.cpp:my-tuned-model.gguf"]
 
 
 def _serve_two_models(slow_chat: object) -> HTTPServer:

@@ -17,8 +17,11 @@ from werkzeug import Request, Response
 
 from core.config import OpenAIServer, Settings
 from core.errors import ConfigError
+from core.gemma import GEMMA_NAME
 from core.strategies import Answer, Strategy, run_many
 from tests.openai_fakes import ask, delta, free_port, models, runtime_with, sse, stop_chunk, usage
+
+EMBEDDED_IDS = ["llama.cpp:SmolLM2-135M-Instruct", f"llama.cpp:{GEMMA_NAME}"]  # both embedded bases
 
 QUESTION = "What is the capital of France?"
 
@@ -223,7 +226,7 @@ def test_a_stream_cut_off_without_a_finish_reason_is_not_taken_for_an_answer(
 def test_a_server_that_is_down_hides_only_its_own_models(tmp_path: Path) -> None:
     down = OpenAIServer("down", f"http://127.0.0.1:{free_port()}/v1")
     runtime = runtime_with(tmp_path, down)
-    assert [m.id for m in runtime.models.available()] == ["llama.cpp:SmolLM2-135M-Instruct"]
+    assert [m.id for m in runtime.models.available()] == EMBEDDED_IDS
     assert "not reachable" in runtime.models.server_errors["down"]
     _, answer = ask(runtime, "down:smollm2", QUESTION)
     assert answer.error is not None and "is not reachable" in answer.error and "OPENAI_BASE_URL=off" in answer.error

@@ -15,11 +15,14 @@ import pytest
 
 from core.config import OpenAIServer
 from core.engine import LoadedModel
+from core.gemma import GEMMA_NAME
 from core.models import bundled_gguf
 from core.prompts import BUILTINS
 from core.strategies import Answer, Strategy, run_many
 from tests.gguf_lora import write_random_lora
 from tests.openai_fakes import ask, runtime_with, start_llama_server, stop
+
+EMBEDDED_IDS = ["llama.cpp:SmolLM2-135M-Instruct", f"llama.cpp:{GEMMA_NAME}"]  # both embedded bases
 
 pytestmark = pytest.mark.slow
 KEY = "s3cret-key"
@@ -105,7 +108,7 @@ def test_a_wrong_key_is_refused_in_words_and_hides_only_that_servers_models(serv
     wrong = OpenAIServer("llamacpp", server[0].base_url, "not-the-key")
     runtime = runtime_with(tmp_path, wrong)
     ids = [m.id for m in runtime.models.available()]
-    assert ids == ["llama.cpp:SmolLM2-135M-Instruct"]
+    assert ids == EMBEDDED_IDS
     assert "refused the API key" in runtime.models.server_errors["llamacpp"]
     _, answer = ask(runtime, "llamacpp:smollm2", QUESTION)
     assert answer.error is not None and "refused the API key" in answer.error and "OPENAI_API_KEY" in answer.error

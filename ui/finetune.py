@@ -93,8 +93,8 @@ def length_issues(pairs: Sequence[Pair], system: str | None, max_length: int) ->
 # What the replay settings cost and bought, for the settings' help (bench/finetune.py --sweep, the 40 sample facts).
 REPLAY_MEASURED = (
     "Measured on the 40 sample facts (6 epochs), control-set points forgotten and training tokens: none replayed "
-    "62 (11,800 tokens); 80 replayed once 24 (16,500); twice 7 (21,100); every epoch 39,700 tokens. With the "
-    "default 5 epochs and bfloat16: twice, the default, 3 (19,100); three times 7 (23,800)."
+    "62 (11,800 tokens); 80 replayed once 24 (16,500); twice 7 (21,100); every epoch 39,700 tokens. With "
+    "bfloat16 (not the default): 6 epochs twice 10; 5 epochs twice 3 (19,100), three times 7 (23,800)."
 )
 
 

@@ -13,7 +13,7 @@ from core.ingest import Upload, ingest
 from core.samples import CHINESE, ENGLISH, SAMPLE_KB_NAME, Sample
 from core.sparse import ANALYSERS
 from core.store import DEFAULT_MODE, RETRIEVAL_MODES
-from core.uploads import recorded, recover
+from core.uploads import recorded, recover, running_here
 from ui import components, resources, transfer
 from ui import documents as ui_docs
 from ui.state import index_of, init_state
@@ -38,6 +38,23 @@ if cut := recover(store, settings.data_dir):  # uploads a refresh or Stop ended:
     state["documents.interrupted"] = [ui_docs.interrupted_notice(c) for c in cut]
 for notice in state["documents.interrupted"]:
     st.warning(notice, icon="⏹️")
+
+
+@st.fragment(run_every=1.0)
+def wait_for_uploads() -> None:
+    """An upload still stopping (a long batch) or running in another tab: said, and the page reloads when it ends."""
+    if running := running_here(settings.data_dir):
+        st.info(
+            f"An upload into {', '.join(f'`{kb}`' for kb in sorted(set(running)))} is still running or being "
+            "stopped; this page updates when it ends.",
+            icon="⏳",
+        )
+    else:
+        st.rerun()
+
+
+if running_here(settings.data_dir):
+    wait_for_uploads()
 
 
 def run_ingest(kb_name: str, uploads: list[Upload], label: str = "Adding documents…", *, hold: bool = True) -> None:

@@ -95,6 +95,16 @@ def recover(store: Store, data_dir: Path, *, wait_s: float = 5.0) -> list[Interr
     return found
 
 
+def running_here(data_dir: Path) -> list[str]:
+    """The knowledge bases that uploads recorded by this process still run into (or are being stopped in).
+
+    A refreshed page whose upload takes longer than `recover`'s wait to stop finds it here, and can wait for it.
+    """
+    with _lock:
+        tokens = dict(_running)
+    return [kb for token, kb in tokens.items() if (data_dir / FOLDER / f"{token}.json").exists()]
+
+
 def _ended(token: str, wait_s: float) -> bool:
     deadline = time.monotonic() + wait_s
     while True:

@@ -11,7 +11,7 @@ from core.documents import parse, split
 from core.errors import KnowledgeBaseError
 from core.ingest import Upload, ingest
 from core.store import Store
-from core.uploads import FOLDER, recorded, recover
+from core.uploads import FOLDER, recorded, recover, running_here
 
 pytestmark = pytest.mark.slow
 
@@ -42,6 +42,7 @@ def test_a_refresh_mid_upload_keeps_the_finished_file_and_names_the_one_not_adde
             group_chunks=8,  # each file a group of its own: otters.md is stored before buoys.txt is embedded
         )
     assert len(list((data_dir / FOLDER).glob("*.json"))) == 1  # left for the next load
+    assert running_here(data_dir) == []  # ended: nothing to wait for
     [cut] = recover(store, data_dir)
     assert (cut.kb, cut.added, cut.not_added, cut.removed_chunks) == (kb, ("otters.md",), ("buoys.txt", "late.txt"), 0)
     assert [d.filename for d in store.list_documents(kb)] == ["otters.md"]
@@ -66,6 +67,7 @@ def test_an_upload_still_running_or_ended_by_an_error_is_not_reported(store: Sto
     with recorded(data_dir, kb, ["otters.md"]):
         assert recover(store, data_dir, wait_s=0.2) == []  # another tab's upload, under way: left alone
         assert len(list((data_dir / FOLDER).glob("*.json"))) == 1
+        assert running_here(data_dir) == [kb]  # the page waits for it, then says what it left
         ingest(store, kb, [Upload("otters.md", OTTERS)])
     with pytest.raises(KnowledgeBaseError), recorded(data_dir, "gone", ["x.txt"]):
         ingest(store, "gone", [Upload("x.txt", b"The page shows this error itself.")])

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.config import OpenAIServer, Settings  # noqa: E402
+from core.config import OpenAIServer, Settings, cpu_threads  # noqa: E402
 from core.engine import EmbeddedEngine  # noqa: E402
 from core.models import BUNDLED_NAME, ModelCatalog, bundled_gguf  # noqa: E402
 from core.prompts import TemplateLibrary  # noqa: E402
@@ -110,11 +110,17 @@ def main() -> None:
     import openai
     from llama_cpp import Llama
 
-    threads = max(1, os.cpu_count() or 1)
+    threads = cpu_threads()
     tokenizer = Llama(model_path=str(bundled_gguf()), vocab_only=True, verbose=False)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        model = {"model": str(bundled_gguf()), "model_alias": ALIAS, "n_ctx": 4096, "n_threads": threads}
+        model = {
+            "model": str(bundled_gguf()),
+            "model_alias": ALIAS,
+            "n_ctx": 4096,
+            "n_threads": threads,
+            "n_threads_batch": threads,
+        }
         process = start_llama_server({"interrupt_requests": False, "models": [model]}, folder)
         try:
             server = OpenAIServer("bench", f"http://127.0.0.1:{process.port}/v1")  # type: ignore[attr-defined]

@@ -42,6 +42,19 @@ def _env_int(name: str, default: int) -> int:
     return value
 
 
+def cpu_threads() -> int:
+    """Threads for llama.cpp and training: RAGTUNE_THREADS, else every CPU this process may run on.
+
+    Set it lower to leave cores to other work: llama.cpp's threads wait for each other by spinning, so two
+    processes that each take every core slow each other down far more than half (the test suite's workers).
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return _env_int("RAGTUNE_THREADS", max(1, cpus))
+
+
 def _ollama_host(raw: str | None) -> str | None:
     """OLLAMA_HOST as given, for the ollama client to parse itself (`host`, `host:port` or a URL).
 

@@ -11,7 +11,6 @@ which is being sunset, and we need the exact prompt llama.cpp formats.
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 import time
@@ -29,6 +28,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import ConfigDict
 
 from core.background import OneThread
+from core.config import cpu_threads
 from core.errors import ModelError
 from core.prompts import COMPLETION_STOPS, completion_from_messages
 
@@ -116,7 +116,8 @@ class LoadedModel:
                 model_path=str(path),
                 lora_path=str(lora_path) if lora_path else None,
                 n_ctx=n_ctx,
-                n_threads=max(1, os.cpu_count() or 1),
+                n_threads=cpu_threads(),
+                n_threads_batch=cpu_threads(),  # llama-cpp-python's default takes every core
                 verbose=False,
             )
         except (ValueError, RuntimeError) as e:

@@ -1,18 +1,28 @@
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from core.config import Settings
-from core.embeddings import EmbeddingModel, load_bundled
-from core.ingest import ingest
-from core.samples import SAMPLE_KB_NAME, sample_uploads
-from core.store import Store
-from tests.helpers import CountingEmbeddings
+# Each pytest-xdist worker gets its share of the cores for llama.cpp, torch and OpenMP (core.config.cpu_threads),
+# set before any of them loads; the app and bench processes the tests start inherit it. llama.cpp's threads
+# spin while they wait for each other: two workers each taking every core slowed the suite far more than half
+# (the tiny benches: 152 s alone, 420 s beside the other worker).
+if (_workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))) > 1 and "RAGTUNE_THREADS" not in os.environ:
+    _share = str(max(1, len(os.sched_getaffinity(0)) // _workers))
+    os.environ["RAGTUNE_THREADS"] = _share
+    os.environ.setdefault("OMP_NUM_THREADS", _share)
+
+from core.config import Settings  # noqa: E402
+from core.embeddings import EmbeddingModel, load_bundled  # noqa: E402
+from core.ingest import ingest  # noqa: E402
+from core.samples import SAMPLE_KB_NAME, sample_uploads  # noqa: E402
+from core.store import Store  # noqa: E402
+from tests.helpers import CountingEmbeddings  # noqa: E402
 
 _names = itertools.count()
 

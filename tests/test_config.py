@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from core.config import Settings
+from core.config import Settings, cpu_threads
 from core.errors import ConfigError
 
 
@@ -46,3 +47,13 @@ def test_bad_settings_say_what_to_set(monkeypatch: pytest.MonkeyPatch, name: str
 
 def test_the_suite_never_points_at_a_real_ollama() -> None:
     assert Settings.from_env().ollama_host is None
+
+
+def test_threads_follow_ragtune_threads_and_a_bad_value_says_what_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAGTUNE_THREADS", "3")
+    assert cpu_threads() == 3
+    monkeypatch.delenv("RAGTUNE_THREADS")
+    assert cpu_threads() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("RAGTUNE_THREADS", "all")
+    with pytest.raises(ConfigError, match="RAGTUNE_THREADS='all' is not a whole number"):
+        cpu_threads()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
+from core.config import cpu_threads
 from core.errors import TrainingError
 from core.finetune import trainer
 from core.finetune.datasets import Pair
@@ -43,7 +43,7 @@ def test_torch_threads_are_set_for_the_run_and_given_back(monkeypatch: pytest.Mo
     torch.set_num_threads(1)  # what the server runs with
     try:
         trainer.train(Path("base.gguf"), [Pair("q?", "a.")], [], TrainSettings())
-        assert seen == [max(1, os.cpu_count() or 1)]
+        assert seen == [cpu_threads()]
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)

@@ -13,7 +13,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from core.config import OpenAIServer
+from core.config import OpenAIServer, cpu_threads
 from core.engine import LoadedModel
 from core.gemma import GEMMA_NAME
 from core.models import bundled_gguf
@@ -35,12 +35,27 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OpenAISer
     folder = tmp_path_factory.mktemp("llama-server")
     adapter = write_random_lora(folder / "tiny.gguf")
     gguf = str(bundled_gguf())
+    threads = cpu_threads()  # the app's count: fewer under the test suite's workers (tests/conftest.py)
     config = {
         "api_key": KEY,
         "interrupt_requests": False,  # else each request cuts off the one streaming (see the test below)
         "models": [
-            {"model": gguf, "model_alias": "smollm2", "n_ctx": 1024, "n_threads": 2, "verbose": False},
-            {"model": gguf, "model_alias": "smollm2-tiny", "lora_path": str(adapter), "n_ctx": 1024, "n_threads": 2},
+            {
+                "model": gguf,
+                "model_alias": "smollm2",
+                "n_ctx": 1024,
+                "n_threads": threads,
+                "n_threads_batch": threads,
+                "verbose": False,
+            },
+            {
+                "model": gguf,
+                "model_alias": "smollm2-tiny",
+                "lora_path": str(adapter),
+                "n_ctx": 1024,
+                "n_threads": threads,
+                "n_threads_batch": threads,
+            },
         ],
     }
     process = start_llama_server(config, folder)

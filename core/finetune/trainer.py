@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.config import cpu_threads
 from core.errors import TrainingCancelled, TrainingError
 from core.finetune.examples import Example
 from core.progress import CancelFlag
@@ -413,7 +414,7 @@ def train(
     from core.engine import retire_llama_thread
 
     retire_llama_thread()  # its idle OpenMP team would halve torch's speed here (see there)
-    with torch_threads(max(1, os.cpu_count() or 1)):
+    with torch_threads(cpu_threads()):
         return _train(
             base_path,
             train_pairs,

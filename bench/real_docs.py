@@ -33,8 +33,8 @@ Measured 2 Dec 2026 on main's parser (pypdf; before PDFium), 2 cores at load 11-
 
 Run: .venv/bin/python bench/real_docs.py [--tiny] [--languages en,zh-cn] [--limit N] [--skip rag,pypdf,ocr,language]
      [--install] [--data-dir DIR]
-  --tiny: 3 questions a language on a 4-page cut (a contents page and theirs), RAG on the app's text only, OCR of 2
-  (tests/test_real_docs_bench.py runs it).
+  --tiny: 3 questions a language on a 4-page cut (a contents page and theirs), RAG on the app's text only, OCR of one
+  page (tests/test_real_docs_bench.py runs it).
 """
 
 from __future__ import annotations
@@ -366,7 +366,7 @@ def main() -> None:
         raw_glued, raw_words = glued(pdfium_texts(data), vocab)
         print(f"  raw PDFium text, for reference: {raw_glued}/{raw_words} glued ({raw_glued / max(raw_words, 1):.2%})")
         if "ocr" not in skip:
-            ocr(code, data, 3 if args.tiny else 31, 2 if args.tiny else 10)
+            ocr(code, data, 3 if args.tiny else 31, 1 if args.tiny else 10)
     if "language" not in skip and not args.tiny:
         languages_table()
     stack.store.close()

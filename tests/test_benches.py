@@ -47,11 +47,25 @@ def runnable(name: str) -> bool:
     )
 
 
-@pytest.fixture(scope="module")
-def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """`bench/all.py --tiny` once for every bench this checkout can run; each bench's result."""
-    results = tmp_path_factory.mktemp("benches") / "tiny.json"
-    names = ",".join(n for n in TINY if runnable(n))
+# Two halves of about equal time (75 s each alone, bench/all.py prints each bench's seconds), each run once by
+# the xdist worker that holds its group (`make test` distributes by group), so both cores run benches at once.
+HALVES = (
+    set(_FIRST := ("finetune", "modes", "memory", "quality", "support", "repeat_penalty", "parsing")),
+    set(TINY) - set(_FIRST),
+)
+_runs: dict[int, dict[str, Any]] = {}
+
+
+def half_of(name: str) -> int:
+    return next(i for i, half in enumerate(HALVES) if name in half)
+
+
+def tiny_runs(half: int, folder: Path) -> dict[str, Any]:
+    """`bench/all.py --tiny` once per process for each half's benches this checkout can run; each bench's result."""
+    if half in _runs:
+        return _runs[half]
+    results = folder / "tiny.json"
+    names = ",".join(n for n in TINY if runnable(n) and half_of(n) == half)
     env = {**os.environ, "OLLAMA_HOST": "off", "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(
         [sys.executable, "bench/all.py", "--tiny", "--only", names, "--results", str(results)],
@@ -64,17 +78,21 @@ def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     assert results.exists(), (
         f"bench/all.py --tiny stopped before any bench:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     )
-    return {**json.loads(results.read_text()), "_stderr": done.stderr}
+    _runs[half] = {**json.loads(results.read_text()), "_stderr": done.stderr}
+    return _runs[half]
 
 
-@pytest.mark.parametrize("name", sorted(TINY))
-def test_bench_runs_at_a_tiny_size(name: str, tiny_runs: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.xdist_group(f"tiny-benches-{half_of(n)}")) for n in sorted(TINY)]
+)
+def test_bench_runs_at_a_tiny_size(name: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     if not (ROOT / "bench" / f"{name}.py").exists():
         pytest.skip(f"bench/{name}.py is not in this checkout")
     if not runnable(name):
         pytest.skip("needs `apt-get install debian-reference-en debian-reference-zh-cn`")
-    assert name in tiny_runs, f"bench/all.py --tiny did not reach bench/{name}.py:\n{tiny_runs['_stderr'][-3000:]}"
-    run = tiny_runs[name]
-    assert run["status"] == 0, f"bench/{name}.py failed:\n{run['output'][-4000:]}\n{tiny_runs['_stderr'][-2000:]}"
+    runs = tiny_runs(half_of(name), tmp_path_factory.mktemp("benches"))
+    assert name in runs, f"bench/all.py --tiny did not reach bench/{name}.py:\n{runs['_stderr'][-3000:]}"
+    run = runs[name]
+    assert run["status"] == 0, f"bench/{name}.py failed:\n{run['output'][-4000:]}\n{runs['_stderr'][-2000:]}"
     if name in WITH_SUMMARY:
         assert "\nsummary:\n" in run["output"] and FIGURE.search(run["output"]), run["output"][-2000:]

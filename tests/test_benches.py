@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from filelock import FileLock
 
 from bench.all import TINY
 
@@ -53,33 +54,36 @@ HALVES = (
     set(_FIRST := ("finetune", "modes", "memory", "quality", "support", "repeat_penalty", "parsing")),
     set(TINY) - set(_FIRST),
 )
-_runs: dict[int, dict[str, Any]] = {}
 
 
 def half_of(name: str) -> int:
     return next(i for i, half in enumerate(HALVES) if name in half)
 
 
-def tiny_runs(half: int, folder: Path) -> dict[str, Any]:
-    """`bench/all.py --tiny` once per process for each half's benches this checkout can run; each bench's result."""
-    if half in _runs:
-        return _runs[half]
-    results = folder / "tiny.json"
-    names = ",".join(n for n in TINY if runnable(n) and half_of(n) == half)
-    env = {**os.environ, "OLLAMA_HOST": "off", "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(
-        [sys.executable, "bench/all.py", "--tiny", "--only", names, "--results", str(results)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1750,
-    )
-    assert results.exists(), (
-        f"bench/all.py --tiny stopped before any bench:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    )
-    _runs[half] = {**json.loads(results.read_text()), "_stderr": done.stderr}
-    return _runs[half]
+def tiny_runs(half: int, shared: Path) -> dict[str, Any]:
+    """`bench/all.py --tiny` once per test session for each half's benches this checkout can run; each one's result.
+
+    `shared` is the folder every xdist worker sees: the first to ask for a half runs it under a file lock, and
+    any other worker that gets one of its benches waits for that run and reads it, never running it again.
+    """
+    results = shared / f"tiny-benches-{half}.json"
+    with FileLock(shared / f"tiny-benches-{half}.lock"):
+        if not results.exists():
+            names = ",".join(n for n in TINY if runnable(n) and half_of(n) == half)
+            env = {**os.environ, "OLLAMA_HOST": "off", "HF_HUB_OFFLINE": "1"}
+            done = subprocess.run(
+                [sys.executable, "bench/all.py", "--tiny", "--only", names, "--results", str(results)],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=1750,
+            )
+            assert results.exists(), (
+                f"bench/all.py --tiny stopped before any bench:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+            )
+            (shared / f"tiny-benches-{half}.stderr").write_text(done.stderr)
+    return {**json.loads(results.read_text()), "_stderr": (shared / f"tiny-benches-{half}.stderr").read_text()}
 
 
 @pytest.mark.parametrize(
@@ -90,7 +94,8 @@ def test_bench_runs_at_a_tiny_size(name: str, tmp_path_factory: pytest.TempPathF
         pytest.skip(f"bench/{name}.py is not in this checkout")
     if not runnable(name):
         pytest.skip("needs `apt-get install debian-reference-en debian-reference-zh-cn`")
-    runs = tiny_runs(half_of(name), tmp_path_factory.mktemp("benches"))
+    base = tmp_path_factory.getbasetemp()  # under xdist, each worker's folder in this session's one
+    runs = tiny_runs(half_of(name), base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base)
     assert name in runs, f"bench/all.py --tiny did not reach bench/{name}.py:\n{runs['_stderr'][-3000:]}"
     run = runs[name]
     assert run["status"] == 0, f"bench/{name}.py failed:\n{run['output'][-4000:]}\n{runs['_stderr'][-2000:]}"

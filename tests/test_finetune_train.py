@@ -29,7 +29,8 @@ from core.models import bundled_gguf, embedded_models
 from core.prompts import BUILTINS
 from core.strategies import presets
 
-pytestmark = pytest.mark.slow
+# One worker runs the module: its trained adapter (`trained`, about 40 s) is made once, not once per worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("finetune-train")]
 Run = tuple[Path, adapters.Adapter, list[str]]
 
 SYSTEM = next(t for t in BUILTINS if t.name == "Plain question").system

@@ -45,6 +45,19 @@ def test_a_stream_closed_midway_frees_the_model_at_once(engine: EmbeddedEngine, 
     loaded.lock.release()
 
 
+def test_a_stream_hands_out_the_first_piece_alone_then_gathers_the_pieces_between_reads(
+    engine: EmbeddedEngine, base: ModelInfo
+) -> None:
+    """Waking the reader for every token took a core from llama.cpp's threads (issue 21's decode ratio)."""
+    loaded = engine.get(base)
+    pieces = [str(c.content) for c in chat(loaded, max_tokens=64).stream(QUESTION) if c.content]
+    whole = str(chat(loaded, max_tokens=64).invoke(QUESTION).content)
+    tokens = loaded.llama.tokenize(whole.encode(), add_bos=False, special=True)
+    assert "".join(pieces) == whole and len(tokens) >= 16
+    assert len(loaded.llama.tokenize(pieces[0].encode(), add_bos=False, special=True)) == 1  # out at once
+    assert len(pieces) < len(tokens) * 0.75, (len(pieces), len(tokens))  # several tokens a read
+
+
 def test_an_abandoned_stream_does_not_keep_the_model_from_others(engine: EmbeddedEngine, base: ModelInfo) -> None:
     """A browser tab closed mid-answer: its stream is neither read nor closed again."""
     loaded = engine.get(base)

@@ -37,11 +37,11 @@ from core.embeddings import load_bundled  # noqa: E402
 from core.engine import EmbeddedEngine  # noqa: E402
 from core.ingest import ingest  # noqa: E402
 from core.models import ModelCatalog  # noqa: E402
-from core.prompts import TemplateLibrary  # noqa: E402
 from core.records import Records  # noqa: E402
 from core.samples import ENGLISH  # noqa: E402
 from core.store import Store  # noqa: E402
 from core.strategies import Answer, Runtime, presets  # noqa: E402
+from core.template_library import TemplateLibrary  # noqa: E402
 from tests.helpers import group_cpu_seconds  # noqa: E402
 
 QUESTION = "How long is parental leave at full pay?"

@@ -32,9 +32,9 @@ from core.engine import EmbeddedEngine  # noqa: E402
 from core.evaluation.questions import sample_set  # noqa: E402
 from core.evaluation.runner import EvalRequest, run_evaluation, start_run  # noqa: E402
 from core.models import BUNDLED_NAME, ModelCatalog  # noqa: E402
-from core.prompts import TemplateLibrary  # noqa: E402
 from core.records import Records  # noqa: E402
 from core.strategies import PE_TEMPLATE, Answer, Runtime, Strategy  # noqa: E402
+from core.template_library import TemplateLibrary  # noqa: E402
 
 MODEL = f"llama.cpp:{BUNDLED_NAME}"
 SESSIONS = 4

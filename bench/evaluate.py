@@ -36,11 +36,11 @@ from core.evaluation.report import load_run, summarize  # noqa: E402
 from core.evaluation.runner import EvalRequest, run_evaluation, start_run  # noqa: E402
 from core.ingest import ingest  # noqa: E402
 from core.models import ModelCatalog  # noqa: E402
-from core.prompts import TemplateLibrary  # noqa: E402
 from core.records import Records  # noqa: E402
 from core.samples import SAMPLE_KB_NAME, sample_uploads  # noqa: E402
 from core.store import Store  # noqa: E402
 from core.strategies import FT_TEMPLATE, Answer, Runtime, presets  # noqa: E402
+from core.template_library import TemplateLibrary  # noqa: E402
 
 
 def train_default(data_dir: Path) -> None:

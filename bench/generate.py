@@ -34,11 +34,11 @@ from core.documents import Chunk  # noqa: E402
 from core.embeddings import load_bundled  # noqa: E402
 from core.engine import REPEAT_PENALTY, EmbeddedEngine, llama_thread  # noqa: E402
 from core.models import BUNDLED_NAME, ModelCatalog  # noqa: E402
-from core.prompts import TemplateLibrary  # noqa: E402
 from core.records import Records  # noqa: E402
 from core.search import DENSE  # noqa: E402
 from core.store import DocumentRecord, Store  # noqa: E402
 from core.strategies import Answer, Runtime, Strategy  # noqa: E402
+from core.template_library import TemplateLibrary  # noqa: E402
 
 QUESTION = "Write a short paragraph about why harbours measure the temperature and salinity of the sea."
 

@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core.config import OpenAIServer, Settings, cpu_threads  # noqa: E402
 from core.engine import EmbeddedEngine  # noqa: E402
 from core.models import BUNDLED_NAME, ModelCatalog, bundled_gguf  # noqa: E402
-from core.prompts import TemplateLibrary  # noqa: E402
 from core.records import Records  # noqa: E402
 from core.servers.openai import OpenAIBackend  # noqa: E402
 from core.strategies import Answer, Runtime, Strategy, run_many  # noqa: E402
+from core.template_library import TemplateLibrary  # noqa: E402
 from tests.openai_fakes import start_llama_server, stop  # noqa: E402
 
 QUESTIONS = [

@@ -15,10 +15,11 @@ from core.files import now_iso
 from core.language import holds_chinese
 from core.models import CHINESE_BASE, ModelCatalog, ModelInfo
 from core.progress import CancelFlag
-from core.prompts import Source, TemplateLibrary
+from core.prompts import Source
 from core.rag_preset import RagPreset
 from core.records import Records
 from core.store import SearchHit, Store
+from core.template_library import TemplateLibrary
 from core.text import is_cjk
 
 log = logging.getLogger(__name__)

@@ -14,10 +14,10 @@ import httpx
 from core.config import OpenAIServer
 from core.engine import EmbeddedEngine
 from core.models import ModelCatalog
-from core.prompts import TemplateLibrary
 from core.records import Records
 from core.servers.openai import OpenAIBackend
 from core.strategies import Answer, Runtime, Strategy
+from core.template_library import TemplateLibrary
 
 
 def free_port() -> int:

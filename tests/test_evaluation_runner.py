@@ -21,11 +21,11 @@ from core.ingest import ingest
 from core.lab.board import JobBoard
 from core.lab.evaluation import start_evaluation
 from core.models import ModelCatalog
-from core.prompts import TemplateLibrary
 from core.records import Records
 from core.samples import sample_uploads
 from core.store import Store
 from core.strategies import Runtime, Strategy, presets
+from core.template_library import TemplateLibrary
 
 pytestmark = pytest.mark.slow
 # Questions whose answer RAG finds at top-2 and the base model cannot know (bench/evaluate.py).

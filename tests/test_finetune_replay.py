@@ -14,12 +14,13 @@ from core.errors import TrainingError
 from core.evaluation.questions import control_set
 from core.finetune import replay
 from core.finetune.datasets import Pair
+from core.finetune.encoding import Encoded, epoch_slices
 from core.finetune.pipeline import TrainRequest, run_training
-from core.finetune.trainer import Encoded, TrainSettings, epoch_slices
+from core.finetune.train_settings import TrainSettings
 from core.models import ModelCatalog, bundled_gguf
-from core.prompts import TemplateLibrary
 from core.records import Records
 from core.strategies import FT_TEMPLATE, Answer, Runtime, Strategy
+from core.template_library import TemplateLibrary
 
 STOP = {"what", "which", "who", "how", "is", "are", "the", "a", "an", "of", "in", "on", "do", "does", "there", "to"}
 

@@ -14,10 +14,10 @@ from core.engine import EmbeddedEngine, LlamaCppChat, LoadedModel
 from core.errors import ModelError
 from core.ingest import Upload, ingest
 from core.models import CHINESE_BASE, ModelCatalog, embedded_models
-from core.prompts import TemplateLibrary
 from core.records import Records
 from core.store import Store
 from core.strategies import RAG_TEMPLATE, Runtime, Strategy, presets, reads_chinese
+from core.template_library import TemplateLibrary
 
 GEMMA = f"llama.cpp:{gemma.GEMMA_NAME}"
 HANDBOOK = "入职满一年的员工每年享有十五天带薪年假。年假须提前两周申请。差旅费用须在出差结束后三十天内提交报销单。"

@@ -16,10 +16,10 @@ from werkzeug import Request, Response
 from core.config import Settings
 from core.engine import EmbeddedEngine
 from core.models import ModelCatalog
-from core.prompts import TemplateLibrary
 from core.records import Records
 from core.servers.ollama import OllamaServer, num_ctx_for
 from core.strategies import Answer, Runtime, Strategy
+from core.template_library import TemplateLibrary
 
 TAGS = {
     "models": [

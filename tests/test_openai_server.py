@@ -17,8 +17,8 @@ from core.config import OpenAIServer, cpu_threads
 from core.engine import LoadedModel
 from core.gemma import GEMMA_NAME
 from core.models import bundled_gguf
-from core.prompts import BUILTINS
 from core.strategies import Answer, Strategy, run_many
+from core.template_library import BUILTINS
 from tests.gguf_lora import write_random_lora
 from tests.openai_fakes import ask, runtime_with, start_llama_server, stop
 

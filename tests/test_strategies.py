@@ -13,11 +13,11 @@ from core.embeddings import EmbeddingModel
 from core.engine import EmbeddedEngine, LoadedModel
 from core.ingest import ingest
 from core.models import BUNDLED_NAME, ModelCatalog
-from core.prompts import TemplateLibrary
 from core.records import Records
 from core.samples import sample_uploads
 from core.store import Store
 from core.strategies import Answer, Runtime, Strategy, presets, run_many
+from core.template_library import TemplateLibrary
 
 pytestmark = pytest.mark.slow
 MODEL = f"llama.cpp:{BUNDLED_NAME}"

@@ -19,12 +19,12 @@ from core.lab.board import JobBoard
 from core.lab.registration import RegistrationJob, start_registration
 from core.models import ModelCatalog, ModelInfo, embedded_models
 from core.preferences import Preferences
-from core.prompts import TemplateLibrary
 from core.records import Records
 from core.servers.ollama import OllamaServer
 from core.servers.openai import OpenAIBackend
 from core.store import Store
 from core.strategies import Runtime
+from core.template_library import TemplateLibrary
 
 
 def settings() -> Settings:

@@ -71,15 +71,13 @@ def app_run(runtime: Runtime, strategy: Strategy, llama) -> tuple[float, float, 
     llama.reset()
     start = time.perf_counter()
     first = None
-    answer = None
-    for item in runtime.run(strategy, QUESTION):
-        if isinstance(item, Answer):
-            answer = item
-        else:
-            last = time.perf_counter()
-            first = first or last
+    reply = runtime.run(strategy, QUESTION)
+    for _ in reply:
+        last = time.perf_counter()
+        first = first or last
+    answer = reply.answer()
     end = time.perf_counter()
-    assert answer is not None and answer.error is None and first is not None, answer
+    assert answer.error is None and first is not None, answer
     tokens = answer.completion_tokens or 0
     return first - start, (tokens - 1) / (last - first), end - start, tokens, answer
 

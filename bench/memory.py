@@ -69,7 +69,7 @@ def ask_all(data_dir: Path, max_loaded: int) -> dict[str, object]:
     from core.engine import EmbeddedEngine
     from core.models import ModelCatalog
     from core.records import Records
-    from core.strategies import FT_TEMPLATE, Answer, Runtime, Strategy
+    from core.strategies import FT_TEMPLATE, Runtime, Strategy
     from core.template_library import TemplateLibrary
 
     settings = Settings.from_env(data_dir=data_dir, ollama_host=None)
@@ -83,8 +83,7 @@ def ask_all(data_dir: Path, max_loaded: int) -> dict[str, object]:
         started = time.perf_counter()
         errors = 0
         for info in tuned:
-            *_, answer = runtime.run(Strategy("FT", info.id, FT_TEMPLATE, max_tokens=16), "Who are you?")
-            assert isinstance(answer, Answer)
+            answer = runtime.run(Strategy("FT", info.id, FT_TEMPLATE, max_tokens=16), "Who are you?").answer()
             errors += answer.error is not None
         return {
             "max_loaded": max_loaded,

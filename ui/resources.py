@@ -192,4 +192,5 @@ def register_with_ollama(name: str) -> RegistrationJob:
     if tuned is None or tuned.path is None:
         raise AdapterError(f"The base model of {name} is gone; it cannot be registered.")
     base = replace(tuned, adapter=None)  # the base as loaded for the base model's own answers
-    return start_registration(jobs(), adapter, tuned.path, engine().get(base).chat_template, s.ollama_host)
+    chat_template = engine().get(base).chat_template
+    return start_registration(jobs(), adapter, tuned.path, chat_template, s.ollama_host, data_dir=s.data_dir)

@@ -119,13 +119,13 @@ if ask and strategies:
     partial = {i: Answer(question=question, strategy=s, error=STOPPED) for i, s in strategies.items()}
     state["compare.answers"], state["compare.partial"] = answers, partial
     started = time.perf_counter()
-    for i, item in run_many(runtime, list(strategies.items()), question):
-        if isinstance(item, Answer):
-            answers[i] = item
+    for i, text, answer in run_many(runtime, list(strategies.items()), question):
+        if answer is not None:
+            answers[i] = answer
             partial.pop(i, None)
             slots[i].empty()
         else:
-            partial[i].text += item
+            partial[i].text += text
             partial[i].total_s = time.perf_counter() - started
             slots[i].markdown(compare.answer_markdown(partial[i].text, i, 0) + " ▌")
     stop_slot.empty()

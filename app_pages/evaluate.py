@@ -11,7 +11,7 @@ from core.evaluation.recommend import Weights, recommend
 from core.evaluation.runner import EvalRequest, start_run
 from core.files import now_iso
 from core.finetune import modes
-from core.finetune.datasets import Pair, save_pairs
+from core.lab.corrections import save_failures
 from core.lab.evaluation import latest_evaluation, start_evaluation
 from core.rag_preset import load_rag_preset
 from core.strategies import RAG_TOP_K, presets, reads_chinese
@@ -161,7 +161,7 @@ with e3.popover("🎯 Send failures to fine-tuning"):
                            key="evaluate.fail_dataset")  # fmt: skip
     if st.button(f"Save {len(wrong)} question/answer pairs", key="evaluate.send_failures", disabled=not wrong):
         try:
-            save_pairs(settings.data_dir / "datasets", target, [Pair(q.question, q.answer) for q in wrong])
+            save_failures(settings.data_dir / "datasets", target, wrong)
             state["evaluate.notice"] = f"Saved {len(wrong)} pairs as dataset {target}; train on it on Fine-tune."
             st.rerun()
         except AppError as e:

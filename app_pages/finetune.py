@@ -11,6 +11,7 @@ from core import adapters
 from core.errors import AppError
 from core.finetune import datasets, generate, modes
 from core.finetune.pipeline import TrainRequest
+from core.lab.registration import RegistrationJob, latest_registration
 from core.lab.rounds import MAX_ROUNDS, before_after, latest_loop
 from core.lab.training import latest_training
 from core.language import holds_chinese
@@ -58,9 +59,7 @@ def cancel(force: bool = False) -> None:
 
 def delete(name: str) -> None:
     try:
-        adapter = adapters.get_adapter(settings.data_dir, name)
-        resources.engine().unload(adapter.path)
-        adapters.delete_adapter(settings.data_dir, name)
+        resources.catalog().delete_fine_tuned(name)
     except (AppError, OSError) as e:
         state["finetune.error"] = f"Could not delete {name}: {e}"
     else:
@@ -70,7 +69,7 @@ def delete(name: str) -> None:
 
 def register(name: str) -> None:
     try:
-        state["finetune.registration"] = resources.register_with_ollama(name)
+        resources.register_with_ollama(name)
     except AppError as e:
         state["finetune.error"] = str(e)
 
@@ -245,13 +244,12 @@ def progress() -> None:
 
 
 @st.fragment(run_every=1.0)
-def registration() -> None:
-    job = state["finetune.registration"]
+def registration(job: RegistrationJob) -> None:
     view = job.view()
     if not view.done:
         st.progress(view.fraction, text=f"🦙 {view.message}")
         return
-    del state["finetune.registration"]
+    state["finetune.registration_seen"] = view.started
     if view.error:
         state["finetune.error"] = f"🦙 {job.adapter.name} is not in Ollama: {view.error}"
     else:
@@ -278,8 +276,9 @@ def loop_progress() -> None:
 
 progress()
 loop_progress()
-if state.get("finetune.registration") is not None:
-    registration()
+registering = latest_registration(jobs, settings.data_dir)
+if registering is not None and state.get("finetune.registration_seen") != registering.view().started:
+    registration(registering)
 st.subheader("Fine-tuned models")
 tuned = {m.adapter: m.id for m in resources.available_models()[0] if m.adapter is not None}
 if not listed:

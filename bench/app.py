@@ -37,11 +37,11 @@ from core.embeddings import load_bundled  # noqa: E402
 from core.engine import EmbeddedEngine  # noqa: E402
 from core.ingest import ingest  # noqa: E402
 from core.models import ModelCatalog  # noqa: E402
-from core.prompts import TemplateLibrary  # noqa: E402
 from core.records import Records  # noqa: E402
 from core.samples import ENGLISH  # noqa: E402
 from core.store import Store  # noqa: E402
-from core.strategies import Answer, Runtime, presets  # noqa: E402
+from core.strategies import Runtime, presets  # noqa: E402
+from core.template_library import TemplateLibrary  # noqa: E402
 from tests.helpers import group_cpu_seconds  # noqa: E402
 
 QUESTION = "How long is parental leave at full pay?"
@@ -61,8 +61,8 @@ def direct(settings: Settings, rounds: int) -> float:
     for n in range(rounds + 1):
         start = time.perf_counter()
         for name in ("PE", "RAG"):
-            final = [i for i in runtime.run(chosen[name].strategy, QUESTION) if isinstance(i, Answer)]
-            assert final and not final[0].error, final
+            final = runtime.run(chosen[name].strategy, QUESTION).answer()
+            assert not final.error, final
         if n:  # the first round warms up
             times.append(time.perf_counter() - start)
     store.close()

@@ -9,10 +9,10 @@ from core.config import Settings
 from core.embeddings import EmbeddingCatalog, EmbeddingModel, load_bundled
 from core.engine import EmbeddedEngine
 from core.models import ModelCatalog
-from core.prompts import TemplateLibrary
 from core.records import Records
 from core.store import Store
 from core.strategies import Runtime
+from core.template_library import TemplateLibrary
 
 
 @dataclass

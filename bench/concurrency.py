@@ -32,9 +32,9 @@ from core.engine import EmbeddedEngine  # noqa: E402
 from core.evaluation.questions import sample_set  # noqa: E402
 from core.evaluation.runner import EvalRequest, run_evaluation, start_run  # noqa: E402
 from core.models import BUNDLED_NAME, ModelCatalog  # noqa: E402
-from core.prompts import TemplateLibrary  # noqa: E402
 from core.records import Records  # noqa: E402
 from core.strategies import PE_TEMPLATE, Answer, Runtime, Strategy  # noqa: E402
+from core.template_library import TemplateLibrary  # noqa: E402
 
 MODEL = f"llama.cpp:{BUNDLED_NAME}"
 SESSIONS = 4
@@ -56,15 +56,9 @@ class Shared:
 def ask(runtime: Runtime, strategy: Strategy, question: str) -> tuple[Answer, str, float]:
     """One question as a page asks it: stream, then the Answer; (answer, streamed text, latency)."""
     started = time.perf_counter()
-    pieces: list[str] = []
-    answer = None
-    for item in runtime.run(strategy, question):
-        if isinstance(item, Answer):
-            answer = item
-        else:
-            pieces.append(item)
-    assert answer is not None
-    return answer, "".join(pieces), time.perf_counter() - started
+    reply = runtime.run(strategy, question)
+    text = "".join(reply)
+    return reply.answer(), text, time.perf_counter() - started
 
 
 def p95(values: list[float]) -> float:

@@ -36,11 +36,11 @@ from core.evaluation.report import load_run, summarize  # noqa: E402
 from core.evaluation.runner import EvalRequest, run_evaluation, start_run  # noqa: E402
 from core.ingest import ingest  # noqa: E402
 from core.models import ModelCatalog  # noqa: E402
-from core.prompts import TemplateLibrary  # noqa: E402
 from core.records import Records  # noqa: E402
 from core.samples import SAMPLE_KB_NAME, sample_uploads  # noqa: E402
 from core.store import Store  # noqa: E402
-from core.strategies import FT_TEMPLATE, Answer, Runtime, presets  # noqa: E402
+from core.strategies import FT_TEMPLATE, Runtime, presets  # noqa: E402
+from core.template_library import TemplateLibrary  # noqa: E402
 
 
 def train_default(data_dir: Path) -> None:
@@ -101,8 +101,7 @@ def main() -> None:
     names = ["PE", "RAG"] + ([] if args.no_ft else ["FT", "FT+RAG"])
     strategies = tuple(available[n].strategy for n in names)
     questions = qs.sample_set().questions[: args.questions]
-    warm = next(runtime.run(strategies[0], "Warm-up: say hello.", save=False))  # load the model, fill caches
-    del warm
+    next(iter(runtime.run(strategies[0], "Warm-up: say hello.", save=False)), None)  # load the model, fill caches
 
     if args.control:
         control_run(runtime, catalog, embedder)
@@ -120,9 +119,8 @@ def main() -> None:
         for q in block:
             for s in strategies:
                 t = time.perf_counter()
-                for item in runtime.run(s, q.question):
-                    if isinstance(item, Answer) and item.error:
-                        print(f"plain run error: {item.error}")
+                if error := runtime.run(s, q.question).answer().error:
+                    print(f"plain run error: {error}")
                 plain_s += time.perf_counter() - t
         print(f"  {start + len(block)}/{len(questions)} questions: runner {runner_s:.0f} s, plain {plain_s:.0f} s")
 

@@ -41,10 +41,10 @@ from core.finetune import trainer  # noqa: E402
 from core.finetune.datasets import Pair  # noqa: E402
 from core.finetune.generate import sample_pairs  # noqa: E402
 from core.finetune.pipeline import TrainRequest, run_training  # noqa: E402
-from core.finetune.trainer import TrainSettings  # noqa: E402
+from core.finetune.train_settings import TrainSettings  # noqa: E402
 from core.models import bundled_gguf  # noqa: E402
-from core.prompts import BUILTINS  # noqa: E402
 from core.strategies import FT_TEMPLATE, Strategy  # noqa: E402
+from core.template_library import BUILTINS  # noqa: E402
 
 COLD_TARGET_S = 90.0
 FORGETTING_TARGET = 0.10

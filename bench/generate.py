@@ -34,11 +34,11 @@ from core.documents import Chunk  # noqa: E402
 from core.embeddings import load_bundled  # noqa: E402
 from core.engine import REPEAT_PENALTY, EmbeddedEngine, llama_thread  # noqa: E402
 from core.models import BUNDLED_NAME, ModelCatalog  # noqa: E402
-from core.prompts import TemplateLibrary  # noqa: E402
 from core.records import Records  # noqa: E402
 from core.search import DENSE  # noqa: E402
 from core.store import DocumentRecord, Store  # noqa: E402
 from core.strategies import Answer, Runtime, Strategy  # noqa: E402
+from core.template_library import TemplateLibrary  # noqa: E402
 
 QUESTION = "Write a short paragraph about why harbours measure the temperature and salinity of the sea."
 
@@ -71,15 +71,13 @@ def app_run(runtime: Runtime, strategy: Strategy, llama) -> tuple[float, float, 
     llama.reset()
     start = time.perf_counter()
     first = None
-    answer = None
-    for item in runtime.run(strategy, QUESTION):
-        if isinstance(item, Answer):
-            answer = item
-        else:
-            last = time.perf_counter()
-            first = first or last
+    reply = runtime.run(strategy, QUESTION)
+    for _ in reply:
+        last = time.perf_counter()
+        first = first or last
+    answer = reply.answer()
     end = time.perf_counter()
-    assert answer is not None and answer.error is None and first is not None, answer
+    assert answer.error is None and first is not None, answer
     tokens = answer.completion_tokens or 0
     return first - start, (tokens - 1) / (last - first), end - start, tokens, answer
 

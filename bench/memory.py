@@ -43,10 +43,11 @@ def make_adapters(data_dir: Path) -> None:
     from core import adapters
     from core.files import now_iso
     from core.finetune import export, trainer
+    from core.finetune.train_settings import TrainSettings
     from core.models import BUNDLED_NAME, bundled_gguf
 
     base, _ = trainer.load_base(bundled_gguf())
-    settings = trainer.TrainSettings(rank=2, alpha=4, target_modules=("q_proj", "v_proj"))
+    settings = TrainSettings(rank=2, alpha=4, target_modules=("q_proj", "v_proj"))
     for n in range(N_MODELS):
         torch.manual_seed(n)
         model = trainer.lora_model(base, settings)
@@ -67,9 +68,9 @@ def ask_all(data_dir: Path, max_loaded: int) -> dict[str, object]:
     from core.config import Settings
     from core.engine import EmbeddedEngine
     from core.models import ModelCatalog
-    from core.prompts import TemplateLibrary
     from core.records import Records
-    from core.strategies import FT_TEMPLATE, Answer, Runtime, Strategy
+    from core.strategies import FT_TEMPLATE, Runtime, Strategy
+    from core.template_library import TemplateLibrary
 
     settings = Settings.from_env(data_dir=data_dir, ollama_host=None)
     engine = EmbeddedEngine(max_loaded=max_loaded)
@@ -82,8 +83,7 @@ def ask_all(data_dir: Path, max_loaded: int) -> dict[str, object]:
         started = time.perf_counter()
         errors = 0
         for info in tuned:
-            *_, answer = runtime.run(Strategy("FT", info.id, FT_TEMPLATE, max_tokens=16), "Who are you?")
-            assert isinstance(answer, Answer)
+            answer = runtime.run(Strategy("FT", info.id, FT_TEMPLATE, max_tokens=16), "Who are you?").answer()
             errors += answer.error is not None
         return {
             "max_loaded": max_loaded,

@@ -76,7 +76,8 @@ from core.evaluation.report import load_run  # noqa: E402
 from core.evaluation.runner import EvalRequest, run_evaluation, start_run  # noqa: E402
 from core.finetune import generate, modes, trainer  # noqa: E402
 from core.finetune.pipeline import TrainRequest, run_training  # noqa: E402
-from core.finetune.trainer import Step, TrainSettings  # noqa: E402
+from core.finetune.train_settings import TrainSettings  # noqa: E402
+from core.finetune.trainer import Step  # noqa: E402
 from core.ingest import ingest  # noqa: E402
 from core.lab import rounds as lab_rounds  # noqa: E402
 from core.models import bundled_gguf  # noqa: E402

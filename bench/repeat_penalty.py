@@ -25,10 +25,11 @@ from core.engine import EmbeddedEngine  # noqa: E402
 from core.evaluation.metrics import is_correct, tokens  # noqa: E402
 from core.ingest import ingest  # noqa: E402
 from core.models import embedded_models  # noqa: E402
-from core.prompts import Source, TemplateLibrary  # noqa: E402
+from core.prompts import Source  # noqa: E402
 from core.samples import ENGLISH  # noqa: E402
 from core.store import Store  # noqa: E402
 from core.strategies import PE_TEMPLATE, RAG_TEMPLATE, RAG_TOP_K  # noqa: E402
+from core.template_library import TemplateLibrary  # noqa: E402
 
 MAX_TOKENS = 256
 

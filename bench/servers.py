@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core.config import OpenAIServer, Settings, cpu_threads  # noqa: E402
 from core.engine import EmbeddedEngine  # noqa: E402
 from core.models import BUNDLED_NAME, ModelCatalog, bundled_gguf  # noqa: E402
-from core.prompts import TemplateLibrary  # noqa: E402
 from core.records import Records  # noqa: E402
 from core.servers.openai import OpenAIBackend  # noqa: E402
-from core.strategies import Answer, Runtime, Strategy, run_many  # noqa: E402
+from core.strategies import Runtime, Strategy, run_many  # noqa: E402
+from core.template_library import TemplateLibrary  # noqa: E402
 from tests.openai_fakes import start_llama_server, stop  # noqa: E402
 
 QUESTIONS = [
@@ -64,15 +64,13 @@ def app_run(runtime: Runtime, model: str, question: str, max_tokens: int, tokeni
     """
     start = time.perf_counter()
     first = last = None
-    answer = None
-    for item in runtime.run(Strategy("bench", model, TEMPLATE, max_tokens=max_tokens), question, save=False):
-        if isinstance(item, Answer):
-            answer = item
-        else:
-            last = time.perf_counter()
-            first = first or last
+    reply = runtime.run(Strategy("bench", model, TEMPLATE, max_tokens=max_tokens), question, save=False)
+    for _ in reply:
+        last = time.perf_counter()
+        first = first or last
+    answer = reply.answer()
     end = time.perf_counter()
-    assert answer is not None and answer.error is None and first and last, answer and answer.error
+    assert answer.error is None and first and last, answer.error
     return first - start, (tokens_of(tokenizer, answer.text) - 1) / max(last - first, 1e-9), end - start
 
 
@@ -165,11 +163,11 @@ def main() -> None:
             # One question for every column, as Compare asks it.
             start = time.perf_counter()
             for _, strategy in jobs:
-                last = list(runtime.run(strategy, questions[-1], save=False))[-1]
-                assert isinstance(last, Answer) and last.error is None, last
+                last = runtime.run(strategy, questions[-1], save=False).answer()
+                assert last.error is None, last
             alone = time.perf_counter() - start
             start = time.perf_counter()
-            answers = [a for _, a in run_many(runtime, jobs, questions[0]) if isinstance(a, Answer)]
+            answers = [e.answer for e in run_many(runtime, jobs, questions[0]) if e.answer is not None]
             together = time.perf_counter() - start
             assert all(a.error is None for a in answers), [a.error for a in answers]
             print(f"  {n_columns} columns on the server: one at a time {alone:.2f} s, at once (run_many) "

@@ -160,55 +160,10 @@ def train(
     target = tuned_model_dir(data_dir, name)
     if target.exists():
         raise EmbeddingError(f"A tuned embedding model named {name!r} exists already; pick another name.")
-    from datasets import Dataset
-    from sentence_transformers import (
-        SentenceTransformer,
-        SentenceTransformerTrainer,
-        SentenceTransformerTrainingArguments,
-    )
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-    from sentence_transformers.sentence_transformer.training_args import BatchSamplers
-    from transformers import PrinterCallback, TrainerCallback
-
-    class Report(TrainerCallback):  # type: ignore[misc]
-        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            if progress is not None:
-                loss = next((h["loss"] for h in reversed(state.log_history) if "loss" in h), None)
-                shown = f" · loss {loss:.3f}" if loss is not None else ""
-                step, total = state.global_step, state.max_steps
-                progress(step, total, f"training step {step}/{total}{shown}")
-            if cancel is not None and cancel.is_set():
-                control.should_training_stop = True
-
     started = time.perf_counter()
     staging = target.with_name(f".{target.name}.staging")
     try:
-        model = SentenceTransformer(str(base or bundled_model_path()), device="cpu", local_files_only=True)
-        dataset = Dataset.from_dict({"anchor": [p.question for p in pairs], "positive": [p.chunk for p in pairs]})
-        args = SentenceTransformerTrainingArguments(
-            output_dir=str(staging),
-            num_train_epochs=epochs,
-            per_device_train_batch_size=batch_size,
-            learning_rate=learning_rate,
-            warmup_steps=0.1,  # a share of the steps (transformers 5)
-            # Two pairs from one chunk in a batch would be each other's false negatives.
-            batch_sampler=BatchSamplers.NO_DUPLICATES,
-            save_strategy="no",
-            report_to=[],
-            disable_tqdm=True,
-            logging_steps=1,
-            use_cpu=True,
-            seed=seed,
-        )
-        trainer = SentenceTransformerTrainer(
-            model=model,
-            args=args,
-            train_dataset=dataset,
-            loss=MultipleNegativesRankingLoss(model),
-            callbacks=[Report()],
-        )
-        trainer.remove_callback(PrinterCallback)  # it prints every log line to stdout once tqdm is off
-        trainer.train()
+        model = _fit(staging, pairs, base, epochs, batch_size, learning_rate, seed, progress, cancel)
         if cancel is not None and cancel.is_set():
             raise TrainingCancelled("Retriever training was stopped; nothing was saved.")
         model.save(str(staging))
@@ -221,6 +176,74 @@ def train(
         shutil.rmtree(staging, ignore_errors=True)  # stopped, failed, or renamed already
     log.info("Trained %s on %d pairs in %.1f s", name, len(pairs), time.perf_counter() - started)
     return TUNED_PREFIX + name
+
+
+def _fit(
+    staging: Path,
+    pairs: Sequence[TrainingPair],
+    base: Path | None,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+    progress: Progress | None,
+    cancel: CancelFlag | None,
+) -> Any:
+    """The SentenceTransformer trained on the pairs by sentence-transformers' own trainer (not saved yet)."""
+    from datasets import Dataset
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.training_args import BatchSamplers
+    from transformers import PrinterCallback
+
+    model = SentenceTransformer(str(base or bundled_model_path()), device="cpu", local_files_only=True)
+    dataset = Dataset.from_dict({"anchor": [p.question for p in pairs], "positive": [p.chunk for p in pairs]})
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(staging),
+        num_train_epochs=epochs,
+        per_device_train_batch_size=batch_size,
+        learning_rate=learning_rate,
+        warmup_steps=0.1,  # a share of the steps (transformers 5)
+        # Two pairs from one chunk in a batch would be each other's false negatives.
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        save_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+        logging_steps=1,
+        use_cpu=True,
+        seed=seed,
+    )
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        loss=MultipleNegativesRankingLoss(model),
+        callbacks=[_step_reporter(progress, cancel)],
+    )
+    trainer.remove_callback(PrinterCallback)  # it prints every log line to stdout once tqdm is off
+    trainer.train()
+    return model
+
+
+def _step_reporter(progress: Progress | None, cancel: CancelFlag | None) -> Any:
+    """A transformers callback: `progress` hears of each step with its loss, `cancel` stops after it."""
+    from transformers import TrainerCallback
+
+    class Report(TrainerCallback):  # type: ignore[misc]
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if progress is not None:
+                loss = next((h["loss"] for h in reversed(state.log_history) if "loss" in h), None)
+                shown = f" · loss {loss:.3f}" if loss is not None else ""
+                step, total = state.global_step, state.max_steps
+                progress(step, total, f"training step {step}/{total}{shown}")
+            if cancel is not None and cancel.is_set():
+                control.should_training_stop = True
+
+    return Report()
 
 
 @dataclass(frozen=True)
@@ -288,65 +311,92 @@ def tune(
 
     """
     source = store.require_kb(kb)
-    base = trainable_base(data_dir, source.embedding_model)
+    run = _Rounds(store, data_dir, kb, questions, trainable_base(data_dir, source.embedding_model),
+                  epochs=epochs, batch_size=batch_size, mode=mode, ks=ks, progress=progress, cancel=cancel)  # fmt: skip
     names = _free_round_names(store, data_dir, name, rounds)
     if not [q for q in questions if q.source]:
         raise EmbeddingError("The question set names no source documents, so hits cannot be counted; pick another.")
-
-    def report(done: int, total: int, message: str) -> None:
-        if progress is not None:
-            progress(done, total, message)
-
-    def measure(kb_name: str) -> RetrievalScores:
-        depth = max(ks)
-        return evaluate(lambda q: store.search(kb_name, q, k=depth, mode=mode), questions, ks=ks)
-
-    report(0, 0, "Measuring the knowledge base before training…")
-    result = TuneResult(before=measure(kb))
-    made: list[str] = []  # round names whose model or knowledge base exists
-    best_mrr = result.before.mrr
-    seen: list[TrainingPair] = []
-    failures: list[TrainingPair] = []
+    run.report(0, 0, "Measuring the knowledge base before training…")
+    result = TuneResult(before=run.measure(kb))
+    run.best_mrr = result.before.mrr
     try:
-        for number, round_kb in enumerate(names, start=1):
-            started = time.perf_counter()
-            fresh = list(pairs[(number - 1) * pairs_per_round : number * pairs_per_round])
-            batch = failures + fresh
-            if len(batch) < 2:
-                result.stopped = f"Round {number} had nothing left to train on (every pair seen, none failed)."
-                break
-
-            def step(done: int, total: int, message: str, number: int = number) -> None:
-                report(done, total, f"Round {number}: {message}")
-
-            made.append(round_kb)
-            model = train(
-                data_dir, round_kb, batch, base=base, epochs=epochs, batch_size=batch_size, progress=step, cancel=cancel
-            )
-            step(0, 0, f"re-embedding {kb} with {model}…")
-            copy_kb(store, kb, round_kb, embedding_model=model)
-            step(0, 0, "measuring on the question set…")
-            scores = measure(round_kb)
-            seen += fresh
-            step(0, 0, "finding the questions it still gets wrong…")
-            failures = [p for p in seen if not _ranked_first(store, round_kb, p)]
-            seconds = time.perf_counter() - started
-            done = Round(number, model, round_kb, len(fresh), len(batch) - len(fresh), scores, seconds)
-            result.rounds.append(done)
-            if on_round is not None:
-                on_round(result)
-            if not _keep_better(store, data_dir, result, done, best_mrr, made):
-                break
-            best_mrr, base = max(best_mrr, scores.mrr), tuned_model_dir(data_dir, round_kb)
-            if cancel is not None and cancel.is_set():
-                raise TrainingCancelled("Retriever training was stopped.")
-        else:
-            result.stopped = f"Reached the limit of {rounds} round{'s' if rounds != 1 else ''}."
+        run.run_all(result, names, pairs, pairs_per_round, on_round)
     except BaseException:
-        for each in made:  # stopped or failed: nothing of this call stays
+        for each in run.made:  # stopped or failed: nothing of this call stays
             _remove_round(store, data_dir, each)
         raise
     return result
+
+
+@dataclass
+class _Rounds:
+    """What every round of `tune` shares, and what each leaves to the next (its model, the pairs seen and failed)."""
+
+    store: Store
+    data_dir: Path
+    kb: str
+    questions: Sequence[Expected]
+    base: Path  # the model the next round starts from
+    epochs: int = 1
+    batch_size: int = 16
+    mode: str | None = None
+    ks: Sequence[int] = (1, 3, 5)
+    progress: Progress | None = None
+    cancel: CancelFlag | None = None
+    best_mrr: float = 0.0
+    seen: list[TrainingPair] = field(default_factory=list)
+    failures: list[TrainingPair] = field(default_factory=list)
+    made: list[str] = field(default_factory=list)  # round names whose model or knowledge base exists
+
+    def report(self, done: int, total: int, message: str) -> None:
+        if self.progress is not None:
+            self.progress(done, total, message)
+
+    def measure(self, kb_name: str) -> RetrievalScores:
+        depth = max(self.ks)
+        return evaluate(lambda q: self.store.search(kb_name, q, k=depth, mode=self.mode), self.questions, ks=self.ks)
+
+    def run_all(self, result: TuneResult, names: list[str], pairs: Sequence[TrainingPair], pairs_per_round: int,
+                on_round: Callable[[TuneResult], None] | None) -> None:  # fmt: skip
+        """The rounds of `tune`, one per name, until one gains nothing, nothing is left, or the names run out."""
+        for number, round_kb in enumerate(names, start=1):
+            fresh = list(pairs[(number - 1) * pairs_per_round : number * pairs_per_round])
+            if len(self.failures + fresh) < 2:
+                result.stopped = f"Round {number} had nothing left to train on (every pair seen, none failed)."
+                return
+            done = self.train_round(number, round_kb, fresh)
+            result.rounds.append(done)
+            if on_round is not None:
+                on_round(result)
+            if not _keep_better(self.store, self.data_dir, result, done, self.best_mrr, self.made):
+                return
+            self.best_mrr, self.base = max(self.best_mrr, done.scores.mrr), tuned_model_dir(self.data_dir, round_kb)
+            if self.cancel is not None and self.cancel.is_set():
+                raise TrainingCancelled("Retriever training was stopped.")
+        rounds = len(names)
+        result.stopped = f"Reached the limit of {rounds} round{'s' if rounds != 1 else ''}."
+
+    def train_round(self, number: int, round_kb: str, fresh: list[TrainingPair]) -> Round:
+        """Train on the last round's failures and `fresh`, re-embed the knowledge base as `round_kb`, measure it."""
+        started = time.perf_counter()
+        batch = self.failures + fresh
+
+        def step(done: int, total: int, message: str) -> None:
+            self.report(done, total, f"Round {number}: {message}")
+
+        self.made.append(round_kb)
+        model = train(self.data_dir, round_kb, batch, base=self.base, epochs=self.epochs, batch_size=self.batch_size,
+                      progress=step, cancel=self.cancel)  # fmt: skip
+        step(0, 0, f"re-embedding {self.kb} with {model}…")
+        copy_kb(self.store, self.kb, round_kb, embedding_model=model)
+        step(0, 0, "measuring on the question set…")
+        scores = self.measure(round_kb)
+        self.seen += fresh
+        step(0, 0, "finding the questions it still gets wrong…")
+        self.failures = [p for p in self.seen if not _ranked_first(self.store, round_kb, p)]
+        return Round(
+            number, model, round_kb, len(fresh), len(batch) - len(fresh), scores, time.perf_counter() - started
+        )
 
 
 def _free_round_names(store: Store, data_dir: Path, name: str, rounds: int) -> list[str]:

@@ -15,6 +15,7 @@ from core.documents import Chunk, OcrLimits, ParsedDocument
 from core.embeddings import embed_in_batches
 from core.errors import AppError, DocumentError, ParseCancelled
 from core.files import now_iso
+from core.knowledge_base import KnowledgeBase
 from core.progress import CancelFlag, Progress
 from core.store import DocumentRecord, Store
 
@@ -96,66 +97,81 @@ def ingest(
 
     """
     info = store.require_kb(kb)
-
-    def report(done: int, total: int, message: str) -> None:
-        if progress is not None:
-            progress(done, total, message)
-
     reports: dict[int, FileReport] = {}
     pending: dict[int, _Pending] = {}
-    seen: dict[str, str] = {}
+    seen: dict[str, str] = {}  # document id -> file name, for copies within the batch
     stopped = False
     for i, upload in enumerate(uploads):
         if stopped or (cancel is not None and cancel.is_set()):
             stopped = True
             reports[i] = FileReport(upload.filename, "cancelled", message="Cancelled; not added.")
             continue
-        report(0, 0, f"Reading {upload.filename} ({i + 1}/{len(uploads)})")
-        started = time.perf_counter()
-        try:
-            name = documents.check_filename(upload.filename)
-            data = upload.data  # read once, dropped after parsing: the parsed text is what is kept
-            doc_id = documents.document_id(data)
-            existing = store.find_document(kb, doc_id=doc_id)
-            if existing is not None or doc_id in seen:
-                same_as = existing.filename if existing else seen[doc_id]
-                note = "already in the knowledge base" + ("" if same_as == name else f" as {same_as}")
-                reports[i] = FileReport(
-                    name,
-                    "unchanged",
-                    pages=existing.pages if existing else 0,
-                    chunks=existing.chunks if existing else 0,
-                    seconds=time.perf_counter() - started,
-                    message=f"Unchanged: {note}; skipped.",
-                    doc_id=doc_id,
-                )
-                continue
-            doc = documents.parse(
-                data,
-                name,
-                max_bytes=max_bytes,
-                ocr=ocr,
-                progress=progress,
-                should_stop=cancel.is_set if cancel is not None else None,
-            )
-            chunks = documents.split(doc, chunk_size=info.chunk_size, chunk_overlap=info.chunk_overlap)
-        except ParseCancelled as e:
-            stopped = True
-            reports[i] = FileReport(upload.filename, "cancelled", seconds=time.perf_counter() - started, message=str(e))
-            continue
-        except DocumentError as e:
-            reports[i] = FileReport(upload.filename, "refused", seconds=time.perf_counter() - started, message=str(e))
-            continue
-        seen[doc_id] = name
-        pending[i] = _Pending(doc, chunks, time.perf_counter() - started)
+        if progress is not None:
+            progress(0, 0, f"Reading {upload.filename} ({i + 1}/{len(uploads)})")
+        read = _read(store, kb, info, upload, seen, max_bytes=max_bytes, ocr=ocr, progress=progress, cancel=cancel)
+        if isinstance(read, FileReport):
+            reports[i] = read
+            stopped = read.status == "cancelled"
+        else:
+            pending[i] = read
     if pending and (info.auto_model or info.auto_analyser):
         info = store.fit_kb(kb, lang.combined(p.language for p in pending.values()))
-    for i, item in list(pending.items()) if hold_mismatched else []:
-        if why := lang.mismatch(item.language, info.embedding_model, info.analyser):
-            reports[i] = FileReport(item.doc.filename, "held", message=f"Not added: {why}", language=item.language)
-            del pending[i]
+    if hold_mismatched:
+        reports |= _hold_mismatched(pending, info)
     reports |= _embed_and_store(store, kb, pending, progress, cancel, group_chunks)
     return [reports[i] for i in range(len(uploads))]
+
+
+def _read(
+    store: Store,
+    kb: str,
+    info: KnowledgeBase,
+    upload: Upload,
+    seen: dict[str, str],
+    *,
+    max_bytes: int | None,
+    ocr: OcrLimits | None,
+    progress: Progress | None,
+    cancel: CancelFlag | None,
+) -> FileReport | _Pending:
+    """One upload parsed and split (added to `seen`), or its report: unchanged, refused, or cancelled."""
+    started = time.perf_counter()
+    try:
+        name = documents.check_filename(upload.filename)
+        data = upload.data  # read once, dropped after parsing: the parsed text is what is kept
+        doc_id = documents.document_id(data)
+        existing = store.find_document(kb, doc_id=doc_id)
+        if existing is not None or doc_id in seen:
+            same_as = existing.filename if existing else seen[doc_id]
+            note = "already in the knowledge base" + ("" if same_as == name else f" as {same_as}")
+            return FileReport(
+                name,
+                "unchanged",
+                pages=existing.pages if existing else 0,
+                chunks=existing.chunks if existing else 0,
+                seconds=time.perf_counter() - started,
+                message=f"Unchanged: {note}; skipped.",
+                doc_id=doc_id,
+            )
+        should_stop = cancel.is_set if cancel is not None else None
+        doc = documents.parse(data, name, max_bytes=max_bytes, ocr=ocr, progress=progress, should_stop=should_stop)
+        chunks = documents.split(doc, chunk_size=info.chunk_size, chunk_overlap=info.chunk_overlap)
+    except ParseCancelled as e:
+        return FileReport(upload.filename, "cancelled", seconds=time.perf_counter() - started, message=str(e))
+    except DocumentError as e:
+        return FileReport(upload.filename, "refused", seconds=time.perf_counter() - started, message=str(e))
+    seen[doc_id] = name
+    return _Pending(doc, chunks, time.perf_counter() - started)
+
+
+def _hold_mismatched(pending: dict[int, _Pending], info: KnowledgeBase) -> dict[int, FileReport]:
+    """Take the documents whose language the knowledge base does not fit out of `pending`; their reports."""
+    held: dict[int, FileReport] = {}
+    for i, item in list(pending.items()):
+        if why := lang.mismatch(item.language, info.embedding_model, info.analyser):
+            held[i] = FileReport(item.doc.filename, "held", message=f"Not added: {why}", language=item.language)
+            del pending[i]
+    return held
 
 
 def add_parsed(

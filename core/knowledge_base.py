@@ -128,3 +128,22 @@ def embedder_for(kb: KnowledgeBase, default: EmbeddingModel, catalog: EmbeddingC
             f"{kb.embedding_model}, or create a new knowledge base and upload the documents again."
         )
     return model
+
+
+def checked_settings(
+    chunk_size: int, chunk_overlap: int, analyser: str | None, retrieval_mode: RetrievalMode | None
+) -> tuple[str | None, RetrievalMode]:
+    """A new knowledge base's analyser and retrieval mode (None: the default its analyser allows), checked.
+
+    Raises:
+        KnowledgeBaseError: the overlap is not below the chunk size, the analyser is unknown, or the mode
+            needs a keyword index the knowledge base will not have.
+    """
+    if chunk_overlap >= chunk_size:
+        raise KnowledgeBaseError(f"Chunk overlap ({chunk_overlap}) must be smaller than chunk size ({chunk_size}).")
+    if analyser is not None and analyser not in sparse.ANALYSERS:
+        raise KnowledgeBaseError(f"Unknown analyser {analyser!r}; pick one of {', '.join(sparse.ANALYSERS)}.")
+    mode = retrieval_mode or (DEFAULT_MODE if analyser else "dense")
+    if mode not in RETRIEVAL_MODES or (analyser is None and mode != "dense"):
+        raise KnowledgeBaseError(f"Retrieval mode {mode!r} needs a keyword index; pick an analyser or 'dense'.")
+    return analyser, mode

@@ -19,7 +19,7 @@ from typing import Literal
 
 from langchain_core.language_models import BaseChatModel
 
-from core.adapters import list_adapters
+from core.adapters import delete_adapter, get_adapter, list_adapters
 from core.config import Settings
 from core.engine import EmbeddedEngine, LlamaCppChat, LoadedModel
 from core.errors import ModelError, ModelUnavailableError
@@ -180,6 +180,16 @@ class ModelCatalog:
         self.ollama_error: str | None = None
         self.servers = {b.name: b for b in servers or []}
         self.server_errors: dict[str, str] = {}  # server name -> why its models are missing
+
+    def delete_fine_tuned(self, name: str) -> None:
+        """Delete a fine-tuned model: its loaded copies are freed, then its adapter's folder goes.
+
+        Raises:
+            AdapterError: there is no adapter of that name.
+        """
+        adapter = get_adapter(self.settings.data_dir, name)
+        self.engine.unload(adapter.path)
+        delete_adapter(self.settings.data_dir, name)
 
     def available(self) -> list[ModelInfo]:
         models = embedded_models(self.settings)

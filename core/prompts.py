@@ -1,4 +1,4 @@
-"""Prompt templates: named variables only, rendered by a restricted formatter, stored with versions.
+"""Prompt templates: named variables only, rendered by a restricted formatter (versions: `core.template_library`).
 
 A template has a system prompt, optional few-shot examples, a user template with `{question}`
 (and `{context}` for retrieval, `{examples}` to place examples as text), and a source format
@@ -10,37 +10,20 @@ name, so `{question.__class__}` or `{context[0]}` is an error, not a leak.
 
 from __future__ import annotations
 
-import difflib
 import json
-import re
 import string
-from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from core.errors import TemplateError
-from core.files import atomic_write_text, now_iso
-from core.text import SENTENCE_BREAK, is_cjk
+from core.excerpts import excerpt
+from core.text import is_cjk
 
 TEMPLATE_VARIABLES = frozenset({"question", "context", "examples"})
 SOURCE_VARIABLES = frozenset({"n", "source", "page", "heading", "text", "excerpt"})
-EXCERPT_SENTENCES = 1
-# A line that starts a unit of its own: a list item, a numbered step, a Markdown heading, a table row.
-_LINE_START = re.compile(r"^(?:[-*•·–]\s|\d{1,2}[.)]\s|#|\|)")
-_WRAP_WIDTH = 60  # a line at least this long that ends mid-sentence was wrapped by the PDF's layout
-_LINE_END = (".", ":", "!", "?", ";", "。", "！", "？", "；", "：")
-_WORD = re.compile(r"\w+")
-_QUESTION_WORDS = {
-    "a", "an", "the", "is", "are", "was", "were", "be", "of", "to", "in", "on", "for", "by", "at", "with", "and",
-    "or", "what", "which", "who", "whom", "whose", "how", "when", "where", "why", "does", "do", "did", "can", "may",
-    "must", "it", "its", "this", "that", "from", "as", "per", "much", "many", "long",
-}  # fmt: skip
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _-]{0,63}$")
-_FOLDER_SEP = re.compile(r"[ _]+")
 DEFAULT_SOURCE_FORMAT = "[{n}] {source}, page {page}:\n{text}"
 DEFAULT_SOURCE_SEPARATOR = "\n\n"
 # What the Prompts page offers between two listed sources.
@@ -322,246 +305,5 @@ def fill(text: str, values: Mapping[str, str]) -> str:
     return "".join(out)
 
 
-def _stems(text: str) -> set[str]:
-    # Five-letter prefixes stand in for stems: "founded" meets "founder", "lockers" meets "locker".
-    return {w[:5] for w in _WORD.findall(text.lower()) if w not in _QUESTION_WORDS}
-
-
-def sentences(text: str) -> list[str]:
-    """The sentences of a chunk, with the lines a PDF's layout wrapped joined again.
-
-    A line joins the one before when it continues it: it starts in lower case, or the line before
-    is a long one that stops mid-sentence. List items, numbered steps, headings and table rows stay
-    lines of their own. A fragment of one or two words ("Self-Use.") goes with the sentence after it,
-    which it names, or at a line's end with the one before ("rev. F").
-    """
-    lines: list[str] = []
-    for raw in text.split("\n"):
-        line = raw.strip()
-        prev = lines[-1] if lines else ""
-        if not line:
-            if prev:
-                lines.append("")
-            continue
-        continues = (
-            bool(prev)
-            and not _LINE_START.match(line)
-            and (
-                line[0].islower()
-                or line[0] in "，、,;；)）"
-                or (len(prev) >= _WRAP_WIDTH and not prev.endswith(_LINE_END))
-            )
-        )
-        if continues:
-            lines[-1] = prev + line if is_cjk(prev[-1]) or is_cjk(line[0]) else f"{prev} {line}"
-        else:
-            lines.append(line)
-    out: list[str] = []
-    for line in filter(None, lines):
-        merged: list[str] = []
-        for part in filter(None, (p.strip() for p in SENTENCE_BREAK.split(line))):
-            if merged and _fragment(merged[-1]):
-                merged[-1] = f"{merged[-1]} {part}"
-            else:
-                merged.append(part)
-        if len(merged) > 1 and _fragment(merged[-1]):  # "rev. F": the last piece ends the sentence before it
-            merged[-2:] = [f"{merged[-2]} {merged[-1]}"]
-        out += merged
-    return out
-
-
-def _fragment(sentence: str) -> bool:
-    return not is_cjk(sentence) and len(sentence.split()) < 3
-
-
-def excerpt(text: str, question: str, n: int = EXCERPT_SENTENCES) -> str:
-    """The `n` sentences of `text` that best match the question, each with the sentence after it, in text order.
-
-    A sentence scores the question's words it shares, each weighted by 1 / the number of the chunk's
-    sentences that hold it (a word in every sentence, like the company's name, picks none out). The
-    next sentence comes along because the fact often follows the sentence naming the subject. A 135M
-    model reads these far better than whole 800-character chunks (bench/quality.py). Sentences are
-    `sentences`: a PDF's wrapped lines joined again (on the held-out PDF manual the excerpts then hold
-    the answer for 16 of 20 questions instead of 13).
-    """
-    parts = sentences(text)
-    stems = [_stems(p) for p in parts]
-    held = Counter(w for s in stems for w in s)
-    wanted = _stems(question)
-
-    def score(i: int) -> float:
-        return sum(1 / held[w] for w in wanted & stems[i])
-
-    best = sorted(range(len(parts)), key=lambda i: (-score(i), i))[:n]
-    keep = set(best) | {i + 1 for i in best if i + 1 < len(parts)}
-    return " ".join(parts[i] for i in sorted(keep))
-
-
 def _braced(names: Any) -> str:
     return ", ".join("{" + n + "}" for n in sorted(names))
-
-
-_RAG_BUILTIN = PromptTemplate(
-    name="RAG with citations",
-    description=(
-        "Retrieval: the sentences of each retrieved chunk that best match the question, unnumbered and run together "
-        "as one text, then the question; the model copies the sentence that answers it, and the chunks it read are "
-        "its citations."
-    ),
-    system="",
-    user="Text:\n{context}\n\nQuestion: {question}\n\nCopy the sentence of the text that answers the question.",
-    source_format="{excerpt}",
-    source_separator=" ",
-)
-
-BUILTINS: tuple[PromptTemplate, ...] = (
-    PromptTemplate(
-        name="Few-shot assistant",
-        description="Prompt engineering: a system prompt and worked examples, no retrieval.",
-        system=(
-            "You are the knowledge-base assistant of a company. Answer in one or two short sentences. "
-            "If you do not know the answer, say so."
-        ),
-        user="{question}",
-        examples=(
-            Example("What is the capital of France?", "Paris."),
-            Example("How many days are in a leap year?", "366 days."),
-        ),
-    ),
-    _RAG_BUILTIN,
-    PromptTemplate(
-        name="Plain question",
-        description="The question alone: what a fine-tuned model is trained on.",
-        system="You are the knowledge-base assistant of a company. Answer in one or two short sentences.",
-        user="{question}",
-    ),
-)
-
-
-# Earlier texts of the built-ins: a library whose latest version of a built-in is one of these, unedited,
-# gets the current text as its next version (an edited one is the user's and stays).
-RETIRED_BUILTINS: tuple[PromptTemplate, ...] = (
-    replace(_RAG_BUILTIN, source_separator=DEFAULT_SOURCE_SEPARATOR),
-    PromptTemplate(
-        name="RAG with citations",
-        description=(
-            "Retrieval: the sentences of each retrieved chunk that best match the question, unnumbered, then the "
-            "question; the model answers plainly and the chunks it read are shown as its citations."
-        ),
-        system="",
-        user="Read the text and answer the question with a full sentence.\n\nText:\n{context}\n\nQuestion: {question}",
-        source_format="{excerpt}",
-    ),
-    PromptTemplate(
-        name="RAG with citations",
-        description="Retrieval: numbered sources in the prompt; the answer cites them like [1].",
-        system=(
-            "You answer questions using only the numbered sources given. Answer in one or two short "
-            "sentences and cite the sources you used like [1]. If the sources do not contain the answer, "
-            "say that you do not know."
-        ),
-        user="Sources:\n{context}\n\nQuestion: {question}",
-    ),
-)
-
-
-def _same_text(a: PromptTemplate, b: PromptTemplate) -> bool:
-    return (a.system, a.user, a.examples, a.source_format, a.source_separator) == (
-        b.system,
-        b.user,
-        b.examples,
-        b.source_format,
-        b.source_separator,
-    )
-
-
-class TemplateLibrary:
-    """Templates under DATA_DIR/templates/<slug>/v<version>.json; saving makes a new version."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.root.mkdir(parents=True, exist_ok=True)
-        for template in BUILTINS:
-            if not self.versions(template.name):
-                self.save(template)
-                continue
-            latest = self.get(template.name)
-            if any(r.name == template.name and _same_text(r, latest) for r in RETIRED_BUILTINS):
-                self.save(template)
-
-    def _dir(self, name: str) -> Path:
-        if not _NAME.match(name):
-            raise TemplateError(
-                f"{name!r} is not a valid template name; use up to 64 letters, digits, spaces, '-' or '_'."
-            )
-        return self.root / _FOLDER_SEP.sub("_", name.strip().lower())
-
-    def names(self) -> list[str]:
-        names = []
-        for folder in sorted(self.root.iterdir()):
-            latest = self._latest_file(folder)
-            if latest is not None:
-                names.append(PromptTemplate.from_json(latest.read_text(encoding="utf-8")).name)
-        return names
-
-    def versions(self, name: str) -> list[int]:
-        folder = self._dir(name)
-        if not folder.is_dir():
-            return []
-        return sorted(int(p.stem[1:]) for p in folder.glob("v*.json") if p.stem[1:].isdigit())
-
-    @staticmethod
-    def _latest_file(folder: Path) -> Path | None:
-        files = [p for p in folder.glob("v*.json") if p.stem[1:].isdigit()]
-        return max(files, key=lambda p: int(p.stem[1:])) if files else None
-
-    def get(self, name: str, version: int | None = None) -> PromptTemplate:
-        versions = self.versions(name)
-        if not versions:
-            raise TemplateError(f"No template named {name!r}; pick one from the Prompts page.")
-        chosen = versions[-1] if version is None else version
-        path = self._dir(name) / f"v{chosen}.json"
-        if not path.is_file():
-            raise TemplateError(f"Template {name!r} has no version {version}; versions: {versions}.")
-        return PromptTemplate.from_json(path.read_text(encoding="utf-8"))
-
-    def save(self, template: PromptTemplate) -> PromptTemplate:
-        """Validate and store as the next version (earlier versions stay)."""
-        template.validate()
-        folder = self._dir(template.name)
-        # Names differing only in case, spaces or '_' share a folder: never let one overwrite the other.
-        latest = self._latest_file(folder) if folder.is_dir() else None
-        if latest is not None:
-            existing = PromptTemplate.from_json(latest.read_text(encoding="utf-8")).name
-            if existing != template.name:
-                raise TemplateError(
-                    f"{template.name!r} is too close to the existing template {existing!r} (names differ only in "
-                    f"case, spaces or '_'); save under {existing!r} to make a new version of it, or pick another name."
-                )
-        while True:
-            version = (self.versions(template.name) or [0])[-1] + 1
-            stored = replace(template, version=version, saved=now_iso())
-            # Exclusive: if another session took this version number first, take the next one.
-            if atomic_write_text(folder / f"v{version}.json", stored.to_json(), exclusive=True):
-                return stored
-
-    def diff(self, name: str, old: int, new: int) -> str:
-        """A unified diff of two versions, field by field."""
-        a, b = self.get(name, old), self.get(name, new)
-        return "".join(
-            difflib.unified_diff(
-                _diffable(a).splitlines(keepends=True),
-                _diffable(b).splitlines(keepends=True),
-                fromfile=f"{name} v{old}",
-                tofile=f"{name} v{new}",
-            )
-        )
-
-
-def _diffable(t: PromptTemplate) -> str:
-    examples = "".join(f"Q: {e.question}\nA: {e.answer}\n" for e in t.examples)
-    return (
-        f"# system\n{t.system}\n# user\n{t.user}\n# source format\n{t.source_format}\n"
-        f"# between sources\n{t.source_separator!r}\n# examples\n{examples}"
-        f"# description\n{t.description}\n"
-    )

@@ -43,6 +43,7 @@ from core.knowledge_base import (
     KnowledgeBase,
     RetrievalMode,
     check_kb_name,
+    checked_settings,
     embedder_for,
 )
 from core.manifest import MANIFEST, DocumentRecord, Manifest
@@ -175,16 +176,10 @@ class Store:
         dense-only knowledge base.
         """
         name = check_kb_name(name)
-        if chunk_overlap >= chunk_size:
-            raise KnowledgeBaseError(f"Chunk overlap ({chunk_overlap}) must be smaller than chunk size ({chunk_size}).")
         fit = lang.fit(language)
         auto_model, auto_analyser = embedding_model is None, analyser == lang.AUTO
-        analyser = fit.analyser if analyser == lang.AUTO else analyser
-        if analyser is not None and analyser not in sparse.ANALYSERS:
-            raise KnowledgeBaseError(f"Unknown analyser {analyser!r}; pick one of {', '.join(sparse.ANALYSERS)}.")
-        mode = retrieval_mode or (DEFAULT_MODE if analyser else "dense")
-        if mode not in RETRIEVAL_MODES or (analyser is None and mode != "dense"):
-            raise KnowledgeBaseError(f"Retrieval mode {mode!r} needs a keyword index; pick an analyser or 'dense'.")
+        analyser, mode = checked_settings(chunk_size, chunk_overlap, fit.analyser if auto_analyser else analyser,
+                                          retrieval_mode)  # fmt: skip
         if embedding_model is None and fit.embedding_model != lang.ENGLISH_FIT.embedding_model:
             embedding_model = fit.embedding_model
         model = self.embedder if embedding_model in (None, self.embedder.name) else self._load(embedding_model)

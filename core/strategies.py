@@ -1,4 +1,4 @@
-"""Strategies: model + template + retrieval settings; `run` streams text and ends with an Answer."""
+"""Strategies: model + template + retrieval settings; `Runtime.run` gives a `Reply`: the text, then the Answer."""
 
 from __future__ import annotations
 
@@ -8,17 +8,18 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from core.errors import AppError, KnowledgeBaseError, ModelError
 from core.files import now_iso
 from core.language import holds_chinese
 from core.models import CHINESE_BASE, ModelCatalog, ModelInfo
 from core.progress import CancelFlag
-from core.prompts import Source, TemplateLibrary
+from core.prompts import Source
 from core.rag_preset import RagPreset
 from core.records import Records
 from core.store import SearchHit, Store
+from core.template_library import TemplateLibrary
 from core.text import is_cjk
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,28 @@ def presets(
     }
 
 
+class Reply:
+    """One strategy's answer as it comes (`Runtime.run`): iterate it for the text, then ask `answer()`.
+
+    As simonw/llm's `Response`: the model runs while the reply is read, once. `answer()` reads what is
+    left first, so it can be asked without iterating; the Answer holds the whole text, the sources, the
+    prompt, the timings and any error.
+    """
+
+    def __init__(self, answer: Answer, pieces: Iterator[str]) -> None:
+        self._answer = answer
+        self._pieces = pieces
+
+    def __iter__(self) -> Iterator[str]:
+        return self._pieces  # the stream itself: no work per piece on top of it (bench/generate.py)
+
+    def answer(self) -> Answer:
+        """The finished Answer (the text not read yet is read first)."""
+        for _ in self._pieces:
+            pass
+        return self._answer
+
+
 class Runtime:
     """What strategies run against: the store, the templates, the models and the records."""
 
@@ -130,15 +153,21 @@ class Runtime:
         self.models = models
         self.records = records
 
-    def run(
-        self, strategy: Strategy, question: str, *, stop: CancelFlag | None = None, save: bool = True
-    ) -> Iterator[str | Answer]:
-        """Retrieve (if on), render, stream from the model; the Answer comes last, errors included.
+    def run(self, strategy: Strategy, question: str, *, stop: CancelFlag | None = None, save: bool = True) -> Reply:
+        """Retrieve (if on), render, stream from the model: a `Reply` to iterate for the text, then ask for its Answer.
+
+        Nothing runs before the reply is read. Errors end in the Answer, never raised; `stop` ends the text between
+        pieces (the Answer then says so).
 
         Args:
             save: keep the answer in the history (an evaluation stores its answers itself).
         """
         answer = Answer(question=question, strategy=strategy)
+        return Reply(answer, self._stream(strategy, question, answer, stop, save))
+
+    def _stream(
+        self, strategy: Strategy, question: str, answer: Answer, stop: CancelFlag | None, save: bool
+    ) -> Iterator[str]:
         started = time.perf_counter()
         try:
             for delta in self._run(strategy, question, answer, started):
@@ -151,7 +180,6 @@ class Runtime:
         answer.total_s = time.perf_counter() - started - answer.queued_s
         if save:
             self._save(answer)
-        yield answer
 
     def _run(self, strategy: Strategy, question: str, answer: Answer, started: float) -> Iterator[str]:
         if not question.strip():
@@ -242,21 +270,31 @@ def answer_record(answer: Answer) -> dict[str, Any]:
     }
 
 
-def run_many(runtime: Runtime, jobs: Sequence[tuple[K, Strategy]], question: str) -> Iterator[tuple[K, str | Answer]]:
-    """Run several strategies at once, yielding (key, text delta or final Answer) as they come.
+class Event(NamedTuple):
+    """What `run_many` yields: a strategy's key with a piece of its text, or, once, with its finished Answer."""
+
+    key: Any
+    text: str = ""
+    answer: Answer | None = None
+
+
+def run_many(runtime: Runtime, jobs: Sequence[tuple[K, Strategy]], question: str) -> Iterator[Event]:
+    """Run several strategies at once, yielding their text pieces and then each one's Answer as they come.
 
     Each runs in its own thread: those on one embedded model take turns on its lock, those on
     Ollama run in parallel. Closing the iterator (a page rerun) stops them between tokens.
     """
-    events: queue.Queue[tuple[K, str | Answer | BaseException]] = queue.Queue()
+    events: queue.Queue[Event | BaseException] = queue.Queue()
     stop = threading.Event()
 
     def work(key: K, strategy: Strategy) -> None:
         try:
-            for item in runtime.run(strategy, question, stop=stop):
-                events.put((key, item))
+            reply = runtime.run(strategy, question, stop=stop)
+            for piece in reply:
+                events.put(Event(key, piece))
+            events.put(Event(key, answer=reply.answer()))
         except BaseException as e:  # noqa: BLE001 - handed to the consumer, never lost in a thread
-            events.put((key, e))
+            events.put(e)
 
     threads = [threading.Thread(target=work, args=job, daemon=True, name=f"strategy-{job[0]}") for job in jobs]
     for t in threads:
@@ -264,11 +302,11 @@ def run_many(runtime: Runtime, jobs: Sequence[tuple[K, Strategy]], question: str
     remaining = len(threads)
     try:
         while remaining:
-            key, item = events.get()
-            if isinstance(item, BaseException):
-                raise item
-            if isinstance(item, Answer):
+            event = events.get()
+            if isinstance(event, BaseException):
+                raise event
+            if event.answer is not None:
                 remaining -= 1
-            yield key, item
+            yield event
     finally:
         stop.set()

@@ -14,10 +14,10 @@ import httpx
 from core.config import OpenAIServer
 from core.engine import EmbeddedEngine
 from core.models import ModelCatalog
-from core.prompts import TemplateLibrary
 from core.records import Records
 from core.servers.openai import OpenAIBackend
 from core.strategies import Answer, Runtime, Strategy
+from core.template_library import TemplateLibrary
 
 
 def free_port() -> int:
@@ -70,10 +70,9 @@ def runtime_with(tmp_path: Path, *servers: OpenAIServer, read_timeout: float = 1
 
 
 def ask(runtime: Runtime, model: str, question: str, *, max_tokens: int = 24) -> tuple[list[str], Answer]:
-    parts = list(runtime.run(Strategy("PE", model, "Plain question", max_tokens=max_tokens), question))
-    answer = parts[-1]
-    assert isinstance(answer, Answer)
-    return [p for p in parts[:-1] if isinstance(p, str)], answer
+    reply = runtime.run(Strategy("PE", model, "Plain question", max_tokens=max_tokens), question)
+    parts = list(reply)
+    return parts, reply.answer()
 
 
 def sse(*events: dict[str, object]) -> str:

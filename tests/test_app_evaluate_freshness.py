@@ -14,10 +14,10 @@ from core.evaluation.questions import EvalQuestion
 from core.evaluation.runner import EvalRequest, run_evaluation, start_run
 from core.ingest import Upload, ingest
 from core.models import EmbeddedEngine, ModelCatalog
-from core.prompts import TemplateLibrary
 from core.records import Records
 from core.store import Store
 from core.strategies import Runtime, presets
+from core.template_library import TemplateLibrary
 from tests.helpers import open_app
 
 pytestmark = pytest.mark.slow

@@ -126,7 +126,7 @@ def test_train_from_the_page_then_the_model_is_listed_and_ft_presets_use_it(data
 
 
 def test_every_mode_replays_general_examples_by_default_and_says_so() -> None:
-    from core.finetune.trainer import TrainSettings
+    from core.finetune.train_settings import TrainSettings
 
     at = open_page()
     at.button(key="finetune.load_sample").click()

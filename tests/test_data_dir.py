@@ -14,7 +14,7 @@ from core import files
 from core.errors import DataDirError
 from core.finetune import datasets
 from core.finetune.datasets import Correction, Pair
-from core.prompts import BUILTINS, TemplateLibrary
+from core.template_library import BUILTINS, TemplateLibrary
 
 RAG = next(t for t in BUILTINS if t.name == "RAG with citations")
 

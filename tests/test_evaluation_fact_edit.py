@@ -23,10 +23,10 @@ from core.evaluation.report import Cell, RunData
 from core.evaluation.runner import EvalRequest
 from core.ingest import Upload, ingest
 from core.models import EmbeddedEngine, ModelCatalog
-from core.prompts import TemplateLibrary
 from core.records import Records
 from core.store import Store
 from core.strategies import Answer, Runtime, Strategy, presets
+from core.template_library import TemplateLibrary
 
 MANUAL = (
     b"Consoles\n\nA default Debian system offers six switchable character consoles. "

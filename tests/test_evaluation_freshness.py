@@ -14,11 +14,11 @@ from core.errors import EvaluationError
 from core.evaluation.freshness import SAMPLE_CHANGES, FactChange, FreshnessRow, edited, followed_share, run_freshness
 from core.ingest import ingest
 from core.models import ModelCatalog
-from core.prompts import TemplateLibrary
 from core.records import Records
 from core.samples import sample_uploads
 from core.store import Store
 from core.strategies import Runtime, presets
+from core.template_library import TemplateLibrary
 
 
 def test_edit_refuses_a_document_that_no_longer_says_the_old_fact() -> None:

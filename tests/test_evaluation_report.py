@@ -20,10 +20,10 @@ from core.evaluation.questions import EvalQuestion
 from core.evaluation.report import Cell, RunData
 from core.evaluation.runner import EvalRequest, run_evaluation, start_run
 from core.models import ModelCatalog
-from core.prompts import TemplateLibrary
 from core.records import Records
 from core.servers.ollama import OllamaServer
 from core.strategies import Runtime, Strategy
+from core.template_library import TemplateLibrary
 
 QUESTIONS = tuple(EvalQuestion(f"q{i}", f"Question {i}?", f"answer {i}", "doc.md", 1) for i in range(3))
 A, B = Strategy("A", "m", "t"), Strategy("B", "m", "t", retrieval=True, kb="kb", top_k=2)

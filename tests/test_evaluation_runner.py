@@ -21,11 +21,11 @@ from core.ingest import ingest
 from core.lab.board import JobBoard
 from core.lab.evaluation import start_evaluation
 from core.models import ModelCatalog
-from core.prompts import TemplateLibrary
 from core.records import Records
 from core.samples import sample_uploads
 from core.store import Store
-from core.strategies import Runtime, Strategy, presets
+from core.strategies import Answer, Reply, Runtime, Strategy, presets
+from core.template_library import TemplateLibrary
 
 pytestmark = pytest.mark.slow
 # Questions whose answer RAG finds at top-2 and the base model cannot know (bench/evaluate.py).
@@ -50,10 +50,28 @@ class CountingRuntime(Runtime):
 
     def run(self, strategy: Strategy, question: str, **kw):  # type: ignore[no-untyped-def, override]
         self.asked.append((strategy.name, question))
-        for item in super().run(strategy, question, **kw):
-            if isinstance(item, str) and self.stop_at_first_token is not None:
-                self.stop_at_first_token.set()  # as if the user pressed Stop while the answer streams
-            yield item
+        reply = super().run(strategy, question, **kw)
+        return reply if self.stop_at_first_token is None else StopAtFirstPiece(reply, self.stop_at_first_token)
+
+
+class StopAtFirstPiece(Reply):
+    """A reply that sets `flag` at each piece of its text, as if the user pressed Stop while the answer streams."""
+
+    def __init__(self, reply: Reply, flag: threading.Event) -> None:
+        def pieces() -> Iterator[str]:
+            for piece in reply:
+                flag.set()
+                yield piece
+
+        self.reply, self.pieces = reply, pieces()
+
+    def __iter__(self) -> Iterator[str]:
+        return self.pieces
+
+    def answer(self) -> Answer:
+        for _ in self.pieces:
+            pass
+        return self.reply.answer()
 
 
 @pytest.fixture

@@ -23,12 +23,12 @@ from core.ingest import ingest
 from core.lab.board import JobBoard
 from core.lab.evaluation import start_evaluation
 from core.models import ModelCatalog
-from core.prompts import TemplateLibrary
 from core.rag_preset import RagPreset, load_rag_preset, reset_rag_preset, save_rag_preset
 from core.records import Records
 from core.samples import SAMPLES, sample_uploads
 from core.store import SearchHit, Store
 from core.strategies import RAG_TEMPLATE, RAG_TOP_K, Runtime, presets
+from core.template_library import TemplateLibrary
 from tests.helpers import real
 
 

@@ -10,16 +10,16 @@ import pytest
 from core import adapters
 from core.config import Settings
 from core.errors import AdapterError, TrainingError
-from core.finetune import modes, trainer
+from core.finetune import encoding, modes, trainer
 from core.finetune.datasets import Pair, parse_upload
 from core.finetune.examples import Rendered, split_like, write_examples
 from core.finetune.pipeline import TrainRequest, run_training
-from core.finetune.trainer import TrainSettings
+from core.finetune.train_settings import TrainSettings
 from core.ingest import Upload, ingest
 from core.models import bundled_gguf
-from core.prompts import TemplateLibrary
 from core.store import Store
 from core.strategies import RAG_TEMPLATE
+from core.template_library import TemplateLibrary
 from tests.test_adapters import MANIFEST, publish
 
 # Six made-up facts, one per document: each document's chunk is the golden one for its question.
@@ -203,12 +203,12 @@ def test_encoded_rendered_example_is_its_own_prompt_then_the_answer_and_only_the
     _, tokenizer = trainer.load_base(bundled_gguf())
     prompt_text = "Text:\nThe lighthouse is teal.\n\nQuestion: What colour is it?"
     example = Rendered.of("What colour is it?", "Teal.", [{"role": "user", "content": prompt_text}])
-    encoded = trainer.encode(tokenizer, example, system="ignored for rendered prompts")
-    prompt = trainer.prompt_ids(tokenizer, example.prompt_messages())
+    encoded = encoding.encode(tokenizer, example, system="ignored for rendered prompts")
+    prompt = encoding.prompt_ids(tokenizer, example.prompt_messages())
     assert encoded.input_ids[: len(prompt)] == prompt
-    assert encoded.labels[: len(prompt)] == [trainer.IGNORE] * len(prompt)
-    learned = [t for t in encoded.labels if t != trainer.IGNORE]
-    assert tokenizer.decode(learned[:-1]) == "Teal." and learned[-1] == trainer.end_of_turn(tokenizer)
+    assert encoded.labels[: len(prompt)] == [encoding.IGNORE] * len(prompt)
+    learned = [t for t in encoded.labels if t != encoding.IGNORE]
+    assert tokenizer.decode(learned[:-1]) == "Teal." and learned[-1] == encoding.end_of_turn(tokenizer)
 
 
 def test_each_mode_gets_an_ft_rag_column_with_its_newest_adapter(data_dir: Path, settings: Settings) -> None:

@@ -14,12 +14,13 @@ from core.errors import TrainingError
 from core.evaluation.questions import control_set
 from core.finetune import replay
 from core.finetune.datasets import Pair
+from core.finetune.encoding import Encoded, epoch_slices
 from core.finetune.pipeline import TrainRequest, run_training
-from core.finetune.trainer import Encoded, TrainSettings, epoch_slices
+from core.finetune.train_settings import TrainSettings
 from core.models import ModelCatalog, bundled_gguf
-from core.prompts import TemplateLibrary
 from core.records import Records
-from core.strategies import FT_TEMPLATE, Answer, Runtime, Strategy
+from core.strategies import FT_TEMPLATE, Runtime, Strategy
+from core.template_library import TemplateLibrary
 
 STOP = {"what", "which", "who", "how", "is", "are", "the", "a", "an", "of", "in", "on", "do", "does", "there", "to"}
 
@@ -75,8 +76,8 @@ def test_the_base_answers_replay_questions_as_the_ft_strategy_serves_it(data_dir
     runtime = Runtime(None, templates, ModelCatalog(settings, EmbeddedEngine(), None), Records(data_dir / "r.sqlite"))
     base = next(m.id for m in runtime.models.available() if m.backend == "llama.cpp" and not m.fine_tuned)
     for q in questions:
-        served = [a for a in runtime.run(Strategy("FT", base, FT_TEMPLATE, max_tokens=64), q) if isinstance(a, Answer)]
-        assert answers[q] == served[0].text.strip()
+        served = runtime.run(Strategy("FT", base, FT_TEMPLATE, max_tokens=64), q).answer()
+        assert answers[q] == served.text.strip()
     assert json.loads(cache.read_text())[system] == answers  # kept by system prompt: the next run asks nothing
 
 

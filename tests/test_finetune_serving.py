@@ -28,10 +28,11 @@ def test_the_peft_folder_loads_back_with_peft_and_gives_the_trained_models_logit
     from peft import PeftModel
 
     from core.finetune import trainer
+    from core.finetune.train_settings import TrainSettings
     from core.models import bundled_gguf
 
     base, tokenizer = trainer.load_base(bundled_gguf())
-    settings = trainer.TrainSettings(rank=8, alpha=16, target_modules=("q_proj", "k_proj", "v_proj", "o_proj"))
+    settings = TrainSettings(rank=8, alpha=16, target_modules=("q_proj", "k_proj", "v_proj", "o_proj"))
     torch.manual_seed(0)
     model = trainer.lora_model(base, settings)
     with torch.no_grad():

@@ -22,12 +22,13 @@ from core.errors import AdapterError, TrainingCancelled
 from core.finetune import trainer
 from core.finetune.datasets import Pair
 from core.finetune.pipeline import TrainRequest, run_training
-from core.finetune.trainer import Step, TrainSettings
+from core.finetune.train_settings import TrainSettings
+from core.finetune.trainer import Step
 from core.lab.board import JobBoard
 from core.lab.training import latest_training, start_training
 from core.models import bundled_gguf, embedded_models
-from core.prompts import BUILTINS
 from core.strategies import presets
+from core.template_library import BUILTINS
 
 # One worker runs the module: its trained adapter (`trained`, about 40 s) is made once, not once per worker.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("finetune-train")]

@@ -14,10 +14,10 @@ from core.engine import EmbeddedEngine, LlamaCppChat, LoadedModel
 from core.errors import ModelError
 from core.ingest import Upload, ingest
 from core.models import CHINESE_BASE, ModelCatalog, embedded_models
-from core.prompts import TemplateLibrary
 from core.records import Records
 from core.store import Store
 from core.strategies import RAG_TEMPLATE, Runtime, Strategy, presets, reads_chinese
+from core.template_library import TemplateLibrary
 
 GEMMA = f"llama.cpp:{gemma.GEMMA_NAME}"
 HANDBOOK = "入职满一年的员工每年享有十五天带薪年假。年假须提前两周申请。差旅费用须在出差结束后三十天内提交报销单。"
@@ -83,7 +83,8 @@ def test_a_chinese_knowledge_base_defaults_to_gemma_which_answers_in_completion_
     assert presets(catalog, kb)["RAG"].strategy.model.endswith("SmolLM2-135M-Instruct")
     runtime = Runtime(store, TemplateLibrary(data_dir / "templates"), gemma_catalog, Records(data_dir / "r.sqlite"))
     strategy = Strategy("RAG", GEMMA, RAG_TEMPLATE, retrieval=True, kb=kb, top_k=1, max_tokens=24)
-    *deltas, answer = runtime.run(strategy, "员工每年有多少天带薪年假？")
+    reply = runtime.run(strategy, "员工每年有多少天带薪年假？")
+    deltas, answer = list(reply), reply.answer()
     assert answer.error is None and deltas
     assert answer.prompt.startswith("文本：") and answer.prompt.endswith("问题：员工每年有多少天带薪年假？\n答案：")
     assert ("十五天" in answer.text or "15天" in answer.text) and "\n" not in answer.text  # its answer's line

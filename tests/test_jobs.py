@@ -9,10 +9,11 @@ import torch
 
 from core.config import cpu_threads
 from core.errors import TrainingError
-from core.finetune import trainer
+from core.finetune import encoding, train_settings, trainer
 from core.finetune.datasets import Pair
 from core.finetune.pipeline import TrainRequest
-from core.finetune.trainer import Trained, TrainSettings
+from core.finetune.train_settings import TrainSettings
+from core.finetune.trainer import Trained
 from core.lab.training import TrainingJob
 
 REQUEST = TrainRequest("facts-1", "facts", (Pair("q?", "a."),), Path("base.gguf"), "SmolLM2")
@@ -57,7 +58,9 @@ def test_batches_are_padded_on_the_right_with_ignored_labels() -> None:
     vocab = {"<pad>": 0, "a": 1, "b": 2, "c": 3, "d": 4}
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(WordLevel(vocab, unk_token="<pad>")))
     tokenizer.pad_token, tokenizer.padding_side = "<pad>", "right"
-    batch = trainer.collator(tokenizer)([trainer.Encoded([1, 2, 3], [trainer.IGNORE, 2, 3]), trainer.Encoded([4], [4])])
+    batch = encoding.collator(tokenizer)(
+        [encoding.Encoded([1, 2, 3], [encoding.IGNORE, 2, 3]), encoding.Encoded([4], [4])]
+    )
     assert batch["input_ids"].tolist() == [[1, 2, 3], [4, 0, 0]]
     assert batch["labels"].tolist() == [[-100, 2, 3], [4, -100, -100]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
@@ -66,8 +69,8 @@ def test_batches_are_padded_on_the_right_with_ignored_labels() -> None:
 def test_an_epochs_batches_hold_every_example_once_grouped_by_length() -> None:
     import random
 
-    data = [trainer.Encoded([0] * n, [0] * n) for n in [400, 60, 380, 55, 410, 70, 390, 65] * 3]
-    batches = trainer.batches(data, 4, random.Random(0))
+    data = [encoding.Encoded([0] * n, [0] * n) for n in [400, 60, 380, 55, 410, 70, 390, 65] * 3]
+    batches = encoding.batches(data, 4, random.Random(0))
     assert sorted(id(e) for b in batches for e in b) == sorted(id(e) for e in data)
     for b in batches:  # short replayed questions are not padded to a RAG prompt's length
         lengths = [len(e.input_ids) for e in b]
@@ -89,11 +92,11 @@ def test_learning_rate_warms_up_then_decays_to_a_tenth() -> None:
 
 
 def test_precision_autocasts_to_bfloat16_only_where_asked_or_native(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert trainer.autocast_dtype("float32") is None
-    assert trainer.autocast_dtype("bfloat16") is torch.bfloat16
-    monkeypatch.setattr(trainer, "native_bf16", lambda: False)
-    assert trainer.autocast_dtype("auto") is None
-    monkeypatch.setattr(trainer, "native_bf16", lambda: True)
-    assert trainer.autocast_dtype("auto") is torch.bfloat16
+    assert train_settings.autocast_dtype("float32") is None
+    assert train_settings.autocast_dtype("bfloat16") is torch.bfloat16
+    monkeypatch.setattr(train_settings, "native_bf16", lambda: False)
+    assert train_settings.autocast_dtype("auto") is None
+    monkeypatch.setattr(train_settings, "native_bf16", lambda: True)
+    assert train_settings.autocast_dtype("auto") is torch.bfloat16
     with pytest.raises(TrainingError, match="precision"):
         TrainSettings(precision="float16").validate()

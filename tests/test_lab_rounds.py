@@ -14,10 +14,10 @@ from core.finetune.modes import JointSettings
 from core.ingest import Upload, ingest
 from core.lab.rounds import LoopRequest, Round, before_after, run_loop
 from core.models import ModelCatalog, bundled_gguf
-from core.prompts import TemplateLibrary
 from core.records import Records
 from core.store import Store
 from core.strategies import Runtime
+from core.template_library import TemplateLibrary
 from tests.test_finetune_modes import FACTS, QUICK
 
 

@@ -12,8 +12,8 @@ from core.finetune.modes import MODES, JointSettings, Mode
 from core.finetune.pipeline import TrainRequest
 from core.lab.board import JobBoard
 from core.lab.start import STARTS, preparing, start_mode
-from core.prompts import TemplateLibrary
 from core.strategies import Runtime
+from core.template_library import TemplateLibrary
 from tests.test_lab_board import Waiting
 
 REQUEST = TrainRequest("facts-1", "facts", (Pair("q?", "a."), Pair("r?", "b.")), Path("base.gguf"), "SmolLM2")

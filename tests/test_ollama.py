@@ -16,10 +16,10 @@ from werkzeug import Request, Response
 from core.config import Settings
 from core.engine import EmbeddedEngine
 from core.models import ModelCatalog
-from core.prompts import TemplateLibrary
 from core.records import Records
 from core.servers.ollama import OllamaServer, num_ctx_for
 from core.strategies import Answer, Runtime, Strategy
+from core.template_library import TemplateLibrary
 
 TAGS = {
     "models": [
@@ -74,10 +74,9 @@ def runtime_for(tmp_path: Path) -> Iterator[object]:
 
 
 def run(runtime: Runtime, strategy: Strategy, question: str) -> tuple[list[str], Answer]:
-    parts = list(runtime.run(strategy, question))
-    answer = parts[-1]
-    assert isinstance(answer, Answer)
-    return [p for p in parts[:-1] if isinstance(p, str)], answer
+    reply = runtime.run(strategy, question)
+    parts = list(reply)
+    return parts, reply.answer()
 
 
 def serve_show(httpserver: HTTPServer, context_length: int = 131072) -> None:
@@ -246,7 +245,7 @@ def test_ollama_columns_run_in_parallel(runtime_for) -> None:
     try:
         runtime = runtime_for(server.url_for("/").rstrip("/"))
         jobs = [(i, Strategy(f"O{i}", "ollama:llama3.2:1b", "Plain question")) for i in range(2)]
-        answers = [v for _, v in run_many(runtime, jobs, "Hi") if isinstance(v, Answer)]
+        answers = [e.answer for e in run_many(runtime, jobs, "Hi") if e.answer is not None]
     finally:
         server.clear()
         server.stop()
@@ -289,7 +288,7 @@ def _columns(host: str, tmp_path: Path, read_timeout: float = 30) -> dict[str, A
     )
     runtime = Runtime(None, TemplateLibrary(tmp_path / "t"), catalog, Records(tmp_path / "r.sqlite"))
     jobs = [(m, Strategy(m, f"ollama:{m}", "Plain question")) for m in ("slow:70b", "fast:1b")]
-    return {k: v for k, v in run_many(runtime, jobs, "Hi") if isinstance(v, Answer)}
+    return {e.key: e.answer for e in run_many(runtime, jobs, "Hi") if e.answer is not None}
 
 
 def test_a_silent_ollama_fails_its_column_after_the_read_timeout_and_others_finish(tmp_path: Path) -> None:

@@ -221,7 +221,7 @@ def test_a_registration_waits_its_turn_on_the_board_and_is_then_its_latest(
 ) -> None:
     from core.errors import BusyError
     from core.lab.board import JobBoard
-    from core.lab.registration import start_registration
+    from core.lab.registration import latest_registration, start_registration
     from tests.test_lab_board import Waiting
 
     with socket.socket() as s:
@@ -234,10 +234,12 @@ def test_a_registration_waits_its_turn_on_the_board_and_is_then_its_latest(
     assert board.latest("registration") is None
     training.release.set()
     training.join(10)
-    job = start_registration(board, *adapter, CHAT_TEMPLATE, f"http://127.0.0.1:{port}")
+    data_dir = adapter[1].parent
+    job = start_registration(board, *adapter, CHAT_TEMPLATE, f"http://127.0.0.1:{port}", data_dir=data_dir)
     assert board.busy() in (None, "facts-1 is still registering; wait for it or stop it before starting another.")
     job.join(30)
     assert board.latest("registration") is job and job.view().done and board.busy() is None
+    assert latest_registration(board, data_dir) is job and latest_registration(board, data_dir / "other") is None
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ from werkzeug import Request, Response
 from core.config import OpenAIServer, Settings
 from core.errors import ConfigError
 from core.gemma import GEMMA_NAME
-from core.strategies import Answer, Strategy, run_many
+from core.strategies import Strategy, run_many
 from tests.openai_fakes import ask, delta, free_port, models, runtime_with, sse, stop_chunk, usage
 
 EMBEDDED_IDS = ["llama.cpp:SmolLM2-135M-Instruct", f"llama.cpp:{GEMMA_NAME}"]  # both embedded bases
@@ -201,7 +201,7 @@ def test_columns_on_one_server_run_in_parallel(threaded: HTTPServer, tmp_path: P
     runtime = runtime_with(tmp_path, served(threaded))
     jobs = [(n, Strategy(f"c{n}", "vllm:m", "Plain question")) for n in range(4)]
     started = time.perf_counter()
-    answers = [a for _, a in run_many(runtime, jobs, QUESTION) if isinstance(a, Answer)]
+    answers = [e.answer for e in run_many(runtime, jobs, QUESTION) if e.answer is not None]
     elapsed = time.perf_counter() - started
     assert [a.text for a in answers] == ["ok"] * 4
     assert elapsed < 3.0, f"4 one-second answers took {elapsed:.1f} s: they ran one after another"

@@ -17,8 +17,8 @@ from core.config import OpenAIServer, cpu_threads
 from core.engine import LoadedModel
 from core.gemma import GEMMA_NAME
 from core.models import bundled_gguf
-from core.prompts import BUILTINS
-from core.strategies import Answer, Strategy, run_many
+from core.strategies import Strategy, run_many
+from core.template_library import BUILTINS
 from tests.gguf_lora import write_random_lora
 from tests.openai_fakes import ask, runtime_with, start_llama_server, stop
 
@@ -136,7 +136,7 @@ def test_columns_on_the_server_and_the_embedded_model_run_together(server, tmp_p
         (1, Strategy("server too", "llamacpp:smollm2", "Plain question", max_tokens=12)),
         (2, Strategy("embedded", "llama.cpp:SmolLM2-135M-Instruct", "Plain question", max_tokens=12)),
     ]
-    answers = {k: a for k, a in run_many(runtime, jobs, QUESTION) if isinstance(a, Answer)}
+    answers = {e.key: e.answer for e in run_many(runtime, jobs, QUESTION) if e.answer is not None}
     assert sorted(answers) == [0, 1, 2]
     assert all(a.error is None and a.text for a in answers.values()), {
         k: (a.error, a.text, a.prompt_tokens) for k, a in answers.items()

@@ -6,18 +6,9 @@ from pathlib import Path
 import pytest
 
 from core.errors import TemplateError
-from core.prompts import (
-    BUILTINS,
-    RETIRED_BUILTINS,
-    Example,
-    PromptTemplate,
-    Source,
-    TemplateLibrary,
-    completion_from_messages,
-    excerpt,
-    fields_of,
-    sentences,
-)
+from core.excerpts import excerpt, sentences
+from core.prompts import Example, PromptTemplate, Source, completion_from_messages, fields_of
+from core.template_library import BUILTINS, RETIRED_BUILTINS, TemplateLibrary
 
 RAG = next(t for t in BUILTINS if t.name == "RAG with citations")
 PE = next(t for t in BUILTINS if t.name == "Few-shot assistant")

@@ -13,11 +13,11 @@ from core.embeddings import EmbeddingModel
 from core.engine import EmbeddedEngine, LoadedModel
 from core.ingest import ingest
 from core.models import BUNDLED_NAME, ModelCatalog
-from core.prompts import TemplateLibrary
 from core.records import Records
 from core.samples import sample_uploads
 from core.store import Store
 from core.strategies import Answer, Runtime, Strategy, presets, run_many
+from core.template_library import TemplateLibrary
 
 pytestmark = pytest.mark.slow
 MODEL = f"llama.cpp:{BUNDLED_NAME}"
@@ -46,10 +46,9 @@ def runtime(sample_store: Store, engine: EmbeddedEngine, tmp_path: Path) -> Runt
 
 
 def answer_of(runtime: Runtime, strategy: Strategy, question: str) -> tuple[list[str], Answer]:
-    items = list(runtime.run(strategy, question))
-    final = items[-1]
-    assert isinstance(final, Answer)
-    return [i for i in items[:-1] if isinstance(i, str)], final
+    reply = runtime.run(strategy, question)
+    pieces = list(reply)
+    return pieces, reply.answer()
 
 
 def test_rag_answers_with_the_right_source_retrieved(runtime: Runtime) -> None:
@@ -76,13 +75,13 @@ def test_pe_uses_no_retrieval_and_sends_its_few_shot_turns(runtime: Runtime) -> 
 
 
 def test_streaming_yields_text_before_the_end(runtime: Runtime) -> None:
-    stream = runtime.run(Strategy("PE", MODEL, "Plain question", max_tokens=48), "Describe the sea in two sentences.")
+    reply = runtime.run(Strategy("PE", MODEL, "Plain question", max_tokens=48), "Describe the sea in two sentences.")
+    stream = iter(reply)
     first = next(stream)
     assert isinstance(first, str) and first
     rest = list(stream)
-    assert sum(isinstance(r, str) for r in rest) >= 3
-    answer = rest[-1]
-    assert isinstance(answer, Answer)
+    assert len(rest) >= 3 and all(rest)
+    answer = reply.answer()
     assert answer.ttft_s is not None and 0 < answer.ttft_s < answer.total_s
     assert answer.text.startswith(first)
 
@@ -90,13 +89,13 @@ def test_streaming_yields_text_before_the_end(runtime: Runtime) -> None:
 def test_columns_on_the_embedded_model_take_turns_and_all_finish(runtime: Runtime) -> None:
     jobs = [(i, Strategy(f"PE{i}", MODEL, "Plain question", max_tokens=24)) for i in range(3)]
     events = list(run_many(runtime, jobs, "Name a colour of the sea."))
-    answers = {k: v for k, v in events if isinstance(v, Answer)}
+    answers = {e.key: e.answer for e in events if e.answer is not None}
     assert sorted(answers) == [0, 1, 2]
     assert all(a.error is None and a.text for a in answers.values())
     # Greedy decoding on one model: the same question gives the same text in every column.
     assert len({a.text for a in answers.values()}) == 1
     # One lock: a column's tokens are never interleaved with another's.
-    order = [k for k, v in events if isinstance(v, str)]
+    order = [e.key for e in events if e.answer is None]
     runs = [k for n, k in enumerate(order) if n == 0 or order[n - 1] != k]
     assert sorted(runs) == [0, 1, 2]
 
@@ -158,7 +157,7 @@ def test_chat_template_parity(engine: EmbeddedEngine, runtime: Runtime, messages
 
 def test_time_waiting_for_the_model_is_not_counted_as_latency(runtime: Runtime) -> None:
     jobs = [(i, Strategy(f"PE{i}", MODEL, "Plain question", max_tokens=32)) for i in range(2)]
-    answers = [v for _, v in run_many(runtime, jobs, "Name a fish.") if isinstance(v, Answer)]
+    answers = [e.answer for e in run_many(runtime, jobs, "Name a fish.") if e.answer is not None]
     first, second = answers  # in the order they finished
     # The second waited for the whole of the first's generation, the first for nothing but its start.
     # (How long either took is for bench/generate.py, not for a test on a busy machine.)

@@ -6,9 +6,9 @@ import pytest
 
 from core.evaluation import metrics
 from core.evaluation.support import supporting_sentences
+from core.excerpts import excerpt
+from core.excerpts import sentences as prompt_sentences
 from core.finetune import generate
-from core.prompts import excerpt
-from core.prompts import sentences as prompt_sentences
 from core.text import sentence_spans, sentences
 
 # A closing quote after the full stop, an abbreviation before a lower-case word, a decimal, a Chinese sentence.

@@ -18,7 +18,7 @@ import streamlit as st
 from core.finetune import modes, replay, serving
 from core.finetune.datasets import Pair, check_lengths
 from core.finetune.pipeline import TrainRequest
-from core.finetune.trainer import TrainSettings
+from core.finetune.train_settings import TrainSettings
 from core.lab.rounds import LoopView, Round
 from core.lab.start import preparing, start_mode
 from core.lab.training import JobView

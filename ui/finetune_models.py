@@ -16,20 +16,11 @@ from ui import resources
 from ui.finetune import loss_chart, minutes, when
 
 
-def ask(model_id: str, question: str) -> Answer | None:
+def ask(model_id: str, question: str) -> Answer:
     """Stream a fine-tuned model's answer to one question with the FT template."""
-    runtime = resources.runtime()
-    final: list[Answer] = []
-
-    def text() -> Any:
-        for item in runtime.run(Strategy("FT", model_id, FT_TEMPLATE), question):
-            if isinstance(item, Answer):
-                final.append(item)
-            else:
-                yield item
-
-    st.write_stream(text())
-    return final[0] if final else None
+    reply = resources.runtime().run(Strategy("FT", model_id, FT_TEMPLATE), question)
+    st.write_stream(iter(reply))  # the text streams; the Answer comes after it
+    return reply.answer()
 
 
 FIRST_TOKENS = 4  # a wrong tensor name or transposition shows as disagreement this early (core.finetune.parity)
@@ -126,7 +117,7 @@ def adapter_card(
         question = q_col.text_input("Ask it", key=f"{key}.question", placeholder="A question from its dataset")
         if b_col.button("Ask", key=f"{key}.ask", disabled=not question.strip()):
             answer = ask(model_id, question)
-            if answer is not None and answer.error:
+            if answer.error:
                 st.error(answer.error)
         with st.popover("Manifest"):
             st.code(json.dumps(m.as_json(), indent=2, ensure_ascii=False), language="json")

@@ -19,12 +19,12 @@ from core.lab.board import JobBoard
 from core.lab.registration import RegistrationJob, start_registration
 from core.models import ModelCatalog, ModelInfo, embedded_models
 from core.preferences import Preferences
-from core.prompts import TemplateLibrary
 from core.records import Records
 from core.servers.ollama import OllamaServer
 from core.servers.openai import OpenAIBackend
 from core.store import Store
 from core.strategies import Runtime
+from core.template_library import TemplateLibrary
 
 
 def settings() -> Settings:
@@ -192,4 +192,5 @@ def register_with_ollama(name: str) -> RegistrationJob:
     if tuned is None or tuned.path is None:
         raise AdapterError(f"The base model of {name} is gone; it cannot be registered.")
     base = replace(tuned, adapter=None)  # the base as loaded for the base model's own answers
-    return start_registration(jobs(), adapter, tuned.path, engine().get(base).chat_template, s.ollama_host)
+    chat_template = engine().get(base).chat_template
+    return start_registration(jobs(), adapter, tuned.path, chat_template, s.ollama_host, data_dir=s.data_dir)

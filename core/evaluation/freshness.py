@@ -65,12 +65,7 @@ class FreshnessRow:
 
 
 def _ask(runtime: Runtime, strategy: Strategy, question: str, cancel: CancelFlag | None) -> Answer:
-    answer: Answer | None = None
-    for item in runtime.run(strategy, question, stop=cancel, save=False):
-        if isinstance(item, Answer):
-            answer = item
-    assert answer is not None
-    return answer
+    return runtime.run(strategy, question, stop=cancel, save=False).answer()
 
 
 def _text(answer: Answer) -> str:

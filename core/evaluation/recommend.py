@@ -91,40 +91,17 @@ def recommend(
         forgetting: control-set result per fine-tuned model id.
         freshness: per strategy name, the share of changed facts answered with the new value.
     """
-    train_seconds = train_seconds or {}
-    forgetting = forgetting or {}
-    freshness = freshness or {}
     usable = [s for s in summaries if s.correct is not None]
     if not usable:
         return Recommendation([], "No answers yet: run an evaluation first.", None)
-    p50s = [s.total_p50 for s in usable if s.total_p50]
-    fastest = min(p50s) if p50s else None
     w = weights.as_dict()
     total_weight = sum(w.values()) or 1.0
-    ranked = []
-    for s in usable:
-        minutes = train_seconds.get(s.model, 0.0) / 60 if s.fine_tuned else 0.0
-        parts = {
-            "accuracy": s.correct or 0.0,
-            "speed": (fastest / s.total_p50) if fastest and s.total_p50 else 0.0,
-            "freshness": freshness.get(s.strategy, 1.0 if s.retrieval else 0.0),
-            "training budget": 1.0 / (1.0 + minutes) if s.fine_tuned else 1.0,
-        }
-        score = sum(w[c] * parts[c] for c in CRITERIA) / total_weight
-        ranked.append(Ranked(s.strategy, score, parts, _reasons(s, minutes, forgetting.get(s.model), freshness)))
-    ranked.sort(key=lambda r: (-r.score, -r.parts["accuracy"], r.strategy))
-    by_name = {s.strategy: s for s in usable}
+    ranked = _rank(usable, w, total_weight, train_seconds or {}, forgetting or {}, freshness or {})
     shares = {s.strategy: _share(s, outcomes.get(s.strategy)) for s in usable}
     evidence = [_evidence_text(usable, shares)]
     if weak := _weak_text(usable, shares):
         evidence.append(weak)
-    needs = None
-    if not any(s.fine_tuned for s in usable):
-        needs = (
-            "No fine-tuned model was evaluated: FT needs question/answer pairs for your facts (the sample facts, "
-            "a dataset, or this run's failures) and one training run on the Fine-tune page (the default takes "
-            "about a minute for 40 facts on 2 CPU cores); evaluate again with FT and FT+RAG to compare."
-        )
+    needs = None if any(s.fine_tuned for s in usable) else NEEDS_FINE_TUNING
     best = ranked[0]
     if len(ranked) == 1:
         text = f"**{best.strategy}** is the only strategy in this run: {best.score:.2f} of 1 on your priorities " + (
@@ -138,31 +115,70 @@ def recommend(
         best.strategy, second.strategy, outcomes.get(best.strategy, {}), outcomes.get(second.strategy, {}),
         acc_share, others,
     )  # fmt: skip
-    decisive = max(CRITERIA, key=lambda c: w[c] * (best.parts[c] - second.parts[c]))
-    versus = (
-        f"{_criterion(decisive, by_name[best.strategy], best)} versus "
-        f"{_criterion(decisive, by_name[second.strategy], second)}"
-    )
-    if lead.settled:
-        text = (
-            f"**{best.strategy}** ranks first with {best.score:.2f} of 1 on your priorities {_weights_text(w)}. "
-            f"Against {second.strategy} ({second.score:.2f}) the difference is mostly {decisive}: {versus}. "
-            + _lead_text(lead)
-            + (f" With equal accuracy {best.strategy} would still lead, on the other criteria." if others > 0 else "")
-        )
-    else:
+    text = _summary_text(best, second, lead, w, {s.strategy: s for s in usable}, others)
+    return Recommendation(ranked, text, needs, evidence, shares, lead)
+
+
+NEEDS_FINE_TUNING = (
+    "No fine-tuned model was evaluated: FT needs question/answer pairs for your facts (the sample facts, "
+    "a dataset, or this run's failures) and one training run on the Fine-tune page (the default takes "
+    "about a minute for 40 facts on 2 CPU cores); evaluate again with FT and FT+RAG to compare."
+)
+
+
+def _rank(
+    usable: Sequence[Summary],
+    w: dict[str, float],
+    total_weight: float,
+    train_seconds: Mapping[str, float],
+    forgetting: Mapping[str, Forgetting],
+    freshness: Mapping[str, float],
+) -> list[Ranked]:
+    """Each strategy's 0-1 score per criterion and weighted mean, best first."""
+    p50s = [s.total_p50 for s in usable if s.total_p50]
+    fastest = min(p50s) if p50s else None
+    ranked = []
+    for s in usable:
+        minutes = train_seconds.get(s.model, 0.0) / 60 if s.fine_tuned else 0.0
+        parts = {
+            "accuracy": s.correct or 0.0,
+            "speed": (fastest / s.total_p50) if fastest and s.total_p50 else 0.0,
+            "freshness": freshness.get(s.strategy, 1.0 if s.retrieval else 0.0),
+            "training budget": 1.0 / (1.0 + minutes) if s.fine_tuned else 1.0,
+        }
+        score = sum(w[c] * parts[c] for c in CRITERIA) / total_weight
+        ranked.append(Ranked(s.strategy, score, parts, _reasons(s, minutes, forgetting.get(s.model), freshness)))
+    ranked.sort(key=lambda r: (-r.score, -r.parts["accuracy"], r.strategy))
+    return ranked
+
+
+def _summary_text(
+    best: Ranked, second: Ranked, lead: Lead, w: dict[str, float], by_name: Mapping[str, Summary], others: float
+) -> str:
+    """The leader named with what decides it, or, when its lead may be chance, 'not settled' and why."""
+    if not lead.settled:
         more = (
             f"About {lead.more_questions} more questions would settle it, if they go as these did."
             if lead.more_questions is not None
             else "These questions do not separate them at all; ask questions on which they may differ."
         )
-        text = (
+        return (
             f"**Not settled.** On your priorities {_weights_text(w)}, {best.strategy} ({best.score:.2f} of 1) and "
             f"{second.strategy} ({second.score:.2f}) are too close for {_questions(lead.questions)} to tell apart: "
             + _lead_text(lead)
             + f" {more} The scores below are not a ranking."
         )
-    return Recommendation(ranked, text, needs, evidence, shares, lead)
+    decisive = max(CRITERIA, key=lambda c: w[c] * (best.parts[c] - second.parts[c]))
+    versus = (
+        f"{_criterion(decisive, by_name[best.strategy], best)} versus "
+        f"{_criterion(decisive, by_name[second.strategy], second)}"
+    )
+    return (
+        f"**{best.strategy}** ranks first with {best.score:.2f} of 1 on your priorities {_weights_text(w)}. "
+        f"Against {second.strategy} ({second.score:.2f}) the difference is mostly {decisive}: {versus}. "
+        + _lead_text(lead)
+        + (f" With equal accuracy {best.strategy} would still lead, on the other criteria." if others > 0 else "")
+    )
 
 
 def outcome_counts(outcomes: Mapping[str, bool]) -> tuple[int, int]:

@@ -240,11 +240,8 @@ class _Asking:
             self.stop.set()
 
     def ask(self, question: EvalQuestion, strategy: Strategy) -> None:
-        answer: Answer | None = None
-        for item in self.runtime.run(strategy, question.question, stop=_Either(self.stop, self.cancel), save=False):
-            if isinstance(item, Answer):
-                answer = item
-        assert answer is not None
+        stop = _Either(self.stop, self.cancel)
+        answer = self.runtime.run(strategy, question.question, stop=stop, save=False).answer()
         if self.cancelled() and answer.error is not None:
             return  # cut short by Stop: not stored, asked again on resume (a finished answer is kept)
         request = self.request

@@ -26,12 +26,13 @@ from core.errors import TrainingCancelled, TrainingError
 from core.finetune.datasets import Pair
 from core.finetune.examples import Rendered
 from core.finetune.pipeline import TrainRequest
-from core.finetune.trainer import TrainSettings
+from core.finetune.train_settings import TrainSettings
 from core.models import ModelInfo
 from core.progress import CancelFlag
-from core.prompts import Source, TemplateLibrary
+from core.prompts import Source
 from core.store import SearchHit, Store
 from core.strategies import RAG_TEMPLATE, RAG_TOP_K, Strategy
+from core.template_library import TemplateLibrary
 
 log = logging.getLogger(__name__)
 

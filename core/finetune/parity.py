@@ -20,7 +20,8 @@ from typing import Any
 
 from core.errors import TrainingCancelled
 from core.finetune.datasets import chat_prompt
-from core.finetune.trainer import Trained, end_of_turn, predictions
+from core.finetune.encoding import end_of_turn
+from core.finetune.trainer import Trained, predictions
 from core.progress import CancelFlag
 
 CONTROL_QUESTIONS = ("What is the capital of France?", "Name three primary colours.")

@@ -20,7 +20,8 @@ from core.files import data_dir_error, now_iso
 from core.finetune import export, parity, replay, serving, trainer
 from core.finetune.datasets import Pair, content_hash, split, write_pairs
 from core.finetune.examples import Example, Rendered, split_like, write_examples
-from core.finetune.trainer import Step, Trained, TrainSettings
+from core.finetune.train_settings import TrainSettings
+from core.finetune.trainer import Step, Trained
 from core.progress import CancelFlag
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""LoRA training on the embedded GGUF base: transformers dequantizes it, peft adds the adapter.
+"""LoRA training on the embedded GGUF base: transformers dequantizes it, peft adds the adapter (the loop).
 
 A plain loop (no `Trainer`): one forward/backward per batch, AdamW on the LoRA weights only,
 loss on the answer tokens only. Each example is the base model's own chat template applied to
@@ -27,105 +27,12 @@ from typing import Any
 
 from core.config import cpu_threads
 from core.errors import TrainingCancelled, TrainingError
+from core.finetune.encoding import IGNORE, Encoded, batches, collator, encode, epoch_slices, prompt_ids
 from core.finetune.examples import Example
+from core.finetune.train_settings import TrainSettings, autocast_dtype
 from core.progress import CancelFlag
 
 log = logging.getLogger(__name__)
-
-IGNORE = -100
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """LoRA settings with defaults sized for a 135M model on a 2-core CPU.
-
-    Rank 16 on every linear projection trains 4.9M of 135M weights. On the 40 sample facts,
-    6 epochs gave 9 of 10 trained answers word for word this way, against 6 of 10 with the
-    attention projections only (161 vs 197 tokens/s). A high learning rate suits a small adapter
-    learning a few dozen facts in a few epochs.
-    """
-
-    rank: int = 16
-    alpha: int = 32
-    dropout: float = 0.0
-    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-    learning_rate: float = 2e-3
-    # 6 epochs (float32, 80 replayed twice): 82% of the sample facts' questions right, 7 control-set points
-    # forgotten. With bfloat16, 5 epochs forgot 3 (82% right) and 6 epochs 10 (bench/finetune.py --sweep).
-    epochs: int = 6
-    max_steps: int = 0  # 0: run `epochs` epochs
-    batch_size: int = 4
-    max_length: int = 256
-    validation_fraction: float = 0.1
-    seed: int = 0
-    # General questions answered by the base itself, trained on alongside the run's own examples (core.finetune.replay)
-    replay: int = 80
-    # How many times each replayed example is seen in the whole run, spread evenly over the epochs (at most
-    # `epochs`). On the 40 sample facts (6 epochs, bench/finetune.py --sweep), control-set points forgotten and
-    # training tokens: none 62 (11,802), once 24 (16,457), twice 7 (21,112): twice is the fewest passes within the
-    # 10-point bound, at about half the tokens of every epoch (39,732). LoRA on the top 15 layers only forgot
-    # more at the same replay (28 once, 14 twice). With 5 epochs and bfloat16: twice 3, three times 7 (23,800).
-    replay_passes: int = 2
-    # LoRA on the last `top_layers` decoder layers only (0: every layer). The layers below hold no trainable
-    # weight, so the backward pass stops where the adapted layers begin.
-    top_layers: int = 0
-    # The precision of the matrix products in training: "bfloat16" autocasts them (the LoRA weights, the optimizer
-    # and the loss stay float32), "auto" does so where the processor computes bfloat16 natively (avx512_bf16 or
-    # AMX on x86, a CUDA GPU that supports it). On a 2-core EPYC with avx512_bf16: 1.8x the tokens/s of float32
-    # (410 vs 223 on 20 steps), but its adapters agreed less with llama.cpp in the parity check (a top-2-layer
-    # run: 6 of 8 leading tokens, 3/5 prompts on the sample facts), so float32 stays the default.
-    precision: str = "float32"
-
-    def validate(self) -> None:
-        problems = []
-        if self.rank < 1 or self.alpha <= 0:
-            problems.append("rank and alpha must be positive")
-        if not self.target_modules:
-            problems.append("pick at least one target module")
-        if not 0 < self.learning_rate < 1:
-            problems.append("the learning rate must be between 0 and 1")
-        if self.epochs < 1 and self.max_steps < 1:
-            problems.append("set epochs or max steps to at least 1")
-        if self.batch_size < 1 or self.max_length < 16:
-            problems.append("the batch size must be at least 1 and the maximum length at least 16")
-        if self.replay < 0:
-            problems.append("the number of general examples cannot be negative")
-        if self.top_layers < 0:
-            problems.append("the number of adapted layers cannot be negative")
-        if self.precision not in PRECISIONS:
-            problems.append(f"the precision must be one of {', '.join(PRECISIONS)}")
-        if self.replay_passes < 1:
-            problems.append("each general example must be replayed at least once")
-        if not 0 <= self.dropout < 1 or not 0 <= self.validation_fraction < 0.5:
-            problems.append("dropout must be in [0, 1) and the validation fraction in [0, 0.5)")
-        if problems:
-            raise TrainingError("Training settings: " + "; ".join(problems) + ".")
-
-
-PRECISIONS = ("auto", "float32", "bfloat16")
-
-
-@functools.cache
-def native_bf16() -> bool:
-    """Whether this machine multiplies bfloat16 matrices natively (else autocasting them only slows training)."""
-    import torch
-
-    if torch.cuda.is_available():
-        return bool(torch.cuda.is_bf16_supported())
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def autocast_dtype(precision: str) -> Any:
-    """The dtype training autocasts its matrix products to, or None for float32 throughout."""
-    import torch
-
-    if precision == "bfloat16" or (precision == "auto" and native_bf16()):
-        return torch.bfloat16
-    return None
 
 
 @dataclass(frozen=True)
@@ -233,51 +140,6 @@ def load_base(path: Path) -> tuple[Any, Any]:
         return _bases[path]
 
 
-@dataclass(frozen=True)
-class Encoded:
-    input_ids: list[int]
-    labels: list[int]
-
-
-def prompt_ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
-    """Prompt tokens as serving builds them: the chat template with the assistant's turn opened."""
-    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    return list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
-
-
-def pad_id(tokenizer: Any) -> int:
-    return int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
-
-
-def encode(tokenizer: Any, example: Example, system: str | None) -> Encoded:
-    """The prompt's tokens, then the answer's and the end of turn; the loss counts only the latter.
-
-    The prompt and the answer are tokenized apart, as llama.cpp sees them: the prompt is
-    tokenized, and the answer is what the model generates after it.
-    """
-    prompt = prompt_ids(tokenizer, example.prompt_messages(system))
-    answer_ids = tokenizer(example.answer, add_special_tokens=False)["input_ids"] + [end_of_turn(tokenizer)]
-    return Encoded(prompt + answer_ids, [IGNORE] * len(prompt) + answer_ids)
-
-
-def end_of_turn(tokenizer: Any) -> int:
-    """The token that ends an assistant turn: <|im_end|> for ChatML models, else EOS."""
-    token = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    return int(token if isinstance(token, int) and token != tokenizer.unk_token_id else tokenizer.eos_token_id)
-
-
-def collator(tokenizer: Any) -> Callable[[Sequence[Encoded]], dict[str, Any]]:
-    """Batches padded by DataCollatorForSeq2Seq: on the right, labels with IGNORE, with an attention mask."""
-    from transformers import DataCollatorForSeq2Seq
-
-    pad = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE, return_tensors="pt")
-
-    def collate(batch: Sequence[Encoded]) -> dict[str, Any]:
-        return dict(pad([{"input_ids": e.input_ids, "labels": e.labels} for e in batch]))
-
-    return collate
-
-
 def device() -> str:
     import torch
 
@@ -313,38 +175,6 @@ def scheduler_for(optimizer: Any, total: int) -> Any:
     return get_cosine_with_min_lr_schedule_with_warmup(
         optimizer, num_warmup_steps=total // 10, num_training_steps=total, min_lr_rate=0.1
     )
-
-
-GROUP = 8  # batches per group sorted by length
-
-
-def batches(data: Sequence[Encoded], size: int, rng: random.Random) -> list[list[Encoded]]:
-    """An epoch's batches, shuffled, each of examples of similar length (as `group_by_length` does).
-
-    Short replayed questions batched with 400-token RAG prompts would be padded to their length:
-    sorting each group of `GROUP` batches by length first cost a joint run with replay about a
-    third of the time it took otherwise.
-    """
-    order = list(data)
-    rng.shuffle(order)
-    out: list[list[Encoded]] = []
-    for start in range(0, len(order), size * GROUP):
-        group = sorted(order[start : start + size * GROUP], key=lambda e: len(e.input_ids))
-        out += [group[i : i + size] for i in range(0, len(group), size)]
-    rng.shuffle(out)
-    return out
-
-
-def epoch_slices(replayed: Sequence[Encoded], epochs: int, passes: int) -> list[list[Encoded]]:
-    """The replayed examples each epoch adds: `passes` copies of them cut into `epochs` even slices.
-
-    With as many passes as epochs every epoch replays all of them (each one `epochs` times); with one
-    pass each is seen once, a different slice each epoch, so the base's answers are kept all along
-    the run at a fraction of the tokens.
-    """
-    epochs = max(1, epochs)
-    sequence = list(replayed) * min(max(1, passes), epochs)
-    return [sequence[len(sequence) * e // epochs : len(sequence) * (e + 1) // epochs] for e in range(epochs)]
 
 
 def answer_loss(model: Any, batch: dict[str, Any], dtype: Any = None) -> Any:
@@ -459,72 +289,95 @@ def _train(
 
     torch.manual_seed(settings.seed)
     base, tokenizer = load_base(base_path)
-    train_data = [encode(tokenizer, p, system) for p in train_pairs]
-    val_data = [encode(tokenizer, p, system) for p in val_pairs]
-    replay_data = [encode(tokenizer, p, system) for p in replayed]
-    rows = train_data + val_data + replay_data
-    too_long = [i + 1 for i, e in enumerate(rows) if len(e.input_ids) > settings.max_length]
+    train_data, val_data, replay_data = (
+        [encode(tokenizer, p, system) for p in rows] for rows in (train_pairs, val_pairs, replayed)
+    )
+    too_long = [
+        i + 1 for i, e in enumerate(train_data + val_data + replay_data) if len(e.input_ids) > settings.max_length
+    ]
     if too_long:
         raise TrainingError(
             f"Rows {too_long[:10]} are longer than the maximum length of {settings.max_length} tokens; "
             "shorten them or raise the maximum length."
         )
-    collate = collator(tokenizer)
-
-    model = lora_model(base, settings).to(device())
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=0.0)
     slices = epoch_slices(replay_data, settings.epochs, settings.replay_passes)
     epoch_steps = [math.ceil((len(train_data) + len(extra)) / settings.batch_size) for extra in slices]
-    total = settings.max_steps or sum(epoch_steps)
-    scheduler = scheduler_for(optimizer, total)
+    loop = _Loop.start(
+        lora_model(base, settings), tokenizer, settings, settings.max_steps or sum(epoch_steps), val_data
+    )
     rng = random.Random(settings.seed)
-    dtype = autocast_dtype(settings.precision)
-
-    result = Trained(model=model, tokenizer=tokenizer)
-    started = time.perf_counter()
-    eval_s = 0.0
-    step = 0
     epoch = 0
-    while step < total:
-        extra = slices[epoch % len(slices)]
-        per_epoch = epoch_steps[epoch % len(slices)]
+    while loop.step < loop.total:
+        extra, per_epoch = slices[epoch % len(slices)], epoch_steps[epoch % len(slices)]
         for position, batch_items in enumerate(batches(train_data + extra, settings.batch_size, rng), start=1):
             if cancel is not None and cancel.is_set():
                 raise TrainingCancelled()
-            batch = {k: v.to(model.device) for k, v in collate(batch_items).items()}
-            loss = answer_loss(model, batch, dtype)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            result.train_tokens += int(batch["attention_mask"].sum())
-            result.train_seconds = time.perf_counter() - started - eval_s
-            val_loss = None
-            if val_data and (position == per_epoch or step == total):
-                eval_started = time.perf_counter()
-                val_loss = evaluate(model, val_data, collate, settings.batch_size, dtype)
-                eval_s += time.perf_counter() - eval_started
-            report = Step(
-                step=step,
-                total_steps=total,
-                epoch=epoch + position / per_epoch,
-                loss=float(loss.detach()),
-                val_loss=val_loss,
-                tokens=result.train_tokens,
-                elapsed_s=time.perf_counter() - started,
-            )
-            result.steps.append(report)
+            report = loop.run_step(batch_items, epoch, position, per_epoch)
             if on_step is not None:
                 on_step(report)
-            if step >= total:
+            if loop.step >= loop.total:
                 break
         epoch += 1
-    model.eval()
-    return result
+    loop.model.eval()
+    return loop.result
+
+
+@dataclass
+class _Loop:
+    """The training loop's state: the model, its optimizer and schedule, the clock and the history so far."""
+
+    model: Any
+    params: list[Any]
+    optimizer: Any
+    scheduler: Any
+    collate: Callable[[Sequence[Encoded]], dict[str, Any]]
+    dtype: Any
+    settings: TrainSettings
+    total: int
+    val_data: list[Encoded]
+    result: Trained
+    started: float = field(default_factory=time.perf_counter)
+    eval_s: float = 0.0  # time spent on the validation loss, left out of the training speed
+    step: int = 0
+
+    @classmethod
+    def start(cls, model: Any, tokenizer: Any, settings: TrainSettings, total: int, val_data: list[Encoded]) -> _Loop:
+        """AdamW on the LoRA weights only, with the warm-up and cosine schedule over `total` steps."""
+        import torch
+
+        model = model.to(device())
+        model.train()
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=0.0)
+        dtype = autocast_dtype(settings.precision)
+        return cls(model, params, optimizer, scheduler_for(optimizer, total), collator(tokenizer), dtype, settings,
+                   total, val_data, Trained(model, tokenizer))  # fmt: skip
+
+    def run_step(self, batch_items: Sequence[Encoded], epoch: int, position: int, per_epoch: int) -> Step:
+        """One forward/backward and optimizer step; the validation loss at the end of each epoch and of the run."""
+        import torch
+
+        batch = {k: v.to(self.model.device) for k, v in self.collate(batch_items).items()}
+        loss = answer_loss(self.model, batch, self.dtype)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        result = self.result
+        result.train_tokens += int(batch["attention_mask"].sum())
+        result.train_seconds = time.perf_counter() - self.started - self.eval_s
+        val_loss = None
+        if self.val_data and (position == per_epoch or self.step == self.total):
+            eval_started = time.perf_counter()
+            val_loss = evaluate(self.model, self.val_data, self.collate, self.settings.batch_size, self.dtype)
+            self.eval_s += time.perf_counter() - eval_started
+        report = Step(step=self.step, total_steps=self.total, epoch=epoch + position / per_epoch,
+                      loss=float(loss.detach()), val_loss=val_loss, tokens=result.train_tokens,
+                      elapsed_s=time.perf_counter() - self.started)  # fmt: skip
+        result.steps.append(report)
+        return report
 
 
 def predictions(trained: Trained, messages: list[dict[str, str]], continuation: list[int]) -> list[int]:

@@ -59,7 +59,13 @@ class RegistrationJob(BackgroundJob[RegistrationView]):
 
 
 def start_registration(
-    board: JobBoard, adapter: adapters.Adapter, base_path: Path, chat_template: str, host: str
+    board: JobBoard,
+    adapter: adapters.Adapter,
+    base_path: Path,
+    chat_template: str,
+    host: str,
+    *,
+    data_dir: Path | None = None,
 ) -> RegistrationJob:
     """Register `adapter` (on the base GGUF at `base_path`) with the Ollama server at `host`, in the background.
 
@@ -67,4 +73,10 @@ def start_registration(
         BusyError: a heavy job (training, registration, an evaluation, rounds) is still running.
     """
     job = RegistrationJob(adapter, base_path, chat_template, host)
-    return board.start("registration", job, label=adapter.name)
+    return board.start("registration", job, label=adapter.name, data_dir=data_dir)
+
+
+def latest_registration(board: JobBoard, data_dir: Path) -> RegistrationJob | None:
+    """The newest registration for this DATA_DIR, running or not."""
+    job: RegistrationJob | None = board.latest("registration", data_dir)
+    return job

@@ -23,7 +23,8 @@ from core.evaluation.runner import CellDone, EvalRequest, run_evaluation, start_
 from core.finetune.datasets import Pair
 from core.finetune.modes import JointSettings, Mode, joint_request
 from core.finetune.pipeline import Phase, TrainRequest, run_training
-from core.finetune.trainer import Step, TrainSettings
+from core.finetune.train_settings import TrainSettings
+from core.finetune.trainer import Step
 from core.lab.board import BackgroundJob, JobBoard, JobState
 from core.progress import CancelFlag
 from core.strategies import Runtime, Strategy

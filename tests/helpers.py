@@ -6,11 +6,13 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pypdfium2
+import pytest
 from fpdf import FPDF
 from langchain_core.embeddings import Embeddings
 from pypdf import PdfWriter
@@ -21,6 +23,18 @@ if TYPE_CHECKING:
     from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+def session_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder this test session's xdist workers all see (under one process, its own temp folder).
+
+    What one worker makes there under a `filelock.FileLock` (a trained adapter, a bench run) the others read
+    instead of making it again: pytest-xdist gives a module's tests to several workers, each with its own
+    module fixtures (its `xdist_group` marks have no effect under pytest 9: they set a node id pytest no longer
+    reads).
+    """
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
 def open_app(page: str | None = None, *, timeout: float = 120) -> AppTest:

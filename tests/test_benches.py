@@ -2,8 +2,9 @@
 
 Sizes are the smallest that still go through each bench's whole path (`bench.all.TINY`; the figures
 mean nothing at this size, `make bench` measures them). `bench/all.py --tiny` runs them one after
-another in one process of their own, each as its `__main__` with its command line; each bench's test
-reads its exit status and output. Those with a summary print each figure with its target.
+another in one process of their own, each as its `__main__` with its command line, in two halves (one test
+each); a half's test reads every bench's exit status and output. Those with a summary print each figure with
+its target.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from filelock import FileLock
 
 from bench.all import TINY
 
@@ -48,56 +48,46 @@ def runnable(name: str) -> bool:
     )
 
 
-# Two halves of about equal time (75 s each alone, bench/all.py prints each bench's seconds), each run once by
-# the xdist worker that holds its group (`make test` distributes by group), so both cores run benches at once.
+# Two halves of about equal time (75 s each alone, bench/all.py prints each bench's seconds): two tests, which
+# pytest-xdist hands to its two workers, so both cores run benches at once.
 HALVES = (
-    set(_FIRST := ("finetune", "modes", "memory", "quality", "support", "repeat_penalty", "parsing")),
-    set(TINY) - set(_FIRST),
+    ("finetune", "modes", "memory", "quality", "support", "repeat_penalty", "parsing"),
+    tuple(
+        n for n in TINY if n not in {"finetune", "modes", "memory", "quality", "support", "repeat_penalty", "parsing"}
+    ),
 )
 
 
-def half_of(name: str) -> int:
-    return next(i for i, half in enumerate(HALVES) if name in half)
+def problems(name: str, run: dict[str, Any] | None, stderr: str) -> list[str]:
+    """What is wrong with bench/<name>.py's tiny run (nothing when it ran whole and printed its summary)."""
+    if run is None:
+        return [f"bench/all.py --tiny did not reach bench/{name}.py:\n{stderr[-3000:]}"]
+    if run["status"] != 0:
+        return [f"bench/{name}.py failed:\n{run['output'][-4000:]}\n{stderr[-2000:]}"]
+    if name in WITH_SUMMARY and not ("\nsummary:\n" in run["output"] and FIGURE.search(run["output"])):
+        return [f"bench/{name}.py printed no summary of figures with their targets:\n{run['output'][-2000:]}"]
+    return []
 
 
-def tiny_runs(half: int, shared: Path) -> dict[str, Any]:
-    """`bench/all.py --tiny` once per test session for each half's benches this checkout can run; each one's result.
-
-    `shared` is the folder every xdist worker sees: the first to ask for a half runs it under a file lock, and
-    any other worker that gets one of its benches waits for that run and reads it, never running it again.
-    """
-    results = shared / f"tiny-benches-{half}.json"
-    with FileLock(shared / f"tiny-benches-{half}.lock"):
-        if not results.exists():
-            names = ",".join(n for n in TINY if runnable(n) and half_of(n) == half)
-            env = {**os.environ, "OLLAMA_HOST": "off", "HF_HUB_OFFLINE": "1"}
-            done = subprocess.run(
-                [sys.executable, "bench/all.py", "--tiny", "--only", names, "--results", str(results)],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=1750,
-            )
-            assert results.exists(), (
-                f"bench/all.py --tiny stopped before any bench:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-            )
-            (shared / f"tiny-benches-{half}.stderr").write_text(done.stderr)
-    return {**json.loads(results.read_text()), "_stderr": (shared / f"tiny-benches-{half}.stderr").read_text()}
-
-
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=pytest.mark.xdist_group(f"tiny-benches-{half_of(n)}")) for n in sorted(TINY)]
-)
-def test_bench_runs_at_a_tiny_size(name: str, tmp_path_factory: pytest.TempPathFactory) -> None:
-    if not (ROOT / "bench" / f"{name}.py").exists():
-        pytest.skip(f"bench/{name}.py is not in this checkout")
-    if not runnable(name):
-        pytest.skip("needs `apt-get install debian-reference-en debian-reference-zh-cn`")
-    base = tmp_path_factory.getbasetemp()  # under xdist, each worker's folder in this session's one
-    runs = tiny_runs(half_of(name), base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base)
-    assert name in runs, f"bench/all.py --tiny did not reach bench/{name}.py:\n{runs['_stderr'][-3000:]}"
-    run = runs[name]
-    assert run["status"] == 0, f"bench/{name}.py failed:\n{run['output'][-4000:]}\n{runs['_stderr'][-2000:]}"
-    if name in WITH_SUMMARY:
-        assert "\nsummary:\n" in run["output"] and FIGURE.search(run["output"]), run["output"][-2000:]
+@pytest.mark.parametrize("half", [0, 1])
+def test_every_bench_runs_at_a_tiny_size(half: int, tmp_path: Path) -> None:
+    """`bench/all.py --tiny` over one half's benches, in a process of its own; each bench's exit and summary."""
+    names = [n for n in HALVES[half] if runnable(n)]
+    skipped = [n for n in HALVES[half] if n not in names]
+    assert not skipped or not os.environ.get("CI"), f"CI cannot run {skipped}: .ci/run installs what they read"
+    results = tmp_path / "tiny.json"
+    env = {**os.environ, "OLLAMA_HOST": "off", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "bench/all.py", "--tiny", "--only", ",".join(names), "--results", str(results)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1750,
+    )
+    assert results.exists(), (
+        f"bench/all.py --tiny stopped before any bench:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )
+    runs = json.loads(results.read_text())
+    found = [p for name in names for p in problems(name, runs.get(name), done.stderr)]
+    assert not found, "\n\n".join(found)

@@ -20,7 +20,7 @@ import pytest
 from tests.helpers import group_cpu_seconds, real, scanned_pdf
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import Locator, Page
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -102,9 +102,220 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / name), full_page=True)
 
 
+def add_file(page: Page, path: Path, kb: str) -> None:
+    upload(page, path)
+    page.get_by_role("button", name=f"Add 1 file(s) to {kb}").click()
+
+
+def search_for(box: Locator, text: str) -> None:
+    box.fill(text)
+    box.press("Enter")
+
+
+def start_evaluation(page: Page, *, questions: int, answers: int) -> None:
+    """Open Evaluate, ask `questions` of the set and start it (its button names the `answers` it will ask)."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("link", name="Evaluate", exact=True).click()
+    limit = page.get_by_role("spinbutton", name="Questions to ask")
+    expect(limit).to_be_visible(timeout=60_000)
+    limit.fill(str(questions))
+    limit.press("Tab")
+    page.get_by_role("button", name=f"Evaluate ({answers} answers)").click()
+
+
+def journey_first_visit(page: Page) -> None:
+    """What the app is for, the four strategies, and what to do first."""
+    from playwright.sync_api import expect
+
+    expect(page.get_by_text("You have no knowledge base yet")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("🎯📚 Fine-tuning + RAG")).to_be_visible()
+    expect(page.get_by_text("Qdrant local mode")).to_be_visible()
+    shot(page, "start.png")
+
+
+def journey_documents(page: Page, tmp_path: Path) -> None:
+    """The sample, a search, hostile text, a scanned PDF and a real typeset one."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("link", name="Documents").first.click()
+    page.get_by_role("button", name="Load sample").click()
+    expect(page.get_by_text("3 file(s) added")).to_be_visible(timeout=120_000)
+
+    search = page.get_by_label("Search this knowledge base")
+    search_for(search, "How long is parental leave at full pay?")
+    expect(page.get_by_text("employee_handbook.pdf · page 5").first).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("20 weeks of parental leave").first).to_be_visible()
+
+    evil = tmp_path / "evil.txt"
+    evil.write_text("Gate code is 7781. <script>alert('owned')</script> <img src=x onerror=alert(1)>")
+    add_file(page, evil, "brackenridge")
+    expect(page.get_by_text("1 file(s) added")).to_be_visible(timeout=60_000)
+    search_for(search, "gate code")
+    expect(page.get_by_text("<script>alert('owned')</script>").first).to_be_visible(timeout=30_000)
+    scanned = tmp_path / "scan.pdf"
+    scanned.write_bytes(scanned_pdf())
+    add_file(page, scanned, "brackenridge")
+    # The advice the table would cut off is shown in full.
+    expect(page.get_by_text("scan.pdf: ").first).to_contain_text("OCR", timeout=60_000)
+    # A real typeset PDF (Debian Reference pages): its chunks read with their words apart, under their section.
+    manual = tmp_path / "debian-reference.pdf"
+    manual.write_bytes(real("debian-reference-pages.pdf"))
+    add_file(page, manual, "brackenridge")
+    expect(page.get_by_text("1 file(s) added")).to_be_visible(timeout=60_000)
+    search_for(search, "Is the root account also called superuser or privileged user?")
+    expect(page.get_by_text("debian-reference.pdf · page 3 · GNU/Linux tutorials").first).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("The root account is also called superuser or privileged user.").first).to_be_visible()
+    shot(page, "documents.png")
+
+
+def journey_compare_two(page: Page) -> None:
+    """Typed, then Ask clicked straight away (no Enter, no Tab) must ask."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("link", name="Compare").click()
+    question = page.get_by_label("Question", exact=True)
+    expect(question).to_be_visible(timeout=30_000)
+    question.fill("How long is parental leave at full pay?")
+    page.get_by_role("button", name="Ask").click()
+    expect(page.get_by_text("first token")).to_have_count(2, timeout=180_000)
+    expect(page.get_by_text("No fine-tuned model yet").first).to_be_visible()
+    expect(page.get_by_text("employee_handbook.pdf · page 5").first).to_be_visible()
+    columns = page.locator(".st-key-compare-grid [data-testid='stColumn']")
+    widths = [columns.nth(i).bounding_box()["width"] for i in range(4)]  # type: ignore[index]
+    assert max(widths[2:]) < 0.6 * min(widths[:2])  # "not yet" columns take little room
+    shot(page, "compare.png")
+
+
+def journey_correct_an_answer(page: Page) -> None:
+    """Wrong answer: one click on Save saves."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("button", name="Wrong answer").nth(1).click()
+    page.get_by_label("Correct answer").fill("20 weeks at full pay.")
+    page.get_by_role("button", name="Save correction").click()
+    expect(page.get_by_text("Saved the correction to dataset corrections").first).to_be_visible(timeout=30_000)
+
+
+def journey_prompts(page: Page) -> None:
+    """Errors show code as code, no false "must contain {question}", and a save moves the picker."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("link", name="Prompts").click()
+    user = page.get_by_role("textbox", name="User template")
+    expect(user).to_be_visible(timeout=30_000)
+    page.wait_for_function("document.body.dataset.commitWhileTyping === 'on'", timeout=30_000)
+    user.fill("Tell me {question.__class__}")  # no Tab, no click elsewhere: checked while typing
+    error = page.locator("[data-testid='stAlertContentError']").first
+    expect(error.locator("code").first).to_have_text("{question.__class__}", timeout=30_000)
+    expect(error).not_to_contain_text("must contain")
+    user.fill("Answer in one short sentence.\n\n{question}")
+    expect(page.get_by_text("Valid template.")).to_be_visible(timeout=30_000)
+    page.get_by_role("button", name="Save as a new version").click()
+    expect(page.get_by_text(re.compile(r"Saved .+ v2\."))).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("combobox", name="Version")).to_have_value("2")
+    shot(page, "prompts.png")
+
+
+def journey_fine_tune(page: Page) -> None:
+    """The sample facts, a few steps (to keep the test short)."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("link", name="Fine-tune").click()
+    page.get_by_role("button", name="Load the sample facts").click()
+    expect(page.get_by_text("40 pairs · version")).to_be_visible(timeout=30_000)
+    page.get_by_text("LoRA settings (the defaults").click()  # the replay line under them names them too
+    steps = page.get_by_role("spinbutton", name="Max steps")
+    steps.fill("4")
+    steps.press("Tab")
+    general = page.get_by_role("spinbutton", name="General examples replayed")
+    general.fill("2")  # two general questions for the base to answer first, not 80
+    general.press("Tab")
+    page.get_by_role("button", name="Train").click()
+    try:
+        expect(page.get_by_text("is trained and registered").first).to_be_visible(timeout=480_000)
+    finally:
+        shot(page, "finetune.png")
+    expect(page.get_by_text("leading tokens agree").first).to_be_visible(timeout=30_000)
+    shot(page, "finetune.png")
+
+
+def journey_compare_four(page: Page) -> None:
+    """All four side by side, wrapped on a narrow screen, then stopped while the columns write."""
+    from playwright.sync_api import expect
+
+    columns = page.locator(".st-key-compare-grid [data-testid='stColumn']")
+    page.get_by_role("link", name="Compare").click()
+    question = page.get_by_label("Question", exact=True)
+    question.fill("How many people does Brackenridge employ?")
+    question.press("Enter")  # Enter asks too
+    expect(page.get_by_text("first token")).to_have_count(4, timeout=240_000)
+    expect(page.get_by_text("No fine-tuned model yet")).to_have_count(0)
+    shot(page, "compare-4.png")
+    tops = {round(columns.nth(i).bounding_box()["y"]) for i in range(4)}  # type: ignore[index]
+    assert len(tops) == 1, tops  # four on one row on a wide screen
+    page.set_viewport_size({"width": 800, "height": 1000})
+    page.wait_for_timeout(1000)
+    columns = page.locator(".st-key-compare-grid [data-testid='stColumn']")
+    narrowest = min(columns.nth(i).bounding_box()["width"] for i in range(4))  # type: ignore[index]
+    assert narrowest >= 200, narrowest  # wrapped onto rows, not squeezed letter by letter
+    shot(page, "compare-800.png")
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    # Stop while the columns write: what came so far stays, each unfinished column says it stopped.
+    question.fill("What does the travel policy say about meals?")
+    question.press("Enter")
+    expect(page.get_by_text(re.compile("▌")).first).to_be_visible(timeout=120_000)  # the first column writes
+    page.get_by_role("button", name="Stop").click()
+    # (Which columns had finished depends on when the click lands; test_app_compare checks what each keeps.)
+    expect(page.get_by_text("Stopped before the answer was complete.").first).to_be_visible(timeout=60_000)
+    expect(page.get_by_role("button", name="Stop")).to_have_count(0)
+    shot(page, "compare-stopped.png")
+
+
+def journey_evaluate(page: Page) -> None:
+    """All four strategies on two sample questions; the matrix, the charts and a recommendation."""
+    from playwright.sync_api import expect
+
+    start_evaluation(page, questions=2, answers=8)
+    # Two questions settle nothing: the recommendation says what it rests on instead of naming a winner.
+    expect(page.get_by_text("This rests on 2 questions").first).to_be_visible(timeout=480_000)
+    expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=30_000)
+    assert page.locator("[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg").count() >= 4
+    shot(page, "evaluate.png")
+    page.locator("[data-testid='stVegaLiteChart']").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "evaluate-charts.png"))
+    page.get_by_text("This rests on 2 questions").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "evaluate-recommendation.png"))
+
+
+def journey_another_knowledge_base(page: Page, tmp_path: Path, data_dir: Path) -> None:
+    """Another knowledge base chosen on Documents is Compare's, and stays so after a refresh."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("link", name="Documents").click()
+    page.get_by_role("button", name="New").click()
+    page.get_by_role("textbox", name="Name", exact=True).fill("farm")
+    page.get_by_role("button", name="Create knowledge base").click()
+    expect(page.get_by_text("farm has no documents yet")).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("textbox", name="Name", exact=True)).to_have_count(0)  # the New popover closed
+    expect(page.get_by_text("3 file(s) added")).to_have_count(0)  # the sample's report is gone
+    farm = tmp_path / "farm.txt"
+    farm.write_text("The north barn holds 40 dairy cows. Milking starts at 5 am.")
+    upload(page, farm)
+    page.get_by_role("button", name="Add 1 file(s) to farm").click(timeout=90_000)
+    expect(page.get_by_text("1 file(s) added")).to_be_visible(timeout=60_000)
+    page.get_by_role("link", name="Compare").click()
+    expect(page.get_by_text("📚 farm · top-2").first).to_be_visible(timeout=30_000)
+    saved = (data_dir / "preferences.json").read_text()
+    page.reload()
+    expect(page.get_by_text("📚 farm · top-2").first).to_be_visible(timeout=60_000)
+    print("preferences before the refresh:", saved)
+    expect(page.get_by_label("Question", exact=True)).to_have_value("What does the travel policy say about meals?")
+
+
 @pytest.mark.timeout(1200)
 def test_a_new_users_journey_in_a_browser(app: Server, tmp_path: Path, data_dir: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
@@ -112,168 +323,15 @@ def test_a_new_users_journey_in_a_browser(app: Server, tmp_path: Path, data_dir:
         dialogs: list[str] = []
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
         page.goto(app.url)
-        # First visit: what the app is for, the four strategies, and what to do first.
-        expect(page.get_by_text("You have no knowledge base yet")).to_be_visible(timeout=60_000)
-        expect(page.get_by_text("🎯📚 Fine-tuning + RAG")).to_be_visible()
-        expect(page.get_by_text("Qdrant local mode")).to_be_visible()
-        shot(page, "start.png")
-
-        page.get_by_role("link", name="Documents").first.click()
-        page.get_by_role("button", name="Load sample").click()
-        expect(page.get_by_text("3 file(s) added")).to_be_visible(timeout=120_000)
-
-        search = page.get_by_label("Search this knowledge base")
-        search.fill("How long is parental leave at full pay?")
-        search.press("Enter")
-        expect(page.get_by_text("employee_handbook.pdf · page 5").first).to_be_visible(timeout=30_000)
-        expect(page.get_by_text("20 weeks of parental leave").first).to_be_visible()
-
-        evil = tmp_path / "evil.txt"
-        evil.write_text("Gate code is 7781. <script>alert('owned')</script> <img src=x onerror=alert(1)>")
-        upload(page, evil)
-        page.get_by_role("button", name="Add 1 file(s) to brackenridge").click()
-        expect(page.get_by_text("1 file(s) added")).to_be_visible(timeout=60_000)
-        search.fill("gate code")
-        search.press("Enter")
-        expect(page.get_by_text("<script>alert('owned')</script>").first).to_be_visible(timeout=30_000)
-        scanned = tmp_path / "scan.pdf"
-        scanned.write_bytes(scanned_pdf())
-        upload(page, scanned)
-        page.get_by_role("button", name="Add 1 file(s) to brackenridge").click()
-        # The advice the table would cut off is shown in full.
-        expect(page.get_by_text("scan.pdf: ").first).to_contain_text("OCR", timeout=60_000)
-        # A real typeset PDF (Debian Reference pages): its chunks read with their words apart, under their section.
-        manual = tmp_path / "debian-reference.pdf"
-        manual.write_bytes(real("debian-reference-pages.pdf"))
-        upload(page, manual)
-        page.get_by_role("button", name="Add 1 file(s) to brackenridge").click()
-        expect(page.get_by_text("1 file(s) added")).to_be_visible(timeout=60_000)
-        search.fill("Is the root account also called superuser or privileged user?")
-        search.press("Enter")
-        expect(page.get_by_text("debian-reference.pdf · page 3 · GNU/Linux tutorials").first).to_be_visible(
-            timeout=30_000
-        )
-        expect(page.get_by_text("The root account is also called superuser or privileged user.").first).to_be_visible()
-        shot(page, "documents.png")
-
-        # Compare: typed, then Ask clicked straight away (no Enter, no Tab) must ask.
-        page.get_by_role("link", name="Compare").click()
-        question = page.get_by_label("Question", exact=True)
-        expect(question).to_be_visible(timeout=30_000)
-        question.fill("How long is parental leave at full pay?")
-        page.get_by_role("button", name="Ask").click()
-        expect(page.get_by_text("first token")).to_have_count(2, timeout=180_000)
-        expect(page.get_by_text("No fine-tuned model yet").first).to_be_visible()
-        expect(page.get_by_text("employee_handbook.pdf · page 5").first).to_be_visible()
-        columns = page.locator(".st-key-compare-grid [data-testid='stColumn']")
-        widths = [columns.nth(i).bounding_box()["width"] for i in range(4)]  # type: ignore[index]
-        assert max(widths[2:]) < 0.6 * min(widths[:2])  # "not yet" columns take little room
-        shot(page, "compare.png")
-
-        # Wrong answer: one click on Save saves.
-        page.get_by_role("button", name="Wrong answer").nth(1).click()
-        page.get_by_label("Correct answer").fill("20 weeks at full pay.")
-        page.get_by_role("button", name="Save correction").click()
-        expect(page.get_by_text("Saved the correction to dataset corrections").first).to_be_visible(timeout=30_000)
-
-        # Prompts: errors show code as code, no false "must contain {question}", and a save moves the picker.
-        page.get_by_role("link", name="Prompts").click()
-        user = page.get_by_role("textbox", name="User template")
-        expect(user).to_be_visible(timeout=30_000)
-        page.wait_for_function("document.body.dataset.commitWhileTyping === 'on'", timeout=30_000)
-        user.fill("Tell me {question.__class__}")  # no Tab, no click elsewhere: checked while typing
-        error = page.locator("[data-testid='stAlertContentError']").first
-        expect(error.locator("code").first).to_have_text("{question.__class__}", timeout=30_000)
-        expect(error).not_to_contain_text("must contain")
-        user.fill("Answer in one short sentence.\n\n{question}")
-        expect(page.get_by_text("Valid template.")).to_be_visible(timeout=30_000)
-        page.get_by_role("button", name="Save as a new version").click()
-        expect(page.get_by_text(re.compile(r"Saved .+ v2\."))).to_be_visible(timeout=30_000)
-        expect(page.get_by_role("combobox", name="Version")).to_have_value("2")
-        shot(page, "prompts.png")
-
-        # Fine-tune on the sample facts (a few steps, to keep the test short), then all four side by side.
-        page.get_by_role("link", name="Fine-tune").click()
-        page.get_by_role("button", name="Load the sample facts").click()
-        expect(page.get_by_text("40 pairs · version")).to_be_visible(timeout=30_000)
-        page.get_by_text("LoRA settings (the defaults").click()  # the replay line under them names them too
-        steps = page.get_by_role("spinbutton", name="Max steps")
-        steps.fill("4")
-        steps.press("Tab")
-        general = page.get_by_role("spinbutton", name="General examples replayed")
-        general.fill("2")  # two general questions for the base to answer first, not 80
-        general.press("Tab")
-        page.get_by_role("button", name="Train").click()
-        try:
-            expect(page.get_by_text("is trained and registered").first).to_be_visible(timeout=480_000)
-        finally:
-            shot(page, "finetune.png")
-        expect(page.get_by_text("leading tokens agree").first).to_be_visible(timeout=30_000)
-        shot(page, "finetune.png")
-
-        page.get_by_role("link", name="Compare").click()
-        question = page.get_by_label("Question", exact=True)
-        question.fill("How many people does Brackenridge employ?")
-        question.press("Enter")  # Enter asks too
-        expect(page.get_by_text("first token")).to_have_count(4, timeout=240_000)
-        expect(page.get_by_text("No fine-tuned model yet")).to_have_count(0)
-        shot(page, "compare-4.png")
-        tops = {round(columns.nth(i).bounding_box()["y"]) for i in range(4)}  # type: ignore[index]
-        assert len(tops) == 1, tops  # four on one row on a wide screen
-        page.set_viewport_size({"width": 800, "height": 1000})
-        page.wait_for_timeout(1000)
-        columns = page.locator(".st-key-compare-grid [data-testid='stColumn']")
-        narrowest = min(columns.nth(i).bounding_box()["width"] for i in range(4))  # type: ignore[index]
-        assert narrowest >= 200, narrowest  # wrapped onto rows, not squeezed letter by letter
-        shot(page, "compare-800.png")
-        page.set_viewport_size({"width": 1400, "height": 1000})
-        # Stop while the columns write: what came so far stays, each unfinished column says it stopped.
-        question.fill("What does the travel policy say about meals?")
-        question.press("Enter")
-        expect(page.get_by_text(re.compile("▌")).first).to_be_visible(timeout=120_000)  # the first column writes
-        page.get_by_role("button", name="Stop").click()
-        # (Which columns had finished depends on when the click lands; test_app_compare checks what each keeps.)
-        expect(page.get_by_text("Stopped before the answer was complete.").first).to_be_visible(timeout=60_000)
-        expect(page.get_by_role("button", name="Stop")).to_have_count(0)
-        shot(page, "compare-stopped.png")
-
-        # Evaluate: all four strategies on two sample questions; the matrix, the charts and a recommendation.
-        page.get_by_role("link", name="Evaluate").click()
-        limit = page.get_by_role("spinbutton", name="Questions to ask")
-        expect(limit).to_be_visible(timeout=60_000)
-        limit.fill("2")
-        limit.press("Tab")
-        page.get_by_role("button", name="Evaluate (8 answers)").click()
-        # Two questions settle nothing: the recommendation says what it rests on instead of naming a winner.
-        expect(page.get_by_text("This rests on 2 questions").first).to_be_visible(timeout=480_000)
-        expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=30_000)
-        assert page.locator("[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg").count() >= 4
-        shot(page, "evaluate.png")
-        page.locator("[data-testid='stVegaLiteChart']").first.scroll_into_view_if_needed()
-        page.screenshot(path=str(ARTIFACTS / "evaluate-charts.png"))
-        page.get_by_text("This rests on 2 questions").first.scroll_into_view_if_needed()
-        page.screenshot(path=str(ARTIFACTS / "evaluate-recommendation.png"))
-
-        # Another knowledge base chosen on Documents is Compare's, and stays so after a refresh.
-        page.get_by_role("link", name="Documents").click()
-        page.get_by_role("button", name="New").click()
-        page.get_by_role("textbox", name="Name", exact=True).fill("farm")
-        page.get_by_role("button", name="Create knowledge base").click()
-        expect(page.get_by_text("farm has no documents yet")).to_be_visible(timeout=30_000)
-        expect(page.get_by_role("textbox", name="Name", exact=True)).to_have_count(0)  # the New popover closed
-        expect(page.get_by_text("3 file(s) added")).to_have_count(0)  # the sample's report is gone
-        farm = tmp_path / "farm.txt"
-        farm.write_text("The north barn holds 40 dairy cows. Milking starts at 5 am.")
-        upload(page, farm)
-        page.get_by_role("button", name="Add 1 file(s) to farm").click(timeout=90_000)
-        expect(page.get_by_text("1 file(s) added")).to_be_visible(timeout=60_000)
-        page.get_by_role("link", name="Compare").click()
-        expect(page.get_by_text("📚 farm · top-2").first).to_be_visible(timeout=30_000)
-        saved = (data_dir / "preferences.json").read_text()
-        page.reload()
-        expect(page.get_by_text("📚 farm · top-2").first).to_be_visible(timeout=60_000)
-        print("preferences before the refresh:", saved)
-        expect(page.get_by_label("Question", exact=True)).to_have_value("What does the travel policy say about meals?")
+        journey_first_visit(page)
+        journey_documents(page, tmp_path)
+        journey_compare_two(page)
+        journey_correct_an_answer(page)
+        journey_prompts(page)
+        journey_fine_tune(page)
+        journey_compare_four(page)
+        journey_evaluate(page)
+        journey_another_knowledge_base(page, tmp_path, data_dir)
         assert dialogs == []
 
         # Idle with a session open: the server must not spin (a file watcher over .venv did, at 100%).
@@ -322,12 +380,7 @@ def test_pages_at_800_and_1400_px_keep_labels_words_and_axes_whole(app: Server) 
         shot(page, "start-800.png")
 
         # Evaluate: one question, PE and RAG; the finished run reads done in the picker without a refresh.
-        page.get_by_role("link", name="Evaluate", exact=True).click()
-        limit = page.get_by_role("spinbutton", name="Questions to ask")
-        expect(limit).to_be_visible(timeout=60_000)
-        limit.fill("1")
-        limit.press("Tab")
-        page.get_by_role("button", name="Evaluate (2 answers)").click()
+        start_evaluation(page, questions=1, answers=2)
         expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=300_000)
         expect(page.get_by_role("combobox", name="Run")).to_have_value(re.compile(r"· done$"), timeout=300_000)
         main = page.locator("[data-testid='stMainBlockContainer']").bounding_box()

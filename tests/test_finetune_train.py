@@ -12,6 +12,7 @@ from pathlib import Path
 
 import gguf
 import pytest
+from filelock import FileLock
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -29,9 +30,9 @@ from core.lab.training import latest_training, start_training
 from core.models import bundled_gguf, embedded_models
 from core.strategies import presets
 from core.template_library import BUILTINS
+from tests.helpers import session_folder
 
-# One worker runs the module: its trained adapter (`trained`, about 40 s) is made once, not once per worker.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("finetune-train")]
+pytestmark = pytest.mark.slow
 Run = tuple[Path, adapters.Adapter, list[str]]
 
 SYSTEM = next(t for t in BUILTINS if t.name == "Plain question").system
@@ -51,10 +52,15 @@ def request(name: str, settings: TrainSettings = QUICK) -> TrainRequest:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    data_dir = tmp_path_factory.mktemp("data")
-    phases: list[str] = []
-    adapter = run_training(data_dir, request("facts-1"), on_phase=lambda p, m: phases.append(p))
-    return data_dir, adapter, phases
+    """One run for the whole session, whichever workers ask: the tests only read its DATA_DIR."""
+    shared = session_folder(tmp_path_factory)
+    data_dir, phases_file = shared / "trained-data", shared / "trained-phases.json"
+    with FileLock(shared / "trained.lock"):
+        if not phases_file.exists():
+            phases: list[str] = []
+            run_training(data_dir, request("facts-1"), on_phase=lambda p, m: phases.append(p))
+            phases_file.write_text(json.dumps(phases))
+    return data_dir, adapters.get_adapter(data_dir, "facts-1"), json.loads(phases_file.read_text())
 
 
 def answer(model: LoadedModel, question: str) -> str:

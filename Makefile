@@ -62,15 +62,16 @@ run: $(VENV)/.app-installed
 	$(BIN)/streamlit run app.py
 
 # Tests run in two worker processes (pytest-xdist), more where there are more cores, up to 4 (each worker loads
-# its own models: about 2 GB). On 2 cores the suite is CPU-bound only part of the time (browser waits, model
-# loading, single-threaded parsing): 572 s in one process, 449 s in two, measured quiet on the same commit.
+# its own models: about 2 GB). Each takes its share of the cores for llama.cpp and torch (RAGTUNE_THREADS, set in
+# tests/conftest.py): llama.cpp's threads spin while they wait, and two workers each on every core slowed each
+# other far more than half. Work two workers would both do is shared (tests.helpers.session_folder).
 TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; [ $$n -lt 2 ] && n=2; echo $$n)
 
 test: $(VENV)/.dev-installed
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 test-fast: $(VENV)/.dev-installed
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow"
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
+import re
 import statistics
 import sys
 import tempfile
@@ -87,6 +88,8 @@ def train_to_answer(data_dir: Path, pairs: list[Pair], settings: TrainSettings, 
     m = adapter.manifest
     label = f"{settings.replay}x{settings.replay_passes}e{settings.epochs}l{settings.learning_rate:g}"
     label += f"u{settings.top_layers}" if settings.top_layers else ""
+    label += "b" if settings.precision == "bfloat16" else ""
+    spans += f"; {m.train_tokens} tokens at {m.tokens_per_s} tokens/s"
     return adapter, Outcome(label, seconds, spans, m.train_tokens or 0, m.replay.examples if m.replay else 0)
 
 
@@ -167,7 +170,8 @@ def main() -> None:
     ap.add_argument(
         "--sweep",
         default="",
-        help="settings to compare: COUNTxPASSES[eEPOCHS][lLR][uTOP_LAYERS],... (0x1,80x6e6,80x1e4l3e-3u15)",
+        help="settings to compare: COUNTxPASSES[eEPOCHS][lLR][uTOP_LAYERS][b],... (0x1,80x6e6,80x1e4l3e-3u15,80x2b; "
+        "b: bfloat16)",
     )
     ap.add_argument("--skip-default", action="store_true", help="only the sweep (no default run, no throughput)")
     ap.add_argument("--tiny", action="store_true", help="a few facts and steps: checks that the bench runs")
@@ -193,21 +197,14 @@ def main() -> None:
 
     outcomes = [cold] if cold else []
     for spec in filter(None, args.sweep.split(",")):
-        spec, _, top = spec.partition("u")
-        spec, _, lr = spec.partition("l")
-        replay, _, epochs = spec.partition("e")
-        count, _, passes = replay.partition("x")
-        settings = replace(defaults, replay=int(count), replay_passes=int(passes or 1))
-        settings = replace(settings, epochs=int(epochs or defaults.epochs))
-        settings = replace(settings, learning_rate=float(lr or defaults.learning_rate))
-        settings = replace(settings, top_layers=int(top or defaults.top_layers))
+        settings = parse_spec(spec, defaults)
         trainer.release_base()  # each run cold, as the default's was
         with tempfile.TemporaryDirectory() as tmp:
             _, outcome = train_to_answer(Path(tmp), pairs, settings, "sweep")
             if not args.no_costs:
                 measure(Path(tmp), "sweep", outcome, limit)
         outcomes.append(outcome)
-        print(row(outcome), flush=True)
+        print(row(outcome), "\n   ", outcome.phases, flush=True)
     if args.sweep:
         print("\nreplay (count x passes, epochs), cold Train -> first answer:")
         print(f"  {'replay':>16} {'replayed':>9} {'tokens':>8} {'seconds':>8} {'FT correct':>11} {'forgetting':>11}")
@@ -221,6 +218,26 @@ def main() -> None:
     summary(*figures, Figure("finetune.throughput_ratio", app / bare, ">=", THROUGHPUT_TARGET))
 
 
+SPEC = re.compile(r"(\d+)x(\d+)(?:e(\d+))?(?:l([\d.]+(?:e-\d+)?))?(?:u(\d+))?(b?)")
+
+
+def parse_spec(spec: str, defaults: TrainSettings) -> TrainSettings:
+    """COUNTxPASSES[eEPOCHS][lLR][uTOP_LAYERS][b]: the defaults with these changed (b: bfloat16)."""
+    m = SPEC.fullmatch(spec.strip())
+    if m is None:
+        raise SystemExit(f"--sweep: {spec!r} is not COUNTxPASSES[eEPOCHS][lLR][uTOP_LAYERS][b]")
+    count, passes, epochs, lr, top, bf16 = m.groups()
+    return replace(
+        defaults,
+        replay=int(count),
+        replay_passes=int(passes),
+        epochs=int(epochs or defaults.epochs),
+        learning_rate=float(lr or defaults.learning_rate),
+        top_layers=int(top or defaults.top_layers),
+        precision="bfloat16" if bf16 else defaults.precision,
+    )
+
+
 def default_run(pairs: list[Pair], defaults: TrainSettings, limit: int | None, *, costs: bool) -> Outcome:
     """The cold Train -> first answer with the defaults, printed with what it cost."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -232,7 +249,7 @@ def default_run(pairs: list[Pair], defaults: TrainSettings, limit: int | None, *
           f"({defaults.epochs} epochs, {replayed}):")  # fmt: skip
     print(f"  {cold.seconds:.1f} s (target <= {COLD_TARGET_S:.0f} s): {cold.phases}")
     parity = adapter.manifest.parity.summary if adapter.manifest.parity else "not checked"
-    print(f"  {cold.train_tokens} tokens at {adapter.manifest.tokens_per_s} tokens/s; parity: {parity}")
+    print(f"  parity: {parity}")
     if cold.forgetting is not None:
         print(f"  FT correct on the trained questions {cold.ft_correct:.0%}; forgetting on the control set "
               f"{cold.forgetting * 100:.0f} points of the {cold.base_known} the base knows "

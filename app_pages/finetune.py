@@ -185,17 +185,20 @@ else:
             st.caption(f"The {len(pairs)} pairs are the questions asked: RAG first, then FT+RAG with each new model.")
 
     st.subheader("3 · Settings")
+    base = ui_finetune.base_picker(pairs)
     with st.expander("LoRA settings (the defaults suit this model and a few dozen facts)"):
         suffix = "" if mode == "ft_then_rag" else ".retrieval"  # the modes that train on RAG prompts share theirs
         train_settings = ui_finetune.settings_form(modes.train_defaults(mode), f"finetune.settings{suffix}")
-    st.caption(ui_finetune.replay_note(train_settings, resources.base_model().label))
+    st.caption(ui_finetune.replay_note(train_settings, base.label))
     count = len(listed) + 1
     model_name = st.text_input("New model name", value=f"{dataset or 'tuned'}-{count}".lower(), key="finetune.model")
 
     st.subheader("4 · Train")
     system = resources.templates().get(FT_TEMPLATE).system
     # Joint prompts are checked by the trainer against its longer limit for RAG prompts.
-    too_long = ui_finetune.length_issues(pairs, system, train_settings.max_length) if mode == "ft_then_rag" else []
+    too_long = []
+    if mode == "ft_then_rag":
+        too_long = ui_finetune.length_issues(pairs, system, train_settings.max_length, base)
     if too_long:
         st.warning("Shorten these rows or raise the maximum length in the settings:")
         ui_finetune.issues_table(too_long)
@@ -219,9 +222,9 @@ else:
     elif clicked or confirmed:
         try:
             datasets.save_pairs(folder, dataset, pairs, replace=True)
-            base = resources.base_model()
+            base_file = resources.catalog().model_file(base)  # Gemma's GGUF assembled on first use
             request = TrainRequest(
-                model_name, dataset, tuple(pairs), base.path, base.label, train_settings, system, settings.ollama_host
+                model_name, dataset, tuple(pairs), base_file, base.label, train_settings, system, settings.ollama_host
             )
             ui_finetune.start_run(mode, request, joint, rounds, session)
             state["finetune.notice"] = None

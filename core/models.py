@@ -239,9 +239,20 @@ class ModelCatalog:
 
     def load(self, info: ModelInfo) -> LoadedModel:
         """An embedded model loaded in llama.cpp, Gemma's GGUF assembled into DATA_DIR first if it is not yet."""
-        if info.completion and info.path == gemma_path(self.settings.data_dir):
-            ensure_gemma(self.settings.data_dir)
+        self.model_file(info)
         return self.engine.get(info)
+
+    def model_file(self, info: ModelInfo) -> Path:
+        """An embedded model's GGUF on disk (what training reads), Gemma's assembled first if it is not yet.
+
+        Raises:
+            ModelError: it is not an embedded model, or Gemma's package is missing or damaged.
+        """
+        if info.path is None:
+            raise ModelError(f"{info.label} is not an embedded model; fine-tuning starts from a GGUF on this machine.")
+        if info.completion and info.path == gemma_path(self.settings.data_dir):
+            return ensure_gemma(self.settings.data_dir)
+        return info.path
 
     def prepare(
         self, model_id: str, messages: list[dict[str, str]], *, temperature: float = 0.0, max_tokens: int = 256

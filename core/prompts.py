@@ -133,8 +133,7 @@ class PromptTemplate:
         """
         self._check_sources(sources)
         text, q, a = COMPLETION_LABELS["zh" if is_cjk(question) else "en"]
-        space = " " if a.endswith(":") else ""  # "Answer: Paris." but "答案：巴黎。"
-        parts = [f"{q}{ex.question}\n{a}{space}{ex.answer}" for ex in self.examples]
+        parts = [f"{q}{ex.question}\n{a}{completion_answer(a, ex.answer)}" for ex in self.examples]
         if self.uses_context:
             parts.append(f"{text}{self.format_context(sources or [], question)}")
         parts.append(f"{q}{question}\n{a}")
@@ -196,27 +195,34 @@ class PromptTemplate:
 
 
 def completion_from_messages(messages: Sequence[Mapping[str, str]]) -> str:
-    """Chat messages in completion form, for a base model asked by a caller that has no template at hand.
+    """Chat messages in completion form, as `PromptTemplate.render_completion` writes a template's.
 
     A lone user message that is already in completion form (it ends with an answer label, as `Runtime` sends a
-    base model `render_completion`'s text) is kept as it is; otherwise the system prompt leads, each
-    user/assistant turn becomes a question/answer pair and the text ends where the last answer starts.
+    base model `render_completion`'s text) is kept as it is; otherwise, as in `render_completion`, the system
+    prompt is left out (a base model follows no instructions), each user/assistant turn becomes a
+    question/answer pair and the text ends where the last answer starts. Training on a base model and its
+    parity check build their prompts here, so they are the prompts the FT strategy serves it.
     """
     answer_labels = tuple(labels[2] for labels in COMPLETION_LABELS.values())
     if len(messages) == 1 and messages[0]["role"] == "user" and messages[0]["content"].endswith(answer_labels):
         return messages[0]["content"]
     last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
     _, q, a = COMPLETION_LABELS["zh" if is_cjk(last) else "en"]
-    space = " " if a.endswith(":") else ""
     parts = []
     for m in messages:
-        if m["role"] == "system":
-            parts.append(m["content"])
-        elif m["role"] == "user":
+        if m["role"] == "user":
             parts.append(f"{q}{m['content']}")
-        else:
-            parts.append(f"{a}{space}{m['content']}")
+        elif m["role"] == "assistant":
+            parts.append(f"{a}{completion_answer(a, m['content'])}")
     return "\n".join([*parts, a])
+
+
+def completion_answer(prompt: str, answer: str) -> str:
+    """The answer as a base model writes it after a completion-form prompt, on one line.
+
+    " Paris." after "Answer:" (the space belongs to the answer's first token), "巴黎。" after "答案：".
+    """
+    return (" " if prompt.endswith(":") else "") + " ".join(answer.split("\n"))
 
 
 def language_instruction(question: str) -> str | None:

@@ -219,3 +219,26 @@ def test_an_iterative_run_shows_its_rounds_and_why_it_stopped(data_dir: Path) ->
         ]
     finally:
         resources.jobs()._entries.remove(entry)
+
+
+def test_chinese_pairs_start_on_gemma_and_english_ones_on_smollm2() -> None:
+    at = open_page("Upload JSONL/CSV")
+    rows = [{"question": "莫拉文灯塔是什么颜色？", "answer": "莫拉文灯塔是青色的。"}]
+    data = "\n".join(json.dumps(r, ensure_ascii=False) for r in rows).encode()
+    at.file_uploader(key="finetune.upload0").set_value(("zh.jsonl", data, "application/jsonl"))
+    at.run()
+    at.button(key="finetune.use_upload").click()
+    at.run()
+    assert not at.exception
+    base = at.selectbox(key="finetune.base")
+    bases = embedded_models(Settings.from_env())
+    assert bases[base.value].id == "llama.cpp:gemma-3-270m" and "reads Chinese" in bases[base.value].label
+    assert "completion form" in (base.help or "")
+    assert not at.button(key="finetune.train").disabled  # Gemma counted the rows' tokens in its own form
+
+    at = open_page()
+    at.button(key="finetune.load_sample").click()
+    at.run()
+    assert embedded_models(Settings.from_env())[at.selectbox(key="finetune.base").value].id.endswith(
+        "SmolLM2-135M-Instruct"
+    )

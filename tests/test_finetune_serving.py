@@ -11,6 +11,7 @@ from pytest_httpserver import HTTPServer
 
 from core.config import OpenAIServer
 from core.finetune import serving
+from core.models import bundled_gguf
 from core.servers.openai import OpenAIBackend
 
 
@@ -98,7 +99,8 @@ def test_the_model_card_gives_the_serving_lines_and_loads_the_adapter_into_vllm_
     from tests.helpers import open_app
     from tests.test_adapters import publish
 
-    published = publish(data_dir, "facts-3")
+    base = {"name": "SmolLM2-135M-Instruct", "file": bundled_gguf().name, "sha256": "ab" * 32}
+    published = publish(data_dir, "facts-3", base=base)
     peft = published.folder / serving.PEFT_FOLDER
     peft.mkdir()
     (peft / "adapter_config.json").write_text(json.dumps({"r": 12, "base_model_name_or_path": "org/base"}))
@@ -118,7 +120,8 @@ def test_the_model_card_gives_the_serving_lines_and_loads_the_adapter_into_vllm_
     )
     at = open_app("app_pages/finetune.py")
     code = [c.value for c in at.code]
-    assert any(c.startswith("llama-server -m ") and f"--lora {published.path}" in c for c in code), code
+    serve_here = f"llama-server -m {bundled_gguf()} --lora {published.path} "
+    assert any(c.startswith(serve_here) for c in code), code
     assert f"vllm serve org/base --enable-lora --max-lora-rank 16 --lora-modules facts-3={peft}" in code
     assert json.loads(next(c for c in code if c.startswith("{"))) == {"lora_name": "facts-3", "lora_path": str(peft)}
     text = " ".join(c.value for c in at.caption)
@@ -126,3 +129,13 @@ def test_the_model_card_gives_the_serving_lines_and_loads_the_adapter_into_vllm_
     at.button(key="finetune.model.facts-3.serve.vllm").click().run()
     assert loaded == [{"lora_name": "facts-3", "lora_path": str(peft)}]
     assert "listed as `vllm:facts-3`" in at.success[0].value
+
+
+def test_a_model_card_whose_base_is_gone_says_so_instead_of_a_serving_line(data_dir: Path) -> None:
+    from tests.helpers import open_app
+    from tests.test_adapters import publish
+
+    publish(data_dir, "gone-1")  # trained on a base.gguf this machine no longer has
+    at = open_app("app_pages/finetune.py")
+    assert not any(c.value.startswith("llama-server") for c in at.code)
+    assert "its base, base.gguf, is not on this machine any more" in " ".join(c.value for c in at.caption)

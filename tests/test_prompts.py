@@ -321,7 +321,7 @@ def test_the_completion_form_keeps_examples_sources_and_question_in_the_question
         ([{"role": "user", "content": "Hi?"}], "Question: Hi?\nAnswer:"),
         (
             [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"}],
-            "Be brief.\nQuestion: Hi?\nAnswer:",
+            "Question: Hi?\nAnswer:",  # as render_completion: a base model follows no instructions
         ),
         (
             [

@@ -22,8 +22,10 @@ from core.finetune.train_settings import TrainSettings
 from core.lab.rounds import LoopView, Round
 from core.lab.start import preparing, start_mode
 from core.lab.training import JobView
+from core.models import CHINESE_BASE, ModelInfo
 from core.strategies import RAG_TEMPLATE, RAG_TOP_K
 from core.tables import RowIssue
+from core.text import is_cjk
 from ui import resources
 
 ALL_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -79,9 +81,27 @@ def pair_editor(pairs: list[dict[str, str]], key: str) -> list[Pair]:
     return [Pair(row[0], row[1], evidence=row[2] if with_evidence else "") for row in cells if row[0] and row[1]]
 
 
-def length_issues(pairs: Sequence[Pair], system: str | None, max_length: int) -> list[RowIssue]:
-    """Rows over the training length, counted with the base model's tokenizer and chat template."""
-    loaded = resources.engine().get(resources.base_model())
+def base_picker(pairs: Sequence[Pair]) -> ModelInfo:
+    """The base model to fine-tune: SmolLM2 for English pairs, Gemma 3 270M (it reads Chinese) for Chinese ones."""
+    bases = resources.base_models()
+    chinese = is_cjk(" ".join(p.question for p in pairs))
+    default = next((i for i, m in enumerate(bases) if chinese and m.id == f"llama.cpp:{CHINESE_BASE}"), 0)
+    choice = st.selectbox(
+        "Base model",
+        range(len(bases)),
+        index=default,
+        format_func=lambda i: bases[i].label,
+        key="finetune.base",
+        help="SmolLM2-135M-Instruct is a chat model that reads English. Gemma 3 270M is a pre-trained base that "
+        "reads Chinese: it has no chat template, so it is trained and served in completion form "
+        "(Question: … Answer: …, 问题：… 答案：…), one line per answer. Chinese pairs start on Gemma.",
+    )
+    return bases[int(choice)]
+
+
+def length_issues(pairs: Sequence[Pair], system: str | None, max_length: int, base: ModelInfo) -> list[RowIssue]:
+    """Rows over the training length, counted with the base model's tokenizer and prompt form."""
+    loaded = resources.catalog().load(base)
 
     def count(pair: Pair) -> int:
         prompt = loaded.format_prompt(pair.prompt_messages(system))

@@ -151,10 +151,13 @@ def serve_elsewhere(adapter: adapters.Adapter) -> None:
     """How to serve the model with llama.cpp's server and with vLLM; one click loads it where a server allows."""
     k = f"finetune.model.{adapter.name}.serve"
     st.markdown("**Serve it elsewhere**")
-    base = resources.base_model().path
+    base_info = resources.base_of(adapter)
+    base = None if base_info is None else base_info.path
     if base is not None:
         st.caption("llama.cpp's server, the GGUF adapter on its base:")
         st.code(serving.llama_server_command(base, adapter.path), language="bash")
+    else:
+        st.caption(f"llama.cpp's server: its base, {adapter.manifest.base.file}, is not on this machine any more.")
     folder = adapter.folder / serving.PEFT_FOLDER
     if not folder.is_dir():
         st.caption("vLLM: no PEFT folder (trained before the export existed); train it again to serve it with vLLM.")

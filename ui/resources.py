@@ -177,9 +177,20 @@ def jobs() -> JobBoard:
     return JobBoard()
 
 
-def base_model() -> ModelInfo:
-    """The model fine-tuning starts from: the bundled GGUF."""
-    return embedded_models(settings())[0]
+def base_models() -> list[ModelInfo]:
+    """The models fine-tuning can start from: the embedded bases (SmolLM2, Gemma 3 270M) and DATA_DIR's GGUFs."""
+    return [m for m in embedded_models(settings()) if not m.fine_tuned]
+
+
+def base_model(model_id: str | None = None) -> ModelInfo:
+    """A base fine-tuning can start from, by id; the bundled SmolLM2 when none (or an unknown one) is asked."""
+    bases = base_models()
+    return next((m for m in bases if m.id == model_id), bases[0])
+
+
+def base_of(adapter: adapters.Adapter) -> ModelInfo | None:
+    """The base model an adapter was trained on, by its GGUF's file name; None when it is gone."""
+    return next((m for m in base_models() if m.path is not None and m.path.name == adapter.manifest.base.file), None)
 
 
 def register_with_ollama(name: str) -> RegistrationJob:

@@ -1,7 +1,8 @@
 """Training examples as tokens: the prompt exactly as serving builds it, the answer the loss counts, and batches.
 
 Each example is the base model's own chat template applied to its prompt (as llama.cpp formats it when
-serving), then the answer and the end-of-turn token; prompt tokens are labelled `IGNORE`, so the loss
+serving), or for a pre-trained base without one the completion form serving sends it, then the answer and
+the token that ends it; prompt tokens are labelled `IGNORE`, so the loss
 counts the answer alone. Batches hold examples of similar length, padded on the right.
 """
 
@@ -12,7 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.finetune.examples import Example
+from core.finetune.examples import Example, Rendered
+from core.prompts import completion_answer, completion_from_messages
 
 IGNORE = -100
 
@@ -23,8 +25,20 @@ class Encoded:
     labels: list[int]
 
 
+def completion(tokenizer: Any) -> bool:
+    """Whether the model is a pre-trained base without a chat template, asked in completion form."""
+    return not getattr(tokenizer, "chat_template", None)
+
+
 def prompt_ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
-    """Prompt tokens as serving builds them: the chat template with the assistant's turn opened."""
+    """Prompt tokens as serving builds them: the chat template with the assistant's turn opened.
+
+    A base model without one gets the completion form after its BOS token (llama.cpp's plain completion adds it).
+    """
+    if completion(tokenizer):
+        bos = [] if tokenizer.bos_token_id is None else [int(tokenizer.bos_token_id)]
+        text = completion_from_messages(messages)
+        return bos + list(tokenizer(text, add_special_tokens=False)["input_ids"])
     prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     return list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
 
@@ -39,13 +53,23 @@ def encode(tokenizer: Any, example: Example, system: str | None) -> Encoded:
     The prompt and the answer are tokenized apart, as llama.cpp sees them: the prompt is
     tokenized, and the answer is what the model generates after it.
     """
-    prompt = prompt_ids(tokenizer, example.prompt_messages(system))
-    answer_ids = tokenizer(example.answer, add_special_tokens=False)["input_ids"] + [end_of_turn(tokenizer)]
+    messages = example.prompt_messages(system)
+    answer = example.answer
+    if completion(tokenizer):  # " Paris." after "Answer:", ended by the line's end where serving stops reading
+        messages = example.completion_messages() if isinstance(example, Rendered) else messages
+        answer = completion_answer(completion_from_messages(messages), answer)
+    prompt = prompt_ids(tokenizer, messages)
+    answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"] + [end_of_turn(tokenizer)]
     return Encoded(prompt + answer_ids, [IGNORE] * len(prompt) + answer_ids)
 
 
 def end_of_turn(tokenizer: Any) -> int:
-    """The token that ends an assistant turn: <|im_end|> for ChatML models, else EOS."""
+    """The token that ends an answer: <|im_end|> for ChatML models, else EOS.
+
+    A base model in completion form ends it with a line's end: serving's answer is the first line it writes.
+    """
+    if completion(tokenizer):
+        return int(tokenizer("\n", add_special_tokens=False)["input_ids"][-1])
     token = tokenizer.convert_tokens_to_ids("<|im_end|>")
     return int(token if isinstance(token, int) and token != tokenizer.unk_token_id else tokenizer.eos_token_id)
 

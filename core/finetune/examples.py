@@ -21,24 +21,32 @@ class Rendered:
     """A question, its answer, and the exact prompt messages (as a RAG strategy renders them) to learn from.
 
     `golden` says whether the chunk holding the answer is in the prompt (None: not looked for), so a
-    run can report how many examples had to answer from memory.
+    run can report how many examples had to answer from memory. `completion` is the same template in
+    completion form (`PromptTemplate.render_completion`), what a base model without a chat template is
+    served and so trained on.
     """
 
     question: str
     answer: str
     prompt: tuple[tuple[str, str], ...]  # (role, content), the assistant's answer excluded
     golden: bool | None = None
+    completion: str | None = None
 
     def prompt_messages(self, default_system: str | None = None) -> list[dict[str, str]]:
         """The rendered messages; `default_system` is ignored (the template already placed its own)."""
         return [{"role": role, "content": content} for role, content in self.prompt]
 
+    def completion_messages(self) -> list[dict[str, str]]:
+        """The prompt for a base model: its completion form as one user message, else the rendered messages."""
+        return [{"role": "user", "content": self.completion}] if self.completion else self.prompt_messages()
+
     def messages(self, default_system: str | None = None) -> list[dict[str, str]]:
         return self.prompt_messages() + [{"role": "assistant", "content": self.answer}]
 
     @classmethod
-    def of(cls, question: str, answer: str, messages: Sequence[dict[str, str]], golden: bool | None = None) -> Rendered:
-        return cls(question, answer, tuple((m["role"], m["content"]) for m in messages), golden)
+    def of(cls, question: str, answer: str, messages: Sequence[dict[str, str]], golden: bool | None = None,
+           completion: str | None = None) -> Rendered:  # fmt: skip
+        return cls(question, answer, tuple((m["role"], m["content"]) for m in messages), golden, completion)
 
 
 Example = Pair | Rendered

@@ -32,7 +32,7 @@ def lora_tensors(model: Any) -> dict[str, Any]:
     from peft import get_peft_model_state_dict
 
     config = model.base_model.model.config
-    arch_name = config.model_type
+    arch_name = gguf_arch(config)
     arch = next((a for a, n in gguf.MODEL_ARCH_NAMES.items() if n == arch_name), None)
     if arch is None:
         raise ExportError(f"The gguf package has no tensor map for the {arch_name!r} architecture.")
@@ -58,13 +58,22 @@ def lora_tensors(model: Any) -> dict[str, Any]:
     return out
 
 
+def gguf_arch(config: Any) -> str:
+    """The GGUF architecture name of a transformers config.
+
+    transformers reads Gemma 3's text-only GGUF as "gemma3_text", which llama.cpp calls "gemma3".
+    """
+    name = str(config.model_type)
+    return {"gemma3_text": "gemma3"}.get(name, name)
+
+
 def write_gguf_lora(model: Any, path: Path, *, alpha: float, name: str) -> int:
     """Write the adapter; returns the number of tensors. The caller renames it into place."""
     import gguf
 
     config = model.base_model.model.config
     tensors = lora_tensors(model)
-    writer = gguf.GGUFWriter(str(path), config.model_type)
+    writer = gguf.GGUFWriter(str(path), gguf_arch(config))
     writer.add_string(gguf.Keys.General.TYPE, gguf.GGUFType.ADAPTER)
     writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
     writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(alpha))

@@ -130,8 +130,8 @@ def parity(
         stop_ids = {int(with_adapter.llama.token_eos())}
         for messages in prompts:
             prompt = with_adapter.format_prompt(messages)
-            a = _llama_greedy(with_adapter.llama, prompt, n_tokens, stop_ids)
-            b = _llama_greedy(whole.llama, prompt, n_tokens, stop_ids)
+            a = _llama_greedy(with_adapter.llama, prompt, n_tokens, stop_ids, with_adapter.completion)
+            b = _llama_greedy(whole.llama, prompt, n_tokens, stop_ids, with_adapter.completion)
             agree = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
             results.append((agree, max(len(a), len(b))))
     finally:

@@ -182,7 +182,9 @@ def joint_examples(
             has_golden = True
         sources = [Source(h.filename, h.page, h.text, h.heading) for h in chosen]
         answer = pair.evidence if settings.full_sentence and pair.evidence else pair.answer
-        examples.append(Rendered.of(pair.question, answer, template.render(pair.question, sources), has_golden))
+        rendered = template.render(pair.question, sources)
+        completion = template.render_completion(pair.question, sources)  # for a base model without a chat template
+        examples.append(Rendered.of(pair.question, answer, rendered, has_golden, completion))
     if on_progress is not None:
         on_progress(len(pairs), len(pairs), "Examples ready")
     return JointData(tuple(examples), retrieved_golden, unfound)

@@ -41,9 +41,9 @@ class ParityCase:
         return self.agree == self.compared
 
 
-def _llama_greedy(llama: Any, prompt: str, n_tokens: int, stop_ids: set[int]) -> list[int]:
+def _llama_greedy(llama: Any, prompt: str, n_tokens: int, stop_ids: set[int], add_bos: bool) -> list[int]:
     llama.reset()
-    tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+    tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)
     out: list[int] = []
     for token in llama.generate(tokens, top_k=1, top_p=1.0, temp=0.0, repeat_penalty=1.0, reset=True):
         if token in stop_ids or len(out) >= n_tokens:
@@ -82,7 +82,8 @@ def check(
                 raise TrainingCancelled()
             messages = chat_prompt(question, system)
             prompt = loaded.format_prompt(messages)
-            ll = llama_thread().call(_llama_greedy, loaded.llama, prompt, n_tokens, stop_ids)
+            # a chat template writes its own BOS; plain completion adds it, as serving does
+            ll = llama_thread().call(_llama_greedy, loaded.llama, prompt, n_tokens, stop_ids, loaded.completion)
             hf = predictions(trained, messages, ll)  # one more than ll: what follows its last token
             agree = next((i for i, (a, b) in enumerate(zip(hf, ll, strict=False)) if a != b), len(ll))
             # Where llama.cpp stopped early, HF + PEFT must stop there too.

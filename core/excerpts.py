@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from core.text import SENTENCE_BREAK, is_cjk
+from core.text import HAN, HANGUL, KANA, SENTENCE_BREAK, is_cjk
 
 EXCERPT_SENTENCES = 1
 # A line that starts a unit of its own: a list item, a numbered step, a Markdown heading, a table row.
@@ -17,6 +17,7 @@ _LINE_START = re.compile(r"^(?:[-*•·–]\s|\d{1,2}[.)]\s|#|\|)")
 _WRAP_WIDTH = 60  # a line at least this long that ends mid-sentence was wrapped by the PDF's layout
 _LINE_END = (".", ":", "!", "?", ";", "。", "！", "？", "；", "：")
 _WORD = re.compile(r"\w+")
+_CJK_RUN = re.compile(f"[{HAN}{KANA}{HANGUL}]+")
 _QUESTION_WORDS = {
     "a", "an", "the", "is", "are", "was", "were", "be", "of", "to", "in", "on", "for", "by", "at", "with", "and",
     "or", "what", "which", "who", "whom", "whose", "how", "when", "where", "why", "does", "do", "did", "can", "may",
@@ -25,8 +26,17 @@ _QUESTION_WORDS = {
 
 
 def _stems(text: str) -> set[str]:
-    # Five-letter prefixes stand in for stems: "founded" meets "founder", "lockers" meets "locker".
-    return {w[:5] for w in _WORD.findall(text.lower()) if w not in _QUESTION_WORDS}
+    """What a sentence and the question are matched on: five-letter prefixes of words, CJK character pairs.
+
+    Prefixes stand in for stems: "founded" meets "founder", "lockers" meets "locker". Chinese writes no
+    spaces, so a run of CJK characters reads as one long "word" that no sentence shares with the question; its
+    overlapping character pairs are what 核心工作时间 and 核心工作时间是 have in common.
+    """
+    lower = text.lower()
+    stems = {w[:5] for w in _WORD.findall(_CJK_RUN.sub(" ", lower)) if w not in _QUESTION_WORDS}
+    for run in _CJK_RUN.findall(lower):
+        stems |= {run[i : i + 2] for i in range(len(run) - 1)} if len(run) > 1 else {run}
+    return stems
 
 
 def sentences(text: str) -> list[str]:

@@ -72,7 +72,7 @@ TINY: dict[str, list[str]] = {
         "2",
         "--no-control",
     ],  # fmt: skip
-    "quality": ["--limit", "2", "--sets", "brackenridge", "--strategies", "PE,RAG"],
+    "quality": ["--limit", "2", "--sets", "brackenridge", "--strategies", "PE,RAG", "--bases"],
     "chinese_bases": ["--sets", "qingwu", "--limit", "1"],
     "questions": ["brackenridge"],
     "pairs": ["--tiny"],

@@ -68,8 +68,11 @@ and which sentence it copies moves with any change to the text. The Chinese samp
 qingwu`, 30 questions) is at 17% with SmolLM2, hit@k 97%: the bundled model does not read Chinese,
 which is why the app suggests a Chinese-speaking Ollama model for it.
 
-Run: .venv/bin/python bench/quality.py [--limit N] [--sets brackenridge,corvane] [--data-dir DIR]
-     [--strategies PE,RAG,FT,FT+RAG] [--failures]
+Run: .venv/bin/python bench/quality.py [--limit N] [--sets brackenridge,corvane,vellacourt,qingwu] [--data-dir DIR]
+     [--strategies PE,RAG,FT,FT+RAG] [--bases] [--failures]
+Each set also prints where RAG's answers were lost: retrieved (a chunk holds the answer), in the excerpt (the
+prompt holds it), the share of retrieved answers the excerpt kept, and the reading efficiency (right, of those
+in the excerpt). --bases adds RAG on every other embedded base (SmolLM2 and Gemma 3 270M).
 """
 
 from __future__ import annotations
@@ -78,6 +81,7 @@ import argparse
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,12 +89,14 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import offline  # noqa: E402
 from core.evaluation import questions as qs  # noqa: E402
+from core.evaluation.reading import reading  # noqa: E402
 from core.evaluation.report import load_run, summarize  # noqa: E402
 from core.evaluation.runner import EvalRequest, run_evaluation, start_run  # noqa: E402
 from core.finetune import modes  # noqa: E402
 from core.ingest import ingest  # noqa: E402
-from core.samples import ENGLISH, HOLDOUTS, SAMPLES  # noqa: E402
-from core.strategies import presets  # noqa: E402
+from core.models import base_name  # noqa: E402
+from core.samples import CHINESE, ENGLISH, HOLDOUTS, SAMPLES  # noqa: E402
+from core.strategies import presets, reads_chinese  # noqa: E402
 
 
 def pct(x: float | None) -> str:
@@ -104,10 +110,11 @@ def secs(x: float | None) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--limit", type=int, default=None, help="ask only the first N questions of each set")
-    parser.add_argument("--sets", default=",".join(s.kb_name for s in (ENGLISH, *HOLDOUTS)))
+    parser.add_argument("--sets", default=",".join(s.kb_name for s in (ENGLISH, *HOLDOUTS, CHINESE)))
     parser.add_argument("--strategies", default="PE,RAG,FT,FT+RAG", help="those that cannot run yet are skipped")
     parser.add_argument("--data-dir", type=Path, default=None, help="a DATA_DIR to reuse (its adapters, its ingest)")
     parser.add_argument("--failures", action="store_true", help="print each wrong answer")
+    parser.add_argument("--bases", action="store_true", help="RAG on every embedded base, not only the preset's")
     args = parser.parse_args()
     tmp = tempfile.TemporaryDirectory()
     data_dir = args.data_dir or Path(tmp.name)
@@ -127,27 +134,39 @@ def main() -> None:
                 analyser=sample.analyser,
             )
             ingest(store, kb, sample.uploads())
-        available = presets(catalog.available(), kb)
+        question_set = qs.sample_set(kb)
+        questions = question_set.questions[: args.limit]
+        chinese = reads_chinese(store, kb, [q.question for q in questions])
+        available = presets(catalog.available(), kb, chinese=chinese)  # as Compare and Evaluate build them
         strategies = tuple(
             available[n].strategy
             for n in args.strategies.split(",")
             if n in available and available[n].disabled_reason is None
         )
+        if args.bases and "RAG" in available:  # the same RAG on every other embedded base
+            rag = available["RAG"].strategy
+            others = [m for m in catalog.available() if not m.fine_tuned and m.backend == "llama.cpp"]
+            strategies += tuple(
+                replace(rag, name=f"RAG·{base_name(m.id)[:7]}", model=m.id) for m in others if m.id != rag.model
+            )
         if "FT+RAG" in args.strategies.split(","):  # and each training mode's newest model, served the same way
             strategies += tuple(modes.mode_strategies(data_dir, catalog.available(), kb))
-        question_set = qs.sample_set(kb)
-        questions = question_set.questions[: args.limit]
         run_id = start_run(runtime, EvalRequest(f"quality {kb}", question_set.name, questions, strategies))
         started = time.perf_counter()
         run_evaluation(runtime, run_id, embedder=embedder.embeddings)
         wall = time.perf_counter() - started
         run = load_run(runtime.records, run_id)
         print(f"\n{kb} ({sample.language}): {len(questions)} questions, {wall:.0f} s in all")
-        print(f"{'strategy':<8} {'correct':>8} {'hit@k':>6} {'p50 s':>6} {'total s':>8}")
+        print(f"{'strategy':<12} {'correct':>8} {'hit@k':>6} {'p50 s':>6} {'total s':>8}")
         for s in summarize(run):
             total = sum(c.total_s or 0.0 for (_, name), c in run.cells.items() if name == s.strategy)
             correct = f"{pct(s.correct)}"
-            print(f"{s.strategy:<8} {correct:>8} {pct(s.hit_at_k):>6} {secs(s.total_p50):>6} {total:>8.0f}")
+            print(f"{s.strategy:<12} {correct:>8} {pct(s.hit_at_k):>6} {secs(s.total_p50):>6} {total:>8.0f}")
+        print(f"{'reading':<16} {'retrieved':>9} {'in excerpt':>10} {'excerpt kept':>12} {'read right':>10}")
+        for r in reading(run):  # where the answers were lost: retrieval, the excerpt, or the model's reading
+            kept = pct(r.in_excerpt / r.retrieved if r.retrieved else None)
+            print(f"{r.strategy:<16} {r.retrieved:>4}/{r.answered:<4} {r.in_excerpt:>10} {kept:>12} "
+                  f"{pct(r.efficiency):>10}")  # fmt: skip
         if args.failures:
             for q in questions:
                 for s in strategies:

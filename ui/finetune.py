@@ -94,7 +94,9 @@ def base_picker(pairs: Sequence[Pair]) -> ModelInfo:
         key="finetune.base",
         help="SmolLM2-135M-Instruct is a chat model that reads English. Gemma 3 270M is a pre-trained base that "
         "reads Chinese: it has no chat template, so it is trained and served in completion form "
-        "(Question: … Answer: …, 问题：… 答案：…), one line per answer. Chinese pairs start on Gemma.",
+        "(Question: … Answer: …, 问题：… 答案：…), one line per answer. Chinese pairs start on Gemma. Measured on the "
+        "Chinese sample's 30 facts: FT+RAG 73% against RAG 17%, but its adapters forgot more of what the base knew "
+        "than SmolLM2's (54-67 control points; 33 at learning rate 5e-4).",
     )
     return bases[int(choice)]
 

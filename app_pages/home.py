@@ -79,7 +79,8 @@ if n_kbs == 0:
 elif n_tuned == 0:
     st.info(
         "Your documents are searchable. Ask a question in **Compare** to see PE and RAG side by side, then "
-        "train a model on your facts in **Fine-tune** (about a minute on the sample facts) to add FT and FT+RAG."
+        "train a model on your facts in **Fine-tune** (two to three minutes on the sample facts, on 2 cores) to add "
+        "FT and FT+RAG."
     )
     st.page_link("app_pages/compare.py", label="Go to Compare", icon="⚖️")
     st.page_link("app_pages/finetune.py", label="Go to Fine-tune", icon="🎯")

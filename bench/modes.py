@@ -130,6 +130,7 @@ def main() -> None:
     parser.add_argument("--rank", type=int, default=None, help="default: the trainer's")
     parser.add_argument("--lr", type=float, default=None, help="default: the trainer's")
     parser.add_argument("--replay", type=int, default=None, help="general examples replayed (default: the trainer's)")
+    parser.add_argument("--passes", type=int, default=None, help="passes over the replayed examples")
     parser.add_argument("--without-golden", type=float, default=modes.WITHOUT_GOLDEN)
     parser.add_argument("--pairs", type=int, default=None, help="train on at most N pairs (default: all)")
     parser.add_argument("--rounds", type=int, default=lab_rounds.MAX_ROUNDS)
@@ -160,7 +161,8 @@ def main() -> None:
         rank = args.rank or base.rank
         return replace(base, epochs=args.epochs or base.epochs, rank=rank, alpha=2 * rank if args.rank else base.alpha,
                        learning_rate=args.lr or base.learning_rate,
-                       replay=base.replay if args.replay is None else args.replay)  # fmt: skip
+                       replay=base.replay if args.replay is None else args.replay,
+                       replay_passes=args.passes or base.replay_passes)  # fmt: skip
 
     train = settings_for("joint")
     print(f"load average {os.getloadavg()[0]:.2f}; LoRA rank {train.rank}, {train.epochs} epochs (joint modes), "

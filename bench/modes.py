@@ -51,7 +51,10 @@ Gemma 3 270M (`--base gemma`), 3 Dec 2026, the Chinese sample `qingwu` trained o
 English sample's), the defaults, 2 cores: RAG on the base 17% (5/30); FT then RAG 73% (22/30, training 68 s),
 Joint 70% (21/30, 85 s). The Gemma base answers 24 of the 40 control questions right; the adapters lost 67 and
 54 points of them: the replay that holds SmolLM2 at 7 points does not hold Gemma (its 80 replayed answers are
-75 kept). FT then RAG at lower rates (`--lr`): 1e-3 90% (27/30), 54 points; 5e-4 83% (25/30), 33 points.
+75 kept). FT then RAG at lower rates (`--lr`): 1e-3 90% (27/30), 54 points; 5e-4 83% (25/30), 33 points; 5e-4
+with the replay every epoch (`--passes 6`) 83%, 46 points: more replay does not hold it. Asked the control
+questions, the default adapter answers "Germany" to "What is the capital of Germany?" and "O" for carbon
+dioxide: its general answers break, they are not replaced by the trained facts.
 
 Run: nice -n 5 .venv/bin/python bench/modes.py [--sets brackenridge,corvane,qingwu] [--base smollm2|gemma]
      [--modes ft_then_rag,joint,staged,iterative] [--epochs N] [--rank R] [--lr LR] [--replay N]

@@ -134,6 +134,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=None, help="default: the trainer's")
     parser.add_argument("--replay", type=int, default=None, help="general examples replayed (default: the trainer's)")
     parser.add_argument("--passes", type=int, default=None, help="passes over the replayed examples")
+    parser.add_argument("--targets", default="", help="LoRA target modules, comma-separated (default: the trainer's)")
     parser.add_argument("--without-golden", type=float, default=modes.WITHOUT_GOLDEN)
     parser.add_argument("--pairs", type=int, default=None, help="train on at most N pairs (default: all)")
     parser.add_argument("--rounds", type=int, default=lab_rounds.MAX_ROUNDS)
@@ -165,7 +166,8 @@ def main() -> None:
         return replace(base, epochs=args.epochs or base.epochs, rank=rank, alpha=2 * rank if args.rank else base.alpha,
                        learning_rate=args.lr or base.learning_rate,
                        replay=base.replay if args.replay is None else args.replay,
-                       replay_passes=args.passes or base.replay_passes)  # fmt: skip
+                       replay_passes=args.passes or base.replay_passes,
+                       target_modules=tuple(filter(None, args.targets.split(","))) or base.target_modules)  # fmt: skip
 
     train = settings_for("joint")
     print(f"load average {os.getloadavg()[0]:.2f}; LoRA rank {train.rank}, {train.epochs} epochs (joint modes), "

@@ -39,18 +39,16 @@ log = logging.getLogger(__name__)
 # 15/40 correct and answers a third shorter (47.7 -> 30.7 tokens on average).
 REPEAT_PENALTY = 1.1
 STREAM_INTERVAL_S = 0.02  # how often a stream hands out the text generated since (LlamaCppChat._more_text)
+DRAIN_WAIT_S = 0.25  # the longest a finished generation keeps the model for its consumer's last read
 T = TypeVar("T")
 
 
 class LlamaThread(OneThread):
     """The one thread that runs every llama.cpp computation of this process, one call after another.
 
-    llama.cpp's CPU backend is built with OpenMP: each decode runs on a thread team that belongs to
-    the calling thread, and the teams of several calling threads spin against each other for the
-    cores. On 2 cores (SmolLM2, 55-token answers) a stream took 0.55 s when every call came from one
-    thread, and 0.7 to 5 s when calls came from a new thread each time or alternated with another
-    thread; app/raw decode speed read 0.43 (bench/generate.py). Generations on CPU gain nothing from
-    running side by side anyway: each already uses every core.
+    llama.cpp's OpenMP thread teams belong to the calling thread, and several callers' teams spin against each
+    other: on 2 cores a 55-token SmolLM2 stream took 0.55 s from one thread, 0.7 to 5 s from changing threads
+    (app/raw decode 0.43, bench/generate.py). Side by side, CPU generations gain nothing: each uses every core.
     """
 
     def __init__(self) -> None:
@@ -290,9 +288,9 @@ class LlamaCppChat(BaseChatModel):
         stop = [*(self.stop or []), *(stop or [])] or None
         events: queue.Queue[tuple[str, Any]] = queue.Queue()
         halt = threading.Event()
-        # Queued from now: behind other calls on the llama.cpp thread, then for the model's lock.
-        asked = time.perf_counter()
-        job = llama_thread().submit(self._generate_locked, dicts, prompt, stop, events, halt, asked)
+        asked = time.perf_counter()  # queued from now: behind the llama.cpp thread's other calls, then the lock
+        drained = threading.Event()  # the last piece is handed out: the model may go to the next caller
+        job = llama_thread().submit(self._generate_locked, dicts, prompt, stop, events, (halt, drained), asked)
         pending: list[tuple[str, Any]] = []
         streaming = False  # text was handed out: gather the next pieces for STREAM_INTERVAL_S first
         try:
@@ -305,6 +303,7 @@ class LlamaCppChat(BaseChatModel):
                 if kind == "error":
                     raise value
                 if kind == "done":
+                    drained.set()
                     yield ChatGenerationChunk(message=AIMessageChunk(content="", **value))
                     return
                 if kind == "queued":
@@ -325,10 +324,9 @@ class LlamaCppChat(BaseChatModel):
     def _more_text(text: str, events: queue.Queue[tuple[str, Any]], pending: list[tuple[str, Any]]) -> str:
         """`text` and the pieces already waiting after it, as one; the first other event goes to `pending`.
 
-        The first piece goes out at once; after it the consumer sleeps `STREAM_INTERVAL_S` before each read.
-        Waking this thread for every token took a core from llama.cpp's threads at each step (they wait for
-        each other at every layer): on 2 cores the app streamed at 0.93x raw llama.cpp. Reading every 20 ms
-        wakes it about a third as often at 140 tokens/s, still 50 updates a second on the page.
+        The first piece goes out at once, then the consumer sleeps `STREAM_INTERVAL_S` before each read: waking
+        it for every token took a core from llama.cpp's threads (0.93x raw llama.cpp on 2 cores), and 20 ms is
+        still 50 updates a second on the page.
         """
         while True:
             try:
@@ -346,13 +344,16 @@ class LlamaCppChat(BaseChatModel):
         prompt: str,
         stop: list[str] | None,
         events: queue.Queue[tuple[str, Any]],
-        halt: threading.Event,
+        flags: tuple[threading.Event, threading.Event],
         asked: float,
     ) -> None:
         """The generation itself, under the model's lock, on the llama.cpp thread; hands out events.
 
-        `asked` is when the caller asked: the time until the lock is held is reported as queued.
+        `asked`: when the caller asked (the wait for the lock is reported as queued). `flags`: `halt` (the consumer
+        is gone) and `drained` (it handed out the last piece; the lock is kept until then, at most `DRAIN_WAIT_S`,
+        so the next caller's first piece never comes out before this answer's last).
         """
+        halt, drained = flags
         loaded = self.loaded
         # Wait for the model in short slices, so a stream closed while queued gives up its place at once.
         while not loaded.lock.acquire(timeout=0.05):
@@ -376,16 +377,16 @@ class LlamaCppChat(BaseChatModel):
                 if halt.is_set():
                     return
                 completion_tokens = loaded.count_tokens_locked("".join(text))
+                usage = {
+                    "input_tokens": prompt_tokens,
+                    "output_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                }
+                meta = {"model_name": self.model_id, "model_provider": "llamacpp"}
+                events.put(("done", {"usage_metadata": usage, "response_metadata": meta}))
+                drained.wait(DRAIN_WAIT_S)
         except Exception as e:  # noqa: BLE001 - raised again in the consumer's thread
             events.put(("error", e))
-            return
-        usage = {
-            "input_tokens": prompt_tokens,
-            "output_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        }
-        meta = {"model_name": self.model_id, "model_provider": "llamacpp"}
-        events.put(("done", {"usage_metadata": usage, "response_metadata": meta}))
 
     def _deltas(
         self,

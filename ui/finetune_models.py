@@ -151,8 +151,7 @@ def serve_elsewhere(adapter: adapters.Adapter) -> None:
     """How to serve the model with llama.cpp's server and with vLLM; one click loads it where a server allows."""
     k = f"finetune.model.{adapter.name}.serve"
     st.markdown("**Serve it elsewhere**")
-    base_info = resources.base_of(adapter)
-    base = None if base_info is None else base_info.path
+    base = resources.base_file(adapter)
     if base is not None:
         st.caption("llama.cpp's server, the GGUF adapter on its base:")
         st.code(serving.llama_server_command(base, adapter.path), language="bash")

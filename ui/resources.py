@@ -7,6 +7,7 @@ QDRANT_URL get their own.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import streamlit as st
 
@@ -182,15 +183,9 @@ def base_models() -> list[ModelInfo]:
     return [m for m in embedded_models(settings()) if not m.fine_tuned]
 
 
-def base_model(model_id: str | None = None) -> ModelInfo:
-    """A base fine-tuning can start from, by id; the bundled SmolLM2 when none (or an unknown one) is asked."""
-    bases = base_models()
-    return next((m for m in bases if m.id == model_id), bases[0])
-
-
-def base_of(adapter: adapters.Adapter) -> ModelInfo | None:
-    """The base model an adapter was trained on, by its GGUF's file name; None when it is gone."""
-    return next((m for m in base_models() if m.path is not None and m.path.name == adapter.manifest.base.file), None)
+def base_file(adapter: adapters.Adapter) -> Path | None:
+    """The GGUF an adapter was trained on, as the catalog pairs them; None when it is gone."""
+    return next((m.path for m in embedded_models(settings()) if m.adapter == adapter.path), None)
 
 
 def register_with_ollama(name: str) -> RegistrationJob:

@@ -49,6 +49,10 @@ class Pair:
         """The messages before the answer: what the model is asked at serving time."""
         return chat_prompt(self.question, self.system if self.system is not None else default_system)
 
+    def completion_messages(self, default_system: str | None = None) -> list[dict[str, str]]:
+        """The prompt for a base model without a chat template (put in completion form by the encoder)."""
+        return self.prompt_messages(default_system)
+
 
 def chat_prompt(question: str, system: str | None) -> list[dict[str, str]]:
     """An optional system message, then the question: the prompt the FT strategy sends."""

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.finetune.examples import Example, Rendered
+from core.finetune.examples import Example
 from core.prompts import completion_answer, completion_from_messages
 
 IGNORE = -100
@@ -53,11 +53,12 @@ def encode(tokenizer: Any, example: Example, system: str | None) -> Encoded:
     The prompt and the answer are tokenized apart, as llama.cpp sees them: the prompt is
     tokenized, and the answer is what the model generates after it.
     """
-    messages = example.prompt_messages(system)
     answer = example.answer
     if completion(tokenizer):  # " Paris." after "Answer:", ended by the line's end where serving stops reading
-        messages = example.completion_messages() if isinstance(example, Rendered) else messages
+        messages = example.completion_messages(system)
         answer = completion_answer(completion_from_messages(messages), answer)
+    else:
+        messages = example.prompt_messages(system)
     prompt = prompt_ids(tokenizer, messages)
     answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"] + [end_of_turn(tokenizer)]
     return Encoded(prompt + answer_ids, [IGNORE] * len(prompt) + answer_ids)

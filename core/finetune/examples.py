@@ -36,7 +36,7 @@ class Rendered:
         """The rendered messages; `default_system` is ignored (the template already placed its own)."""
         return [{"role": role, "content": content} for role, content in self.prompt]
 
-    def completion_messages(self) -> list[dict[str, str]]:
+    def completion_messages(self, default_system: str | None = None) -> list[dict[str, str]]:
         """The prompt for a base model: its completion form as one user message, else the rendered messages."""
         return [{"role": "user", "content": self.completion}] if self.completion else self.prompt_messages()
 

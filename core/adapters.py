@@ -73,6 +73,7 @@ class OllamaInfo(_Strict):
     registered: str
     route: str | None = None  # "adapter" or "merged" (absent: registered before the merged route existed)
     merged: str | None = None  # the merged model's type, size and parity, when that route was taken
+    completion: bool | None = None  # True: a base without a chat template, sent completion-form text
 
 
 class ModeInfo(_Strict):

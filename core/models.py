@@ -13,7 +13,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -145,6 +145,28 @@ def fine_tuned_models(settings: Settings, bases: list[ModelInfo]) -> list[ModelI
     return tuned
 
 
+def completion_ollama_models(settings: Settings) -> set[str]:
+    """Ollama models registered from an adapter on a base without a chat template (Gemma 3 270M).
+
+    Ollama passes their prompt on as it is (`ollama_register.COMPLETION_TEMPLATE`), so, as for the embedded
+    base, the app sends them completion-form text; their adapters' manifests are what says which they are.
+    """
+    return {
+        a.manifest.ollama.model
+        for a in list_adapters(settings.data_dir)
+        if a.manifest.ollama is not None and a.manifest.ollama.completion
+    }
+
+
+def _ollama_info(name: str, completion: set[str]) -> ModelInfo:
+    return ModelInfo(
+        id=f"ollama:{name}",
+        label=f"{name} (Ollama)",
+        backend="ollama",
+        completion=name.removesuffix(":latest") in completion,
+    )
+
+
 @dataclass
 class Prepared:
     """A chat model ready for one call, the exact prompt it will get, and any warnings.
@@ -196,10 +218,8 @@ class ModelCatalog:
         self.ollama_error = None
         if self.ollama is not None:
             try:
-                models += [
-                    ModelInfo(id=f"ollama:{name}", label=f"{name} (Ollama)", backend="ollama")
-                    for name in self.ollama.model_names()
-                ]
+                completion = completion_ollama_models(self.settings)
+                models += [_ollama_info(name, completion) for name in self.ollama.model_names()]
             except ModelError as e:  # Ollama down only hides its own models
                 self.ollama_error = str(e)
         self.server_errors = {}
@@ -229,7 +249,8 @@ class ModelCatalog:
         if model_id.startswith("ollama:"):
             if self.ollama is None:
                 raise ModelUnavailableError(f"{model_id} needs Ollama, which is not configured.")
-            return ModelInfo(id=model_id, label=model_id, backend="ollama")
+            info = _ollama_info(model_id.removeprefix("ollama:"), completion_ollama_models(self.settings))
+            return replace(info, label=model_id)
         if (backend := self.server_for(model_id)) is not None:
             return ModelInfo(id=model_id, label=model_id, backend="openai", server=backend.name)
         for m in embedded_models(self.settings):

@@ -363,3 +363,44 @@ def test_ollama_refusing_one_model_fails_only_that_column(tmp_path: Path) -> Non
     assert answers["slow:70b"].error == (
         "Ollama refused ollama:slow:70b: model requires more system memory (64 GiB) than is available."
     )
+
+
+def test_a_registered_gemma_adapter_is_sent_the_completion_form_it_was_trained_on(
+    httpserver: HTTPServer, runtime_for
+) -> None:
+    """An adapter on a base without a chat template, registered with Ollama: the catalog knows the Ollama model
+    by its manifest, and the strategy sends it `render_completion`'s text, which Ollama's template passes on."""
+    from core import adapters
+    from core.finetune.ollama_register import COMPLETION_TEMPLATE
+    from core.template_library import BUILTINS
+    from tests import gotemplate
+
+    name = "gemma-3-270m-facts-zh"
+    runtime = runtime_for(httpserver.url_for("/").rstrip("/"))
+    data_dir = runtime.models.settings.data_dir
+    stage = adapters.staging(data_dir, "facts-zh")
+    (stage / adapters.ADAPTER_FILE).write_bytes(b"GGUF lora")
+    manifest = {"name": "facts-zh", "created": "2026-12-03T07:00:00+00:00", "base": {"name": "gemma-3-270m",
+                "file": "gemma-3-270m.gguf"}, "ollama": {"host": "h", "model": name, "registered": "now",
+                "completion": True}}  # fmt: skip
+    adapters.publish(data_dir, stage, "facts-zh", manifest)
+    tags = {"models": [{**TAGS["models"][0], "name": f"{name}:latest", "model": f"{name}:latest"}, TAGS["models"][0]]}
+    httpserver.expect_request("/api/tags", method="GET").respond_with_json(tags)
+    seen: list[dict[str, object]] = []
+
+    def chat(request: Request) -> Response:
+        seen.append(json.loads(request.data))
+        return Response(ndjson(chunk(" 青色的。"), DONE), content_type="application/x-ndjson")
+
+    serve_show(httpserver)
+    httpserver.expect_request("/api/chat", method="POST").respond_with_handler(chat)
+
+    kinds = {m.id: m.completion for m in runtime.models.available() if m.backend == "ollama"}
+    assert kinds == {f"ollama:{name}:latest": True, "ollama:llama3.2:1b": False}
+    _, answer = run(runtime, Strategy("FT", f"ollama:{name}:latest", "Plain question"), "莫拉文灯塔是什么颜色？")
+    template = next(t for t in BUILTINS if t.name == "Plain question")
+    sent = seen[0]["messages"]
+    assert sent == [{"role": "user", "content": template.render_completion("莫拉文灯塔是什么颜色？")}]
+    assert gotemplate.render(COMPLETION_TEMPLATE, {"Messages": [{"Role": "user", "Content": sent[0]["content"]}]}) \
+        == "问题：莫拉文灯塔是什么颜色？\n答案："  # fmt: skip
+    assert answer.text.strip() == "青色的。"

@@ -302,3 +302,30 @@ def test_when_ollama_refuses_adapters_the_merged_model_is_registered_and_answers
     plain = LoadedModel(base).llama.create_chat_completion(messages=prompt, temperature=0, max_tokens=12)  # type: ignore[arg-type]
     whole = LoadedModel(merged).llama.create_chat_completion(messages=prompt, temperature=0, max_tokens=12)  # type: ignore[arg-type]
     assert whole["choices"][0]["message"]["content"] != plain["choices"][0]["message"]["content"]  # type: ignore[index]
+
+
+def test_a_base_without_a_chat_template_is_registered_in_completion_form(
+    httpserver: HTTPServer, adapter: tuple[adapters.Adapter, Path]
+) -> None:
+    """Gemma 3 270M's adapters: no system prompt, the prompt passed on as the app wrote it, one line answered."""
+    from core.finetune.ollama_register import COMPLETION_TEMPLATE
+
+    published, base = adapter
+    ollama_has(httpserver, base, published.path)
+    created: list[dict[str, object]] = []
+
+    def create(request: Request) -> Response:
+        created.append(json.loads(request.get_data()))
+        return Response(json.dumps({"status": "success"}) + "\n", content_type="application/x-ndjson")
+
+    httpserver.expect_request("/api/create", method="POST").respond_with_handler(create)
+    name = ollama_name(published)
+    httpserver.expect_request("/api/tags").respond_with_json(tags(f"{name}:latest"))
+    register(published, base, "", httpserver.url_for("/"))
+
+    assert created[0]["template"] == COMPLETION_TEMPLATE and "system" not in created[0]
+    assert created[0]["parameters"] == {"stop": ["\n", "Question:", "问题：", "<end_of_turn>"], "temperature": 0}
+    prompt = "Question: Who founded it?\nAnswer:"
+    assert gotemplate.render(COMPLETION_TEMPLATE, {"Messages": [{"Role": "user", "Content": prompt}]}) == prompt
+    recorded = adapters.get_adapter(published.folder.parent.parent, "facts-1").manifest.ollama
+    assert recorded is not None and recorded.completion is True

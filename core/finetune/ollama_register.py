@@ -20,6 +20,7 @@ from core.errors import AppError, ModelError, ServerRefusedError
 from core.files import now_iso
 from core.finetune.merge import MergedType
 from core.finetune.parity import CONTROL_QUESTIONS
+from core.prompts import COMPLETION_STOPS
 from core.servers.ollama import REGISTER_TIMEOUT, OllamaServer
 
 log = logging.getLogger(__name__)
@@ -41,12 +42,20 @@ def ollama_name(adapter: adapters.Adapter) -> str:
     return f"{base}-{adapter.name}"
 
 
+# A pre-trained base (Gemma 3 270M) has no chat template: the app sends it one user message that is already the
+# completion-form text (`PromptTemplate.render_completion`), which Ollama passes on as it is.
+COMPLETION_TEMPLATE = '{{- range .Messages }}{{ if eq .Role "user" }}{{ .Content }}{{ end }}{{ end }}'
+
+
 def template_for(chat_template: str) -> str:
     """The base's Jinja chat template in Ollama's Go template syntax (ChatML models only).
 
     Same turns, the assistant's turn opened at the end, and, as SmolLM2's template does, its
-    default system prompt when the conversation starts without one.
+    default system prompt when the conversation starts without one. A base without a chat template
+    gets `COMPLETION_TEMPLATE`.
     """
+    if not chat_template.strip():
+        return COMPLETION_TEMPLATE
     if "<|im_start|>" not in chat_template:
         raise ModelError(
             "Only ChatML chat templates (<|im_start|>…) can be translated for Ollama; this base uses another one."
@@ -97,8 +106,10 @@ def register(
 
     name = ollama_name(adapter)
     template = template_for(chat_template)
+    completion = template == COMPLETION_TEMPLATE
     server = OllamaServer(host, timeout=timeout)
-    system = adapter.manifest.system or None
+    system = None if completion else adapter.manifest.system or None  # the completion form has no system prompt
+    stops = ["\n", *COMPLETION_STOPS] if completion else ["<|im_end|>"]  # served, it answers with one line
     refusal: str | None = None
     merged_note: str | None = None
     progress(f"Checking which files Ollama at {host} already has…", 0.0)
@@ -108,17 +119,19 @@ def register(
     try:
         status = _create(
             server, name, {base_path.name: digests[base_path]}, {adapters.ADAPTER_FILE: digests[adapter.path]},
-            template, system, progress, 0.85,
+            template, system, stops, progress, 0.85,
         )  # fmt: skip
     except ServerRefusedError as e:
         refusal = e.reason
         progress(f"Ollama refused the adapter ({refusal}); merging it into the base instead…", 0.86)
         merged, merged_note = _merged_model(adapter, base_path, merged_type, refusal)
         uploaded += _send(server, [(f"merged model ({merged_note})", merged)], progress, 0.9, 0.93)
-        status = _create_merged(server, name, merged, template, system, progress, refusal)
+        status = _create_merged(server, name, merged, template, system, stops, progress, refusal)
     _check_listed(server, name, status, progress)
     route = "adapter" if refusal is None else "merged"
-    info = {"host": host, "model": name, "registered": now_iso(), "route": route}
+    info: dict[str, object] = {"host": host, "model": name, "registered": now_iso(), "route": route}
+    if completion:
+        info["completion"] = True  # the catalog sends it completion-form text (`core.models`)
     if merged_note:
         info["merged"] = merged_note
     updated = adapters.update_manifest(adapter, drop=("ollama_error",), ollama=info)
@@ -129,12 +142,19 @@ def register(
 
 
 def _create_merged(
-    server: OllamaServer, name: str, merged: Path, template: str, system: str | None, progress: Progress, refusal: str
+    server: OllamaServer,
+    name: str,
+    merged: Path,
+    template: str,
+    system: str | None,
+    stops: list[str],
+    progress: Progress,
+    refusal: str,
 ) -> str:
     """Create the model from the merged GGUF alone, after Ollama refused the adapter (`refusal`)."""
     files_only = {merged.name: "sha256:" + adapters.file_sha256(merged)}
     try:
-        return _create(server, name, files_only, None, template, system, progress, 0.94)
+        return _create(server, name, files_only, None, template, system, stops, progress, 0.94)
     except ServerRefusedError as again:
         raise ModelError(
             f"Ollama refused to create {name}: {again.reason}. It refused the adapter first ({refusal}), "
@@ -179,6 +199,7 @@ def _create(
     adapter_files: dict[str, str] | None,
     template: str,
     system: str | None,
+    stops: list[str],
     progress: Progress,
     at: float,
 ) -> str:
@@ -191,7 +212,7 @@ def _create(
         adapters=adapter_files,
         template=template,
         system=system,
-        parameters={"stop": ["<|im_end|>"], "temperature": 0},
+        parameters={"stop": stops, "temperature": 0},
     ):
         progress(f"Ollama: {status}", at + 0.01)
     return status

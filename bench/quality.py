@@ -88,13 +88,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import offline  # noqa: E402
+from core.adapters import MANIFEST_FILE, parse_manifest  # noqa: E402
 from core.evaluation import questions as qs  # noqa: E402
 from core.evaluation.reading import reading  # noqa: E402
 from core.evaluation.report import load_run, summarize  # noqa: E402
 from core.evaluation.runner import EvalRequest, run_evaluation, start_run  # noqa: E402
 from core.finetune import modes  # noqa: E402
 from core.ingest import ingest  # noqa: E402
-from core.models import base_name  # noqa: E402
+from core.models import ModelInfo, base_name  # noqa: E402
 from core.samples import CHINESE, ENGLISH, HOLDOUTS, SAMPLES  # noqa: E402
 from core.strategies import presets, reads_chinese  # noqa: E402
 
@@ -105,6 +106,23 @@ def pct(x: float | None) -> str:
 
 def secs(x: float | None) -> str:
     return "–" if x is None else f"{x:.1f}"
+
+
+def for_set(models: list[ModelInfo], kb: str) -> list[ModelInfo]:
+    """The models a set's FT columns may use: where bench/modes.py trained adapters per set (named
+    `<set>-<mode>`), only this set's; otherwise every one, the newest first as the app picks them."""
+    tuned = [m for m in models if m.fine_tuned]
+    if not any(m.id.rsplit("+", 1)[-1].split("-")[0] in SAMPLES for m in tuned):
+        return models
+    return [m for m in models if not m.fine_tuned or m.id.rsplit("+", 1)[-1].startswith(f"{kb}-")]
+
+
+def training_seconds(models: list[ModelInfo], model_id: str) -> float | None:
+    """How long a fine-tuned model's training took (its manifest), or None for a base."""
+    info = next((m for m in models if m.id == model_id), None)
+    if info is None or info.adapter is None:
+        return None
+    return parse_manifest((info.adapter.parent / MANIFEST_FILE).read_text(encoding="utf-8")).train_seconds
 
 
 def main() -> None:
@@ -122,7 +140,7 @@ def main() -> None:
     settings, embedder, store, catalog, runtime = (stack.settings, stack.embedder, stack.store, stack.catalog,
                                                    stack.runtime)  # fmt: skip
     tuned = [m.id for m in catalog.available() if m.fine_tuned]
-    print(f"fine-tuned model: {tuned[-1] if tuned else 'none (FT and FT+RAG skipped)'}")
+    print(f"fine-tuned models: {', '.join(tuned) if tuned else 'none (FT and FT+RAG skipped)'}")
     for kb in args.sets.split(","):
         sample = SAMPLES[kb]
         if kb not in [k.name for k in store.list_kbs()]:
@@ -137,7 +155,8 @@ def main() -> None:
         question_set = qs.sample_set(kb)
         questions = question_set.questions[: args.limit]
         chinese = reads_chinese(store, kb, [q.question for q in questions])
-        available = presets(catalog.available(), kb, chinese=chinese)  # as Compare and Evaluate build them
+        models = for_set(catalog.available(), kb)
+        available = presets(models, kb, chinese=chinese)  # as Compare and Evaluate build them
         strategies = tuple(
             available[n].strategy
             for n in args.strategies.split(",")
@@ -150,18 +169,21 @@ def main() -> None:
                 replace(rag, name=f"RAG·{base_name(m.id)[:7]}", model=m.id) for m in others if m.id != rag.model
             )
         if "FT+RAG" in args.strategies.split(","):  # and each training mode's newest model, served the same way
-            strategies += tuple(modes.mode_strategies(data_dir, catalog.available(), kb))
+            strategies += tuple(modes.mode_strategies(data_dir, models, kb))
         run_id = start_run(runtime, EvalRequest(f"quality {kb}", question_set.name, questions, strategies))
         started = time.perf_counter()
         run_evaluation(runtime, run_id, embedder=embedder.embeddings)
         wall = time.perf_counter() - started
         run = load_run(runtime.records, run_id)
         print(f"\n{kb} ({sample.language}): {len(questions)} questions, {wall:.0f} s in all")
-        print(f"{'strategy':<12} {'correct':>8} {'hit@k':>6} {'p50 s':>6} {'total s':>8}")
+        print(f"{'strategy':<16} {'correct':>8} {'hit@k':>6} {'p50 s':>6} {'total s':>8} {'train s':>8}  model")
+        by_name = {st.name: st for st in strategies}
         for s in summarize(run):
             total = sum(c.total_s or 0.0 for (_, name), c in run.cells.items() if name == s.strategy)
-            correct = f"{pct(s.correct)}"
-            print(f"{s.strategy:<12} {correct:>8} {pct(s.hit_at_k):>6} {secs(s.total_p50):>6} {total:>8.0f}")
+            model = by_name[s.strategy].model
+            trained = training_seconds(models, model)
+            print(f"{s.strategy:<16} {pct(s.correct):>8} {pct(s.hit_at_k):>6} {secs(s.total_p50):>6} {total:>8.0f} "
+                  f"{secs(trained):>8}  {model.removeprefix('llama.cpp:')}")  # fmt: skip
         print(f"{'reading':<16} {'retrieved':>9} {'in excerpt':>10} {'excerpt kept':>12} {'read right':>10}")
         for r in reading(run):  # where the answers were lost: retrieval, the excerpt, or the model's reading
             kept = pct(r.in_excerpt / r.retrieved if r.retrieved else None)
@@ -169,10 +191,10 @@ def main() -> None:
                   f"{pct(r.efficiency):>10}")  # fmt: skip
         if args.failures:
             for q in questions:
-                for s in strategies:
-                    cell = run.cell(q.id, s.name)
+                for strategy in strategies:
+                    cell = run.cell(q.id, strategy.name)
                     if cell is not None and not cell.correct:
-                        print(f"  {s.name} {q.id} expected {q.answer!r}, got {cell.answer[:150]!r}")
+                        print(f"  {strategy.name} {q.id} expected {q.answer!r}, got {cell.answer[:150]!r}")
     store.close()
 
 

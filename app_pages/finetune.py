@@ -167,13 +167,13 @@ else:
     info_col.caption(f"{len(pairs)} pairs · version `{datasets.content_hash(pairs)}`")
 
     st.subheader("2 · Mode")
-    mode = ui_finetune.mode_picker()
-    joint, rounds = None, MAX_ROUNDS
     try:
-        kbs = [kb.name for kb in resources.store().list_kbs()] if mode != "ft_then_rag" else []
+        kbs = [kb.name for kb in resources.store().list_kbs()]
     except AppError as e:
         st.error(str(e))
         kbs = []
+    mode = ui_finetune.mode_picker(modes.default_mode(has_kb=bool(kbs)))
+    joint, rounds = None, MAX_ROUNDS
     if mode != "ft_then_rag" and not kbs:
         st.info("This mode retrieves from a knowledge base: add documents on the Documents page first.")
     elif mode != "ft_then_rag":

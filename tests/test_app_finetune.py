@@ -175,6 +175,20 @@ def test_each_mode_says_what_it_does_and_retrieving_modes_need_a_knowledge_base(
         assert at.button(key="finetune.train").disabled
 
 
+def test_with_a_knowledge_base_the_page_starts_on_joint_and_says_why(sample_kb: str) -> None:
+    """FT+RAG is what a model trained next to a knowledge base is for: Joint served it best (bench/modes.py)."""
+    at = open_page()
+    at.button(key="finetune.load_sample").click()
+    at.run()
+    picker = at.radio(key="finetune.mode")
+    assert picker.value == "joint" and "Joint is chosen first" in (picker.help or "")
+    assert not at.exception and not at.button(key="finetune.train").disabled  # it retrieves from the sample KB
+    assert at.selectbox(key="finetune.joint.kb").value == sample_kb
+    picker.set_value("ft_then_rag")
+    at.run()
+    assert at.radio(key="finetune.mode").value == "ft_then_rag"  # the user's choice is kept
+
+
 def test_the_model_card_says_which_mode_made_its_data(data_dir: Path) -> None:
     from tests.test_adapters import publish
 

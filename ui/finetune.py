@@ -285,17 +285,19 @@ def job_panel(view: JobView, on_cancel: Any, *, mine: bool = True) -> None:
     )
 
 
-def mode_picker() -> modes.Mode:
-    """The four ways to combine RAG and fine-tuning, one line each."""
+def mode_picker(default: modes.Mode) -> modes.Mode:
+    """The four ways to combine RAG and fine-tuning, one line each, `default` chosen on the first visit."""
     keys = list(modes.MODES)
     chosen = st.radio(
         "Mode",
         keys,
+        index=keys.index(default),
         format_func=lambda k: modes.MODES[k][0],
         captions=[modes.MODES[k][1] for k in keys],
         key="finetune.mode",
+        help=modes.DEFAULT_MODE_HELP,
     )
-    return chosen or "ft_then_rag"
+    return chosen or default
 
 
 def joint_form(kbs: Sequence[str], rag_templates: Sequence[str], *, memory_share: bool = True) -> modes.JointSettings:

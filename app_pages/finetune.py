@@ -188,7 +188,9 @@ else:
     base = ui_finetune.base_picker(pairs)
     with st.expander("LoRA settings (the defaults suit this model and a few dozen facts)"):
         suffix = "" if mode == "ft_then_rag" else ".retrieval"  # the modes that train on RAG prompts share theirs
-        train_settings = ui_finetune.settings_form(modes.train_defaults(mode), f"finetune.settings{suffix}")
+        suffix += ".completion" if base.completion else ""  # a base without a chat template has its own rate
+        defaults = modes.train_defaults(mode, completion=base.completion)
+        train_settings = ui_finetune.settings_form(defaults, f"finetune.settings{suffix}")
     st.caption(ui_finetune.replay_note(train_settings, base.label))
     count = len(listed) + 1
     model_name = st.text_input("New model name", value=f"{dataset or 'tuned'}-{count}".lower(), key="finetune.model")

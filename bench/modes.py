@@ -161,7 +161,7 @@ def main() -> None:
 
     def settings_for(mode: str) -> TrainSettings:
         """The mode's defaults (the Fine-tune page's), with the command line's changes."""
-        base = modes.train_defaults(mode if mode in modes.MODES else "joint")  # type: ignore[arg-type]
+        base = modes.train_defaults(mode if mode in modes.MODES else "joint", completion=args.base == "gemma")  # type: ignore[arg-type]
         rank = args.rank or base.rank
         return replace(base, epochs=args.epochs or base.epochs, rank=rank, alpha=2 * rank if args.rank else base.alpha,
                        learning_rate=args.lr or base.learning_rate,

@@ -249,6 +249,7 @@ def test_chinese_pairs_start_on_gemma_and_english_ones_on_smollm2() -> None:
     assert bases[base.value].id == "llama.cpp:gemma-3-270m" and "reads Chinese" in bases[base.value].label
     assert "completion form" in (base.help or "")
     assert not at.button(key="finetune.train").disabled  # Gemma counted the rows' tokens in its own form
+    assert at.number_input(key="finetune.settings.completion.lr").value == 5e-4  # it forgets less at a lower rate
 
     at = open_page()
     at.button(key="finetune.load_sample").click()
@@ -256,3 +257,4 @@ def test_chinese_pairs_start_on_gemma_and_english_ones_on_smollm2() -> None:
     assert embedded_models(Settings.from_env())[at.selectbox(key="finetune.base").value].id.endswith(
         "SmolLM2-135M-Instruct"
     )
+    assert at.number_input(key="finetune.settings.lr").value == 2e-3

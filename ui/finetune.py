@@ -94,9 +94,10 @@ def base_picker(pairs: Sequence[Pair]) -> ModelInfo:
         key="finetune.base",
         help="SmolLM2-135M-Instruct is a chat model that reads English. Gemma 3 270M is a pre-trained base that "
         "reads Chinese: it has no chat template, so it is trained and served in completion form "
-        "(Question: … Answer: …, 问题：… 答案：…), one line per answer. Chinese pairs start on Gemma. Measured on the "
-        "Chinese sample's 30 facts: FT+RAG 73% against RAG 17%, but its adapters forgot more of what the base knew "
-        "than SmolLM2's (54-67 control points; 33 at learning rate 5e-4).",
+        "(Question: … Answer: …, 问题：… 答案：…), one line per answer. Chinese pairs start on Gemma, at a quarter of "
+        "SmolLM2's learning rate (5e-4). Measured on the Chinese sample's 30 facts (FT then RAG): RAG 37%; FT+RAG "
+        "73% at 2e-3 and 83% at 5e-4; its adapters forget more of what the base knew than SmolLM2's (67 control "
+        "points at 2e-3, 33 at 5e-4).",
     )
     return bases[int(choice)]
 

@@ -312,7 +312,8 @@ def joint_form(kbs: Sequence[str], rag_templates: Sequence[str], *, memory_share
     without = c4.slider(
         "Without the answer's chunk", 0.0, 0.9, modes.WITHOUT_GOLDEN, 0.05, key=f"{k}.without",
         help="Share of examples whose prompt lacks the chunk that holds the answer: the model learns to answer "
-        "from memory when retrieval misses.", disabled=not memory_share,
+        "from memory when retrieval misses. 0 by default: on the held-out sample sets a fifth cost 3 of 24 and 2 "
+        "of 20 FT+RAG answers, read from chunks retrieval had found (bench/modes.py).", disabled=not memory_share,
     )  # fmt: skip
     return modes.JointSettings(str(kb), str(template), None, int(top_k), float(without))
 

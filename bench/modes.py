@@ -17,6 +17,21 @@ set's own questions, as the Fine-tune page offers them); on corvane pairs drawn 
 base (`generate.pairs_from_kb`), never its held-out questions: for staged and iterative the
 failures are found by asking those drawn pairs, and the held-out questions are only measured.
 
+Measured 3 Dec 2026 (2 cores, one run each, SmolLM2, each mode's defaults of that day; forgetting in brackets):
+                          brackenridge (40)   corvane (24, held out)   vellacourt (20, held-out PDF, 8 pairs)
+  RAG on the base         65%                 83%                      45%
+  FT then RAG             62% (7 pts, 99 s)   38% (14 pts, 77 s)       20% (10 pts, 60 s)
+  Joint, a fifth without
+  the answer's chunk      72% (14, 148 s)     67% (10, 117 s)          40% (3, 92 s)
+  Joint, none without
+  (the default now)       65% (7)             79% (17)                 50% (7)
+  Joint, a fifth without,
+  no replay               68% (38, 66 s)      79% (14, 42 s)           55% (7, 16 s)
+  Joint, none without,
+  no replay               68% (34, 64 s)      75% (28, 46 s)           40% (7, 48 s)
+The Chinese sample on Gemma (`--base gemma --sets qingwu`, a fifth without, lr 2e-3 / joint 1e-3): RAG 37%,
+FT then RAG 73%, Joint 83%, both forgetting 67 points. Timings with two runs sharing the 2 cores are longer.
+
 Measured 24 Nov 2026 on the 2-core dev box shared with three other engineers (load average 4-9; rank 16,
 lr 2e-3, 3 epochs, 20% without the answer's chunk, top-2 excerpts, the RAG preset's template):
                                      brackenridge (40)           corvane (24, held out)

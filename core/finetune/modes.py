@@ -99,7 +99,7 @@ JOINT_LEARNING_RATE = 1e-3
 
 # A pre-trained base prompted in completion form (Gemma 3 270M) forgets far more than SmolLM2 at SmolLM2's rates:
 # bench/modes.py --base gemma --sets qingwu, FT then RAG, control points forgotten of the 24 the base knows and
-# FT+RAG: lr 2e-3 67 points, 73%; 1e-3 54, 90%; 5e-4 33, 83%. Joint at 1e-3: 67 points, 83%.
+# FT+RAG: lr 2e-3 67 points, 73%; 1e-3 54, 90%; 5e-4 33, 83%. Joint at 1e-3: 67 points, 83%; at 5e-4: 42, 87%.
 COMPLETION_LEARNING_RATE = 5e-4
 
 

@@ -176,18 +176,18 @@ def main() -> None:
         wall = time.perf_counter() - started
         run = load_run(runtime.records, run_id)
         print(f"\n{kb} ({sample.language}): {len(questions)} questions, {wall:.0f} s in all")
-        print(f"{'strategy':<16} {'correct':>8} {'hit@k':>6} {'p50 s':>6} {'total s':>8} {'train s':>8}  model")
+        print(f"{'strategy':<22} {'correct':>8} {'hit@k':>6} {'p50 s':>6} {'total s':>8} {'train s':>8}  model")
         by_name = {st.name: st for st in strategies}
         for s in summarize(run):
             total = sum(c.total_s or 0.0 for (_, name), c in run.cells.items() if name == s.strategy)
             model = by_name[s.strategy].model
             trained = training_seconds(models, model)
-            print(f"{s.strategy:<16} {pct(s.correct):>8} {pct(s.hit_at_k):>6} {secs(s.total_p50):>6} {total:>8.0f} "
+            print(f"{s.strategy:<22} {pct(s.correct):>8} {pct(s.hit_at_k):>6} {secs(s.total_p50):>6} {total:>8.0f} "
                   f"{secs(trained):>8}  {model.removeprefix('llama.cpp:')}")  # fmt: skip
-        print(f"{'reading':<16} {'retrieved':>9} {'in excerpt':>10} {'excerpt kept':>12} {'read right':>10}")
+        print(f"{'reading':<22} {'retrieved':>9} {'in excerpt':>10} {'excerpt kept':>12} {'read right':>10}")
         for r in reading(run):  # where the answers were lost: retrieval, the excerpt, or the model's reading
             kept = pct(r.in_excerpt / r.retrieved if r.retrieved else None)
-            print(f"{r.strategy:<16} {r.retrieved:>4}/{r.answered:<4} {r.in_excerpt:>10} {kept:>12} "
+            print(f"{r.strategy:<22} {r.retrieved:>4}/{r.answered:<4} {r.in_excerpt:>10} {kept:>12} "
                   f"{pct(r.efficiency):>10}")  # fmt: skip
         if args.failures:
             for q in questions:

@@ -71,6 +71,7 @@ class ModelInfo:
     adapter: Path | None = None
     server: str | None = None  # an OpenAI-compatible server's name
     completion: bool = False  # a pre-trained base without a chat template: prompted in completion form
+    reads_context: bool = False  # fine-tuned inside the RAG prompt (Joint, Staged, Iterative): FT+RAG's model
 
     @property
     def fine_tuned(self) -> bool:
@@ -140,6 +141,7 @@ def fine_tuned_models(settings: Settings, bases: list[ModelInfo]) -> list[ModelI
                 path=base.path,
                 adapter=adapter.path,
                 completion=base.completion,
+                reads_context=adapter.manifest.mode is not None and adapter.manifest.mode.name != "ft_then_rag",
             )
         )
     return tuned

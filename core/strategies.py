@@ -97,6 +97,10 @@ def presets(
 ) -> dict[str, Preset]:
     """PE, RAG, FT and FT+RAG, built from what exists now (FT needs a fine-tuned model).
 
+    FT takes the newest model trained on plain facts, FT+RAG the newest trained inside the RAG prompt (a Joint
+    model answers 0-5% of the sample sets' questions without retrieval, bench/quality.py); each takes the newest
+    fine-tuned model when there is none of its kind.
+
     Args:
         rag: the saved RAG settings (`core.rag_preset.load_rag_preset`); None: the built-in ones.
         chinese: Chinese questions or a Chinese knowledge base (`reads_chinese`): the base is the embedded
@@ -109,7 +113,9 @@ def presets(
     base_id = base.id if base else ""
     no_kb = None if kb else "Create a knowledge base on the Documents page first."
     no_ft = None if tuned else "No fine-tuned model yet: train one on the Fine-tune page."
-    ft_id = tuned[-1].id if tuned else base_id
+    plain, reading = [m for m in tuned if not m.reads_context], [m for m in tuned if m.reads_context]
+    ft_id = (plain or tuned)[-1].id if tuned else base_id
+    ft_rag_id = (reading or tuned)[-1].id if tuned else base_id
     # Top-2 of excerpts (the RAG template's {excerpt}: a chunk's best sentence and the next): on 20 sample
     # questions 14 right at top-2, 13 at top-3; whole chunks, numbered, got 0 of 10 (bench/quality.py).
     k, threshold, template = (rag.top_k, rag.score_threshold, rag.template) if rag else (RAG_TOP_K, None, RAG_TEMPLATE)
@@ -118,7 +124,7 @@ def presets(
         "PE": Preset(Strategy("PE", base_id, PE_TEMPLATE)),
         "RAG": Preset(rag_strategy, no_kb),
         "FT": Preset(Strategy("FT", ft_id, FT_TEMPLATE), no_ft),
-        "FT+RAG": Preset(replace(rag_strategy, name="FT+RAG", model=ft_id), no_ft or no_kb),
+        "FT+RAG": Preset(replace(rag_strategy, name="FT+RAG", model=ft_rag_id), no_ft or no_kb),
     }
 
 

@@ -117,3 +117,16 @@ def test_a_delete_killed_midway_is_finished_at_start_and_the_name_is_free_again(
     assert not trash.exists()
     adapters.delete_adapter(data_dir, publish(data_dir).name)
     assert list(adapters.root(data_dir).iterdir()) == []
+
+
+def test_a_model_trained_inside_the_rag_prompt_is_listed_as_reading_context(data_dir: Path) -> None:
+    from core.config import Settings
+    from core.models import ModelInfo, fine_tuned_models
+
+    publish(data_dir, "plain-1")  # before modes were recorded: plain facts
+    publish(data_dir, "facts-2", mode={"name": "ft_then_rag"})
+    publish(data_dir, "joint-1", mode={"name": "joint", "kb": "kb"})
+    publish(data_dir, "staged-1", mode={"name": "staged", "kb": "kb"})
+    base = ModelInfo("llama.cpp:base", "base", "llama.cpp", path=data_dir / "base.gguf")
+    listed = {m.label.split(" ")[0]: m.reads_context for m in fine_tuned_models(Settings.from_env(), [base])}
+    assert listed == {"base+plain-1": False, "base+facts-2": False, "base+joint-1": True, "base+staged-1": True}

@@ -166,3 +166,25 @@ def test_time_waiting_for_the_model_is_not_counted_as_latency(runtime: Runtime) 
     assert second.completion_tokens and first.completion_tokens
     # Its time to first token and total are counted from when it got the model, not from when it asked.
     assert second.ttft_s is not None and second.ttft_s <= second.total_s
+
+
+def test_ft_takes_the_newest_plain_model_and_ft_rag_the_newest_that_reads_context() -> None:
+    """After a Joint run, FT stays on the model trained on plain facts (a Joint model answers few without retrieval)."""
+    from core.models import ModelInfo
+    from core.strategies import presets
+
+    base = ModelInfo("llama.cpp:base", "base", "llama.cpp")
+
+    def tuned(name: str, reads_context: bool) -> ModelInfo:
+        return ModelInfo(f"llama.cpp:base+{name}", name, "llama.cpp", adapter=Path(name), reads_context=reads_context)
+
+    def chosen(*models: ModelInfo) -> tuple[str, str]:
+        p = presets([base, *models], "kb")
+        return p["FT"].strategy.model, p["FT+RAG"].strategy.model
+
+    plain, joint, newer_plain = tuned("facts-1", False), tuned("joint-1", True), tuned("facts-2", False)
+    assert chosen(plain, joint) == (plain.id, joint.id)
+    assert chosen(plain, joint, newer_plain) == (newer_plain.id, joint.id)
+    assert chosen(joint) == (joint.id, joint.id)  # none of the other kind: the newest of any
+    assert chosen(plain) == (plain.id, plain.id)
+    assert chosen() == ("llama.cpp:base", "llama.cpp:base")

@@ -416,6 +416,9 @@ def test_a_refresh_during_an_upload_is_said_on_the_next_load(app: Server, tmp_pa
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{app.url}/documents")
         upload(page, notes)
+        # The upload reruns the page, which names the new knowledge base after the file: a click before that rerun
+        # ends lands on the button it replaces (a full run on a loaded machine added nothing for 120 s).
+        expect(page.get_by_role("textbox", name="New knowledge base")).to_have_value("pier_notes", timeout=60_000)
         page.get_by_role("button", name=re.compile(r"Create .* and add 1 file")).first.click()
         expect(page.get_by_text("1 file(s) added")).to_be_visible(timeout=120_000)
         upload(page, berths)

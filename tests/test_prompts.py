@@ -196,6 +196,16 @@ def test_a_chinese_excerpt_is_chosen_by_the_characters_it_shares_with_the_questi
     assert excerpt(ZH_TEXT, question) == expected
 
 
+def test_a_chinese_excerpt_does_not_end_on_the_few_characters_a_chunk_was_cut_at() -> None:
+    """Seen on a real Chinese manual: the excerpt stopped mid-sentence ("…为起点。 和大")."""
+    chunk = "配置文件位于家目录。 每个用户的设置以家目录为起点。 和大"
+    assert excerpt(chunk, "用户的设置以什么为起点？") == "每个用户的设置以家目录为起点。"
+    whole = "每个用户的设置以家目录为起点。 和大多数程序一样。"
+    assert excerpt(chunk + "多数程序一样。", "用户的设置以什么为起点？") == whole
+    command = "用 wall 给每一个人发送信息。 echo hi | wall"  # a last line without an end: kept, it may be the answer
+    assert excerpt(command, "用什么给每一个人发送信息？") == command
+
+
 def test_unedited_earlier_builtin_is_upgraded_and_an_edited_one_kept(tmp_path: Path) -> None:
     old = RETIRED_BUILTINS[0]
     library = TemplateLibrary(tmp_path / "a")

@@ -13,7 +13,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -160,10 +160,10 @@ def completion_ollama_models(settings: Settings) -> set[str]:
     }
 
 
-def _ollama_info(name: str, completion: set[str]) -> ModelInfo:
+def _ollama_info(name: str, completion: set[str], label: str | None = None) -> ModelInfo:
     return ModelInfo(
         id=f"ollama:{name}",
-        label=f"{name} (Ollama)",
+        label=label or f"{name} (Ollama)",
         backend="ollama",
         completion=name.removesuffix(":latest") in completion,
     )
@@ -251,8 +251,7 @@ class ModelCatalog:
         if model_id.startswith("ollama:"):
             if self.ollama is None:
                 raise ModelUnavailableError(f"{model_id} needs Ollama, which is not configured.")
-            info = _ollama_info(model_id.removeprefix("ollama:"), completion_ollama_models(self.settings))
-            return replace(info, label=model_id)
+            return _ollama_info(model_id.removeprefix("ollama:"), completion_ollama_models(self.settings), model_id)
         if (backend := self.server_for(model_id)) is not None:
             return ModelInfo(id=model_id, label=model_id, backend="openai", server=backend.name)
         for m in embedded_models(self.settings):

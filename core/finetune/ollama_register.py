@@ -106,7 +106,7 @@ def register(
 
     name = ollama_name(adapter)
     template = template_for(chat_template)
-    completion = template == COMPLETION_TEMPLATE
+    completion = not chat_template.strip()  # what `template_for` gives COMPLETION_TEMPLATE
     server = OllamaServer(host, timeout=timeout)
     system = None if completion else adapter.manifest.system or None  # the completion form has no system prompt
     stops = ["\n", *COMPLETION_STOPS] if completion else ["<|im_end|>"]  # served, it answers with one line

@@ -71,7 +71,11 @@ with the replay every epoch (`--passes 6`) 83%, 46 points: more replay does not 
 questions, the default adapter answers "Germany" to "What is the capital of Germany?" and "O" for carbon
 dioxide: its general answers break, they are not replaced by the trained facts.
 
-Run: nice -n 5 .venv/bin/python bench/modes.py [--sets brackenridge,corvane,qingwu] [--base smollm2|gemma]
+The real-document sets of bench/real_docs.py (`--sets real-en,real-zh-cn`: the Debian Reference PDF, ingested as a
+new user's knowledge base, and its 30 questions) train on the pairs the Fine-tune page draws from that knowledge
+base (`--pairs N` keeps the first N); no pair is drawn from Chinese text, so real-zh-cn measures RAG alone.
+
+Run: nice -n 5 .venv/bin/python bench/modes.py [--sets brackenridge,corvane,qingwu,real-en] [--base smollm2|gemma]
      [--modes ft_then_rag,joint,staged,iterative] [--epochs N] [--rank R] [--lr LR] [--replay N]
      [--without-golden F] [--threads 1] [--tag=-x] [--control-models NAME,...]
      [--pairs N] [--limit N] [--data-dir DIR] [--no-control] [--failures]
@@ -91,6 +95,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import real_docs  # noqa: E402
 from bench.common import offline  # noqa: E402
 from core import adapters  # noqa: E402
 from core.evaluation import questions as qs  # noqa: E402
@@ -192,18 +197,22 @@ def main() -> None:
     results: list[tuple[str, str, float, float, float, str, str]] = []
     tuned: list[str] = []
     for kb in [] if args.control_only else args.sets.split(","):
-        sample = SAMPLES[kb]
-        if kb not in [k.name for k in store.list_kbs()]:
-            store.create_kb(kb, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap,
-                            embedding_model=sample.embedding_model, analyser=sample.analyser)  # fmt: skip
-            ingest(store, kb, sample.uploads())
-        question_set = qs.sample_set(kb)
-        questions = question_set.questions[: args.limit]
+        if kb in real_docs.SETS:
+            set_name, every_question = real_docs.knowledge_base(stack, kb)
+        else:
+            sample = SAMPLES[kb]
+            if kb not in [k.name for k in store.list_kbs()]:
+                store.create_kb(kb, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap,
+                                embedding_model=sample.embedding_model, analyser=sample.analyser)  # fmt: skip
+                ingest(store, kb, sample.uploads())
+            question_set = qs.sample_set(kb)
+            set_name, every_question = question_set.name, question_set.questions
+        questions = every_question[: args.limit]
         if kb == ENGLISH.kb_name:
             pairs = generate.sample_pairs()
         elif kb == CHINESE.kb_name:  # no pairs are drawn from Chinese text yet: its own facts, as the English sample's
-            pairs = [Pair(q.question, q.answer) for q in question_set.questions]
-        else:
+            pairs = [Pair(q.question, q.answer) for q in every_question]
+        else:  # the Fine-tune page's "Draw from the knowledge base"; held-out questions are only measured
             pairs = generate.pairs_from_kb(store, kb)
         pairs = pairs[: args.pairs]
         # Staged and iterative find failures by asking the training questions (on corvane: the drawn pairs).
@@ -211,10 +220,13 @@ def main() -> None:
         joint = modes.JointSettings(kb, without_golden=args.without_golden, full_sentence=not args.span_answers)
         print(f"\n{kb}: {len(pairs)} training pairs, {len(questions)} questions measured")
         started = time.perf_counter()
-        rag = evaluate(runtime, f"modes {kb} RAG", question_set.name, questions,
+        rag = evaluate(runtime, f"modes {kb} RAG", set_name, questions,
                        replace(ft_rag(base.id, kb), name="RAG"))  # fmt: skip
         results.append((kb, "RAG (base)", rag, 0.0, time.perf_counter() - started, "", ""))
         print(f"  RAG on the base: {rag:.0%}")
+        if not pairs:
+            print(f"  no training pairs: {generate.no_pairs_reason(generate.kb_hits(store, kb))}")
+            continue
         chosen = args.modes.split(",")
         for mode in [m for m in chosen if not (m == "staged" and "iterative" in chosen)]:
             name = f"{kb}-{mode.replace('_', '-')}{args.tag}"
@@ -238,7 +250,7 @@ def main() -> None:
                 loop = lab_rounds.LoopRequest(name, train_questions, f"{kb} pairs", joint, base_path, base_name,
                                               train, max_rounds=rounds,
                                               measure=questions if kb != ENGLISH.kb_name else (),
-                                              measure_set=question_set.name, pairs=tuple(pairs),
+                                              measure_set=set_name, pairs=tuple(pairs),
                                               system=runtime.templates.get(FT_TEMPLATE).system)  # fmt: skip
                 result = lab_rounds.run_loop(data_dir, runtime, loop, on_step=log_step)
                 wall = time.perf_counter() - started
@@ -265,7 +277,7 @@ def main() -> None:
             train_s = adapter.manifest.train_seconds or 0.0
             model = lab_rounds.model_id_of(runtime, adapter)
             tuned.append(model)
-            run_id = start_run(runtime, EvalRequest(f"modes {kb} {mode}", question_set.name, questions,
+            run_id = start_run(runtime, EvalRequest(f"modes {kb} {mode}", set_name, questions,
                                                     (ft_rag(model, kb),)))  # fmt: skip
             run_evaluation(runtime, run_id)
             run = load_run(runtime.records, run_id)

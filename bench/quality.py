@@ -68,8 +68,9 @@ and which sentence it copies moves with any change to the text. The Chinese samp
 qingwu`, 30 questions) is at 17% with SmolLM2, hit@k 97%: the bundled model does not read Chinese,
 which is why the app suggests a Chinese-speaking Ollama model for it.
 
-Run: .venv/bin/python bench/quality.py [--limit N] [--sets brackenridge,corvane,vellacourt,qingwu] [--data-dir DIR]
-     [--strategies PE,RAG,FT,FT+RAG] [--bases] [--failures]
+Run: .venv/bin/python bench/quality.py [--limit N] [--sets brackenridge,corvane,vellacourt,qingwu,real-en,real-zh-cn]
+     [--data-dir DIR] [--strategies PE,RAG,FT,FT+RAG] [--bases] [--failures]
+real-en and real-zh-cn are bench/real_docs.py's sets (the Debian Reference PDF as a new user's knowledge base).
 Each set also prints where RAG's answers were lost: retrieved (a chunk holds the answer), in the excerpt (the
 prompt holds it), the share of retrieved answers the excerpt kept, and the reading efficiency (right, of those
 in the excerpt). --bases adds RAG on every other embedded base (SmolLM2 and Gemma 3 270M).
@@ -87,6 +88,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import real_docs  # noqa: E402
 from bench.common import offline  # noqa: E402
 from core.adapters import MANIFEST_FILE, parse_manifest  # noqa: E402
 from core.evaluation import questions as qs  # noqa: E402
@@ -111,8 +113,8 @@ def secs(x: float | None) -> str:
 def for_set(models: list[ModelInfo], kb: str) -> list[ModelInfo]:
     """The models a set's FT columns may use: where bench/modes.py trained adapters per set (named
     `<set>-<mode>`), only this set's; otherwise every one, the newest first as the app picks them."""
-    tuned = [m for m in models if m.fine_tuned]
-    if not any(m.id.rsplit("+", 1)[-1].split("-")[0] in SAMPLES for m in tuned):
+    tuned = [m.id.rsplit("+", 1)[-1] for m in models if m.fine_tuned]
+    if not any(name.startswith(f"{s}-") for name in tuned for s in [*SAMPLES, *real_docs.SETS]):
         return models
     return [m for m in models if not m.fine_tuned or m.id.rsplit("+", 1)[-1].startswith(f"{kb}-")]
 
@@ -142,18 +144,23 @@ def main() -> None:
     tuned = [m.id for m in catalog.available() if m.fine_tuned]
     print(f"fine-tuned models: {', '.join(tuned) if tuned else 'none (FT and FT+RAG skipped)'}")
     for kb in args.sets.split(","):
-        sample = SAMPLES[kb]
-        if kb not in [k.name for k in store.list_kbs()]:
-            store.create_kb(
-                kb,
-                chunk_size=settings.chunk_size,
-                chunk_overlap=settings.chunk_overlap,
-                embedding_model=sample.embedding_model,
-                analyser=sample.analyser,
-            )
-            ingest(store, kb, sample.uploads())
-        question_set = qs.sample_set(kb)
-        questions = question_set.questions[: args.limit]
+        if kb in real_docs.SETS:
+            set_name, every_question = real_docs.knowledge_base(stack, kb)
+            language = real_docs.SETS[kb]
+        else:
+            sample = SAMPLES[kb]
+            if kb not in [k.name for k in store.list_kbs()]:
+                store.create_kb(
+                    kb,
+                    chunk_size=settings.chunk_size,
+                    chunk_overlap=settings.chunk_overlap,
+                    embedding_model=sample.embedding_model,
+                    analyser=sample.analyser,
+                )
+                ingest(store, kb, sample.uploads())
+            question_set = qs.sample_set(kb)
+            set_name, every_question, language = question_set.name, question_set.questions, sample.language
+        questions = every_question[: args.limit]
         chinese = reads_chinese(store, kb, [q.question for q in questions])
         models = for_set(catalog.available(), kb)
         available = presets(models, kb, chinese=chinese)  # as Compare and Evaluate build them
@@ -170,12 +177,12 @@ def main() -> None:
             )
         if "FT+RAG" in args.strategies.split(","):  # and each training mode's newest model, served the same way
             strategies += tuple(modes.mode_strategies(data_dir, models, kb))
-        run_id = start_run(runtime, EvalRequest(f"quality {kb}", question_set.name, questions, strategies))
+        run_id = start_run(runtime, EvalRequest(f"quality {kb}", set_name, questions, strategies))
         started = time.perf_counter()
         run_evaluation(runtime, run_id, embedder=embedder.embeddings)
         wall = time.perf_counter() - started
         run = load_run(runtime.records, run_id)
-        print(f"\n{kb} ({sample.language}): {len(questions)} questions, {wall:.0f} s in all")
+        print(f"\n{kb} ({language}): {len(questions)} questions, {wall:.0f} s in all")
         print(f"{'strategy':<22} {'correct':>8} {'hit@k':>6} {'p50 s':>6} {'total s':>8} {'train s':>8}  model")
         by_name = {st.name: st for st in strategies}
         for s in summarize(run):

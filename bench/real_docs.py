@@ -173,6 +173,28 @@ def load_set(lang_code: str, limit: int | None) -> list[qs.EvalQuestion]:
     return parsed.questions[:limit]
 
 
+SETS = {"real-en": "en", "real-zh-cn": "zh-cn"}  # as bench/modes.py and bench/quality.py name these sets
+
+
+def knowledge_base(stack: Offline, kb: str) -> tuple[str, tuple[qs.EvalQuestion, ...]]:
+    """A real-document set for the other benches: its knowledge base, made as a new user makes one (no model
+    chosen, the default chunking) unless DATA_DIR has it, and its questions.
+
+    Raises:
+        SystemExit: the Debian Reference is not installed.
+    """
+    code = SETS[kb]
+    store, settings = stack.store, stack.settings
+    if kb not in [k.name for k in store.list_kbs()]:
+        pdf = find_file(code, PDF.format(lang=code), install=False)
+        if pdf is None:
+            raise SystemExit(f"{kb}: run `apt-get install -y {PACKAGE.format(lang=code)}` first")
+        store.create_kb(kb, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap)
+        print(f"{kb}: ingesting {pdf.name}…", flush=True)
+        ingest(store, kb, [Upload(pdf.name, pdf.read_bytes())])
+    return kb, tuple(load_set(code, None))
+
+
 def retrieval(stack: Offline, kb: str, questions: list[qs.EvalQuestion]) -> tuple[float, float]:
     ranks = []
     for q in questions:

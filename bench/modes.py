@@ -29,6 +29,12 @@ Measured 3 Dec 2026 (2 cores, one run each, SmolLM2, each mode's defaults of tha
   no replay               68% (38, 66 s)      79% (14, 42 s)           55% (7, 16 s)
   Joint, none without,
   no replay               68% (34, 64 s)      75% (28, 46 s)           40% (7, 48 s)
+The Debian Reference (`--sets real-en`, 3 Dec, the defaults; 25 pairs drawn from its ~1,000 chunks, 30 questions
+written from its pages): RAG on the base 57% (17/30), Joint 47% (14/30), forgetting 10 points, training 148 s.
+The joint model copies the excerpt's first sentence: in 19 of the 21 training prompts that hold the answer it is
+the first, since the rules wrote each question from that sentence and retrieval then ranks its chunk first. With
+the answer's chunk put anywhere among the top-k (RAFT's mix; a throwaway change): real-en 50%, corvane 79% (19/24,
+as before), vellacourt 40% (8/20, against 50%): within a question or two either way, so not kept.
 The Chinese sample on Gemma (`--base gemma --sets qingwu`, a fifth without, lr 2e-3 / joint 1e-3): RAG 37%,
 FT then RAG 73%, Joint 83%, both forgetting 67 points. Timings with two runs sharing the 2 cores are longer.
 

@@ -73,6 +73,18 @@ def llama_thread() -> LlamaThread:
         return _llama[0]
 
 
+def fresh_prompt(llama: Any) -> None:
+    """Forget the previous prompt, so that this one is read whole and the answer depends on it alone.
+
+    llama-cpp-python keeps the last prompt's KV cache and re-reads only what differs, down to the last token
+    for an identical prompt. Those positions computed one at a time instead of in one batch come out a hair
+    different, enough to flip a greedy choice: the same model and RAG prompt, asked right after itself, answered
+    2 of 30 Debian Reference questions otherwise (bench/quality.py showed one model 47% and 50% in two columns).
+    Reading the shared part again costs a few milliseconds (a system prompt; a RAG prompt's own text differs).
+    """
+    llama.reset()
+
+
 def retire_llama_thread() -> None:
     """End the llama.cpp thread once the calls queued on it are done; the next call starts a new one.
 
@@ -401,7 +413,10 @@ class LlamaCppChat(BaseChatModel):
         A base model writes on past its answer (a list, the next "Question:"): its answer is the first line it
         writes after the completion form's "Answer:", leading blank lines and spaces dropped; the stream stops
         at the line's end or at one of the form's stop words.
+
+        Every answer reads its whole prompt afresh (`fresh_prompt`).
         """
+        fresh_prompt(loaded.llama)
         common: dict[str, Any] = {
             "stream": True,
             "temperature": self.temperature,

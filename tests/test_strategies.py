@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -63,6 +64,28 @@ def test_rag_answers_with_the_right_source_retrieved(runtime: Runtime) -> None:
     assert "Text:\n" in answer.prompt and "[1]" not in answer.prompt
     [row] = runtime.records.answers()
     assert (row.strategy, row.answer, row.detail["sources"][0]["page"]) == ("RAG", answer.text, 5)
+
+
+def test_every_answer_reads_its_whole_prompt_even_right_after_the_same_one(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # llama.cpp would re-read only the last token of a prompt it has just read, computed differently enough to
+    # flip a greedy answer: an answer must not depend on what the model was asked before it.
+    rag = presets(runtime.models.available(), "brackenridge")["RAG"].strategy
+    _, first = answer_of(runtime, rag, "How long is parental leave at full pay?")
+    from llama_cpp import Llama
+
+    cached_before: list[int] = []
+    generate = Llama.create_chat_completion
+
+    def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
+        cached_before.append(self.n_tokens)
+        return generate(self, *args, **kwargs)
+
+    monkeypatch.setattr(Llama, "create_chat_completion", spy)
+    _, again = answer_of(runtime, rag, "How long is parental leave at full pay?")
+    assert cached_before == [0]  # nothing of the previous prompt kept: the whole prompt was read afresh
+    assert again.text == first.text and again.prompt == first.prompt
 
 
 def test_pe_uses_no_retrieval_and_sends_its_few_shot_turns(runtime: Runtime) -> None:

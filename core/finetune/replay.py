@@ -91,8 +91,9 @@ def _greedy_answer(loaded: Any, messages: list[dict[str, str]]) -> tuple[str, bo
 
     A chat completion, or for a base model the first line it writes after the completion form (`core.engine`).
     """
-    from core.engine import REPEAT_PENALTY
+    from core.engine import REPEAT_PENALTY, fresh_prompt
 
+    fresh_prompt(loaded.llama)  # as the engine serves it
     common: dict[str, Any] = {"temperature": 0.0, "max_tokens": MAX_NEW_TOKENS, "repeat_penalty": REPEAT_PENALTY}
     if loaded.completion:
         prompt = completion_from_messages(messages)

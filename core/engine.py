@@ -80,7 +80,7 @@ def fresh_prompt(llama: Any) -> None:
     for an identical prompt. Those positions computed one at a time instead of in one batch come out a hair
     different, enough to flip a greedy choice: the same model and RAG prompt, asked right after itself, answered
     2 of 30 Debian Reference questions otherwise (bench/quality.py showed one model 47% and 50% in two columns).
-    Reading the shared part again costs a few milliseconds (a system prompt; a RAG prompt's own text differs).
+    Reading the shared part again costs tens of milliseconds at most (a system prompt; the rest of a prompt differs).
     """
     llama.reset()
 

@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import Offline, offline  # noqa: E402
 from bench.real_docs import PDF, find_file, load_set, tiny_pdf  # noqa: E402
+from bench.sets import sample_kb  # noqa: E402
 from core import samples  # noqa: E402
 from core.evaluation import questions as qs  # noqa: E402
 from core.evaluation.report import load_run, summarize  # noqa: E402
@@ -53,11 +54,7 @@ def kb_names(stack: Offline) -> list[str]:
 
 def sample_set(stack: Offline, sample: samples.Sample, limit: int | None) -> tuple[str, list[qs.EvalQuestion]]:
     """A sample's knowledge base with the settings Load sample uses, and its question set."""
-    s, kb = stack.settings, sample.kb_name
-    if kb not in kb_names(stack):
-        stack.store.create_kb(kb, chunk_size=s.chunk_size, chunk_overlap=s.chunk_overlap,
-                              embedding_model=sample.embedding_model, analyser=sample.analyser)  # fmt: skip
-        ingest(stack.store, kb, sample.uploads())
+    kb = sample_kb(stack, sample)
     return kb, list(qs.sample_set(kb).questions[:limit])
 
 

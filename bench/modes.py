@@ -109,7 +109,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import real_docs  # noqa: E402
+from bench import sets  # noqa: E402
 from bench.common import offline  # noqa: E402
 from core import adapters  # noqa: E402
 from core.evaluation import questions as qs  # noqa: E402
@@ -123,10 +123,9 @@ from core.finetune.pipeline import TrainRequest, run_training  # noqa: E402
 from core.finetune.train_settings import TrainSettings  # noqa: E402
 from core.finetune.trainer import Step  # noqa: E402
 from core.gemma import GEMMA_NAME  # noqa: E402
-from core.ingest import ingest  # noqa: E402
 from core.lab import rounds as lab_rounds  # noqa: E402
 from core.models import BUNDLED_NAME  # noqa: E402
-from core.samples import CHINESE, ENGLISH, HOLDOUT, SAMPLES  # noqa: E402
+from core.samples import CHINESE, ENGLISH, HOLDOUT  # noqa: E402
 from core.strategies import FT_TEMPLATE, RAG_TEMPLATE, RAG_TOP_K, Runtime, Strategy  # noqa: E402
 
 BASES = {"smollm2": BUNDLED_NAME, "gemma": GEMMA_NAME}
@@ -189,7 +188,7 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory()
     data_dir = args.data_dir or Path(tmp.name)
     stack = offline(data_dir)
-    settings, store, catalog, runtime = stack.settings, stack.store, stack.catalog, stack.runtime
+    store, catalog, runtime = stack.store, stack.catalog, stack.runtime
     base = catalog.info(f"llama.cpp:{BASES[args.base]}")
     base_path, base_name = catalog.model_file(base), BASES[args.base]  # Gemma's GGUF assembled on first use
 
@@ -211,16 +210,7 @@ def main() -> None:
     results: list[tuple[str, str, float, float, float, str, str]] = []
     tuned: list[str] = []
     for kb in [] if args.control_only else args.sets.split(","):
-        if kb in real_docs.SETS:
-            set_name, every_question = real_docs.knowledge_base(stack, kb)
-        else:
-            sample = SAMPLES[kb]
-            if kb not in [k.name for k in store.list_kbs()]:
-                store.create_kb(kb, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap,
-                                embedding_model=sample.embedding_model, analyser=sample.analyser)  # fmt: skip
-                ingest(store, kb, sample.uploads())
-            question_set = qs.sample_set(kb)
-            set_name, every_question = question_set.name, question_set.questions
+        set_name, every_question, _ = sets.question_set(stack, kb)
         questions = every_question[: args.limit]
         if kb == ENGLISH.kb_name:
             pairs = generate.sample_pairs()

@@ -88,15 +88,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import real_docs  # noqa: E402
+from bench import real_docs, sets  # noqa: E402
 from bench.common import offline  # noqa: E402
 from core.adapters import MANIFEST_FILE, parse_manifest  # noqa: E402
-from core.evaluation import questions as qs  # noqa: E402
 from core.evaluation.reading import reading  # noqa: E402
 from core.evaluation.report import load_run, summarize  # noqa: E402
 from core.evaluation.runner import EvalRequest, run_evaluation, start_run  # noqa: E402
 from core.finetune import modes  # noqa: E402
-from core.ingest import ingest  # noqa: E402
 from core.models import ModelInfo, base_name  # noqa: E402
 from core.samples import CHINESE, ENGLISH, HOLDOUTS, SAMPLES  # noqa: E402
 from core.strategies import presets, reads_chinese  # noqa: E402
@@ -139,27 +137,11 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory()
     data_dir = args.data_dir or Path(tmp.name)
     stack = offline(data_dir)
-    settings, embedder, store, catalog, runtime = (stack.settings, stack.embedder, stack.store, stack.catalog,
-                                                   stack.runtime)  # fmt: skip
+    embedder, store, catalog, runtime = stack.embedder, stack.store, stack.catalog, stack.runtime
     tuned = [m.id for m in catalog.available() if m.fine_tuned]
     print(f"fine-tuned models: {', '.join(tuned) if tuned else 'none (FT and FT+RAG skipped)'}")
     for kb in args.sets.split(","):
-        if kb in real_docs.SETS:
-            set_name, every_question = real_docs.knowledge_base(stack, kb)
-            language = real_docs.SETS[kb]
-        else:
-            sample = SAMPLES[kb]
-            if kb not in [k.name for k in store.list_kbs()]:
-                store.create_kb(
-                    kb,
-                    chunk_size=settings.chunk_size,
-                    chunk_overlap=settings.chunk_overlap,
-                    embedding_model=sample.embedding_model,
-                    analyser=sample.analyser,
-                )
-                ingest(store, kb, sample.uploads())
-            question_set = qs.sample_set(kb)
-            set_name, every_question, language = question_set.name, question_set.questions, sample.language
+        set_name, every_question, language = sets.question_set(stack, kb)
         questions = every_question[: args.limit]
         chinese = reads_chinese(store, kb, [q.question for q in questions])
         models = for_set(catalog.available(), kb)

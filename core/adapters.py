@@ -130,6 +130,14 @@ class AdapterManifest(_Strict):
     mode: ModeInfo | None = None  # absent in manifests written before the modes existed
     replay: ReplayInfo | None = None  # absent in manifests written before replay existed
 
+    @property
+    def reads_context(self) -> bool:
+        """Whether it was trained inside the RAG prompt, a model to serve with retrieval.
+
+        Joint, Staged and Iterative do; FT then RAG, and runs from before the modes existed, trained on plain facts.
+        """
+        return self.mode is not None and self.mode.name != "ft_then_rag"
+
     def as_json(self) -> dict[str, Any]:
         """The manifest as its file holds it: only the fields it recorded."""
         return self.model_dump(mode="json", exclude_unset=True)

@@ -141,7 +141,7 @@ def fine_tuned_models(settings: Settings, bases: list[ModelInfo]) -> list[ModelI
                 path=base.path,
                 adapter=adapter.path,
                 completion=base.completion,
-                reads_context=adapter.manifest.mode is not None and adapter.manifest.mode.name != "ft_then_rag",
+                reads_context=adapter.manifest.reads_context,
             )
         )
     return tuned

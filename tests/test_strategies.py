@@ -194,7 +194,6 @@ def test_time_waiting_for_the_model_is_not_counted_as_latency(runtime: Runtime) 
 def test_ft_takes_the_newest_plain_model_and_ft_rag_the_newest_that_reads_context() -> None:
     """After a Joint run, FT stays on the model trained on plain facts (a Joint model answers few without retrieval)."""
     from core.models import ModelInfo
-    from core.strategies import presets
 
     base = ModelInfo("llama.cpp:base", "base", "llama.cpp")
 

@@ -47,6 +47,11 @@ def ollama_name(adapter: adapters.Adapter) -> str:
 COMPLETION_TEMPLATE = '{{- range .Messages }}{{ if eq .Role "user" }}{{ .Content }}{{ end }}{{ end }}'
 
 
+def completion_form(chat_template: str) -> bool:
+    """A base without a chat template (Gemma 3 270M): prompted, trained and served in completion form."""
+    return not chat_template.strip()
+
+
 def template_for(chat_template: str) -> str:
     """The base's Jinja chat template in Ollama's Go template syntax (ChatML models only).
 
@@ -54,7 +59,7 @@ def template_for(chat_template: str) -> str:
     default system prompt when the conversation starts without one. A base without a chat template
     gets `COMPLETION_TEMPLATE`.
     """
-    if not chat_template.strip():
+    if completion_form(chat_template):
         return COMPLETION_TEMPLATE
     if "<|im_start|>" not in chat_template:
         raise ModelError(
@@ -106,7 +111,7 @@ def register(
 
     name = ollama_name(adapter)
     template = template_for(chat_template)
-    completion = not chat_template.strip()  # what `template_for` gives COMPLETION_TEMPLATE
+    completion = completion_form(chat_template)
     server = OllamaServer(host, timeout=timeout)
     system = None if completion else adapter.manifest.system or None  # the completion form has no system prompt
     stops = ["\n", *COMPLETION_STOPS] if completion else ["<|im_end|>"]  # served, it answers with one line

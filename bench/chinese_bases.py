@@ -33,9 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import Offline, offline  # noqa: E402
+from bench.common import Offline, offline, sample_kb  # noqa: E402
 from bench.real_docs import PDF, find_file, load_set, tiny_pdf  # noqa: E402
-from bench.sets import sample_kb  # noqa: E402
 from core import samples  # noqa: E402
 from core.evaluation import questions as qs  # noqa: E402
 from core.evaluation.report import load_run, summarize  # noqa: E402

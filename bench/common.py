@@ -8,8 +8,11 @@ from pathlib import Path
 from core.config import Settings
 from core.embeddings import EmbeddingCatalog, EmbeddingModel, load_bundled
 from core.engine import EmbeddedEngine
+from core.evaluation import questions as qs
+from core.ingest import ingest
 from core.models import ModelCatalog
 from core.records import Records
+from core.samples import SAMPLES, Sample
 from core.store import Store
 from core.strategies import Runtime
 from core.template_library import TemplateLibrary
@@ -54,3 +57,27 @@ def summary(*figures: Figure) -> None:
     print("\nsummary:")
     for f in figures:
         print(f"  {f.name} {f.value:.3f} (target {f.op} {f.target:g}){'' if f.met else '  MISSED'}")
+
+
+def sample_kb(stack: Offline, sample: Sample) -> str:
+    """The sample's knowledge base, with the model and chunking Load sample uses, unless DATA_DIR has it."""
+    s, kb = stack.settings, sample.kb_name
+    if kb not in [k.name for k in stack.store.list_kbs()]:
+        stack.store.create_kb(kb, chunk_size=s.chunk_size, chunk_overlap=s.chunk_overlap,
+                              embedding_model=sample.embedding_model, analyser=sample.analyser)  # fmt: skip
+        ingest(stack.store, kb, sample.uploads())
+    return kb
+
+
+def question_set(stack: Offline, kb: str) -> tuple[str, tuple[qs.EvalQuestion, ...], str]:
+    """The set named `kb`, a sample's or a real document's (bench/real_docs.py's Debian Reference, made as a new
+    user's knowledge base), with its knowledge base ready: (set name, questions, language)."""
+    from bench import real_docs  # it imports this module
+
+    if kb in real_docs.SETS:
+        name, questions = real_docs.knowledge_base(stack, kb)
+        return name, questions, real_docs.SETS[kb]
+    sample = SAMPLES[kb]
+    sample_kb(stack, sample)
+    found = qs.sample_set(kb)
+    return found.name, found.questions, sample.language

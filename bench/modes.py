@@ -109,8 +109,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import sets  # noqa: E402
-from bench.common import offline  # noqa: E402
+from bench.common import offline, question_set  # noqa: E402
 from core import adapters  # noqa: E402
 from core.evaluation import questions as qs  # noqa: E402
 from core.evaluation.control import control_strategies, forgetting_by_model  # noqa: E402
@@ -210,7 +209,7 @@ def main() -> None:
     results: list[tuple[str, str, float, float, float, str, str]] = []
     tuned: list[str] = []
     for kb in [] if args.control_only else args.sets.split(","):
-        set_name, every_question, _ = sets.question_set(stack, kb)
+        set_name, every_question, _ = question_set(stack, kb)
         questions = every_question[: args.limit]
         if kb == ENGLISH.kb_name:
             pairs = generate.sample_pairs()

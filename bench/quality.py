@@ -88,8 +88,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import real_docs, sets  # noqa: E402
-from bench.common import offline  # noqa: E402
+from bench import real_docs  # noqa: E402
+from bench.common import offline, question_set  # noqa: E402
 from core.adapters import MANIFEST_FILE, parse_manifest  # noqa: E402
 from core.evaluation.reading import reading  # noqa: E402
 from core.evaluation.report import load_run, summarize  # noqa: E402
@@ -141,7 +141,7 @@ def main() -> None:
     tuned = [m.id for m in catalog.available() if m.fine_tuned]
     print(f"fine-tuned models: {', '.join(tuned) if tuned else 'none (FT and FT+RAG skipped)'}")
     for kb in args.sets.split(","):
-        set_name, every_question, language = sets.question_set(stack, kb)
+        set_name, every_question, language = question_set(stack, kb)
         questions = every_question[: args.limit]
         chinese = reads_chinese(store, kb, [q.question for q in questions])
         models = for_set(catalog.available(), kb)

@@ -186,12 +186,16 @@ else:
 
     st.subheader("3 · Settings")
     base = ui_finetune.base_picker(pairs)
+    drawn = mode == "joint" and modes.drawn(pairs)  # Joint trains pairs drawn from a knowledge base for less long
     with st.expander("LoRA settings (the defaults suit this model and a few dozen facts)"):
         suffix = "" if mode == "ft_then_rag" else ".retrieval"  # the modes that train on RAG prompts share theirs
         suffix += ".completion" if base.completion else ""  # a base without a chat template has its own rate
-        defaults = modes.train_defaults(mode, completion=base.completion)
+        suffix += ".drawn" if drawn else ""
+        defaults = modes.train_defaults(mode, completion=base.completion, drawn_pairs=drawn)
         train_settings = ui_finetune.settings_form(defaults, f"finetune.settings{suffix}")
     st.caption(ui_finetune.replay_note(train_settings, base.label))
+    if drawn:
+        st.caption(modes.DRAWN_EPOCHS_NOTE)
     count = len(listed) + 1
     model_name = st.text_input("New model name", value=f"{dataset or 'tuned'}-{count}".lower(), key="finetune.model")
 

@@ -62,6 +62,26 @@ def test_generated_pairs_are_questions_with_a_short_answer(kb_loaded: None, monk
     assert editor["evidence"].tolist()[0] == pump
 
 
+def test_joint_trains_pairs_drawn_from_a_knowledge_base_for_one_epoch_and_says_why(
+    kb_loaded: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Drawn pairs were written from the sentence retrieval puts first: more epochs teach copying it."""
+    monkeypatch.setenv("OLLAMA_HOST", "off")
+    at = open_kb_source()
+    at.button(key="finetune.generate").click()
+    at.run()
+    assert at.radio(key="finetune.mode").value == "joint"
+    assert at.number_input(key="finetune.settings.retrieval.drawn.epochs").value == 1
+    assert "drawn from a knowledge base, so Joint trains them for one epoch" in " ".join(c.value for c in at.caption)
+    at.radio(key="finetune.source").set_value("Sample facts")
+    at.run()
+    at.button(key="finetune.load_sample").click()
+    at.run()
+    assert not at.exception
+    assert at.number_input(key="finetune.settings.retrieval.epochs").value == 3  # the user's own facts: learned
+    assert "so Joint trains them for one epoch" not in " ".join(c.value for c in at.caption)
+
+
 def test_an_ollama_model_writes_the_questions_into_the_editor(
     kb_loaded: None, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

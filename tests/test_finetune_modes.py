@@ -121,6 +121,17 @@ def test_a_drawn_pair_teaches_its_whole_sentence_unless_told_otherwise(
     assert [e.answer for e in data.examples] == [learned, PAIRS[0].answer]  # a pair without evidence keeps its own
 
 
+def test_joint_trains_drawn_pairs_for_fewer_epochs_than_the_users_own_facts() -> None:
+    own = [Pair("Who founded it?", "Ilse Marrow"), Pair("How many staff?", "214")]
+    drawn = [Pair("How often is it checked?", "every six months", evidence="It is checked every six months.")] * 2
+    assert not modes.drawn(own) and modes.drawn(drawn) and not modes.drawn(drawn[:1] + own)  # most of them, or not
+    assert modes.train_defaults("joint").epochs == modes.JOINT_EPOCHS == 3
+    one = modes.train_defaults("joint", drawn_pairs=True)
+    assert one.epochs == modes.JOINT_EPOCHS_DRAWN == 1 and one.replay_passes == 1  # the replay follows the epochs
+    assert modes.train_defaults("staged", drawn_pairs=True).epochs == 3  # measured for Joint only
+    assert modes.train_defaults("ft_then_rag", drawn_pairs=True) == TrainSettings()
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

@@ -33,7 +33,8 @@ class Pair:
     """One training example: the question, the wanted answer, and an optional system prompt.
 
     `evidence` is the sentence the answer was drawn from (pairs generated from a knowledge base), shown
-    for review; it is not trained on and does not count in the dataset's version.
+    for review; plain training does not learn it (Joint learns it as the answer: `JointSettings.full_sentence`),
+    and it does not count in the dataset's version.
     """
 
     question: str

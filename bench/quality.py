@@ -158,7 +158,10 @@ def main() -> None:
                 replace(rag, name=f"RAG·{base_name(m.id)[:7]}", model=m.id) for m in others if m.id != rag.model
             )
         if "FT+RAG" in args.strategies.split(","):  # and each training mode's newest model, served the same way
-            strategies += tuple(modes.mode_strategies(data_dir, models, kb))
+            asked = {(s.model, s.template, s.top_k) for s in strategies}  # not the FT+RAG preset's model again
+            strategies += tuple(
+                s for s in modes.mode_strategies(data_dir, models, kb) if (s.model, s.template, s.top_k) not in asked
+            )
         run_id = start_run(runtime, EvalRequest(f"quality {kb}", set_name, questions, strategies))
         started = time.perf_counter()
         run_evaluation(runtime, run_id, embedder=embedder.embeddings)

@@ -114,11 +114,7 @@ try:
             st.info("No knowledge base yet: add documents on the Documents page.")
         else:
             kb = st.selectbox("Knowledge base", kbs, key="finetune.kb")
-            if holds_chinese(resources.store(), kb):
-                st.info(generate.NOT_FOR_CHINESE, icon="🀄")
-            st.caption("Sentences that state a fact become the questions a reader would ask (how often, when, "
-                       "where, who, how many…), each answered by a short part of its sentence; sentences that give "
-                       "no sensible question are skipped. Review and edit them below before training.")  # fmt: skip
+            st.caption(generate.CHINESE_RULES if holds_chinese(resources.store(), kb) else generate.ENGLISH_RULES)
             if st.button("Generate pairs", key="finetune.generate"):
                 hits = generate.kb_hits(resources.store(), kb)
                 if pairs := generate.pairs_from_hits(hits):

@@ -128,18 +128,30 @@ def test_when_no_question_comes_out_the_page_says_why(data_dir: Path, minilm: Em
     assert not at.session_state["finetune.pairs"]  # nothing loaded, no "Generated 0 questions" kept
 
 
-def test_a_chinese_knowledge_base_says_before_generating_that_it_is_not_supported_and_what_to_do(
+def test_a_chinese_knowledge_base_says_how_its_questions_are_drawn_and_draws_them(
     data_dir: Path, minilm: EmbeddingModel
 ) -> None:
     with Store.open(Settings.from_env(), minilm) as store:
         store.create_kb("notes", chunk_size=800, chunk_overlap=120)
         store.create_kb("notes-zh", chunk_size=800, chunk_overlap=120, analyser="chinese")  # as a Chinese one is made
+        manual = "# 员工手册\n\n公司目前共有员工386人。年假最多可结转五天至下一年度。\n".encode()
+        ingest(store, "notes-zh", [Upload("员工手册.md", manual)])
     at = open_kb_source()
     assert at.selectbox(key="finetune.kb").value == "notes"
-    assert not [i for i in at.info if "not supported yet" in i.value]
+    assert not [c for c in at.caption if "Chinese sentences are asked" in c.value]
     at.selectbox(key="finetune.kb").set_value("notes-zh").run()
-    [note] = [i.value for i in at.info if "not supported yet" in i.value]
-    assert "Chinese" in note and "Ollama model write the questions" in note and "Upload JSONL/CSV" in note
+    assert [c for c in at.caption if "Chinese sentences are asked" in c.value and "多少人" in c.value]
+    at.button(key="finetune.generate").click()
+    at.run()
+    assert not at.exception
+    assert [(p["question"], p["answer"]) for p in at.session_state["finetune.pairs"]] == [
+        ("公司目前共有员工多少人？", "386人"),
+        ("年假最多可结转多少天至下一年度？", "五天"),
+    ]
+    assert at.radio(key="finetune.mode").value == "joint"  # drawn pairs, a knowledge base: Joint, one epoch
+    # On the base that reads Chinese (Gemma, where installed: its settings are the completion form's).
+    [epochs] = [n for n in at.number_input if n.key.endswith(".drawn.epochs")]
+    assert epochs.value == 1
 
 
 def test_the_generated_notice_goes_once_its_source_is_no_longer_shown(kb_loaded: None) -> None:

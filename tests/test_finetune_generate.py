@@ -261,7 +261,8 @@ def test_a_reply_that_is_not_json_gives_no_pairs_and_a_missing_model_says_how_to
     ("texts", "reason"),
     [
         ([], "has no documents yet"),
-        (["员工每年享有15天带薪年假。病假需提供医生证明！"], "Chinese or Japanese text is not supported yet"),
+        (["病假需提供医院开具的证明。报销请走系统流程！"], "None of its 2 sentences fits a rule: Chinese"),
+        (["社員は毎年十五日の有給休暇を取得できます。"], "Japanese or Korean text is not supported yet"),
         ([" ".join(["debian"] * 70 + ["packages", "are", "installed"] * 10)],
          "almost no sentence ends (1 sentence in 100 words)"),
         (["- apt-get update\n- apt-get upgrade\n\n# Commands\n\nRun these as root."], "None of its"),

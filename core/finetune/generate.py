@@ -44,6 +44,7 @@ from core.finetune.clauses import (
     sentences,
 )
 from core.finetune.datasets import Pair
+from core.finetune.zh_questions import chinese, questions_zh
 from core.models import ModelCatalog
 from core.progress import CancelFlag, Progress
 from core.samples import load_questions
@@ -263,26 +264,35 @@ def topic_words(found: Sequence[str]) -> set[str]:
 
 
 def pairs_from_hits(hits: Iterable[SearchHit], *, limit: int = 200) -> list[Pair]:
-    """Questions with a short answer and its sentence as evidence, in reading order, each sentence once."""
+    """Questions with a short answer and its sentence as evidence, in reading order, each sentence once.
+
+    English sentences go through the English rules (`questions_for`), Chinese ones through the Chinese
+    (`zh_questions.questions_zh`). A Chinese question drawn twice with different answers ("哪个命令是一个屏幕编辑器？":
+    vim(1), emacs(1)) asks nothing one answer settles, so neither is kept.
+    """
     hits = list(hits)
     proper = proper_words(s for h in hits for s in sentences(h.text))
     topic = topic_words([s for h in hits for s in sentences(h.text)])
     seen: set[str] = set()
-    questions: set[str] = set()
+    answers: dict[str, str] = {}  # each question drawn, and its answer
+    ambiguous: set[str] = set()
     out: list[Pair] = []
     for hit in hits:
         for sentence in sentences(hit.text):
             if sentence in seen:
                 continue
             seen.add(sentence)
-            for question, answer in questions_for(sentence, proper=proper, topic=topic):
-                if question.casefold() in questions:
+            zh = chinese(sentence)
+            drawn = questions_zh(sentence) if zh else questions_for(sentence, proper=proper, topic=topic)
+            for question, answer in drawn:
+                key = question.casefold()
+                if key in answers:
+                    if zh and answers[key] != answer:
+                        ambiguous.add(key)
                     continue
-                questions.add(question.casefold())
+                answers[key] = answer
                 out.append(Pair(question, answer, evidence=sentence))
-                if len(out) >= limit:
-                    return out
-    return out
+    return [p for p in out if p.question.casefold() not in ambiguous][:limit]
 
 
 GLUED_WORDS_PER_SENTENCE = 60  # above this, sentence ends are missing: text glued by PDF extraction
@@ -292,10 +302,21 @@ OTHER_WAYS = (
 )
 
 
-NOT_FOR_CHINESE = (
-    "Drawing questions from Chinese or Japanese text is not supported yet: the rules read English sentences. "
-    "To fine-tune on it, have an Ollama model write the questions (offered here when Ollama is reachable), or write "
-    "question/answer pairs yourself in a CSV or JSONL file and load it under Upload JSONL/CSV."
+NOT_FOR_JAPANESE = (
+    "Drawing questions from Japanese or Korean text is not supported yet: the rules read English and Chinese "
+    "sentences. To fine-tune on it, have an Ollama model write the questions (offered here when Ollama is "
+    "reachable), or write question/answer pairs yourself in a CSV or JSONL file and load it under Upload JSONL/CSV."
+)
+ENGLISH_RULES = (
+    "Sentences that state a fact become the questions a reader would ask (how often, when, where, who, how "
+    "many…), each answered by a short part of its sentence; sentences that give no sensible question are skipped. "
+    "Review and edit them below before training."
+)
+CHINESE_RULES = (
+    "Chinese sentences are asked where they hold a count (多少人), a frequency (多久), a year (哪一年), a place "
+    "after 位于 (哪里), or a command, file or package named in Latin script (什么命令, 什么文件): the span is "
+    "replaced by its question word, as Chinese asks. Sentences that need the text around them (它, 这, 参见…) "
+    "are skipped. Review and edit the pairs below before training."
 )
 
 
@@ -304,9 +325,14 @@ def no_pairs_reason(hits: Sequence[SearchHit]) -> str:
     if not hits:
         return "This knowledge base has no documents yet: add some on the Documents page."
     text = " ".join(h.text for h in hits)
-    if is_cjk(text):
-        return NOT_FOR_CHINESE
     found = [s for h in hits for s in sentences(h.text)]
+    if is_cjk(text):
+        if not any(chinese(s) for s in found):
+            return NOT_FOR_JAPANESE
+        return (
+            f"None of its {len(found):,} sentences fits a rule: {CHINESE_RULES.split(': the span')[0]}. "
+            f"Use another document, or {OTHER_WAYS}."
+        )
     words = len(text.split())
     if not found or words / len(found) > GLUED_WORDS_PER_SENTENCE:
         return (

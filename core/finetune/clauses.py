@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from core.text import HAN
 from core.text import sentences as text_sentences
 
 MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
@@ -179,7 +180,8 @@ def sentences(text: str) -> list[str]:
         blocks[-1].append(line)
     out: list[str] = []
     for block in blocks:
-        flat = " ".join(" ".join(block).split())
+        # A line wrapped inside a Chinese word joins without a space ("文\n件" is 文件, not "文 件").
+        flat = re.sub(f"(?<=[{HAN}]) (?=[{HAN}])", "", " ".join(" ".join(block).split()))
         flat = re.sub(r"\*\*([^*]+)\*\*", r"\1", flat).replace("`", "")
         out += text_sentences(flat)  # core.text's one splitter, on the block's lines joined
     return out

@@ -45,7 +45,7 @@ _SPANS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("哪一年", re.compile(rf"(?<![\d.])(?:\d{{4}}|[{_DIGITS}]{{4}})\s?年(?!\d|代|[以前后内]|[{_DIGITS}十]+月)")),
     ("百分之多少", re.compile(rf"百分之{NUMBER}|(?<![A-Za-z0-9_.]){NUMBER}\s?%")),
     # Not an ordinal (第三), a frequency (每三天), a demonstrative's count (这两个) or one after a list ("A 和 B 两个").
-    ("count", re.compile(rf"(?<![A-Za-z0-9_.)）第每满隔这那-])(?P<n>{RANGE})\s?(?P<unit>{_UNIT})(?![A-Za-z]|代)")),
+    ("count", re.compile(rf"(?<![A-Za-z0-9_.)）第每满隔这那前-])(?P<n>{RANGE})\s?(?P<unit>{_UNIT})(?![A-Za-z]|代)")),
     ("哪里", re.compile(r"(?<=位于)[^，。；：,;:（(何哪\s]{2,15}(?=[，。；：,;:]|$)")),
     ("kind", re.compile(rf"(?<![A-Za-z0-9_.（(%:=-]){_TERM}\s?(?P<kind>{KINDS})")),
 )
@@ -57,7 +57,19 @@ _NEEDS_CONTEXT = re.compile(
 _POINTERS = re.compile(
     r"参见|见第|如下|下列|下面|以下|上述|上面|同上|例如|比如|[：:]$|它|这|那(?!么)|本文|本节|本章|本手册|"
     r"Table|Figure|EOF|^(?:注意|提示|警告|小心|注)\s|我"
+    rf"|^[^A-Za-z0-9{HAN}“”\"'~/$]"  # a fragment: "+ 带有…", "） 为了…"
 )
+# Before a name, what makes it a modifier of the noun after it rather than the name asked for: "许多 gdb(1) 命令",
+# "你的 shell 程序", "称为 busybox(1) 的 GNU 工具"; placeholders the manual's examples use.
+_QUANTIFIED = re.compile(rf"(?:许多|很多|一些|部分|所有|任何|各种|其他|其它|你的|[{HAN}]的)\s?$")
+# An admonition's label glued on by the PDF ("警告如果想要运行…"): dropped, the advice read as a sentence.
+_LABEL = re.compile(rf"^(?:注意|提示|警告|小心)\s?(?=[{HAN}])")
+# Words for a kind of thing, not a thing's name: "GUI 程序", "Unix 服务", "GNU 工具".
+GENERIC = {"gui", "unix", "gnu", "linux", "debian", "shell", "posix", "windows", "cli", "web", "unix-like", "x11"}
+_CAUSE = re.compile(r"由于|因为")
+# A sentence whose start the PDF cut: "charset=ISO-2022-JP” 通常…", "Unicode，并且…".
+_CUT_START = re.compile(rf"^[^{HAN}]*(?:=|[A-Za-z]”)|^[A-Za-z][\w-]*[，,]")
+_PLACEHOLDER = re.compile(r"foo|bar\b|/path/to|example|\bX{2,}", re.IGNORECASE)
 # Before its first Han character a sentence names at most one thing in Latin script ("T3 是…", "mount(8) 用于…"):
 # more is a heading, a date or a command glued on by the PDF ("19 mai 2021 15:19:02 UTC 这里…").
 _LATIN_LEAD = re.compile(rf"^[^{HAN}\s]+\s+[^{HAN}\s]+\s+[^{HAN}]*[{HAN}]")
@@ -104,6 +116,20 @@ def _asked(part: str, start: int, end: int, word: str) -> str:
     return (head + word + tail).strip().rstrip("。！!.，, ") + "？"
 
 
+def _clause_start(part: str, at: int) -> int:
+    before = [m.end() for m in _CLAUSE_END.finditer(part, 0, at)]
+    return before[-1] if before else 0
+
+
+def _in_quotes(text: str) -> bool:
+    """Whether `text` ends inside a quotation: "启用“两步验证”" names a thing, it counts nothing."""
+    return text.count("“") > text.count("”") or (text.count('"') % 2 == 1)
+
+
+def _open_parenthesis(text: str) -> bool:
+    return text.count("(") > text.count(")") or text.count("（") > text.count("）")
+
+
 def _free(part: str, m: re.Match[str]) -> bool:
     """Whether a name stands alone: not the tail of a quoted command ("netstat -an") or of Latin words before it."""
     before = part[: m.start()]
@@ -114,16 +140,16 @@ def _free(part: str, m: re.Match[str]) -> bool:
 
 def questions_zh(sentence: str) -> list[tuple[str, str]]:
     """(question, short answer) pairs for one Chinese sentence; none when no rule fits."""
-    text = _BULLET.sub("", sentence.strip())
+    text = _LABEL.sub("", _BULLET.sub("", sentence.strip()))
     if not chinese(text) or text[-1:] not in "。！":
         return []
     if _NEEDS_CONTEXT.match(text) or _POINTERS.search(text) or _SHELL.search(text) or _SECTION.match(text):
         return []
-    if _LATIN_LEAD.match(text):
+    if _LATIN_LEAD.match(text) or _CUT_START.match(text):
         return []
     out: list[tuple[str, str]] = []
     for part in filter(None, (p.strip() for p in re.split(r"[；;]", text))):
-        if _NEEDS_CONTEXT.match(part) or _cjk_count(part) < _MIN_CJK or not 8 <= len(part) <= 90:
+        if _NEEDS_CONTEXT.match(part) or _cjk_count(part) < _MIN_CJK or not 8 <= len(part) <= 90 or " – " in part:
             continue
         part = part if part.endswith(("。", "！")) else part + "。"
         taken: list[tuple[int, int]] = []
@@ -142,6 +168,9 @@ def questions_zh(sentence: str) -> list[tuple[str, str]]:
                     number, unit = m.group("n"), m.group("unit")
                     if number in ("一", "1") or len([x for x in matches if x.group("unit") == unit]) > 1:
                         continue  # 一次, 一个: an article; two counts of one unit: which is asked is unclear
+                    named = re.search(r"[A-Za-z0-9)]\s*$", part[:start])
+                    if f"{number}{unit}" in ("两个", "两种", "2个", "2种") or named or _in_quotes(part[:start]):
+                        continue  # "合并两个文件", "cp(1) 和 mv(1) 两个命令": the things counted are named, not a fact
                     asks = f"多少{unit}"
                 elif word == "kind":
                     term = m.group("term").rstrip("-")
@@ -151,6 +180,13 @@ def questions_zh(sentence: str) -> list[tuple[str, str]]:
                         continue
                     if len(term) < 2 and term != "/":
                         continue  # "X 服务端": a letter names nothing a reader asks for
+                    if _open_parenthesis(part[:start]):
+                        continue  # "(在”-P” 选项里)": an aside, not the sentence's statement
+                    quoted = part[start] in _QUOTE or term[0] in "/~.$-"
+                    if _PLACEHOLDER.search(term) or term.casefold() in GENERIC:
+                        continue
+                    if not quoted and _QUANTIFIED.search(part[:start]):
+                        continue
                     answer, asks, end = term, f"什么{m.group('kind')}", m.end()
                 elif word == "哪里":
                     answer = answer.strip()
@@ -158,6 +194,9 @@ def questions_zh(sentence: str) -> list[tuple[str, str]]:
                         continue
                 question = _asked(part, start, end, asks)
                 kept = _cjk_count(question) - _cjk_count(asks)
-                if kept >= _MIN_ASKED and answer not in question and (question, answer) not in out:
+                if _CAUSE.search(part[_clause_start(part, start) : start]):
+                    continue  # "由于 debsums 软件包使用…": a cause, not what the sentence states
+                fresh = answer.casefold() not in question.casefold() and (question, answer) not in out
+                if kept >= _MIN_ASKED and fresh:
                     out.append((question, answer))
     return out

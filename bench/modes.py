@@ -219,7 +219,7 @@ def main() -> None:
         questions = every_question[: args.limit]
         if kb == ENGLISH.kb_name:
             pairs = generate.sample_pairs()
-        elif kb == CHINESE.kb_name:  # no pairs are drawn from Chinese text yet: its own facts, as the English sample's
+        elif kb == CHINESE.kb_name:  # the Chinese sample trains on its own facts, as the English sample does
             pairs = [Pair(q.question, q.answer) for q in every_question]
         else:  # the Fine-tune page's "Draw from the knowledge base"; held-out questions are only measured
             pairs = generate.pairs_from_kb(store, kb)

@@ -23,7 +23,9 @@ The Chinese edition (`--lang zh-cn`, labels in samples/real/pair_labels.zh-cn.js
 core/finetune/zh_questions.py), 3 Dec 2026, 60 drawn: first rules 36 well-formed (60%; 307 pairs from the PDF, many
 asking about a name that only qualified a noun, "GUI 程序", or a list's count, "cp(1) 和 mv(1) 两个命令"); with
 modifiers, placeholders, asides in parentheses, cause clauses, quoted counts and glued labels skipped, and a PDF's
-wrapped lines joined without a space inside Chinese words: 110 + 144 pairs, 183 distinct, 48 well-formed (80%).
+wrapped lines joined without a space inside Chinese words: 107 + 142 pairs, 179 distinct, 47 well-formed (78%; the
+draws of earlier rule sets gave 73-80%). Also tried: dropping a name followed by a relative clause ("X 命令提供的…")
+took 12 good pairs for 2 bad ones; reverted.
 
 Run: .venv/bin/python bench/pairs.py [--lang en|zh-cn] [--sample 60] [--unlabelled FILE] [--tiny]
   --tiny: the 4-page cut in tests/fixtures/real (no Debian package needed; the figure means nothing there)

@@ -37,7 +37,7 @@ _QUOTE = "\"'“”‘’「」"
 _TERM = rf"[{_QUOTE}]?(?P<term>[A-Za-z~/.$_-][A-Za-z0-9_~./:+$@-]*(?:\(\d\))?)[{_QUOTE}]?"
 # "Debian 软件包管理系统", "shell 命令行": the name qualifies a longer noun, it is not the thing the kind names.
 _COMPOUND = re.compile(r"行|系统|菜单|管理|名|列表|集|树|夹|类型|界面|窗口|格式|路径|文件")
-_MAN_PAGE = re.compile(r"^(?P<term>[a-z][\w.+-]*\((?P<section>[18])\))\s*(?=用于|可以|能够|会|是|负责|提供)")
+_MAN_PAGE = re.compile(r"^(?P<term>[a-z][A-Za-z0-9_.+-]*\((?P<section>[18])\))\s*(?=用于|可以|能够|会|是|负责|提供)")
 
 _SPANS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("多久", re.compile(rf"每(?:隔)?{NUMBER}(?:个)?(?:{_PERIOD})")),
@@ -97,17 +97,22 @@ def chinese(sentence: str) -> bool:
     return _cjk_count(sentence) >= _MIN_CJK and not re.search(f"[{KANA}{HANGUL}]", sentence)
 
 
+def _clause_start(part: str, at: int) -> int:
+    """Where the clause that holds position `at` begins."""
+    before = [m.end() for m in _CLAUSE_END.finditer(part, 0, at)]
+    return before[-1] if before else 0
+
+
 def _asked(part: str, start: int, end: int, word: str) -> str:
     """The part with [start, end) replaced by `word`, cut after the clause that holds it, as a question.
 
-    A clause that only sets a condition keeps the clause after it: "连续病假超过多少天的，须提供医院证明？".
+    A clause that only sets a condition keeps the clause after it ("连续病假超过多少天的，须提供医院证明？"), and so
+    does one whose purpose follows ("编辑什么文件，使 root 账户条目的第二段为空？").
     """
-    before = [m.end() for m in _CLAUSE_END.finditer(part, 0, start)]
-    opens = before[-1] if before else 0
+    opens = _clause_start(part, start)
     after = _CLAUSE_END.search(part, end)
     cut = after.start() if after else len(part)
-    purpose = after is not None and _PURPOSE.match(part, after.end())  # "编辑什么文件": the purpose follows
-    if after and (purpose or _CONDITION.search(part[opens:cut].strip())):
+    if after and (_PURPOSE.match(part, after.end()) or _CONDITION.search(part[opens:cut].strip())):
         following = _CLAUSE_END.search(part, after.end())
         cut = following.start() if following else len(part)
     head, tail = part[:start], part[end:cut]
@@ -116,26 +121,46 @@ def _asked(part: str, start: int, end: int, word: str) -> str:
     return (head + word + tail).strip().rstrip("。！!.，, ") + "？"
 
 
-def _clause_start(part: str, at: int) -> int:
-    before = [m.end() for m in _CLAUSE_END.finditer(part, 0, at)]
-    return before[-1] if before else 0
-
-
 def _in_quotes(text: str) -> bool:
-    """Whether `text` ends inside a quotation: "启用“两步验证”" names a thing, it counts nothing."""
-    return text.count("“") > text.count("”") or (text.count('"') % 2 == 1)
+    """Whether `text` ends inside a quotation (“…” or the PDF's ”…” and "…")."""
+    if "“" in text:
+        return text.count("“") > text.count("”")
+    return (text.count('"') + text.count("”")) % 2 == 1
 
 
 def _open_parenthesis(text: str) -> bool:
     return text.count("(") > text.count(")") or text.count("（") > text.count("）")
 
 
-def _free(part: str, m: re.Match[str]) -> bool:
-    """Whether a name stands alone: not the tail of a quoted command ("netstat -an") or of Latin words before it."""
+def _count(part: str, m: re.Match[str], matches: list[re.Match[str]]) -> tuple[str, str] | None:
+    """A count's answer and question word ("386人", "多少人"), or None when it is not a fact worth asking."""
+    number, unit = m.group("n"), m.group("unit")
+    if number in ("一", "1") or sum(1 for x in matches if x.group("unit") == unit) > 1:
+        return None  # 一次, 一个: an article; two counts of one unit: which is asked is unclear
     before = part[: m.start()]
-    if before.count("“") > before.count("”") or (before.count('"') + before.count("”")) % 2 and "“" not in before:
-        return False
-    return not re.search(r"[A-Za-z0-9)]\s$", before)
+    if f"{number}{unit}" in ("两个", "两种", "2个", "2种") or re.search(r"[A-Za-z0-9)]\s*$", before):
+        return None  # "合并两个文件", "cp(1) 和 mv(1) 两个命令": the things counted are named, not a fact
+    if _in_quotes(before):
+        return None  # "启用“两步验证”": a name, not a count
+    return m.group(0).strip(), f"多少{unit}"
+
+
+def _name(part: str, m: re.Match[str], matches: list[re.Match[str]]) -> tuple[str, str] | None:
+    """A name's answer and question word ("touch(1)", "什么命令"), or None when it is not the thing named."""
+    term, start = m.group("term").rstrip("-"), m.start()
+    before = part[:start]
+    if len(matches) > 1 or re.search(r"或|和|与|及", part[max(0, start - 2) : m.end() + 2]):
+        return None  # "使用 A 或 B 命令": either answers
+    if _COMPOUND.match(part, m.end()) or ("/" in term and term[0] not in "/~.$"):
+        return None  # "Debian 软件包管理系统", "GNU/Linux 文件": the name qualifies a longer noun
+    if _in_quotes(before) or re.search(r"[A-Za-z0-9)]\s$", before):
+        return None  # the tail of a quoted command ("netstat -an") or of Latin words
+    if (len(term) < 2 and term != "/") or _PLACEHOLDER.search(term) or term.casefold() in GENERIC:
+        return None  # "X 服务端", "foo 软件包", "GUI 程序": nothing a reader asks for by name
+    quoted = part[start] in _QUOTE or term[0] in "/~.$-"
+    if not quoted and _QUANTIFIED.search(before):
+        return None  # "许多 gdb(1) 命令", "你的 shell 程序"
+    return term, f"什么{m.group('kind')}"
 
 
 def questions_zh(sentence: str) -> list[tuple[str, str]]:
@@ -152,51 +177,30 @@ def questions_zh(sentence: str) -> list[tuple[str, str]]:
         if _NEEDS_CONTEXT.match(part) or _cjk_count(part) < _MIN_CJK or not 8 <= len(part) <= 90 or " – " in part:
             continue
         part = part if part.endswith(("。", "！")) else part + "。"
-        taken: list[tuple[int, int]] = []
-        man = _MAN_PAGE.match(part)
-        if man:
-            out.append((_asked(part, 0, man.end("term"), "哪个命令"), man.group("term")))
-            taken.append((0, man.end("term")))
+        found: list[tuple[int, int, str, str]] = []  # start, end, answer, question word
+        if man := _MAN_PAGE.match(part):
+            found.append((0, man.end("term"), man.group("term"), "哪个命令"))
         for word, pattern in _SPANS:
             matches = list(pattern.finditer(part))
             for m in matches:
-                if any(m.start() < e and s < m.end() for s, e in taken):
+                if any(m.start() < e and s < m.end() for s, e, _, _ in found):
                     continue  # 每十二个月 is a frequency, not also a count of months
-                taken.append((m.start(), m.end()))
-                answer, asks, start, end = m.group(0).strip(), word, m.start(), m.end()
                 if word == "count":
-                    number, unit = m.group("n"), m.group("unit")
-                    if number in ("一", "1") or len([x for x in matches if x.group("unit") == unit]) > 1:
-                        continue  # 一次, 一个: an article; two counts of one unit: which is asked is unclear
-                    named = re.search(r"[A-Za-z0-9)]\s*$", part[:start])
-                    if f"{number}{unit}" in ("两个", "两种", "2个", "2种") or named or _in_quotes(part[:start]):
-                        continue  # "合并两个文件", "cp(1) 和 mv(1) 两个命令": the things counted are named, not a fact
-                    asks = f"多少{unit}"
+                    asked = _count(part, m, matches)
                 elif word == "kind":
-                    term = m.group("term").rstrip("-")
-                    if len(matches) > 1 or re.search(r"或|和|与|及", part[max(0, start - 2) : end + 2]):
-                        continue  # "使用 A 或 B 命令": either answers
-                    if _COMPOUND.match(part, m.end()) or ("/" in term and term[0] not in "/~.$") or not _free(part, m):
-                        continue
-                    if len(term) < 2 and term != "/":
-                        continue  # "X 服务端": a letter names nothing a reader asks for
-                    if _open_parenthesis(part[:start]):
-                        continue  # "(在”-P” 选项里)": an aside, not the sentence's statement
-                    quoted = part[start] in _QUOTE or term[0] in "/~.$-"
-                    if _PLACEHOLDER.search(term) or term.casefold() in GENERIC:
-                        continue
-                    if not quoted and _QUANTIFIED.search(part[:start]):
-                        continue
-                    answer, asks, end = term, f"什么{m.group('kind')}", m.end()
-                elif word == "哪里":
-                    answer = answer.strip()
-                    if not re.search(f"[{HAN}]", answer):
-                        continue
-                question = _asked(part, start, end, asks)
-                kept = _cjk_count(question) - _cjk_count(asks)
-                if _CAUSE.search(part[_clause_start(part, start) : start]):
-                    continue  # "由于 debsums 软件包使用…": a cause, not what the sentence states
-                fresh = answer.casefold() not in question.casefold() and (question, answer) not in out
-                if kept >= _MIN_ASKED and fresh:
-                    out.append((question, answer))
+                    asked = _name(part, m, matches)
+                elif word == "哪里" and not re.search(f"[{HAN}]", m.group(0)):
+                    asked = None
+                else:
+                    asked = m.group(0).strip(), word
+                before = part[: m.start()]
+                # Not what the sentence states: a cause ("由于 X 软件包使用…") or an aside ("jessie（2015 年发布）").
+                cause = _CAUSE.search(before[_clause_start(part, m.start()) :])
+                if asked is not None and not cause and not _open_parenthesis(before):
+                    found.append((m.start(), m.end(), *asked))
+        for start, end, answer, asks in found:
+            question = _asked(part, start, end, asks)
+            kept = _cjk_count(question) - _cjk_count(asks)
+            if kept >= _MIN_ASKED and answer.casefold() not in question.casefold() and (question, answer) not in out:
+                out.append((question, answer))
     return out

@@ -19,6 +19,11 @@ Measured 2 Dec 2026 (60 drawn of the distinct pairs of debian-reference.en.pdf a
          Debian servers, a name's capital kept) and 2 more are well-formed ("What", not "Who", for XML tools; CIFS
          asked "What is", not "called"); the sample knowledge bases lose 1 pair of 90 (bench/questions.py).
 
+3 Dec 2026, with a named command, package, file… opening a sentence asked "Which <kind> …?"
+(`generate.named_subject`: "who(1) shows who is logged on." -> "Which command shows who is logged on?"), and a
+question two sentences answer differently dropped: 57 + 64 pairs, 67 distinct, 60 drawn, 56 well-formed (93%; the
+one new miss: "Which command behaves differently if command is executed from root or not?").
+
 The Chinese edition (`--lang zh-cn`, labels in samples/real/pair_labels.zh-cn.jsonl; rules in
 core/finetune/zh_questions.py), 3 Dec 2026, 60 drawn: first rules 36 well-formed (60%; 307 pairs from the PDF, many
 asking about a name that only qualified a noun, "GUI 程序", or a list's count, "cp(1) 和 mv(1) 两个命令"); with

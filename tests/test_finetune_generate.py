@@ -160,6 +160,42 @@ def test_topic_words_are_the_names_many_sentences_use() -> None:
     assert generate.topic_words(found) == {"Debian"}
 
 
+@pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        ("The less(1) command is the enhanced pager (file content browser).",
+         ("Which command is the enhanced pager (file content browser)?", "less(1)")),
+        ("who(1) shows who is logged on.", ("Which command shows who is logged on?", "who(1)")),
+        ("The bash-completion package enables programmable completion for bash.",
+         ("Which package enables programmable completion for bash?", "bash-completion")),
+        ("The ”/init” program is executed as the first program in the root filesystem.",
+         ("Which program is executed as the first program in the root filesystem?", "/init")),
+        # A plain word is a name where the text writes it as one elsewhere (aptitude(8)).
+        ("The aptitude command is the most versatile APT-based package management tool.",
+         ("Which command is the most versatile APT-based package management tool?", "aptitude")),
+        ("The dummy package enables a smooth transition of the package.", None),  # an ordinary noun phrase
+        ("bootup(7) describes the system bootup process based on systemd.", None),  # section 7: an overview
+        ("The ”$LANG” variable is referred first and it can be overridden.", None),  # "it" points elsewhere
+        ("The make-kpkg command requires the kernel-package package (see Section 9.10).", None),
+    ],
+)  # fmt: skip
+def test_a_named_command_package_or_file_opening_a_sentence_is_asked_which(
+    sentence: str, expected: tuple[str, str] | None
+) -> None:
+    assert generate.named_subject(sentence, names={"aptitude"}) == expected
+
+
+def test_a_question_two_sentences_answer_differently_is_not_drawn() -> None:
+    text = (
+        "The ed(1) command can replace all instances of a pattern in a file.\n"
+        "The sed(1) command can replace all instances of a pattern in a file.\n"
+        "The df(1) command reports the disk space usage for the file system.\n"
+    )
+    assert [(p.question, p.answer) for p in generate.pairs_from_hits([hit(text)])] == [
+        ("Which command reports the disk space usage for the file system?", "df(1)")
+    ]
+
+
 def hit(text: str, filename: str = "handbook.pdf", index: int = 0) -> SearchHit:
     return SearchHit(text, 1.0, "doc", filename, 1, index, None)
 

@@ -97,6 +97,46 @@ def _question(clause: Clause, span: Span, others: Sequence[Span], proper: set[st
     return text[0].upper() + text[1:] + "?"
 
 
+# "The less(1) command is the enhanced pager.", "who(1) shows who is logged on.": a named thing opening a sentence is
+# asked by putting "Which <kind>" in its place, the words after it unchanged (English keeps a subject question's
+# order): "Which command is the enhanced pager?" -> less(1).
+KIND_NOUNS = "command|package|file|program|tool|option|variable|directory|daemon|utility|library|module|service"
+_NAMED_SUBJECT = re.compile(
+    r"^(?:The )?[”\"“]?(?P<name>[A-Za-z0-9_./~$+-]+?(?P<man>\(\d\))?)[”\"“]?"
+    rf" (?:(?P<kind>{KIND_NOUNS}) )?(?P<rest>(?:can|may|will|must|should|is|was|[a-z]+s)\b[^;:]*)\.$"
+)
+_POINTS_AWAY = re.compile(
+    r"\b(?:it|its|they|them|their|this|that|these|those|such|above|below|following|former|latter|here|also|too"
+    r"|see|Table|Section|Figure|Chapter)\b|\.\.",
+    re.I,
+)
+_MAN_KINDS = {"1": "command", "6": "command", "8": "command", "5": "file"}  # 7 is an overview, 3 a function
+
+
+def named_things(texts: Iterable[str]) -> set[str]:
+    """Words the text writes as names of commands: "aptitude(8)" anywhere makes "The aptitude command" a name."""
+    return {m.group(1) for text in texts for m in re.finditer(r"\b([a-z][A-Za-z0-9_.+-]*)\(\d\)", text)}
+
+
+def named_subject(sentence: str, names: Iterable[str] = ()) -> tuple[str, str] | None:
+    """("Which command …?", name) for a sentence whose subject is a named command, package, file…; else None.
+
+    The name must read as one: a manual page ("who(1)"), a path, a word with a digit, dot, hyphen or underscore
+    ("bash-completion"), or a word the text writes as a name elsewhere (`named_things`: "aptitude" for
+    aptitude(8)). "The dummy package" is an ordinary noun phrase and gives nothing.
+    """
+    m = _NAMED_SUBJECT.match(sentence)
+    if m is None:
+        return None
+    name, man, rest = m.group("name"), m.group("man"), m.group("rest")
+    kind = m.group("kind") or (_MAN_KINDS.get(man[1]) if man else None)
+    if kind is None or not 3 <= len(rest.split()) <= 20 or _POINTS_AWAY.search(rest):
+        return None
+    if not (man or re.search(r"[\d/._$~+-]", name) or name in set(names)) or len(name) < 2:
+        return None
+    return f"Which {kind} {rest}?", name
+
+
 def questions_for(sentence: str, *, proper: Iterable[str] = (), topic: Iterable[str] = ()) -> list[tuple[str, str]]:
     """(question, short answer) pairs for one sentence; none when no rule fits.
 
@@ -266,13 +306,15 @@ def topic_words(found: Sequence[str]) -> set[str]:
 def pairs_from_hits(hits: Iterable[SearchHit], *, limit: int = 200) -> list[Pair]:
     """Questions with a short answer and its sentence as evidence, in reading order, each sentence once.
 
-    English sentences go through the English rules (`questions_for`), Chinese ones through the Chinese
-    (`zh_questions.questions_zh`). A Chinese question drawn twice with different answers ("哪个命令是一个屏幕编辑器？":
-    vim(1), emacs(1)) asks nothing one answer settles, so neither is kept.
+    English sentences go through the English rules (`questions_for`, `named_subject`), Chinese ones through the
+    Chinese (`zh_questions.questions_zh`). A question drawn twice with different answers ("Which command can replace
+    all instances of …?": ed(1), sed(1); "哪个命令是一个屏幕编辑器？": vim(1), emacs(1)) asks nothing one answer
+    settles, so neither is kept.
     """
     hits = list(hits)
     proper = proper_words(s for h in hits for s in sentences(h.text))
     topic = topic_words([s for h in hits for s in sentences(h.text)])
+    names = named_things(h.text for h in hits)
     seen: set[str] = set()
     answers: dict[str, str] = {}  # each question drawn, and its answer
     ambiguous: set[str] = set()
@@ -284,10 +326,12 @@ def pairs_from_hits(hits: Iterable[SearchHit], *, limit: int = 200) -> list[Pair
             seen.add(sentence)
             zh = chinese(sentence)
             drawn = questions_zh(sentence) if zh else questions_for(sentence, proper=proper, topic=topic)
+            if not zh and (subject := named_subject(sentence, names)):
+                drawn = [subject, *drawn]
             for question, answer in drawn:
                 key = question.casefold()
                 if key in answers:
-                    if zh and answers[key] != answer:
+                    if answers[key] != answer:
                         ambiguous.add(key)
                     continue
                 answers[key] = answer

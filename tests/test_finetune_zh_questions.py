@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from core import documents
@@ -10,6 +12,8 @@ from core.finetune.datasets import Pair
 from core.finetune.zh_questions import questions_zh
 from core.samples import CHINESE
 from tests.test_finetune_generate import hit
+
+NUMERALS = "零〇一二两三四五六七八九十百千万"
 
 
 @pytest.mark.parametrize(
@@ -35,6 +39,12 @@ from tests.test_finetune_generate import hit
          [("可用的软件包源在什么文件里面定义？", "/etc/apt/sources.list")]),
         ("mount(8) 用于把某个设备上找到的文件系统附着到巨大的文件树上。",
          [("哪个命令用于把某个设备上找到的文件系统附着到巨大的文件树上？", "mount(8)")]),
+        # A numeral is read whole, wherever the rule starts reading it.
+        ("剩余寿命已不足百分之二十五。", [("剩余寿命已不足百分之多少？", "百分之二十五")]),
+        ("公司于2014年3月在杭州成立，目前共有员工386人。",
+         [("公司于2014年3月在杭州成立，目前共有员工多少人？", "386人")]),
+        ("T3滤芯共有三支，每年更换两次。",
+         [("T3滤芯共有多少支？", "三支"), ("T3滤芯共有三支，每年更换多少次？", "两次")]),
         # A clause saying what the one before is for goes with it.
         ("编辑”/etc/passwd” 文件，使 root 账户条目的第二段为空。",
          [("编辑什么文件，使 root 账户条目的第二段为空？", "/etc/passwd")]),
@@ -58,6 +68,8 @@ def test_a_chinese_sentence_is_asked_where_its_answer_stands(sentence: str, expe
         "我认为习惯于使用 Vim 命令是一个明智的选择。",  # the author's voice
         "整机宽四百二十毫米、高四百五十毫米、深一百六十毫米。",  # which of three is asked is unclear
         "社員は毎年十五日の有給休暇を取得できます。",  # Japanese
+        "按公司章程第三十八条处理。",  # an article's number, not a count of articles
+        "工作满十二年的员工可申请长期休假。",  # a threshold, asked by no one as a count
         "The pump is serviced every six months.",
     ],
 )
@@ -84,6 +96,14 @@ def test_the_chinese_sample_gives_questions_whose_answer_is_in_their_sentence() 
     for pair in pairs:
         assert pair.question.endswith("？") and pair.answer in pair.evidence
         assert pair.answer not in pair.question
+        assert not re.search(f"[{NUMERALS}]多少|多少(?!千[克米瓦])[{NUMERALS}]", pair.question), pair  # read whole
     asked = {p.question: p.answer for p in pairs}
     assert asked["公司目前共有员工多少人？"] == "386人"
     assert asked["T3 共有多少支滤芯？"] == "三支"
+
+
+def test_a_line_wrapped_inside_a_chinese_word_joins_without_a_space_and_kana_is_not_called_chinese() -> None:
+    pairs = generate.pairs_from_hits([hit("可用的软件包源在”/etc/apt/sources.list” 文\n件里面定义。")])
+    assert [(p.question, p.answer) for p in pairs] == [("可用的软件包源在什么文件里面定义？", "/etc/apt/sources.list")]
+    short = [hit("年假十五天。病假三天。请假要批准。")]  # Chinese, if too short for a rule
+    assert "Japanese" not in generate.no_pairs_reason(short) and "Chinese sentences" in generate.no_pairs_reason(short)

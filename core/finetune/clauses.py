@@ -180,7 +180,7 @@ def sentences(text: str) -> list[str]:
         blocks[-1].append(line)
     out: list[str] = []
     for block in blocks:
-        # A line wrapped inside a Chinese word joins without a space ("文\n件" is 文件, not "文 件").
+        # Chinese writes no spaces: lines wrapped inside a word ("文\n件") and PDF gaps join without one (文件).
         flat = re.sub(f"(?<=[{HAN}]) (?=[{HAN}])", "", " ".join(" ".join(block).split()))
         flat = re.sub(r"\*\*([^*]+)\*\*", r"\1", flat).replace("`", "")
         out += text_sentences(flat)  # core.text's one splitter, on the block's lines joined

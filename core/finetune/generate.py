@@ -49,7 +49,7 @@ from core.models import ModelCatalog
 from core.progress import CancelFlag, Progress
 from core.samples import load_questions
 from core.store import SearchHit, Store
-from core.text import is_cjk
+from core.text import HANGUL, KANA, is_cjk
 
 log = logging.getLogger(__name__)
 
@@ -309,7 +309,8 @@ def pairs_from_hits(hits: Iterable[SearchHit], *, limit: int = 200) -> list[Pair
     English sentences go through the English rules (`questions_for`, `named_subject`), Chinese ones through the
     Chinese (`zh_questions.questions_zh`). A question drawn twice with different answers ("Which command can replace
     all instances of …?": ed(1), sed(1); "哪个命令是一个屏幕编辑器？": vim(1), emacs(1)) asks nothing one answer
-    settles, so neither is kept.
+    settles, so neither is kept: every sentence is read before the first `limit` pairs are returned, since a later
+    sentence can drop an earlier pair.
     """
     hits = list(hits)
     proper = proper_words(s for h in hits for s in sentences(h.text))
@@ -331,7 +332,7 @@ def pairs_from_hits(hits: Iterable[SearchHit], *, limit: int = 200) -> list[Pair
             for question, answer in drawn:
                 key = question.casefold()
                 if key in answers:
-                    if answers[key] != answer:
+                    if answers[key].casefold() != answer.casefold():
                         ambiguous.add(key)
                     continue
                 answers[key] = answer
@@ -356,11 +357,13 @@ ENGLISH_RULES = (
     "many…), each answered by a short part of its sentence; sentences that give no sensible question are skipped. "
     "Review and edit them below before training."
 )
-CHINESE_RULES = (
+CHINESE_KINDS = (
     "Chinese sentences are asked where they hold a count (多少人), a frequency (多久), a year (哪一年), a place "
-    "after 位于 (哪里), or a command, file or package named in Latin script (什么命令, 什么文件): the span is "
-    "replaced by its question word, as Chinese asks. Sentences that need the text around them (它, 这, 参见…) "
-    "are skipped. Review and edit the pairs below before training."
+    "after 位于 (哪里), or a command, file or package named in Latin script (什么命令, 什么文件)"
+)
+CHINESE_RULES = (
+    f"{CHINESE_KINDS}: the span is replaced by its question word, as Chinese asks. Sentences that need the text "
+    "around them (它, 这, 参见…) are skipped. Review and edit the pairs below before training."
 )
 
 
@@ -371,11 +374,10 @@ def no_pairs_reason(hits: Sequence[SearchHit]) -> str:
     text = " ".join(h.text for h in hits)
     found = [s for h in hits for s in sentences(h.text)]
     if is_cjk(text):
-        if not any(chinese(s) for s in found):
+        if re.search(f"[{KANA}{HANGUL}]", text):
             return NOT_FOR_JAPANESE
         return (
-            f"None of its {len(found):,} sentences fits a rule: {CHINESE_RULES.split(': the span')[0]}. "
-            f"Use another document, or {OTHER_WAYS}."
+            f"None of its {len(found):,} sentences fits a rule: {CHINESE_KINDS}. Use another document, or {OTHER_WAYS}."
         )
     words = len(text.split())
     if not found or words / len(found) > GLUED_WORDS_PER_SENTENCE:

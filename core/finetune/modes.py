@@ -95,14 +95,15 @@ JOINT_EPOCHS = 3
 # every further epoch teaches "copy the first sentence", which a reader's own question often does not want.
 # bench/modes.py, 3 Dec 2026, FT+RAG at 1 epoch against 3 (RAG on the base; control points forgotten): corvane
 # 88% against 79% (83%; 0 against 17), vellacourt 45% against 50% (45%; 7 and 7), the Debian Reference 50%
-# against 47% (57%; 0 against 10), training 39 s against 148 s. The user's own facts (the sample's, an upload)
+# against 47% (57%; 0 against 10), training 28-39 s against 92-148 s. The user's own facts (the sample's, an upload)
 # keep 3: asked as written, they are learned, and one epoch lost them (brackenridge 55% against 65%; RAG 65%).
 JOINT_EPOCHS_DRAWN = 1
 DRAWN_EPOCHS_NOTE = (
     "These pairs were drawn from a knowledge base, so Joint trains them for one epoch, not three: the questions "
     "were written from the sentence retrieval then puts first, and more epochs teach the model to copy that "
-    "sentence. On the held-out sets one epoch answered as many or more with retrieval (corvane 88% against 79%) "
-    "and forgot fewer general answers: 0-10 control points against 7-17 (bench/modes.py)."
+    "sentence. With retrieval, one epoch answered more on corvane (88% against 79%) and the Debian Reference, one "
+    "question fewer on vellacourt (45% against 50%), and forgot fewer general answers: 0-10 control points "
+    "against 7-17 (bench/modes.py)."
 )
 # With the 80 general examples replayed (TrainSettings.replay), half the plain learning rate: on corvane, joint
 # training forgot 10 control points at 1e-3 against 14 at 2e-3 (and 14 without replay at either rate), for 67%

@@ -43,9 +43,16 @@ _SPANS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("多久", re.compile(rf"每(?:隔)?{NUMBER}(?:个)?(?:{_PERIOD})")),
     # A year, not a decade (90 年代), a span (三年内) or a date (2014年3月): 哪一年.
     ("哪一年", re.compile(rf"(?<![\d.])(?:\d{{4}}|[{_DIGITS}]{{4}})\s?年(?!\d|代|[以前后内]|[{_DIGITS}十]+月)")),
-    ("百分之多少", re.compile(rf"百分之{NUMBER}|(?<![A-Za-z0-9_.]){NUMBER}\s?%")),
-    # Not an ordinal (第三), a frequency (每三天), a demonstrative's count (这两个) or one after a list ("A 和 B 两个").
-    ("count", re.compile(rf"(?<![A-Za-z0-9_.)）第每满隔这那前-])(?P<n>{RANGE})\s?(?P<unit>{_UNIT})(?![A-Za-z]|代)")),
+    ("百分之多少", re.compile(rf"百分之{NUMBER}(?![{_NUMERAL}点])|(?<![A-Za-z0-9_.]){NUMBER}\s?%")),
+    # Not an ordinal (第三), a frequency (每三天), a demonstrative's count (这两个), one after a list ("A 和 B 两个"),
+    # the tail of a longer numeral (第三十八条), a decade (90 年代) or a date's year (2014年3月).
+    (
+        "count",
+        re.compile(
+            rf"(?<![A-Za-z0-9_.)）第每满隔这那前{_NUMERAL}点-])(?P<n>{RANGE})\s?(?P<unit>{_UNIT})"
+            rf"(?![A-Za-z]|代|\s?[\d{_DIGITS}十]+月)"
+        ),
+    ),
     ("哪里", re.compile(r"(?<=位于)[^，。；：,;:（(何哪\s]{2,15}(?=[，。；：,;:]|$)")),
     ("kind", re.compile(rf"(?<![A-Za-z0-9_.（(%:=-]){_TERM}\s?(?P<kind>{KINDS})")),
 )
@@ -68,7 +75,7 @@ _LABEL = re.compile(rf"^(?:注意|提示|警告|小心)\s?(?=[{HAN}])")
 GENERIC = {"gui", "unix", "gnu", "linux", "debian", "shell", "posix", "windows", "cli", "web", "unix-like", "x11"}
 _CAUSE = re.compile(r"由于|因为")
 # A sentence whose start the PDF cut: "charset=ISO-2022-JP” 通常…", "Unicode，并且…".
-_CUT_START = re.compile(rf"^[^{HAN}]*(?:=|[A-Za-z]”)|^[A-Za-z][\w-]*[，,]")
+_CUT_START = re.compile(rf"^[^{HAN}]*(?:=|[A-Za-z]”)|^[A-Za-z][A-Za-z0-9_-]*[，,]")
 _PLACEHOLDER = re.compile(r"foo|bar\b|/path/to|example|\bX{2,}", re.IGNORECASE)
 # Before its first Han character a sentence names at most one thing in Latin script ("T3 是…", "mount(8) 用于…"):
 # more is a heading, a date or a command glued on by the PDF ("19 mai 2021 15:19:02 UTC 这里…").
@@ -85,7 +92,7 @@ _CONDITION = re.compile(
 _MIN_CJK = 6
 _MIN_ASKED = 4  # Han characters a question keeps besides its question word ("T3 共有多少支滤芯？")
 # A clause that says what the one before is for: "编辑”/etc/passwd” 文件，使 root 账户条目的第二段为空".
-_PURPOSE = re.compile(r"\s*(?:使|来|以便?|从而|便于|用于|用来)")
+_PURPOSE = re.compile(r"\s*(?:使|来(?!自)|以便|以(?![上下前后内外])|从而|便于|用于|用来)")
 
 
 def _cjk_count(text: str) -> int:

@@ -89,6 +89,12 @@ with the replay every epoch (`--passes 6`) 83%, 46 points: more replay does not 
 questions, the default adapter answers "Germany" to "What is the capital of Germany?" and "O" for carbon
 dioxide: its general answers break, they are not replaced by the trained facts.
 
+Gemma on the Chinese sample with today's defaults (`--base gemma --sets qingwu --modes joint`, 3 Dec, its own 30
+facts, 3 epochs, none without the answer's chunk): RAG 40%, Joint 93%, 28 control points forgotten (of the 24 the
+base knows one is 4.2 points), 78 s. Against forgetting, tried: LoRA on attention only (`--targets
+q_proj,k_proj,v_proj,o_proj`) 80%, 36 pts; rank 4 77%, 40 pts; lr 2.5e-4 83%, 32 pts. None forgets less than the
+default, so it stays.
+
 The real-document sets of bench/real_docs.py (`--sets real-en,real-zh-cn`: the Debian Reference PDF, ingested as a
 new user's knowledge base, and its 30 questions) train on the pairs the Fine-tune page draws from that knowledge
 base (`--pairs N` keeps the first N). real-zh-cn on Gemma (`--base gemma --sets real-zh-cn --modes joint`, 3 Dec,

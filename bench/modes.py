@@ -217,7 +217,7 @@ def main() -> None:
 
     train = settings_for("joint")
     print(f"load average {os.getloadavg()[0]:.2f}; LoRA rank {train.rank}, {train.epochs} epochs (joint modes; "
-          f"Joint on drawn pairs {settings_for('joint', [Pair('q', 'a', evidence='e')]).epochs}), "
+          f"Joint on drawn pairs {args.epochs or modes.JOINT_EPOCHS_DRAWN}), "
           f"lr {train.learning_rate}; {train.replay} general examples replayed; without golden "
           f"{args.without_golden}")  # fmt: skip
     # set, mode, correct, training s, all s, note, model id

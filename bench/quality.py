@@ -158,12 +158,9 @@ def main() -> None:
                 replace(rag, name=f"RAG·{base_name(m.id)[:7]}", model=m.id) for m in others if m.id != rag.model
             )
         if "FT+RAG" in args.strategies.split(","):  # and each training mode's newest model, served the same way
-            asked = {(s.model, s.template, s.retrieval, s.kb, s.top_k) for s in strategies}  # the preset's once
-            strategies += tuple(
-                s
-                for s in modes.mode_strategies(data_dir, models, kb)
-                if (s.model, s.template, s.retrieval, s.kb, s.top_k) not in asked
-            )
+            asked = {replace(s, name="") for s in strategies}  # a mode's model that is the preset's is asked once
+            by_mode = modes.mode_strategies(data_dir, models, kb)
+            strategies += tuple(s for s in by_mode if replace(s, name="") not in asked)
         run_id = start_run(runtime, EvalRequest(f"quality {kb}", set_name, questions, strategies))
         started = time.perf_counter()
         run_evaluation(runtime, run_id, embedder=embedder.embeddings)

@@ -313,15 +313,16 @@ def pairs_from_hits(hits: Iterable[SearchHit], *, limit: int = 200) -> list[Pair
     sentence can drop an earlier pair.
     """
     hits = list(hits)
-    proper = proper_words(s for h in hits for s in sentences(h.text))
-    topic = topic_words([s for h in hits for s in sentences(h.text)])
+    split = [sentences(h.text) for h in hits]  # each chunk's sentences, split once
+    proper = proper_words(s for found in split for s in found)
+    topic = topic_words([s for found in split for s in found])
     names = named_things(h.text for h in hits)
     seen: set[str] = set()
     answers: dict[str, str] = {}  # each question drawn, and its answer
     ambiguous: set[str] = set()
     out: list[Pair] = []
-    for hit in hits:
-        for sentence in sentences(hit.text):
+    for found in split:
+        for sentence in found:
             if sentence in seen:
                 continue
             seen.add(sentence)

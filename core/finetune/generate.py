@@ -24,7 +24,7 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 from pathlib import PurePath
 
 from core.finetune.answer_spans import find_spans
@@ -118,7 +118,7 @@ def named_things(texts: Iterable[str]) -> set[str]:
     return {m.group(1) for text in texts for m in re.finditer(r"\b([a-z][A-Za-z0-9_.+-]*)\(\d\)", text)}
 
 
-def named_subject(sentence: str, names: Iterable[str] = ()) -> tuple[str, str] | None:
+def named_subject(sentence: str, names: Set[str] = frozenset()) -> tuple[str, str] | None:
     """("Which command …?", name) for a sentence whose subject is a named command, package, file…; else None.
 
     The name must read as one: a manual page ("who(1)"), a path, a word with a digit, dot, hyphen or underscore
@@ -132,7 +132,7 @@ def named_subject(sentence: str, names: Iterable[str] = ()) -> tuple[str, str] |
     kind = m.group("kind") or (_MAN_KINDS.get(man[1]) if man else None)
     if kind is None or not 3 <= len(rest.split()) <= 20 or _POINTS_AWAY.search(rest):
         return None
-    if not (man or re.search(r"[\d/._$~+-]", name) or name in set(names)) or len(name) < 2:
+    if not (man or re.search(r"[\d/._$~+-]", name) or name in names) or len(name) < 2:
         return None
     return f"Which {kind} {rest}?", name
 
